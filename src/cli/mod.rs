@@ -1,0 +1,82 @@
+//! Command-line interface: one module per command, each returning an [`Exit`] or an [`Error`].
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::{Exit, Result};
+
+pub mod check;
+pub mod doctor;
+pub mod explain;
+pub mod plan;
+pub mod run;
+pub mod schema;
+pub mod tools;
+pub mod validate;
+pub mod verify;
+
+/// Proves whether Telepresence works under strict Kyverno policies, and what it takes.
+///
+/// Exit codes: 0 success, 1 a scenario failed, 2 usage or input error, 3 missing prerequisite
+/// or infrastructure error.
+#[derive(Debug, Parser)]
+#[command(name = "kyvtel", version, about)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output format of commands that support machine-readable output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Output {
+    /// For people.
+    #[default]
+    Text,
+    /// For programs.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check scenario files: schema, referenced files, policies and rules, versions.
+    Validate(validate::Args),
+    /// Print the resolved plan of a scenario (pure: no side effects, no network).
+    Plan(plan::Args),
+    /// Report what a live run needs and what is missing.
+    Doctor(doctor::Args),
+    /// Print the JSON Schema of scenario files.
+    Schema(schema::Args),
+    /// Judge a pod (from `kubectl get pod -o yaml|json`) against a scenario's expectations.
+    Verify(verify::Args),
+    /// Explain a Kyverno denial message.
+    Explain(explain::Args),
+    /// Predict admission offline with the real Kyverno engine (Kyverno CLI).
+    Check(check::Args),
+    /// Run scenarios on a live cluster.
+    Run(run::Args),
+    /// Manage the pinned external tools.
+    Tools(tools::Args),
+}
+
+/// Runs one parsed command.
+pub fn dispatch(cli: Cli) -> Result<Exit> {
+    match cli.command {
+        Command::Validate(a) => validate::run(a),
+        Command::Plan(a) => plan::run(a),
+        Command::Doctor(a) => doctor::run(a),
+        Command::Schema(a) => schema::run(a),
+        Command::Verify(a) => verify::run(a),
+        Command::Explain(a) => explain::run(a),
+        Command::Check(a) => check::run(a),
+        Command::Run(a) => run::run(a),
+        Command::Tools(a) => tools::run(a),
+    }
+}
+
+/// The default scenario directory, relative to the working directory.
+pub fn default_scenario_dir() -> PathBuf {
+    PathBuf::from("scenarios")
+}

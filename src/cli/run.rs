@@ -1,0 +1,51 @@
+//! `kyvtel run SCENARIO...`.
+
+use std::path::PathBuf;
+
+use crate::{Error, Exit, Result};
+
+/// Which cluster provider a run uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ProviderKind {
+    /// A kind cluster per (node image, Kyverno chart) cell.
+    #[default]
+    Kind,
+    /// A privileged k3s container through testcontainers.
+    K3s,
+    /// A given kubeconfig and context; never created or deleted.
+    Existing,
+}
+
+/// Arguments of `kyvtel run`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Scenario files.
+    #[arg(required = true)]
+    pub scenarios: Vec<PathBuf>,
+    /// Keep the cluster after the run.
+    #[arg(long)]
+    pub keep: bool,
+    /// Reuse a matching cluster between runs.
+    #[arg(long)]
+    pub reuse: bool,
+    /// The cluster provider.
+    #[arg(long, value_enum, default_value_t)]
+    pub provider: ProviderKind,
+    /// Kubeconfig of an existing cluster.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Context in that kubeconfig.
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Where reports and evidence go (default `target/kyvtel`).
+    #[arg(long)]
+    pub report_dir: Option<PathBuf>,
+    /// JUnit XML output file.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+}
+
+/// Runs `kyvtel run`.
+pub fn run(_args: Args) -> Result<Exit> {
+    Err(Error::NotImplemented("kyvtel run"))
+}

@@ -1,0 +1,1 @@
+//! Prerequisite checks for a live run.

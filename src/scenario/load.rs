@@ -1,0 +1,305 @@
+//! Loading a scenario: decode (located errors), resolve versions, read every referenced file, and
+//! check what the schema cannot (references, rules, versions, names). Nothing is executed.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::model::{Scenario, Step};
+use super::pins::Pins;
+use super::policy;
+use super::resolve::Versions;
+use super::version::VersionReq;
+use crate::error::{Diagnostic, Error, Result};
+use crate::outcome::expect::When;
+use crate::yaml::{self, Document, Index};
+
+/// Namespaces Kyverno never validates by default, so they cannot host a test (facts.md §3).
+pub const KYVERNO_SKIPPED_NAMESPACES: [&str; 4] = ["kube-system", "kube-public", "kube-node-lease", "kyverno"];
+
+/// A file a scenario refers to, with its documents.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// The path, resolved against the scenario's directory.
+    pub path: PathBuf,
+    /// Its YAML documents.
+    pub documents: Vec<Document>,
+}
+
+/// A ClusterPolicy with the scenario's exclusions merged in.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The policy file.
+    pub path: PathBuf,
+    /// The document as written (for locating problems).
+    pub source: Document,
+    /// The document with exclusions merged: what will be applied.
+    pub merged: Value,
+}
+
+/// A scenario and everything it refers to, checked.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The scenario file.
+    pub path: PathBuf,
+    /// The decoded scenario.
+    pub scenario: Scenario,
+    /// Where its nodes sit.
+    pub index: Index,
+    /// The versions it runs with.
+    pub versions: Versions,
+    /// The kind config file.
+    pub kind_config: PathBuf,
+    /// The policies, exclusions merged, in order.
+    pub policies: Vec<Policy>,
+    /// The Telepresence values file and its content.
+    pub telepresence_values: Option<(PathBuf, Value)>,
+    /// The workload manifests, in order.
+    pub manifests: Vec<SourceFile>,
+}
+
+impl Loaded {
+    /// The scenario's name.
+    pub fn name(&self) -> &str {
+        &self.scenario.metadata.name
+    }
+
+    /// The workload Deployment document.
+    pub fn workload(&self) -> Option<&Value> {
+        self.manifest_values().find(|d| d["kind"] == "Deployment" && policy::name(d) == Some(&self.scenario.spec.workload.name))
+    }
+
+    /// Every workload manifest document, in order.
+    pub fn manifest_values(&self) -> impl Iterator<Item = &Value> {
+        self.manifests.iter().flat_map(|f| f.documents.iter().map(|d| &d.value))
+    }
+
+    /// The workload's pod selector (`spec.selector.matchLabels`).
+    pub fn workload_selector(&self) -> serde_json::Map<String, Value> {
+        self.workload()
+            .and_then(|d| d["spec"]["selector"]["matchLabels"].as_object().cloned())
+            .unwrap_or_default()
+    }
+}
+
+/// Collects located problems while loading.
+struct Problems<'a> {
+    file: &'a Path,
+    index: &'a Index,
+    list: Vec<Diagnostic>,
+}
+
+impl Problems<'_> {
+    fn at(&mut self, pointer: &str, message: impl Into<String>) {
+        let loc = self.index.value(pointer).or_else(|| self.index.nearest(pointer));
+        self.list.push(Diagnostic::at(self.file, loc, message));
+    }
+}
+
+/// Loads and checks one scenario file with the built-in pins.
+pub fn load(path: &Path) -> Result<Loaded> {
+    load_with(path, &Pins::builtin())
+}
+
+/// Loads and checks one scenario file against `pins`.
+pub fn load_with(path: &Path, pins: &Pins) -> Result<Loaded> {
+    let src = yaml::read(path)?;
+    let (scenario, index): (Scenario, Index) = yaml::typed(path, &src)?;
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut p = Problems { file: path, index: &index, list: Vec::new() };
+    let mut other_files: Vec<Diagnostic> = Vec::new();
+    let spec = &scenario.spec;
+
+    check_name(&mut p, &scenario.metadata.name);
+    let versions = match Versions::resolve(pins, &spec.versions) {
+        Ok(v) => Some(v),
+        Err(errs) => {
+            for e in errs {
+                p.at(&format!("/spec/versions/{}", e.field), e.message);
+            }
+            None
+        }
+    };
+
+    let kind_config = dir.join(&spec.cluster.kind_config);
+    if !kind_config.is_file() {
+        p.at("/spec/cluster/kindConfig", format!("file not found: {}", kind_config.display()));
+    }
+
+    let mut policies = Vec::new();
+    for (i, rel) in spec.kyverno.policies.iter().enumerate() {
+        let file = dir.join(rel);
+        match read_docs(&file) {
+            Err(Error::Input(d)) if d.iter().all(|x| x.location.is_none()) => {
+                p.at(&format!("/spec/kyverno/policies/{i}"), format!("{}: {}", file.display(), d[0].message))
+            }
+            Err(Error::Input(d)) => other_files.extend(d),
+            Err(e) => return Err(e),
+            Ok(docs) => {
+                for doc in docs {
+                    if policy::is_cluster_policy(&doc.value) {
+                        policies.push(Policy { path: file.clone(), merged: doc.value.clone(), source: doc });
+                    } else {
+                        let loc = doc.index.value("");
+                        other_files.push(Diagnostic::at(&file, loc, "expected a kyverno.io ClusterPolicy"));
+                    }
+                }
+            }
+        }
+    }
+    for (i, ex) in spec.kyverno.exclusions.iter().enumerate() {
+        let Some(pol) = policies.iter_mut().find(|x| policy::name(&x.merged) == Some(&ex.policy)) else {
+            p.at(&format!("/spec/kyverno/exclusions/{i}/policy"), format!("no policy named `{}` in spec.kyverno.policies", ex.policy));
+            continue;
+        };
+        if ex.namespaces.is_empty() {
+            p.at(&format!("/spec/kyverno/exclusions/{i}/namespaces"), "list at least one namespace");
+        }
+        for (j, rule) in ex.rules.iter().enumerate() {
+            if !policy::exclude_namespaces(&mut pol.merged, rule, &ex.namespaces) {
+                let known = policy::rule_names(&pol.merged).join(", ");
+                p.at(
+                    &format!("/spec/kyverno/exclusions/{i}/rules/{j}"),
+                    format!("policy `{}` has no rule `{rule}`; its rules: {known}", ex.policy),
+                );
+            }
+        }
+    }
+
+    let telepresence_values = match &spec.telepresence.values {
+        None => None,
+        Some(rel) => {
+            let file = dir.join(rel);
+            match read_docs(&file) {
+                Ok(docs) if docs.len() == 1 && docs[0].value.is_object() => Some((file, docs[0].value.clone())),
+                Ok(_) => {
+                    p.at("/spec/telepresence/values", format!("{}: expected one YAML mapping of Helm values", file.display()));
+                    None
+                }
+                Err(Error::Input(d)) if d.iter().all(|x| x.location.is_none()) => {
+                    p.at("/spec/telepresence/values", format!("{}: {}", file.display(), d[0].message));
+                    None
+                }
+                Err(Error::Input(d)) => {
+                    other_files.extend(d);
+                    None
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    };
+
+    let mut manifests = Vec::new();
+    for (i, rel) in spec.workload.manifests.iter().enumerate() {
+        let file = dir.join(rel);
+        match read_docs(&file) {
+            Ok(documents) => manifests.push(SourceFile { path: file, documents }),
+            Err(Error::Input(d)) if d.iter().all(|x| x.location.is_none()) => {
+                p.at(&format!("/spec/workload/manifests/{i}"), format!("{}: {}", file.display(), d[0].message))
+            }
+            Err(Error::Input(d)) => other_files.extend(d),
+            Err(e) => return Err(e),
+        }
+    }
+    let ns = &spec.workload.namespace;
+    if KYVERNO_SKIPPED_NAMESPACES.contains(&ns.as_str()) {
+        p.at("/spec/workload/namespace", format!("Kyverno does not validate namespace `{ns}`; use another"));
+    }
+    if ns == &spec.telepresence.manager_namespace {
+        p.at("/spec/workload/namespace", "the workload namespace must differ from the manager namespace");
+    }
+    let has_workload = manifests.iter().flat_map(|f| &f.documents).any(|d| {
+        d.value["kind"] == "Deployment" && policy::name(&d.value) == Some(spec.workload.name.as_str())
+    });
+    if !has_workload && p.list.iter().all(|d| !d.message.contains("manifests")) {
+        p.at("/spec/workload/name", format!("no Deployment named `{}` in spec.workload.manifests", spec.workload.name));
+    }
+
+    check_steps(&mut p, &scenario);
+    for (i, group) in spec.expect.pod.iter().enumerate() {
+        if let Some(w) = &group.when {
+            check_when(&mut p, &format!("/spec/expect/pod/{i}/when"), w);
+        }
+    }
+
+    p.list.extend(other_files);
+    match versions {
+        Some(versions) if p.list.is_empty() => Ok(Loaded {
+            path: path.to_path_buf(),
+            scenario,
+            index,
+            versions,
+            kind_config,
+            policies,
+            telepresence_values,
+            manifests,
+        }),
+        _ => Err(Error::Input(p.list)),
+    }
+}
+
+fn read_docs(file: &Path) -> Result<Vec<Document>> {
+    let src = yaml::read(file)?;
+    let docs = yaml::documents(file, &src)?;
+    if docs.is_empty() {
+        return Err(Error::input(file, None, "the file is empty"));
+    }
+    Ok(docs)
+}
+
+fn check_name(p: &mut Problems<'_>, name: &str) {
+    let ok = !name.is_empty()
+        && name.len() <= 40
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if !ok {
+        p.at("/metadata/name", format!("`{name}` is not a DNS label of at most 40 characters (lower-case letters, digits, `-`)"));
+    }
+}
+
+fn check_when(p: &mut Problems<'_>, at: &str, w: &When) {
+    for (field, req) in [("telepresence", &w.telepresence), ("kyverno", &w.kyverno), ("kubernetes", &w.kubernetes)] {
+        if let Some(r) = req {
+            if let Err(m) = VersionReq::parse(r) {
+                p.at(&format!("{at}/{field}"), m);
+            }
+        }
+    }
+}
+
+fn check_steps(p: &mut Problems<'_>, s: &Scenario) {
+    if s.spec.steps.is_empty() {
+        p.at("/spec/steps", "list at least one step");
+    }
+    for (i, step) in s.spec.steps.iter().enumerate() {
+        let at = format!("/spec/steps/{i}/{}", step_key(step));
+        if let Some(t) = step.timeout() {
+            if let Err(m) = crate::plan::duration::parse(t) {
+                p.at(&format!("{at}/timeout"), m);
+            }
+        }
+        if let Step::Intercept(x) = step {
+            if x.workload != s.spec.workload.name {
+                p.at(&format!("{at}/workload"), format!("intercept names `{}`, but the workload is `{}`", x.workload, s.spec.workload.name));
+            }
+            if x.port == 0 {
+                p.at(&format!("{at}/port"), "port must be between 1 and 65535");
+            }
+        }
+    }
+}
+
+/// The YAML key of a step (`installKyverno`, `intercept`, ...).
+pub fn step_key(step: &Step) -> &'static str {
+    match step {
+        Step::InstallKyverno(_) => "installKyverno",
+        Step::ApplyPolicies(_) => "applyPolicies",
+        Step::InstallTelepresence(_) => "installTelepresence",
+        Step::DeployWorkload(_) => "deployWorkload",
+        Step::Connect(_) => "connect",
+        Step::Intercept(_) => "intercept",
+        Step::SendTraffic(_) => "sendTraffic",
+        Step::Leave(_) => "leave",
+    }
+}

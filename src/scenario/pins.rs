@@ -1,0 +1,137 @@
+//! Pinned default versions, loaded from the one data file `pins.yaml` (compiled in).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::version::Version;
+
+/// The pins data file, embedded at build time.
+pub const PINS_YAML: &str = include_str!("pins.yaml");
+
+/// One downloadable release of a tool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Release {
+    /// Download URL.
+    pub url: String,
+    /// Upstream checksum file next to the download, when published.
+    #[serde(default)]
+    pub checksum_url: Option<String>,
+    /// Pinned sha256 of the download, when known.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// The member to extract from an archive.
+    #[serde(default)]
+    pub member: Option<String>,
+    /// kind only: node images this release supports, first is the default.
+    #[serde(default)]
+    pub node_images: Vec<String>,
+    /// Kyverno chart only: the Kyverno app version it ships.
+    #[serde(default)]
+    pub app_version: Option<String>,
+    /// Kyverno chart only: the supported Kubernetes range.
+    #[serde(default)]
+    pub kubernetes: Option<String>,
+}
+
+/// The releases of one tool and its default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Tool {
+    /// The default version.
+    pub default: String,
+    /// Every known version.
+    pub releases: BTreeMap<String, Release>,
+}
+
+impl Tool {
+    /// The release for `version`, or `None` if it is not pinned.
+    pub fn release(&self, version: &str) -> Option<&Release> {
+        self.releases.get(version)
+    }
+
+    /// The known versions, comma separated, for error messages.
+    pub fn known(&self) -> String {
+        self.releases.keys().cloned().collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// Every pinned tool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Pins {
+    /// kind releases and their node images.
+    pub kind: Tool,
+    /// Helm releases.
+    pub helm: Tool,
+    /// kubectl releases.
+    pub kubectl: Tool,
+    /// Kyverno Helm chart versions.
+    pub kyverno_chart: Tool,
+    /// Kyverno CLI releases.
+    pub kyverno_cli: Tool,
+    /// Telepresence releases.
+    pub telepresence: Tool,
+}
+
+impl Pins {
+    /// The compiled-in pins. The data file is checked by a unit test, so this cannot fail at run time.
+    pub fn builtin() -> Pins {
+        serde_saphyr::from_str(PINS_YAML).expect("pins.yaml is valid (checked by tests)")
+    }
+}
+
+/// A kind node image reference, `kindest/node:vX.Y.Z@sha256:...`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeImage {
+    /// The full reference, with digest.
+    pub reference: String,
+    /// The Kubernetes version in its tag.
+    pub kubernetes: String,
+}
+
+impl NodeImage {
+    /// Parses a reference; it must carry a tag and a sha256 digest.
+    pub fn parse(reference: &str) -> Result<NodeImage, String> {
+        let (name_tag, digest) = reference
+            .split_once("@sha256:")
+            .ok_or_else(|| format!("node image `{reference}` must be pinned by digest (`...@sha256:<hex>`)"))?;
+        if digest.len() != 64 || !digest.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(format!("node image `{reference}` has a malformed sha256 digest"));
+        }
+        let tag = name_tag.rsplit_once(':').map(|(_, t)| t).unwrap_or_default();
+        if Version::parse(tag).is_none() {
+            return Err(format!("node image `{reference}` has no Kubernetes version tag"));
+        }
+        Ok(NodeImage { reference: reference.to_string(), kubernetes: tag.trim_start_matches('v').to_string() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_pins_parse_and_defaults_exist() {
+        let p = Pins::builtin();
+        for t in [&p.kind, &p.helm, &p.kubectl, &p.kyverno_chart, &p.kyverno_cli, &p.telepresence] {
+            assert!(t.release(&t.default).is_some(), "default {} is not a listed release", t.default);
+        }
+        let kind = p.kind.release(&p.kind.default).unwrap();
+        assert!(kind.node_images.iter().all(|i| NodeImage::parse(i).is_ok()));
+        for r in p.kyverno_chart.releases.values() {
+            assert!(r.app_version.is_some() && r.kubernetes.is_some());
+        }
+    }
+
+    #[test]
+    fn node_image_requires_digest() {
+        assert!(NodeImage::parse("kindest/node:v1.35.8").unwrap_err().contains("by digest"));
+        let img = NodeImage::parse(
+            "kindest/node:v1.35.8@sha256:07b2536e30b803ed61d1677a79df6115f798ce64c80f9e22f6ed45afd09323c0",
+        )
+        .unwrap();
+        assert_eq!(img.kubernetes, "1.35.8");
+    }
+}

@@ -1,0 +1,1 @@
+//! External CLIs (kind, helm, telepresence, docker, kyverno): command builders, version detection, provisioning.
