@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use serde_saphyr::granit_parser::{Event, Parser};
+use serde_saphyr::granit_parser::{Event, Parser, ScanError};
 
 use crate::error::{Error, Location, Result};
 
@@ -74,8 +74,8 @@ pub fn read(path: &Path) -> Result<String> {
 /// Decodes every document in `src` as untyped values, with an index per document.
 /// Empty documents (e.g. a trailing `---`) are dropped.
 pub fn documents(path: &Path, src: &str) -> Result<Vec<Document>> {
+    let indexes = index_documents(src).map_err(|e| syntax_error(path, &e))?;
     let values: Vec<Value> = serde_saphyr::from_multiple(src).map_err(|e| decode_error(path, &e))?;
-    let indexes = index_documents(src);
     let docs = values
         .into_iter()
         .zip(indexes.into_iter().chain(std::iter::repeat_with(Index::default)))
@@ -93,8 +93,9 @@ pub fn typed<T: DeserializeOwned>(path: &Path, src: &str) -> Result<(T, Index)> 
     }) {
         return Err(Error::input(path, None, "the file is empty"));
     }
+    // Syntax first, so that malformed YAML is reported as such rather than as a schema error.
+    let index = index_documents(src).map_err(|e| syntax_error(path, &e))?.into_iter().next().unwrap_or_default();
     let value: T = serde_saphyr::from_str(src).map_err(|e| decode_error(path, &e))?;
-    let index = index_documents(src).into_iter().next().unwrap_or_default();
     Ok((value, index))
 }
 
@@ -106,8 +107,18 @@ fn decode_error(path: &Path, e: &serde_saphyr::Error) -> Error {
     if let Some(i) = message.find(" at line ") {
         message.truncate(i);
     }
+    // Drop library advice aimed at programmers (e.g. "set DuplicateKeyPolicy in Options").
+    if let Some(i) = message.find(", set ") {
+        message.truncate(i);
+    }
     let message = message.lines().next().unwrap_or_default().trim().to_string();
     Error::input(path, location, message)
+}
+
+/// Turns a parser error into a located "invalid YAML" diagnostic.
+fn syntax_error(path: &Path, e: &ScanError) -> Error {
+    let m = e.marker();
+    Error::input(path, Some(Location { line: m.line(), column: m.col() + 1 }), format!("invalid YAML: {}", e.info()))
 }
 
 enum Frame {
@@ -116,12 +127,12 @@ enum Frame {
 }
 
 /// Records the location of every node of every document, by JSON pointer.
-fn index_documents(src: &str) -> Vec<Index> {
+fn index_documents(src: &str) -> std::result::Result<Vec<Index>, ScanError> {
     let mut out = Vec::new();
     let mut current = Index::default();
     let mut stack: Vec<(String, Frame)> = Vec::new();
     for item in Parser::new_from_str(src) {
-        let Ok((event, span)) = item else { break };
+        let (event, span) = item?;
         let loc = Location { line: span.start.line(), column: span.start.col() + 1 };
         match event {
             Event::DocumentStart(..) => {
@@ -158,7 +169,7 @@ fn index_documents(src: &str) -> Vec<Index> {
             _ => {}
         }
     }
-    out
+    Ok(out)
 }
 
 /// If the innermost frame is a mapping awaiting a key, consumes `text` as that key.
@@ -223,6 +234,12 @@ mod tests {
         let err = documents(Path::new("t.yaml"), "a: 1\na: 2\n").unwrap_err();
         let text = err.to_string();
         assert!(text.starts_with("t.yaml:2:1: "), "{text}");
+    }
+
+    #[test]
+    fn malformed_yaml_is_a_syntax_error() {
+        let err = typed::<Value>(Path::new("m.yaml"), "a: [\n").unwrap_err().to_string();
+        assert_eq!(err, "m.yaml:1:4: invalid YAML: unclosed bracket '['");
     }
 
     #[test]

@@ -10,3 +10,4 @@ pub mod load;
 pub mod policy;
 
 pub use load::{Loaded, load};
+pub mod structural;
