@@ -1,1 +1,169 @@
-//! Prerequisite checks for a live run.
+//! `kyvtel doctor`: what a live run needs, one finding per prerequisite, each with a fix.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::scenario::pins::Pins;
+use crate::scenario::version::Version;
+use crate::tools::{CommandLine, RunError, Runner, Tool, version};
+
+/// Minimum free disk for a kind cluster and its images.
+pub const MIN_FREE_DISK_GIB: u64 = 10;
+
+/// One prerequisite and whether it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Short name, e.g. `docker`, `kind`, `sudo`.
+    pub check: String,
+    /// Whether it holds.
+    pub ok: bool,
+    /// What was observed.
+    pub detail: String,
+    /// How to fix it (empty when ok).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub fix: String,
+}
+
+impl Finding {
+    fn ok(check: &str, detail: impl Into<String>) -> Self {
+        Finding { check: check.into(), ok: true, detail: detail.into(), fix: String::new() }
+    }
+    fn fail(check: &str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Finding { check: check.into(), ok: false, detail: detail.into(), fix: fix.into() }
+    }
+}
+
+/// What the checks look at; real values in the CLI, fixed ones in tests.
+pub struct Probe<'a> {
+    /// Runs tool commands.
+    pub runner: &'a dyn Runner,
+    /// The pinned versions.
+    pub pins: &'a Pins,
+    /// Whether the process runs as root (then sudo is not needed).
+    pub is_root: bool,
+    /// The TUN device path (`/dev/net/tun`).
+    pub tun: PathBuf,
+    /// Where the run writes (for the free-disk check).
+    pub work_dir: PathBuf,
+}
+
+fn short(e: &RunError) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_string()
+}
+
+fn pinned_tool(p: &Probe<'_>, tool: Tool, pin: &str, optional: bool) -> Finding {
+    let name = tool.program();
+    let want = Version::parse(pin);
+    let install = format!("run `kyvtel tools install` (installs {name} {pin} into .tools/bin)");
+    match version::detect(p.runner, tool) {
+        Err(RunError::NotFound(_)) if optional => Finding::ok(name, format!("not installed (optional; pin {pin})")),
+        Err(e) => Finding::fail(name, short(&e), install),
+        Ok(None) => Finding::fail(name, "installed, but its version could not be read", install),
+        Ok(Some(v)) if Some(&v) == want.as_ref() => Finding::ok(name, format!("{v} (pinned {pin})")),
+        Ok(Some(v)) => Finding::fail(name, format!("{v} does not match the pin {pin}"), install),
+    }
+}
+
+fn docker(p: &Probe<'_>) -> Finding {
+    let cmd = CommandLine::new(Tool::Docker).args(["info", "--format", "{{.ServerVersion}}"]);
+    match p.runner.run(&cmd, Duration::from_secs(20)) {
+        Err(RunError::NotFound(_)) => Finding::fail("docker", "docker CLI not found", "install Docker Engine and start it"),
+        Err(e) => Finding::fail("docker", short(&e), "start the Docker daemon"),
+        Ok(o) if o.success() && !o.stdout.trim().is_empty() => {
+            Finding::ok("docker", format!("daemon {} reachable", o.stdout.trim()))
+        }
+        Ok(o) => Finding::fail(
+            "docker",
+            format!("daemon not reachable: {}", o.stderr.lines().last().unwrap_or("no output").trim()),
+            "start the Docker daemon (or set DOCKER_HOST) and make sure this user may use it",
+        ),
+    }
+}
+
+fn sudo(p: &Probe<'_>) -> Finding {
+    if p.is_root {
+        return Finding::ok("sudo", "running as root; the root daemon needs no sudo");
+    }
+    match p.runner.run(&crate::tools::telepresence::sudo_probe(), Duration::from_secs(10)) {
+        Ok(o) if o.success() => Finding::ok("sudo", "passwordless sudo works (`sudo -n true`)"),
+        Ok(_) | Err(_) => Finding::fail(
+            "sudo",
+            "`sudo -n true` failed: Telepresence's root daemon cannot start",
+            "allow passwordless sudo for this user, or run Telepresence with `connect --docker`",
+        ),
+    }
+}
+
+fn tun(p: &Probe<'_>) -> Finding {
+    if p.tun.exists() {
+        Finding::ok("tun", format!("{} present", p.tun.display()))
+    } else {
+        Finding::fail("tun", format!("{} missing", p.tun.display()), "load the tun module (`modprobe tun`) or use `connect --docker`")
+    }
+}
+
+fn disk(p: &Probe<'_>) -> Finding {
+    let dir = existing_ancestor(&p.work_dir);
+    match free_gib(p.runner, &dir) {
+        Some(g) if g >= MIN_FREE_DISK_GIB => Finding::ok("disk", format!("{g} GiB free in {}", dir.display())),
+        Some(g) => Finding::fail(
+            "disk",
+            format!("{g} GiB free in {}, need {MIN_FREE_DISK_GIB}", dir.display()),
+            "free disk space (docker system prune, remove old kind clusters)",
+        ),
+        None => Finding::fail("disk", format!("could not read free space of {}", dir.display()), "check `df -Pk`"),
+    }
+}
+
+fn existing_ancestor(p: &Path) -> PathBuf {
+    p.ancestors().find(|a| a.exists()).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Free GiB of the file system holding `dir`, from `df -Pk` (POSIX format: 4th column, KiB).
+fn free_gib(runner: &dyn Runner, dir: &Path) -> Option<u64> {
+    let out = runner.run(&df(dir), Duration::from_secs(10)).ok()?;
+    let line = out.stdout.lines().nth(1)?;
+    let kib: u64 = line.split_whitespace().nth(3)?.parse().ok()?;
+    Some(kib / (1024 * 1024))
+}
+
+/// `df -Pk DIR`. df is not a pinned tool; the runner resolves it on PATH.
+fn df(dir: &Path) -> CommandLine {
+    CommandLine::new(Tool::Df).args(["-Pk".to_string(), dir.display().to_string()])
+}
+
+/// Runs every check.
+pub fn check(p: &Probe<'_>) -> Vec<Finding> {
+    vec![
+        docker(p),
+        pinned_tool(p, Tool::Kind, &p.pins.kind.default, false),
+        pinned_tool(p, Tool::Helm, &p.pins.helm.default, false),
+        pinned_tool(p, Tool::Telepresence, &p.pins.telepresence.default, false),
+        pinned_tool(p, Tool::Kubectl, &p.pins.kubectl.default, true),
+        sudo(p),
+        tun(p),
+        disk(p),
+    ]
+}
+
+/// Whether every finding holds.
+#[must_use]
+pub fn ready(findings: &[Finding]) -> bool {
+    findings.iter().all(|f| f.ok)
+}
+
+/// One line per finding: `ok   docker: ...` or `FAIL kind: ... (fix: ...)`.
+pub fn render(findings: &[Finding]) -> String {
+    findings
+        .iter()
+        .map(|f| {
+            if f.ok {
+                format!("ok   {}: {}\n", f.check, f.detail)
+            } else {
+                format!("FAIL {}: {} (fix: {})\n", f.check, f.detail, f.fix)
+            }
+        })
+        .collect()
+}

@@ -46,6 +46,10 @@ pub struct Args {
 }
 
 /// Runs `kyvtel run`.
-pub fn run(_args: Args) -> Result<Exit> {
+pub fn run(args: Args) -> Result<Exit> {
+    // Bad input stops the run before anything is executed.
+    for s in &args.scenarios {
+        crate::scenario::load(s)?;
+    }
     Err(Error::NotImplemented("kyvtel run"))
 }

@@ -123,7 +123,7 @@ pub fn load_with(path: &Path, pins: &Pins) -> Result<Loaded> {
 
     let kind_config = dir.join(&spec.cluster.kind_config);
     if !kind_config.is_file() {
-        p.at("/spec/cluster/kindConfig", format!("file not found: {}", kind_config.display()));
+        p.at("/spec/cluster/kindConfig", format!("{}: file not found", spec.cluster.kind_config.display()));
     }
 
     let mut policies = Vec::new();
@@ -131,7 +131,7 @@ pub fn load_with(path: &Path, pins: &Pins) -> Result<Loaded> {
         let file = dir.join(rel);
         match read_docs(&file) {
             Err(Error::Input(d)) if d.iter().all(|x| x.location.is_none()) => {
-                p.at(&format!("/spec/kyverno/policies/{i}"), format!("{}: {}", file.display(), d[0].message))
+                p.at(&format!("/spec/kyverno/policies/{i}"), format!("{}: {}", rel.display(), d[0].message))
             }
             Err(Error::Input(d)) => other_files.extend(d),
             Err(e) => return Err(e),
@@ -173,11 +173,11 @@ pub fn load_with(path: &Path, pins: &Pins) -> Result<Loaded> {
             match read_docs(&file) {
                 Ok(docs) if docs.len() == 1 && docs[0].value.is_object() => Some((file, docs[0].value.clone())),
                 Ok(_) => {
-                    p.at("/spec/telepresence/values", format!("{}: expected one YAML mapping of Helm values", file.display()));
+                    p.at("/spec/telepresence/values", format!("{}: expected one YAML mapping of Helm values", rel.display()));
                     None
                 }
                 Err(Error::Input(d)) if d.iter().all(|x| x.location.is_none()) => {
-                    p.at("/spec/telepresence/values", format!("{}: {}", file.display(), d[0].message));
+                    p.at("/spec/telepresence/values", format!("{}: {}", rel.display(), d[0].message));
                     None
                 }
                 Err(Error::Input(d)) => {
@@ -195,7 +195,7 @@ pub fn load_with(path: &Path, pins: &Pins) -> Result<Loaded> {
         match read_docs(&file) {
             Ok(documents) => manifests.push(SourceFile { path: file, documents }),
             Err(Error::Input(d)) if d.iter().all(|x| x.location.is_none()) => {
-                p.at(&format!("/spec/workload/manifests/{i}"), format!("{}: {}", file.display(), d[0].message))
+                p.at(&format!("/spec/workload/manifests/{i}"), format!("{}: {}", rel.display(), d[0].message))
             }
             Err(Error::Input(d)) => other_files.extend(d),
             Err(e) => return Err(e),

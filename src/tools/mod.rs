@@ -24,6 +24,8 @@ pub enum Tool {
     Kyverno,
     /// sudo (only `sudo -n true`, to probe passwordless sudo).
     Sudo,
+    /// df (only `df -Pk DIR`, for the free-disk check).
+    Df,
 }
 
 impl Tool {
@@ -37,6 +39,7 @@ impl Tool {
             Tool::Kubectl => "kubectl",
             Tool::Kyverno => "kyverno",
             Tool::Sudo => "sudo",
+            Tool::Df => "df",
         }
     }
 }
@@ -150,3 +153,8 @@ pub trait Runner: Send + Sync {
     /// Runs `cmd` to completion, or until `timeout`.
     fn run(&self, cmd: &CommandLine, timeout: Duration) -> Result<Output, RunError>;
 }
+
+pub mod helm;
+pub mod kind;
+pub mod telepresence;
+pub mod version;

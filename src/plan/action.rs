@@ -1,0 +1,245 @@
+//! The typed contents of a plan: one [`Action`] per operation, grouped into [`Phase`]s.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::outcome::expect::{DeniedBy, PodExpectation};
+use crate::scenario::resolve::Versions;
+use crate::tools::CommandLine;
+
+/// Serializes a duration as `90s` / `5m`.
+fn dur<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&super::duration::format(*d))
+}
+
+/// Something to wait for; every wait has a timeout and reports the last observed state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", tag = "kind")]
+pub enum WaitFor {
+    /// A Deployment has condition Available=True.
+    DeploymentAvailable {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
+    /// The traffic-manager workload is ready: a Deployment up to 2.31, a StatefulSet from 2.32.
+    TrafficManagerReady {
+        /// The manager namespace.
+        namespace: String,
+        /// `Deployment` or `StatefulSet`.
+        workload_kind: String,
+    },
+    /// Every named ClusterPolicy has `status.conditions[type=Ready].status == "True"`.
+    PoliciesReady {
+        /// Policy names.
+        names: Vec<String>,
+    },
+    /// A pod of the workload that did not exist before the intercept, with a ready `traffic-agent`.
+    NewAgentPod {
+        /// Namespace.
+        namespace: String,
+        /// The workload's pod selector.
+        selector: serde_json::Map<String, Value>,
+    },
+}
+
+/// Where the evidence for an expected denial is read from. Never a timeout alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", tag = "kind")]
+pub enum DenialSource {
+    /// The stderr of the phase's failed command (e.g. `telepresence helm install`).
+    CommandOutput,
+    /// The API error returned by the phase's apply.
+    ApplyError,
+    /// The workload's ReplicaSets: `ReplicaFailure` conditions and `FailedCreate` events.
+    Workload {
+        /// Namespace.
+        namespace: String,
+        /// Deployment name.
+        name: String,
+    },
+}
+
+/// One operation. Each variant is executed by one function of the runner.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", tag = "op")]
+pub enum Action {
+    /// Run an external command.
+    Run {
+        /// The command.
+        command: CommandLine,
+        /// Its time limit.
+        #[serde(serialize_with = "dur")]
+        timeout: Duration,
+        /// The step expects this command to fail (an expected denial); its output is evidence.
+        expect_failure: bool,
+    },
+    /// Write a run-private file.
+    WriteFile {
+        /// Where.
+        path: PathBuf,
+        /// What.
+        contents: String,
+    },
+    /// Server-side apply with strict field validation, retried while the policy webhook starts.
+    Apply {
+        /// What is applied, for people.
+        label: String,
+        /// The namespace for namespaced objects.
+        namespace: Option<String>,
+        /// The manifests, exactly as applied.
+        objects: Vec<Value>,
+        /// Time limit, including retries.
+        #[serde(serialize_with = "dur")]
+        timeout: Duration,
+        /// The step expects the apply to be denied.
+        expect_failure: bool,
+    },
+    /// Wait for a condition.
+    Wait {
+        /// The condition.
+        until: WaitFor,
+        /// Its time limit.
+        #[serde(serialize_with = "dur")]
+        timeout: Duration,
+    },
+    /// A strict server-side dry-run create of the canary Pod, retried until Kyverno denies it.
+    CanaryDenied {
+        /// The canary Pod.
+        pod: Value,
+        /// Time limit.
+        #[serde(serialize_with = "dur")]
+        timeout: Duration,
+    },
+    /// Prove an expected denial from evidence, and match it against the expectation.
+    ProveDenial {
+        /// Where the denial text is read.
+        source: DenialSource,
+        /// The violations that must appear.
+        expected: Vec<DeniedBy>,
+        /// Time limit for the evidence to appear.
+        #[serde(serialize_with = "dur")]
+        timeout: Duration,
+    },
+    /// Remember the workload's current pods, so that a later wait can tell new ones.
+    RecordPods {
+        /// Namespace.
+        namespace: String,
+        /// The pod selector.
+        selector: serde_json::Map<String, Value>,
+    },
+    /// Serve HTTP on `127.0.0.1:<port>`, answering every request with the per-run token.
+    Serve {
+        /// The intercept's local port.
+        port: u16,
+    },
+    /// Request `url` through the Telepresence connection; the answer must carry the per-run token.
+    Request {
+        /// The URL; `{clusterIP}` is resolved from the Service at run time.
+        url: String,
+        /// Time limit, including retries.
+        #[serde(serialize_with = "dur")]
+        timeout: Duration,
+    },
+    /// Judge the intercepted pod with the outcome engine.
+    VerifyPod {
+        /// Namespace.
+        namespace: String,
+        /// The pod selector.
+        selector: serde_json::Map<String, Value>,
+        /// The expectation groups whose `when` holds for the plan's versions.
+        expectations: Vec<PodExpectation>,
+    },
+    /// Restart the workload (`kubectl rollout restart` equivalent: a pod-template annotation).
+    RestartWorkload {
+        /// Namespace.
+        namespace: String,
+        /// Deployment name.
+        name: String,
+    },
+    /// Delete objects (ignoring ones already gone) and wait until they are gone.
+    Delete {
+        /// What is deleted, for people.
+        label: String,
+        /// `apiVersion`, `kind`, `namespace`, `name` of each object.
+        objects: Vec<Value>,
+        /// Time limit.
+        #[serde(serialize_with = "dur")]
+        timeout: Duration,
+    },
+    /// Stop the local HTTP server.
+    StopServer {
+        /// Its port.
+        port: u16,
+    },
+    /// Perform the teardown entry `index` now (e.g. `leave`), so that teardown skips it later.
+    Undo {
+        /// Index into [`Plan::teardown`] registration order.
+        index: usize,
+    },
+}
+
+/// One entry of the teardown stack, registered by the phase that set something up.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Teardown {
+    /// What is undone, for people.
+    pub label: String,
+    /// The phase that registered it; it runs only if that phase started.
+    pub registered_by: String,
+    /// The actions that undo it, in order.
+    pub actions: Vec<Action>,
+    /// Actions used instead when the registering phase failed (e.g. `--no-hooks`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub on_failure: Vec<Action>,
+    /// Skipped when the cluster is kept (`--keep`, `--reuse`).
+    pub skip_if_kept: bool,
+}
+
+/// One phase: a scenario step (or an implicit setup/assert phase) and its actions.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Phase {
+    /// Kebab-case name, e.g. `install-kyverno`.
+    pub name: String,
+    /// Whether the scenario expects a denial in this phase.
+    pub expects_denial: bool,
+    /// The actions, in order.
+    pub actions: Vec<Action>,
+}
+
+/// A resolved, ordered plan for one scenario.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    /// The scenario name.
+    pub scenario: String,
+    /// The scenario file.
+    pub source: PathBuf,
+    /// The versions, resolved against the pins.
+    pub versions: Versions,
+    /// The kind cluster name.
+    pub cluster: String,
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// Environment variables every command gets (run-private paths).
+    pub env: Vec<(String, String)>,
+    /// Warnings that do not stop the run (e.g. an unsupported Kubernetes version).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// The phases, in order.
+    pub phases: Vec<Phase>,
+    /// The teardown stack in registration order; it runs in reverse (LIFO).
+    pub teardown: Vec<Teardown>,
+}
+
+impl Plan {
+    /// The teardown entries in the order they run (LIFO).
+    pub fn teardown_order(&self) -> impl Iterator<Item = (usize, &Teardown)> {
+        self.teardown.iter().enumerate().rev()
+    }
+}

@@ -1,0 +1,370 @@
+//! Builds a [`Plan`] from a loaded scenario. Pure: it reads nothing and runs nothing.
+
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::action::{Action, DenialSource, Phase, Plan, Teardown, WaitFor};
+use super::paths::RunPaths;
+use super::{canary, duration};
+use crate::outcome::expect::StepOutcome;
+use crate::scenario::Loaded;
+use crate::scenario::model::Step;
+use crate::scenario::policy;
+use crate::tools::{CommandLine, helm, kind, telepresence};
+
+/// Where a plan puts things; the defaults are what `kyvtel plan` prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// The run directory (`target/kyvtel/RUN_ID`).
+    pub run_dir: PathBuf,
+    /// Where downloaded charts live (`.tools/charts`).
+    pub charts_dir: PathBuf,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { run_dir: PathBuf::from("target/kyvtel/RUN_ID"), charts_dir: PathBuf::from(".tools/charts") }
+    }
+}
+
+/// Default time limits, per operation. A step's `timeout:` replaces them within that step.
+mod limits {
+    use std::time::Duration;
+    const fn m(n: u64) -> Duration {
+        Duration::from_secs(n * 60)
+    }
+    pub const CREATE_CLUSTER: Duration = m(5);
+    pub const PULL_IMAGE: Duration = m(5);
+    pub const HELM_KYVERNO: Duration = m(11);
+    pub const ROLLOUT: Duration = m(5);
+    pub const APPLY: Duration = m(2);
+    pub const POLICIES_READY: Duration = m(2);
+    pub const CANARY: Duration = m(2);
+    pub const TP_INSTALL: Duration = m(6);
+    pub const CONNECT: Duration = m(3);
+    pub const INTERCEPT: Duration = m(4);
+    pub const AGENT_POD: Duration = m(3);
+    pub const DENIAL_EVIDENCE: Duration = m(3);
+    pub const REQUEST: Duration = m(1);
+    pub const QUICK: Duration = Duration::from_secs(30);
+    pub const TEARDOWN: Duration = m(5);
+}
+
+/// Normalizes `a/b/../c` to `a/c` without touching the file system.
+fn clean(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::ParentDir if out.components().next_back().is_some_and(|l| matches!(l, Component::Normal(_))) => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Accumulates phases and the teardown stack.
+struct Builder {
+    phases: Vec<Phase>,
+    teardown: Vec<Teardown>,
+    env: Vec<(String, String)>,
+}
+
+impl Builder {
+    fn cmd(&self, c: CommandLine) -> CommandLine {
+        let mut c = c;
+        c.env = self.env.clone();
+        c
+    }
+
+    fn run(&self, c: CommandLine, timeout: Duration) -> Action {
+        Action::Run { command: self.cmd(c), timeout, expect_failure: false }
+    }
+
+    fn push_undo(&mut self, phase: &str, label: &str, actions: Vec<Action>, on_failure: Vec<Action>, skip_if_kept: bool) -> usize {
+        self.teardown.push(Teardown {
+            label: label.into(),
+            registered_by: phase.into(),
+            actions,
+            on_failure,
+            skip_if_kept,
+        });
+        self.teardown.len() - 1
+    }
+}
+
+fn object_ref(o: &Value, namespace: Option<&str>) -> Value {
+    let mut r = json!({"apiVersion": o["apiVersion"], "kind": o["kind"], "name": o["metadata"]["name"]});
+    if let Some(ns) = namespace.filter(|_| o["kind"] != "Namespace") {
+        r["namespace"] = json!(ns);
+    }
+    r
+}
+
+fn timeout_for(step: &Step, default: Duration) -> Duration {
+    step.timeout().and_then(|t| duration::parse(t).ok()).unwrap_or(default)
+}
+
+/// Builds the plan of `loaded`.
+#[must_use]
+pub fn build(loaded: &Loaded, opts: &Options) -> Plan {
+    let s = &loaded.scenario.spec;
+    let v = &loaded.versions;
+    let tp = v.telepresence_version();
+    let paths = RunPaths::new(&opts.run_dir);
+    let cluster = format!("kyvtel-{}", loaded.name());
+    let app_ns = s.workload.namespace.as_str();
+    let mgr_ns = s.telepresence.manager_namespace.as_str();
+    let selector = loaded.workload_selector();
+    let mut b = Builder { phases: Vec::new(), teardown: Vec::new(), env: paths.env() };
+
+    // create-cluster
+    {
+        let name = "create-cluster";
+        let create = kind::create(&cluster, &clean(&loaded.kind_config), &v.node_image.reference, &paths.kubeconfig());
+        let actions = vec![b.run(create, limits::CREATE_CLUSTER)];
+        let del = b.run(kind::delete(&cluster, &paths.kubeconfig()), limits::TEARDOWN);
+        b.push_undo(name, "delete the kind cluster", vec![del], vec![], true);
+        b.phases.push(Phase { name: name.into(), expects_denial: false, actions });
+    }
+
+    // preload-images: pulled once on the host, loaded into kind.
+    {
+        let mut images: Vec<String> = loaded
+            .manifest_values()
+            .flat_map(|d| {
+                let spec = &d["spec"]["template"]["spec"];
+                ["containers", "initContainers"]
+                    .into_iter()
+                    .flat_map(move |k| spec[k].as_array().cloned().unwrap_or_default())
+                    .filter_map(|c| c["image"].as_str().map(str::to_string))
+            })
+            .collect();
+        images.push(telepresence::image(&tp));
+        images.dedup();
+        let mut actions = Vec::new();
+        for img in &images {
+            actions.push(b.run(helm::docker_pull(img), limits::PULL_IMAGE));
+            actions.push(b.run(kind::load_image(&cluster, img), limits::PULL_IMAGE));
+        }
+        b.phases.push(Phase { name: "preload-images".into(), expects_denial: false, actions });
+    }
+
+    for step in &s.steps {
+        let name = step.name();
+        let expected = step.expect();
+        let denial = match &expected {
+            StepOutcome::Denied(d) => Some(d.clone()),
+            StepOutcome::Ok => None,
+        };
+        let mut actions = Vec::new();
+        match step {
+            Step::InstallKyverno(_) => {
+                let chart = opts.charts_dir.join(format!("kyverno-{}.tgz", v.kyverno_chart));
+                let values = s.kyverno.values.as_ref().map(|vals| {
+                    let path = opts.run_dir.join("kyverno-values.yaml");
+                    actions.push(Action::WriteFile {
+                        path: path.clone(),
+                        contents: serde_saphyr::to_string(vals).unwrap_or_default(),
+                    });
+                    path
+                });
+                actions.push(Action::Run {
+                    command: b.cmd(helm::install_kyverno(&chart, values.as_deref())),
+                    timeout: timeout_for(step, limits::HELM_KYVERNO),
+                    expect_failure: denial.is_some(),
+                });
+                let un = b.run(helm::uninstall_kyverno(), limits::TEARDOWN);
+                b.push_undo(name, "uninstall Kyverno", vec![un], vec![], true);
+                actions.push(Action::Wait {
+                    until: WaitFor::DeploymentAvailable { namespace: "kyverno".into(), name: "kyverno-admission-controller".into() },
+                    timeout: timeout_for(step, limits::ROLLOUT),
+                });
+            }
+            Step::ApplyPolicies(_) => {
+                let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": app_ns}});
+                actions.push(Action::Apply {
+                    label: format!("Namespace {app_ns}"),
+                    namespace: None,
+                    objects: vec![ns.clone()],
+                    timeout: limits::APPLY,
+                    expect_failure: false,
+                });
+                let del = Action::Delete { label: format!("Namespace {app_ns}"), objects: vec![object_ref(&ns, None)], timeout: limits::TEARDOWN };
+                b.push_undo(name, &format!("delete namespace {app_ns}"), vec![del], vec![], true);
+                let objects: Vec<Value> = loaded.policies.iter().map(|p| p.merged.clone()).collect();
+                let names: Vec<String> = objects.iter().filter_map(|o| policy::name(o).map(str::to_string)).collect();
+                let refs = objects.iter().map(|o| object_ref(o, None)).collect();
+                let del = Action::Delete { label: format!("ClusterPolicies {}", names.join(", ")), objects: refs, timeout: limits::TEARDOWN };
+                b.push_undo(name, "remove the policies", vec![del], vec![], false);
+                actions.push(Action::Apply {
+                    label: format!("ClusterPolicies {} (exclusions merged)", names.join(", ")),
+                    namespace: None,
+                    objects,
+                    timeout: timeout_for(step, limits::APPLY),
+                    expect_failure: denial.is_some(),
+                });
+                actions.push(Action::Wait { until: WaitFor::PoliciesReady { names }, timeout: timeout_for(step, limits::POLICIES_READY) });
+                actions.push(Action::CanaryDenied { pod: canary_pod(loaded), timeout: timeout_for(step, limits::CANARY) });
+            }
+            Step::InstallTelepresence(_) => {
+                actions.push(Action::WriteFile {
+                    path: paths.telepresence_config().join("config.yml"),
+                    contents: telepresence::client_config(),
+                });
+                let values = loaded.telepresence_values.as_ref().map(|(p, _)| clean(p));
+                let un = b.run(telepresence::helm_uninstall(mgr_ns, false), limits::TEARDOWN);
+                let un_no_hooks = b.run(telepresence::helm_uninstall(mgr_ns, true), limits::TEARDOWN);
+                // Registered before the install: a failed atomic install can leave objects behind.
+                b.push_undo(name, "uninstall the traffic-manager", vec![un], vec![un_no_hooks], false);
+                actions.push(Action::Run {
+                    command: b.cmd(telepresence::helm_install(mgr_ns, values.as_deref())),
+                    timeout: timeout_for(step, limits::TP_INSTALL),
+                    expect_failure: denial.is_some(),
+                });
+                if denial.is_none() {
+                    actions.push(Action::Wait {
+                        until: WaitFor::TrafficManagerReady {
+                            namespace: s.expect.traffic_manager_namespace.clone().unwrap_or_else(|| mgr_ns.to_string()),
+                            workload_kind: telepresence::manager_kind(&tp).into(),
+                        },
+                        timeout: timeout_for(step, limits::ROLLOUT),
+                    });
+                }
+            }
+            Step::DeployWorkload(_) => {
+                let objects: Vec<Value> = loaded.manifest_values().cloned().collect();
+                let refs = objects.iter().map(|o| object_ref(o, Some(app_ns))).collect();
+                let del = Action::Delete { label: format!("workload {}", s.workload.name), objects: refs, timeout: limits::TEARDOWN };
+                b.push_undo(name, &format!("delete workload {}", s.workload.name), vec![del], vec![], false);
+                actions.push(Action::Apply {
+                    label: format!("workload {}", s.workload.name),
+                    namespace: Some(app_ns.into()),
+                    objects,
+                    timeout: timeout_for(step, limits::APPLY),
+                    expect_failure: denial.is_some(),
+                });
+                if denial.is_none() {
+                    actions.push(Action::Wait {
+                        until: WaitFor::DeploymentAvailable { namespace: app_ns.into(), name: s.workload.name.clone() },
+                        timeout: timeout_for(step, limits::ROLLOUT),
+                    });
+                }
+            }
+            Step::Connect(_) => {
+                // The daemons are machine-wide: stop any left over by another run first.
+                actions.push(b.run(telepresence::quit(), limits::QUICK));
+                actions.push(b.run(telepresence::sudo_probe(), limits::QUICK));
+                let quit = b.run(telepresence::quit(), limits::QUICK);
+                b.push_undo(name, "stop the Telepresence daemons", vec![quit], vec![], false);
+                actions.push(Action::Run {
+                    command: b.cmd(telepresence::connect(app_ns, mgr_ns)),
+                    timeout: timeout_for(step, limits::CONNECT),
+                    expect_failure: denial.is_some(),
+                });
+                actions.push(b.run(telepresence::status_json(&tp), limits::QUICK));
+            }
+            Step::Intercept(i) => {
+                actions.push(Action::Serve { port: i.port });
+                b.push_undo(name, "stop the local server", vec![Action::StopServer { port: i.port }], vec![], false);
+                actions.push(Action::RecordPods { namespace: app_ns.into(), selector: selector.clone() });
+                let mut leave = vec![b.run(telepresence::leave(&tp, &i.workload), limits::QUICK)];
+                if tp >= crate::scenario::version::Version::parse("2.22").expect("literal") {
+                    // From 2.22 the intercept evicts pods; recovery after leave can take minutes.
+                    leave.push(Action::RestartWorkload { namespace: app_ns.into(), name: i.workload.clone() });
+                }
+                b.push_undo(name, &format!("leave the intercept of {}", i.workload), leave, vec![], false);
+                actions.push(Action::Run {
+                    command: b.cmd(telepresence::intercept(&i.workload, i.port, i.service_port)),
+                    timeout: timeout_for(step, limits::INTERCEPT),
+                    expect_failure: denial.is_some(),
+                });
+                if denial.is_none() {
+                    actions.push(Action::Wait {
+                        until: WaitFor::NewAgentPod { namespace: app_ns.into(), selector: selector.clone() },
+                        timeout: timeout_for(step, limits::AGENT_POD),
+                    });
+                    let expectations: Vec<_> = s
+                        .expect
+                        .pod
+                        .iter()
+                        .filter(|g| g.when.as_ref().is_none_or(|w| v.satisfies(w)))
+                        .cloned()
+                        .collect();
+                    if !expectations.is_empty() {
+                        actions.push(Action::VerifyPod { namespace: app_ns.into(), selector: selector.clone(), expectations });
+                    }
+                }
+            }
+            Step::SendTraffic(t) => {
+                let svc = t.service.clone().unwrap_or_else(|| s.workload.name.clone());
+                for url in [format!("http://{{clusterIP:{svc}}}:{}/", t.port), format!("http://{svc}.{app_ns}.svc.cluster.local:{}/", t.port)] {
+                    actions.push(Action::Request { url, timeout: timeout_for(step, limits::REQUEST) });
+                }
+            }
+            Step::Leave(_) => {
+                if let Some(i) = b.teardown.iter().rposition(|t| t.registered_by == "intercept") {
+                    actions.push(Action::Undo { index: i });
+                    actions.push(Action::Wait {
+                        until: WaitFor::DeploymentAvailable { namespace: app_ns.into(), name: s.workload.name.clone() },
+                        timeout: timeout_for(step, limits::ROLLOUT),
+                    });
+                }
+            }
+        }
+        if let Some(expected) = denial {
+            let source = match step {
+                Step::Intercept(i) => DenialSource::Workload { namespace: app_ns.into(), name: i.workload.clone() },
+                Step::DeployWorkload(_) | Step::ApplyPolicies(_) => DenialSource::ApplyError,
+                _ => DenialSource::CommandOutput,
+            };
+            actions.push(Action::ProveDenial { source, expected, timeout: timeout_for(step, limits::DENIAL_EVIDENCE) });
+        }
+        b.phases.push(Phase { name: name.into(), expects_denial: matches!(expected, StepOutcome::Denied(_)), actions });
+    }
+
+    // After setup, the policies must still be enforced in the app namespace.
+    if s.steps.iter().any(|st| matches!(st, Step::ApplyPolicies(_))) {
+        b.phases.push(Phase {
+            name: "assert-still-enforced".into(),
+            expects_denial: false,
+            actions: vec![Action::CanaryDenied { pod: canary_pod(loaded), timeout: limits::CANARY }],
+        });
+    }
+
+    Plan {
+        scenario: loaded.name().to_string(),
+        source: loaded.path.clone(),
+        versions: v.clone(),
+        cluster,
+        run_dir: opts.run_dir.clone(),
+        env: b.env.clone(),
+        warnings: v.support_warning().into_iter().collect(),
+        phases: b.phases,
+        teardown: b.teardown,
+    }
+}
+
+fn canary_pod(loaded: &Loaded) -> Value {
+    let image = loaded
+        .workload()
+        .and_then(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].as_str())
+        .unwrap_or("registry.k8s.io/pause:3.10")
+        .to_string();
+    canary::pod(&loaded.scenario.spec.workload.namespace, &image)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_resolves_parent_components() {
+        assert_eq!(clean(Path::new("scenarios/../kind-config/default.yaml")), PathBuf::from("kind-config/default.yaml"));
+        assert_eq!(clean(Path::new("../x/./y")), PathBuf::from("../x/y"));
+    }
+}

@@ -1,0 +1,42 @@
+//! kind command lines (facts.md §2). `--kubeconfig` is passed to `create` **and** `delete`;
+//! without it kind edits `$KUBECONFIG` or `~/.kube/config`.
+
+use std::path::Path;
+
+use super::{CommandLine, Tool};
+
+/// `kind create cluster --name N --config FILE --image IMG@sha256:... --kubeconfig F --wait 120s`.
+pub fn create(name: &str, config: &Path, image: &str, kubeconfig: &Path) -> CommandLine {
+    CommandLine::new(Tool::Kind).args(["create", "cluster", "--name", name]).args([
+        "--config".to_string(),
+        config.display().to_string(),
+        "--image".into(),
+        image.into(),
+        "--kubeconfig".into(),
+        kubeconfig.display().to_string(),
+        "--wait".into(),
+        "120s".into(),
+    ])
+}
+
+/// `kind delete cluster --name N --kubeconfig F`.
+pub fn delete(name: &str, kubeconfig: &Path) -> CommandLine {
+    CommandLine::new(Tool::Kind).args(["delete", "cluster", "--name", name, "--kubeconfig"]).args([kubeconfig
+        .display()
+        .to_string()])
+}
+
+/// `kind load docker-image IMG --name N`.
+pub fn load_image(name: &str, image: &str) -> CommandLine {
+    CommandLine::new(Tool::Kind).args(["load", "docker-image", image, "--name", name])
+}
+
+/// `kind export logs DIR --name N`.
+pub fn export_logs(name: &str, dir: &Path) -> CommandLine {
+    CommandLine::new(Tool::Kind).args(["export", "logs"]).args([dir.display().to_string()]).args(["--name", name])
+}
+
+/// `kind get kubeconfig --name N`.
+pub fn get_kubeconfig(name: &str) -> CommandLine {
+    CommandLine::new(Tool::Kind).args(["get", "kubeconfig", "--name", name])
+}

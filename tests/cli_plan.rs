@@ -1,0 +1,102 @@
+//! `kyvtel plan` and `kyvtel schema`: snapshots of what people read, and the committed schema.
+
+mod common;
+
+use std::path::Path;
+
+use common::{kyvtel, root};
+
+/// Compares `actual` with the committed snapshot; `KYVTEL_UPDATE_SNAPSHOTS=1` rewrites it.
+fn assert_snapshot(name: &str, actual: &str) {
+    let path = root().join("tests/snapshots").join(name);
+    if std::env::var_os("KYVTEL_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    if expected != actual {
+        let first = expected.lines().zip(actual.lines()).position(|(a, b)| a != b);
+        panic!(
+            "{} differs from the output (first differing line: {:?}); review and rerun with KYVTEL_UPDATE_SNAPSHOTS=1\n--- actual ---\n{actual}",
+            path.display(),
+            first.map(|i| i + 1)
+        );
+    }
+}
+
+fn stdout(args: &[&str]) -> String {
+    let out = kyvtel().args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn plan_of_the_documented_recipe_matches_the_snapshot() {
+    assert_snapshot("plan-documented-recipe.txt", &stdout(&["plan", "scenarios/documented-recipe.yaml"]));
+}
+
+#[test]
+fn plan_commands_match_the_facts() {
+    let plan = stdout(&["plan", "scenarios/documented-recipe.yaml"]);
+    for expected in [
+        // facts.md §2: digest-pinned node image, run-private kubeconfig on create and delete.
+        "kind create cluster --name kyvtel-documented-recipe --config kind-config/default.yaml --image kindest/node:v1.35.8@sha256:07b2536e30b803ed61d1677a79df6115f798ce64c80f9e22f6ed45afd09323c0 --kubeconfig target/kyvtel/RUN_ID/kubeconfig --wait 120s",
+        "kind delete cluster --name kyvtel-documented-recipe --kubeconfig target/kyvtel/RUN_ID/kubeconfig",
+        // facts.md §3: install from the verified chart tgz.
+        "helm install kyverno .tools/charts/kyverno-3.9.0.tgz -n kyverno --create-namespace --wait --timeout 10m",
+        // facts.md §4: explicit manager namespace, values file, --mount=false, detach from 2.30.
+        "telepresence helm install --manager-namespace ambassador --values scenarios/values/telepresence-agent-security.yaml",
+        "telepresence intercept demo --port 8080:80 --mount=false",
+        "telepresence status --format json",
+        "telepresence detach demo",
+        "telepresence helm uninstall --manager-namespace ambassador --no-hooks",
+        "StatefulSet ambassador/traffic-manager is ready",
+        "KUBECONFIG=target/kyvtel/RUN_ID/kubeconfig",
+        "DEV_TELEPRESENCE_CONFIG_DIR=target/kyvtel/RUN_ID/telepresence/config",
+    ] {
+        assert!(plan.contains(expected), "plan lacks `{expected}`");
+    }
+    // The exclusions are merged into exactly the three named rules.
+    assert_eq!(plan.matches("- ambassador").count(), 3, "{plan}");
+}
+
+#[test]
+fn teardown_is_the_reverse_of_setup() {
+    let v: serde_json::Value = serde_json::from_str(&stdout(&["plan", "scenarios/documented-recipe.yaml", "--output", "json"])).unwrap();
+    let registered: Vec<&str> = v["teardown"].as_array().unwrap().iter().map(|t| t["registeredBy"].as_str().unwrap()).collect();
+    let phases: Vec<&str> = v["phases"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    // Every teardown entry is registered by a phase, in phase order; the printed order is its reverse.
+    let positions: Vec<usize> = registered.iter().map(|r| phases.iter().position(|p| p == r).unwrap()).collect();
+    assert!(positions.windows(2).all(|w| w[0] <= w[1]), "{registered:?}");
+    let text = stdout(&["plan", "scenarios/documented-recipe.yaml"]);
+    let td = &text[text.find("teardown (LIFO").unwrap()..];
+    let printed: Vec<&str> = td.lines().filter(|l| l.starts_with("  #")).collect();
+    assert!(printed.first().unwrap().contains("leave the intercept"), "{td}");
+    assert!(printed.last().unwrap().contains("delete the kind cluster"), "{td}");
+}
+
+#[test]
+fn committed_schema_is_in_sync() {
+    let committed = std::fs::read_to_string(root().join("schema/scenario.schema.json")).unwrap();
+    assert_eq!(stdout(&["schema"]), committed, "run `cargo run -- schema > schema/scenario.schema.json`");
+}
+
+#[test]
+fn every_scenario_points_editors_at_the_schema() {
+    for entry in std::fs::read_dir(root().join("scenarios")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|x| x != "yaml") {
+            continue;
+        }
+        let first = std::fs::read_to_string(&path).unwrap().lines().next().unwrap_or_default().to_string();
+        let target = first.strip_prefix("# yaml-language-server: $schema=").unwrap_or_else(|| panic!("{}: first line is `{first}`", path.display()));
+        assert!(Path::new(&path).parent().unwrap().join(target).is_file(), "{}: schema link {target} is broken", path.display());
+    }
+}
+
+#[test]
+fn schema_rejects_unknown_fields() {
+    let v: serde_json::Value = serde_json::from_str(&stdout(&["schema"])).unwrap();
+    assert_eq!(v["additionalProperties"], serde_json::json!(false));
+    assert_eq!(v["properties"]["apiVersion"]["$ref"].as_str().map(|r| r.contains("ApiVersion")), Some(true));
+}

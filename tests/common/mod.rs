@@ -1,0 +1,32 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// The repository root (tests run the binary from here).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The shared reference directory: `$KYVTEL_SHARED_DIR`, default `<repo>/../shared`.
+pub fn shared_dir() -> PathBuf {
+    std::env::var_os("KYVTEL_SHARED_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("../shared"))
+}
+
+/// The Kyverno ClusterPolicy CRD fixture, or `None` after printing why the caller skips.
+pub fn clusterpolicy_crd() -> Option<PathBuf> {
+    let p = shared_dir().join("fixtures/kyverno/kyverno.io_clusterpolicies-v1.19.0.yaml");
+    if p.is_file() {
+        Some(p)
+    } else {
+        eprintln!("SKIPPED: ClusterPolicy CRD fixture not found at {} (set KYVTEL_SHARED_DIR)", p.display());
+        None
+    }
+}
+
+/// The `kyvtel` binary, run from the repository root.
+pub fn kyvtel() -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::cargo_bin("kyvtel").expect("binary built");
+    c.current_dir(root());
+    c
+}
