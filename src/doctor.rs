@@ -69,7 +69,9 @@ fn pinned_tool(p: &Probe<'_>, tool: Tool, pin: &str, optional: bool) -> Finding 
 fn docker(p: &Probe<'_>) -> Finding {
     let cmd = CommandLine::new(Tool::Docker).args(["info", "--format", "{{.ServerVersion}}"]);
     match p.runner.run(&cmd, Duration::from_secs(20)) {
-        Err(RunError::NotFound(_)) => Finding::fail("docker", "docker CLI not found", "install Docker Engine and start it"),
+        Err(RunError::NotFound(_)) => {
+            Finding::fail("docker", "docker CLI not found", "install Docker Engine and start it")
+        }
         Err(e) => Finding::fail("docker", short(&e), "start the Docker daemon"),
         Ok(o) if o.success() && !o.stdout.trim().is_empty() => {
             Finding::ok("docker", format!("daemon {} reachable", o.stdout.trim()))
@@ -100,7 +102,11 @@ fn tun(p: &Probe<'_>) -> Finding {
     if p.tun.exists() {
         Finding::ok("tun", format!("{} present", p.tun.display()))
     } else {
-        Finding::fail("tun", format!("{} missing", p.tun.display()), "load the tun module (`modprobe tun`) or use `connect --docker`")
+        Finding::fail(
+            "tun",
+            format!("{} missing", p.tun.display()),
+            "load the tun module (`modprobe tun`) or use `connect --docker`",
+        )
     }
 }
 

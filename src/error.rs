@@ -103,9 +103,7 @@ impl Error {
     pub fn exit(&self) -> Exit {
         match self {
             Error::Input(_) | Error::Usage(_) => Exit::Input,
-            Error::Prerequisite(_) | Error::Tool { .. } | Error::Infra { .. } | Error::NotImplemented(_) => {
-                Exit::Infra
-            }
+            Error::Prerequisite(_) | Error::Tool { .. } | Error::Infra { .. } | Error::NotImplemented(_) => Exit::Infra,
         }
     }
 }

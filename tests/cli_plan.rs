@@ -62,8 +62,10 @@ fn plan_commands_match_the_facts() {
 
 #[test]
 fn teardown_is_the_reverse_of_setup() {
-    let v: serde_json::Value = serde_json::from_str(&stdout(&["plan", "scenarios/documented-recipe.yaml", "--output", "json"])).unwrap();
-    let registered: Vec<&str> = v["teardown"].as_array().unwrap().iter().map(|t| t["registeredBy"].as_str().unwrap()).collect();
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout(&["plan", "scenarios/documented-recipe.yaml", "--output", "json"])).unwrap();
+    let registered: Vec<&str> =
+        v["teardown"].as_array().unwrap().iter().map(|t| t["registeredBy"].as_str().unwrap()).collect();
     let phases: Vec<&str> = v["phases"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
     // Every teardown entry is registered by a phase, in phase order; the printed order is its reverse.
     let positions: Vec<usize> = registered.iter().map(|r| phases.iter().position(|p| p == r).unwrap()).collect();
@@ -89,8 +91,14 @@ fn every_scenario_points_editors_at_the_schema() {
             continue;
         }
         let first = std::fs::read_to_string(&path).unwrap().lines().next().unwrap_or_default().to_string();
-        let target = first.strip_prefix("# yaml-language-server: $schema=").unwrap_or_else(|| panic!("{}: first line is `{first}`", path.display()));
-        assert!(Path::new(&path).parent().unwrap().join(target).is_file(), "{}: schema link {target} is broken", path.display());
+        let target = first
+            .strip_prefix("# yaml-language-server: $schema=")
+            .unwrap_or_else(|| panic!("{}: first line is `{first}`", path.display()));
+        assert!(
+            Path::new(&path).parent().unwrap().join(target).is_file(),
+            "{}: schema link {target} is broken",
+            path.display()
+        );
     }
 }
 

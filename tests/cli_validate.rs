@@ -40,9 +40,16 @@ fn bad_input_is_reported_at_its_location(#[files("tests/fixtures/bad/*.yaml")] p
     let out = cmd.output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{}: stderr:\n{stderr}", rel.display());
-    assert!(stderr.lines().any(|l| l.starts_with(&expected)), "{}: expected a line starting with\n  {expected}\nstderr:\n{stderr}", rel.display());
+    assert!(
+        stderr.lines().any(|l| l.starts_with(&expected)),
+        "{}: expected a line starting with\n  {expected}\nstderr:\n{stderr}",
+        rel.display()
+    );
     assert!(!stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"), "{stderr}");
-    assert!(out.stdout.is_empty() || !String::from_utf8_lossy(&out.stdout).contains("valid"), "nothing may be reported valid");
+    assert!(
+        out.stdout.is_empty() || !String::from_utf8_lossy(&out.stdout).contains("valid"),
+        "nothing may be reported valid"
+    );
 }
 
 #[test]
@@ -55,7 +62,8 @@ fn a_missing_scenario_file_exits_2() {
 #[test]
 fn bad_input_never_executes_anything() {
     // `plan` and `run` load the scenario first: a bad file stops them with exit 2 before any step.
-    for cmd in [["plan", "tests/fixtures/bad/unknown-version.yaml"], ["run", "tests/fixtures/bad/unknown-version.yaml"]] {
+    for cmd in [["plan", "tests/fixtures/bad/unknown-version.yaml"], ["run", "tests/fixtures/bad/unknown-version.yaml"]]
+    {
         let out = kyvtel().args(cmd).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
         assert!(out.stdout.is_empty(), "{cmd:?} printed: {}", String::from_utf8_lossy(&out.stdout));

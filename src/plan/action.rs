@@ -77,6 +77,9 @@ pub enum Action {
         timeout: Duration,
         /// The step expects this command to fail (an expected denial); its output is evidence.
         expect_failure: bool,
+        /// A failure is recorded but does not fail the phase (e.g. stopping daemons that may not run).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        best_effort: bool,
     },
     /// Write a run-private file.
     WriteFile {
@@ -139,7 +142,7 @@ pub enum Action {
     },
     /// Request `url` through the Telepresence connection; the answer must carry the per-run token.
     Request {
-        /// The URL; `{clusterIP}` is resolved from the Service at run time.
+        /// The URL; `{clusterIP:<namespace>/<service>}` is resolved from the Service at run time.
         url: String,
         /// Time limit, including retries.
         #[serde(serialize_with = "dur")]

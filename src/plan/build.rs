@@ -82,10 +82,17 @@ impl Builder {
     }
 
     fn run(&self, c: CommandLine, timeout: Duration) -> Action {
-        Action::Run { command: self.cmd(c), timeout, expect_failure: false }
+        Action::Run { command: self.cmd(c), timeout, expect_failure: false, best_effort: false }
     }
 
-    fn push_undo(&mut self, phase: &str, label: &str, actions: Vec<Action>, on_failure: Vec<Action>, skip_if_kept: bool) -> usize {
+    fn push_undo(
+        &mut self,
+        phase: &str,
+        label: &str,
+        actions: Vec<Action>,
+        on_failure: Vec<Action>,
+        skip_if_kept: bool,
+    ) -> usize {
         self.teardown.push(Teardown {
             label: label.into(),
             registered_by: phase.into(),
@@ -177,11 +184,15 @@ pub fn build(loaded: &Loaded, opts: &Options) -> Plan {
                     command: b.cmd(helm::install_kyverno(&chart, values.as_deref())),
                     timeout: timeout_for(step, limits::HELM_KYVERNO),
                     expect_failure: denial.is_some(),
+                    best_effort: false,
                 });
                 let un = b.run(helm::uninstall_kyverno(), limits::TEARDOWN);
                 b.push_undo(name, "uninstall Kyverno", vec![un], vec![], true);
                 actions.push(Action::Wait {
-                    until: WaitFor::DeploymentAvailable { namespace: "kyverno".into(), name: "kyverno-admission-controller".into() },
+                    until: WaitFor::DeploymentAvailable {
+                        namespace: "kyverno".into(),
+                        name: "kyverno-admission-controller".into(),
+                    },
                     timeout: timeout_for(step, limits::ROLLOUT),
                 });
             }
@@ -194,12 +205,20 @@ pub fn build(loaded: &Loaded, opts: &Options) -> Plan {
                     timeout: limits::APPLY,
                     expect_failure: false,
                 });
-                let del = Action::Delete { label: format!("Namespace {app_ns}"), objects: vec![object_ref(&ns, None)], timeout: limits::TEARDOWN };
+                let del = Action::Delete {
+                    label: format!("Namespace {app_ns}"),
+                    objects: vec![object_ref(&ns, None)],
+                    timeout: limits::TEARDOWN,
+                };
                 b.push_undo(name, &format!("delete namespace {app_ns}"), vec![del], vec![], true);
                 let objects: Vec<Value> = loaded.policies.iter().map(|p| p.merged.clone()).collect();
                 let names: Vec<String> = objects.iter().filter_map(|o| policy::name(o).map(str::to_string)).collect();
                 let refs = objects.iter().map(|o| object_ref(o, None)).collect();
-                let del = Action::Delete { label: format!("ClusterPolicies {}", names.join(", ")), objects: refs, timeout: limits::TEARDOWN };
+                let del = Action::Delete {
+                    label: format!("ClusterPolicies {}", names.join(", ")),
+                    objects: refs,
+                    timeout: limits::TEARDOWN,
+                };
                 b.push_undo(name, "remove the policies", vec![del], vec![], false);
                 actions.push(Action::Apply {
                     label: format!("ClusterPolicies {} (exclusions merged)", names.join(", ")),
@@ -208,8 +227,12 @@ pub fn build(loaded: &Loaded, opts: &Options) -> Plan {
                     timeout: timeout_for(step, limits::APPLY),
                     expect_failure: denial.is_some(),
                 });
-                actions.push(Action::Wait { until: WaitFor::PoliciesReady { names }, timeout: timeout_for(step, limits::POLICIES_READY) });
-                actions.push(Action::CanaryDenied { pod: canary_pod(loaded), timeout: timeout_for(step, limits::CANARY) });
+                actions.push(Action::Wait {
+                    until: WaitFor::PoliciesReady { names },
+                    timeout: timeout_for(step, limits::POLICIES_READY),
+                });
+                actions
+                    .push(Action::CanaryDenied { pod: canary_pod(loaded), timeout: timeout_for(step, limits::CANARY) });
             }
             Step::InstallTelepresence(_) => {
                 actions.push(Action::WriteFile {
@@ -225,6 +248,7 @@ pub fn build(loaded: &Loaded, opts: &Options) -> Plan {
                     command: b.cmd(telepresence::helm_install(mgr_ns, values.as_deref())),
                     timeout: timeout_for(step, limits::TP_INSTALL),
                     expect_failure: denial.is_some(),
+                    best_effort: false,
                 });
                 if denial.is_none() {
                     actions.push(Action::Wait {
@@ -239,7 +263,11 @@ pub fn build(loaded: &Loaded, opts: &Options) -> Plan {
             Step::DeployWorkload(_) => {
                 let objects: Vec<Value> = loaded.manifest_values().cloned().collect();
                 let refs = objects.iter().map(|o| object_ref(o, Some(app_ns))).collect();
-                let del = Action::Delete { label: format!("workload {}", s.workload.name), objects: refs, timeout: limits::TEARDOWN };
+                let del = Action::Delete {
+                    label: format!("workload {}", s.workload.name),
+                    objects: refs,
+                    timeout: limits::TEARDOWN,
+                };
                 b.push_undo(name, &format!("delete workload {}", s.workload.name), vec![del], vec![], false);
                 actions.push(Action::Apply {
                     label: format!("workload {}", s.workload.name),
@@ -257,7 +285,12 @@ pub fn build(loaded: &Loaded, opts: &Options) -> Plan {
             }
             Step::Connect(_) => {
                 // The daemons are machine-wide: stop any left over by another run first.
-                actions.push(b.run(telepresence::quit(), limits::QUICK));
+                actions.push(Action::Run {
+                    command: b.cmd(telepresence::quit()),
+                    timeout: limits::QUICK,
+                    expect_failure: false,
+                    best_effort: true,
+                });
                 actions.push(b.run(telepresence::sudo_probe(), limits::QUICK));
                 let quit = b.run(telepresence::quit(), limits::QUICK);
                 b.push_undo(name, "stop the Telepresence daemons", vec![quit], vec![], false);
@@ -265,6 +298,7 @@ pub fn build(loaded: &Loaded, opts: &Options) -> Plan {
                     command: b.cmd(telepresence::connect(app_ns, mgr_ns)),
                     timeout: timeout_for(step, limits::CONNECT),
                     expect_failure: denial.is_some(),
+                    best_effort: false,
                 });
                 actions.push(b.run(telepresence::status_json(&tp), limits::QUICK));
             }
@@ -282,6 +316,7 @@ pub fn build(loaded: &Loaded, opts: &Options) -> Plan {
                     command: b.cmd(telepresence::intercept(&i.workload, i.port, i.service_port)),
                     timeout: timeout_for(step, limits::INTERCEPT),
                     expect_failure: denial.is_some(),
+                    best_effort: false,
                 });
                 if denial.is_none() {
                     actions.push(Action::Wait {
@@ -296,13 +331,20 @@ pub fn build(loaded: &Loaded, opts: &Options) -> Plan {
                         .cloned()
                         .collect();
                     if !expectations.is_empty() {
-                        actions.push(Action::VerifyPod { namespace: app_ns.into(), selector: selector.clone(), expectations });
+                        actions.push(Action::VerifyPod {
+                            namespace: app_ns.into(),
+                            selector: selector.clone(),
+                            expectations,
+                        });
                     }
                 }
             }
             Step::SendTraffic(t) => {
                 let svc = t.service.clone().unwrap_or_else(|| s.workload.name.clone());
-                for url in [format!("http://{{clusterIP:{svc}}}:{}/", t.port), format!("http://{svc}.{app_ns}.svc.cluster.local:{}/", t.port)] {
+                for url in [
+                    format!("http://{{clusterIP:{app_ns}/{svc}}}:{}/", t.port),
+                    format!("http://{svc}.{app_ns}.svc.cluster.local:{}/", t.port),
+                ] {
                     actions.push(Action::Request { url, timeout: timeout_for(step, limits::REQUEST) });
                 }
             }
@@ -364,7 +406,10 @@ mod tests {
 
     #[test]
     fn clean_resolves_parent_components() {
-        assert_eq!(clean(Path::new("scenarios/../kind-config/default.yaml")), PathBuf::from("kind-config/default.yaml"));
+        assert_eq!(
+            clean(Path::new("scenarios/../kind-config/default.yaml")),
+            PathBuf::from("kind-config/default.yaml")
+        );
         assert_eq!(clean(Path::new("../x/./y")), PathBuf::from("../x/y"));
     }
 }

@@ -28,7 +28,9 @@ fn wait(w: &WaitFor) -> String {
     match w {
         WaitFor::DeploymentAvailable { namespace, name } => format!("Deployment {namespace}/{name} is Available"),
         WaitFor::TrafficManagerReady { namespace, workload_kind } => {
-            format!("{workload_kind} {namespace}/traffic-manager is ready (pods app=traffic-manager,telepresence=manager)")
+            format!(
+                "{workload_kind} {namespace}/traffic-manager is ready (pods app=traffic-manager,telepresence=manager)"
+            )
         }
         WaitFor::PoliciesReady { names } => format!("ClusterPolicies {} are Ready", names.join(", ")),
         WaitFor::NewAgentPod { namespace, selector } => {
@@ -39,8 +41,8 @@ fn wait(w: &WaitFor) -> String {
 
 fn action(out: &mut String, a: &Action, indent: &str) {
     let _ = match a {
-        Action::Run { command, timeout, expect_failure } => {
-            let note = if *expect_failure { ", expected to fail" } else { "" };
+        Action::Run { command, timeout, expect_failure, best_effort } => {
+            let note = if *expect_failure { ", expected to fail" } else if *best_effort { ", best effort" } else { "" };
             writeln!(out, "{indent}run     {command}   (timeout {}{note})", d(*timeout))
         }
         Action::WriteFile { path, contents } => {
@@ -86,7 +88,9 @@ fn action(out: &mut String, a: &Action, indent: &str) {
         Action::RecordPods { namespace, selector } => {
             writeln!(out, "{indent}record  pods in {namespace} matching {}", kv(selector))
         }
-        Action::Serve { port } => writeln!(out, "{indent}serve   HTTP on 127.0.0.1:{port}, answering with the per-run token"),
+        Action::Serve { port } => {
+            writeln!(out, "{indent}serve   HTTP on 127.0.0.1:{port}, answering with the per-run token")
+        }
         Action::Request { url, timeout } => {
             writeln!(out, "{indent}request GET {url} must return the per-run token   (timeout {})", d(*timeout))
         }
@@ -110,7 +114,9 @@ fn action(out: &mut String, a: &Action, indent: &str) {
             writeln!(out, "{indent}delete  {label}: {}   (timeout {})", names.join(", "), d(*timeout))
         }
         Action::StopServer { port } => writeln!(out, "{indent}stop    the HTTP server on 127.0.0.1:{port}"),
-        Action::Undo { index } => writeln!(out, "{indent}undo    teardown entry #{} now (skipped at teardown)", index + 1),
+        Action::Undo { index } => {
+            writeln!(out, "{indent}undo    teardown entry #{} now (skipped at teardown)", index + 1)
+        }
     };
 }
 
@@ -129,7 +135,10 @@ pub fn text(plan: &Plan) -> String {
         let _ = writeln!(out, "warning: {w}");
     }
     let _ = writeln!(out, "cluster: {} (kind)", plan.cluster);
-    let _ = writeln!(out, "environment of every command (run-private; ~/.kube, ~/.config/telepresence and Helm repos are never used):");
+    let _ = writeln!(
+        out,
+        "environment of every command (run-private; ~/.kube, ~/.config/telepresence and Helm repos are never used):"
+    );
     for (k, val) in &plan.env {
         let _ = writeln!(out, "  {k}={}", quote(val));
     }
@@ -140,7 +149,10 @@ pub fn text(plan: &Plan) -> String {
             action(&mut out, a, "   ");
         }
     }
-    let _ = writeln!(out, "\nteardown (LIFO; runs after success, failure, timeout, panic and Ctrl-C; only for phases that started):");
+    let _ = writeln!(
+        out,
+        "\nteardown (LIFO; runs after success, failure, timeout, panic and Ctrl-C; only for phases that started):"
+    );
     for (i, t) in plan.teardown_order() {
         let kept = if t.skip_if_kept { "   [skipped with --keep/--reuse]" } else { "" };
         let _ = writeln!(out, "  #{} {} (registered by {}){kept}", i + 1, t.label, t.registered_by);

@@ -66,7 +66,8 @@ impl Loaded {
 
     /// The workload Deployment document.
     pub fn workload(&self) -> Option<&Value> {
-        self.manifest_values().find(|d| d["kind"] == "Deployment" && policy::name(d) == Some(&self.scenario.spec.workload.name))
+        self.manifest_values()
+            .find(|d| d["kind"] == "Deployment" && policy::name(d) == Some(&self.scenario.spec.workload.name))
     }
 
     /// Every workload manifest document, in order.
@@ -76,9 +77,7 @@ impl Loaded {
 
     /// The workload's pod selector (`spec.selector.matchLabels`).
     pub fn workload_selector(&self) -> serde_json::Map<String, Value> {
-        self.workload()
-            .and_then(|d| d["spec"]["selector"]["matchLabels"].as_object().cloned())
-            .unwrap_or_default()
+        self.workload().and_then(|d| d["spec"]["selector"]["matchLabels"].as_object().cloned()).unwrap_or_default()
     }
 }
 
@@ -149,7 +148,10 @@ pub fn load_with(path: &Path, pins: &Pins) -> Result<Loaded> {
     }
     for (i, ex) in spec.kyverno.exclusions.iter().enumerate() {
         let Some(pol) = policies.iter_mut().find(|x| policy::name(&x.merged) == Some(&ex.policy)) else {
-            p.at(&format!("/spec/kyverno/exclusions/{i}/policy"), format!("no policy named `{}` in spec.kyverno.policies", ex.policy));
+            p.at(
+                &format!("/spec/kyverno/exclusions/{i}/policy"),
+                format!("no policy named `{}` in spec.kyverno.policies", ex.policy),
+            );
             continue;
         };
         if ex.namespaces.is_empty() {
@@ -173,7 +175,10 @@ pub fn load_with(path: &Path, pins: &Pins) -> Result<Loaded> {
             match read_docs(&file) {
                 Ok(docs) if docs.len() == 1 && docs[0].value.is_object() => Some((file, docs[0].value.clone())),
                 Ok(_) => {
-                    p.at("/spec/telepresence/values", format!("{}: expected one YAML mapping of Helm values", rel.display()));
+                    p.at(
+                        "/spec/telepresence/values",
+                        format!("{}: expected one YAML mapping of Helm values", rel.display()),
+                    );
                     None
                 }
                 Err(Error::Input(d)) if d.iter().all(|x| x.location.is_none()) => {
@@ -208,9 +213,10 @@ pub fn load_with(path: &Path, pins: &Pins) -> Result<Loaded> {
     if ns == &spec.telepresence.manager_namespace {
         p.at("/spec/workload/namespace", "the workload namespace must differ from the manager namespace");
     }
-    let has_workload = manifests.iter().flat_map(|f| &f.documents).any(|d| {
-        d.value["kind"] == "Deployment" && policy::name(&d.value) == Some(spec.workload.name.as_str())
-    });
+    let has_workload = manifests
+        .iter()
+        .flat_map(|f| &f.documents)
+        .any(|d| d.value["kind"] == "Deployment" && policy::name(&d.value) == Some(spec.workload.name.as_str()));
     if !has_workload && p.list.iter().all(|d| !d.message.contains("manifests")) {
         p.at("/spec/workload/name", format!("no Deployment named `{}` in spec.workload.manifests", spec.workload.name));
     }
@@ -254,16 +260,19 @@ fn check_name(p: &mut Problems<'_>, name: &str) {
         && !name.starts_with('-')
         && !name.ends_with('-');
     if !ok {
-        p.at("/metadata/name", format!("`{name}` is not a DNS label of at most 40 characters (lower-case letters, digits, `-`)"));
+        p.at(
+            "/metadata/name",
+            format!("`{name}` is not a DNS label of at most 40 characters (lower-case letters, digits, `-`)"),
+        );
     }
 }
 
 fn check_when(p: &mut Problems<'_>, at: &str, w: &When) {
     for (field, req) in [("telepresence", &w.telepresence), ("kyverno", &w.kyverno), ("kubernetes", &w.kubernetes)] {
-        if let Some(r) = req {
-            if let Err(m) = VersionReq::parse(r) {
-                p.at(&format!("{at}/{field}"), m);
-            }
+        if let Some(r) = req
+            && let Err(m) = VersionReq::parse(r)
+        {
+            p.at(&format!("{at}/{field}"), m);
         }
     }
 }
@@ -274,14 +283,17 @@ fn check_steps(p: &mut Problems<'_>, s: &Scenario) {
     }
     for (i, step) in s.spec.steps.iter().enumerate() {
         let at = format!("/spec/steps/{i}/{}", step_key(step));
-        if let Some(t) = step.timeout() {
-            if let Err(m) = crate::plan::duration::parse(t) {
-                p.at(&format!("{at}/timeout"), m);
-            }
+        if let Some(t) = step.timeout()
+            && let Err(m) = crate::plan::duration::parse(t)
+        {
+            p.at(&format!("{at}/timeout"), m);
         }
         if let Step::Intercept(x) = step {
             if x.workload != s.spec.workload.name {
-                p.at(&format!("{at}/workload"), format!("intercept names `{}`, but the workload is `{}`", x.workload, s.spec.workload.name));
+                p.at(
+                    &format!("{at}/workload"),
+                    format!("intercept names `{}`, but the workload is `{}`", x.workload, s.spec.workload.name),
+                );
             }
             if x.port == 0 {
                 p.at(&format!("{at}/port"), "port must be between 1 and 65535");

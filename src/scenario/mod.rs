@@ -4,10 +4,10 @@ pub mod model;
 pub mod version;
 
 pub use model::Scenario;
-pub mod pins;
-pub mod resolve;
 pub mod load;
+pub mod pins;
 pub mod policy;
+pub mod resolve;
 
 pub use load::{Loaded, load};
 pub mod structural;

@@ -97,20 +97,28 @@ fn type_ok(v: &Value, schema: &Value) -> bool {
 fn walk(v: &Value, schema: &Value, ptr: &str, report: &mut dyn FnMut(&str, bool, String)) {
     if v.is_null() {
         if schema["nullable"] != true && schema.get("type").is_some() {
-            report(ptr, false, format!("`{}` must be {}, not null", field(ptr), schema["type"].as_str().unwrap_or("set")));
+            report(
+                ptr,
+                false,
+                format!("`{}` must be {}, not null", field(ptr), schema["type"].as_str().unwrap_or("set")),
+            );
         }
         return;
     }
     if !type_ok(v, schema) {
-        let want = if schema["x-kubernetes-int-or-string"] == true { "integer or string" } else { schema["type"].as_str().unwrap_or("") };
+        let want = if schema["x-kubernetes-int-or-string"] == true {
+            "integer or string"
+        } else {
+            schema["type"].as_str().unwrap_or("")
+        };
         report(ptr, false, format!("`{}` must be {want}, found {}", field(ptr), type_name(v)));
         return;
     }
-    if let Some(allowed) = schema["enum"].as_array() {
-        if !allowed.contains(v) {
-            let list: Vec<String> = allowed.iter().map(|a| a.to_string()).collect();
-            report(ptr, false, format!("`{}` must be one of {}, found {v}", field(ptr), list.join(", ")));
-        }
+    if let Some(allowed) = schema["enum"].as_array()
+        && !allowed.contains(v)
+    {
+        let list: Vec<String> = allowed.iter().map(|a| a.to_string()).collect();
+        report(ptr, false, format!("`{}` must be one of {}, found {v}", field(ptr), list.join(", ")));
     }
     let preserve = schema["x-kubernetes-preserve-unknown-fields"] == true;
     match v {
@@ -138,17 +146,16 @@ fn walk(v: &Value, schema: &Value, ptr: &str, report: &mut dyn FnMut(&str, bool,
                         }
                     }
                     (None, _) => {
-                        let known: Vec<&str> = props.map(|p| p.keys().map(String::as_str).collect()).unwrap_or_default();
+                        let known: Vec<&str> =
+                            props.map(|p| p.keys().map(String::as_str).collect()).unwrap_or_default();
                         report(&cptr, true, unknown(k, ptr, &known));
                     }
                 }
             }
         }
-        Value::Array(items) => {
-            if schema.get("items").is_some() {
-                for (i, item) in items.iter().enumerate() {
-                    walk(item, &schema["items"], &format!("{ptr}/{i}"), report);
-                }
+        Value::Array(items) if schema.get("items").is_some() => {
+            for (i, item) in items.iter().enumerate() {
+                walk(item, &schema["items"], &format!("{ptr}/{i}"), report);
             }
         }
         _ => {}

@@ -73,11 +73,13 @@ impl VersionReq {
         let mut clauses = Vec::new();
         for raw in s.split([',', ' ']).filter(|c| !c.trim().is_empty()) {
             let c = raw.trim();
-            let (op, rest) = [(">=", Op::Ge), ("<=", Op::Le), (">", Op::Gt), ("<", Op::Lt), ("==", Op::Eq), ("=", Op::Eq)]
-                .iter()
-                .find_map(|(p, op)| c.strip_prefix(p).map(|r| (*op, r)))
-                .unwrap_or((Op::Eq, c));
-            let v = Version::parse(rest).ok_or_else(|| format!("invalid version requirement `{s}`: `{c}` is not a version"))?;
+            let (op, rest) =
+                [(">=", Op::Ge), ("<=", Op::Le), (">", Op::Gt), ("<", Op::Lt), ("==", Op::Eq), ("=", Op::Eq)]
+                    .iter()
+                    .find_map(|(p, op)| c.strip_prefix(p).map(|r| (*op, r)))
+                    .unwrap_or((Op::Eq, c));
+            let v = Version::parse(rest)
+                .ok_or_else(|| format!("invalid version requirement `{s}`: `{c}` is not a version"))?;
             clauses.push((op, v));
         }
         if clauses.is_empty() {

@@ -21,9 +21,9 @@ pub fn create(name: &str, config: &Path, image: &str, kubeconfig: &Path) -> Comm
 
 /// `kind delete cluster --name N --kubeconfig F`.
 pub fn delete(name: &str, kubeconfig: &Path) -> CommandLine {
-    CommandLine::new(Tool::Kind).args(["delete", "cluster", "--name", name, "--kubeconfig"]).args([kubeconfig
-        .display()
-        .to_string()])
+    CommandLine::new(Tool::Kind)
+        .args(["delete", "cluster", "--name", name, "--kubeconfig"])
+        .args([kubeconfig.display().to_string()])
 }
 
 /// `kind load docker-image IMG --name N`.

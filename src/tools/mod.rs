@@ -96,8 +96,7 @@ impl fmt::Display for CommandLine {
 
 /// Quotes an argument for display when it holds shell-special characters.
 pub fn quote(arg: &str) -> String {
-    let plain = !arg.is_empty()
-        && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%^".contains(c));
+    let plain = !arg.is_empty() && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%^".contains(c));
     if plain { arg.to_string() } else { format!("'{}'", arg.replace('\'', r"'\''")) }
 }
 

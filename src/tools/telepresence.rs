@@ -108,6 +108,9 @@ mod tests {
 
     #[test]
     fn intercept_always_disables_mounts() {
-        assert_eq!(intercept("demo", 8080, Some(80)).to_string(), "telepresence intercept demo --port 8080:80 --mount=false");
+        assert_eq!(
+            intercept("demo", 8080, Some(80)).to_string(),
+            "telepresence intercept demo --port 8080:80 --mount=false"
+        );
     }
 }

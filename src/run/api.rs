@@ -1,0 +1,68 @@
+//! The Kubernetes operations a run needs, behind one trait: the real implementation talks to the
+//! API server through kube-rs ([`crate::kube`]); offline tests drive the executor with a double.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::plan::WaitFor;
+
+/// A failed cluster operation. `last_state` carries what was last observed (for waits).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiFailure {
+    /// What went wrong, including the last observed state for a timed-out wait.
+    pub message: String,
+    /// The API server's denial text, when the request was refused by admission.
+    pub denial: Option<String>,
+}
+
+impl ApiFailure {
+    /// A plain failure.
+    pub fn new(message: impl Into<String>) -> Self {
+        ApiFailure { message: message.into(), denial: None }
+    }
+
+    /// A refusal by admission, carrying the API status message.
+    pub fn denied(message: impl Into<String>) -> Self {
+        let m = message.into();
+        ApiFailure { message: m.clone(), denial: Some(m) }
+    }
+}
+
+/// Result of a cluster operation.
+pub type ApiResult<T> = Result<T, ApiFailure>;
+
+/// The cluster operations of a run. Every call has a time limit; waits report the last observed
+/// state when it runs out.
+#[allow(async_fn_in_trait)]
+pub trait ClusterApi {
+    /// Server-side applies `objects` (strict field validation), retrying while the policy webhook
+    /// starts. A refusal by admission is `Err` with [`ApiFailure::denial`] set.
+    async fn apply(&self, objects: &[Value], namespace: Option<&str>, timeout: Duration) -> ApiResult<()>;
+    /// Deletes objects (refs with apiVersion, kind, name, namespace), ignoring ones already gone.
+    async fn delete(&self, refs: &[Value], timeout: Duration) -> ApiResult<()>;
+    /// Waits for a condition.
+    async fn wait(&self, until: &WaitFor, timeout: Duration) -> ApiResult<()>;
+    /// Dry-run creates `pod` until it is denied; returns the denial text.
+    async fn canary_denied(&self, pod: &Value, timeout: Duration) -> ApiResult<String>;
+    /// The UIDs of the pods matching `selector`.
+    async fn pod_uids(&self, namespace: &str, selector: &serde_json::Map<String, Value>) -> ApiResult<BTreeSet<String>>;
+    /// Waits for a pod not in `old` whose `traffic-agent` container is ready, and returns it.
+    async fn new_agent_pod(
+        &self,
+        namespace: &str,
+        selector: &serde_json::Map<String, Value>,
+        old: &BTreeSet<String>,
+        timeout: Duration,
+    ) -> ApiResult<Value>;
+    /// Raw denial messages of a Deployment's ReplicaSets (conditions first, then events).
+    async fn denial_messages(&self, namespace: &str, deployment: &str) -> ApiResult<Vec<String>>;
+    /// Restarts a Deployment (pod-template annotation, like `kubectl rollout restart`).
+    async fn restart(&self, namespace: &str, deployment: &str) -> ApiResult<()>;
+    /// The ClusterIP of a Service.
+    async fn cluster_ip(&self, namespace: &str, service: &str) -> ApiResult<String>;
+    /// Evidence files (name, content) for a failure bundle: events, pods, webhooks, policies, logs.
+    async fn evidence(&self, namespaces: &[String], manager_namespace: &str) -> Vec<(String, String)>;
+}

@@ -1,0 +1,423 @@
+//! Executes a [`Plan`] exactly as printed: phases in order, each action with its time limit, then
+//! the teardown stack in LIFO order, on success, failure, timeout and cancellation (Ctrl-C).
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use super::api::{ApiFailure, ClusterApi};
+use super::traffic::{self, Server};
+use crate::outcome::check::Check;
+use crate::outcome::denial::{self, Parsed};
+use crate::outcome::expect::DeniedBy;
+use crate::plan::{Action, DenialSource, Plan, WaitFor};
+use crate::tools::{CommandLine, Output, RunError, Runner, Tool};
+
+/// How a phase or teardown entry ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "status", content = "reason")]
+pub enum Status {
+    /// Everything held.
+    Passed,
+    /// Something did not hold or failed; the reason says what, with the last observed state.
+    Failed(String),
+    /// Not run, because an earlier phase failed or the run was cancelled.
+    Skipped(String),
+}
+
+/// The result of one phase.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhaseResult {
+    /// The phase name.
+    pub name: String,
+    /// How it ended.
+    pub status: Status,
+    /// How long it took.
+    pub seconds: f64,
+}
+
+/// The result of one teardown entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TeardownResult {
+    /// What was undone.
+    pub label: String,
+    /// How it ended (`Skipped` with the reason when not needed).
+    pub status: Status,
+}
+
+/// The result of executing one plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScenarioResult {
+    /// The scenario.
+    pub scenario: String,
+    /// Whether every phase passed.
+    pub passed: bool,
+    /// Whether the run was cancelled (Ctrl-C).
+    pub cancelled: bool,
+    /// Per phase, in order.
+    pub phases: Vec<PhaseResult>,
+    /// Pod checks made by the outcome engine.
+    pub checks: Vec<Check>,
+    /// The teardown, in the order it ran.
+    pub teardown: Vec<TeardownResult>,
+    /// Evidence collected on failure: (file name, content), not yet redacted.
+    #[serde(skip)]
+    pub evidence: Vec<(String, String)>,
+}
+
+impl ScenarioResult {
+    /// The first failure, for one-line reports.
+    pub fn failure(&self) -> Option<String> {
+        self.phases.iter().find_map(|p| match &p.status {
+            Status::Failed(r) => Some(format!("{}: {r}", p.name)),
+            _ => None,
+        })
+    }
+}
+
+/// Settings of one execution.
+#[derive(Clone)]
+pub struct Settings {
+    /// Runs external commands.
+    pub runner: Arc<dyn Runner>,
+    /// The per-run token the local server answers with.
+    pub token: String,
+    /// Keep the cluster (`--keep` / `--reuse`): teardown entries marked `skip_if_kept` are skipped.
+    pub keep: bool,
+    /// Becomes `true` on Ctrl-C.
+    pub cancel: watch::Receiver<bool>,
+}
+
+/// Mutable state of one execution.
+#[derive(Default)]
+struct State {
+    last_failed_output: Option<String>,
+    last_apply_denial: Option<String>,
+    recorded_pods: BTreeSet<String>,
+    agent_pod: Option<Value>,
+    servers: Vec<Server>,
+    undone: HashSet<usize>,
+    checks: Vec<Check>,
+}
+
+fn is_cancelled(s: &Settings) -> bool {
+    *s.cancel.borrow()
+}
+
+/// Waits until cancelled (never returns otherwise).
+async fn cancelled(mut rx: watch::Receiver<bool>) {
+    loop {
+        if *rx.borrow() {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Runs a command on a blocking thread, so that waits and servers keep running.
+async fn run_command(s: &Settings, cmd: &CommandLine, timeout: Duration) -> Result<Output, RunError> {
+    let runner = s.runner.clone();
+    let cmd = cmd.clone();
+    match tokio::task::spawn_blocking(move || runner.run(&cmd, timeout)).await {
+        Ok(r) => r,
+        Err(e) => Err(RunError::Io { command: String::from("(runner task)"), source: std::io::Error::other(e) }),
+    }
+}
+
+fn tail(s: &str, lines: usize) -> String {
+    let v: Vec<&str> = s.lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Parses every text and checks that Kyverno denied with every expected violation.
+fn prove(texts: &[String], expected: &[DeniedBy]) -> Result<(), String> {
+    let mut seen = Vec::new();
+    let mut others = Vec::new();
+    for t in texts {
+        match denial::parse(t) {
+            Ok(Parsed::Kyverno(d)) => seen.push(d),
+            Ok(Parsed::OtherWebhook(o)) => others.push(format!("denied by webhook `{}`: {}", o.webhook, o.reason)),
+            Err(_) => {}
+        }
+    }
+    if seen.is_empty() {
+        let mut why = String::from("no Kyverno denial was found in the evidence");
+        if !others.is_empty() {
+            why.push_str(&format!(" ({})", others.join("; ")));
+        }
+        if let Some(t) = texts.last() {
+            why.push_str(&format!("; last evidence: {}", tail(t, 3)));
+        }
+        return Err(why);
+    }
+    let unmet: Vec<String> = expected
+        .iter()
+        .filter(|e| !seen.iter().any(|d| d.violations.iter().any(|v| e.matches(v))))
+        .map(|e| format!("{}/{}{}", e.policy, e.rule, e.path.as_deref().map(|p| format!(" at {p}")).unwrap_or_default()))
+        .collect();
+    if unmet.is_empty() {
+        return Ok(());
+    }
+    let got: Vec<String> = seen
+        .iter()
+        .flat_map(|d| d.violations.iter().map(|v| format!("{}/{} {:?}", v.policy, v.rule, v.paths)))
+        .collect();
+    Err(format!("expected denial by {} not found; Kyverno reported: {}", unmet.join(", "), got.join("; ")))
+}
+
+async fn exec_action<A: ClusterApi>(api: &A, s: &Settings, st: &mut State, plan: &Plan, a: &Action) -> Result<(), String> {
+    match a {
+        Action::Run { command, timeout, expect_failure, best_effort } => {
+            let out = run_command(s, command, *timeout).await;
+            match out {
+                Ok(o) if o.success() && *expect_failure => {
+                    Err(format!("`{command}` succeeded, but the scenario expects it to be denied"))
+                }
+                Ok(o) if o.success() => Ok(()),
+                Ok(o) if *expect_failure => {
+                    st.last_failed_output = Some(format!("{}\n{}", o.stderr, o.stdout));
+                    Ok(())
+                }
+                Ok(_) | Err(_) if *best_effort => Ok(()),
+                Ok(o) if command.tool == Tool::Sudo => Err(format!(
+                    "passwordless sudo is not available (`{command}` exited {:?}): Telepresence's root daemon cannot \
+                     start; allow passwordless sudo or use `connect --docker`",
+                    o.status
+                )),
+                Ok(o) => Err(format!("`{command}` exited {:?}: {}", o.status, tail(&format!("{}\n{}", o.stdout, o.stderr), 8))),
+                Err(e) if *expect_failure => {
+                    st.last_failed_output = Some(e.to_string());
+                    Ok(())
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        Action::WriteFile { path, contents } => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+            }
+            std::fs::write(path, contents).map_err(|e| format!("write {}: {e}", path.display()))
+        }
+        Action::Apply { label, namespace, objects, timeout, expect_failure } => {
+            match (api.apply(objects, namespace.as_deref(), *timeout).await, expect_failure) {
+                (Ok(()), false) => Ok(()),
+                (Ok(()), true) => Err(format!("{label} was admitted, but the scenario expects a denial")),
+                (Err(ApiFailure { denial: Some(d), .. }), true) => {
+                    st.last_apply_denial = Some(d);
+                    Ok(())
+                }
+                (Err(e), _) => Err(format!("apply {label}: {e}")),
+            }
+        }
+        Action::Wait { until: WaitFor::NewAgentPod { namespace, selector }, timeout } => {
+            let pod = api.new_agent_pod(namespace, selector, &st.recorded_pods, *timeout).await.map_err(|e| e.to_string())?;
+            st.agent_pod = Some(pod);
+            Ok(())
+        }
+        Action::Wait { until, timeout } => api.wait(until, *timeout).await.map_err(|e| e.to_string()),
+        Action::CanaryDenied { pod, timeout } => {
+            let text = api.canary_denied(pod, *timeout).await.map_err(|e| e.to_string())?;
+            match denial::parse(&text) {
+                Ok(Parsed::Kyverno(_)) => Ok(()),
+                Ok(Parsed::OtherWebhook(o)) => {
+                    Err(format!("the canary was denied by `{}`, not by Kyverno: {}", o.webhook, o.reason))
+                }
+                Err(e) => Err(format!("the canary was refused, but not by Kyverno ({e}): {}", tail(&text, 3))),
+            }
+        }
+        Action::ProveDenial { source, expected, timeout } => {
+            let texts = match source {
+                DenialSource::CommandOutput => st.last_failed_output.clone().into_iter().collect(),
+                DenialSource::ApplyError => st.last_apply_denial.clone().into_iter().collect(),
+                DenialSource::Workload { namespace, name } => {
+                    // The ReplicaSet retries; poll until a denial shows up or time runs out.
+                    let deadline = Instant::now() + *timeout;
+                    loop {
+                        let texts = api.denial_messages(namespace, name).await.map_err(|e| e.to_string())?;
+                        if prove(&texts, expected).is_ok() || Instant::now() >= deadline {
+                            break texts;
+                        }
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                }
+            };
+            prove(&texts, expected)
+        }
+        Action::RecordPods { namespace, selector } => {
+            st.recorded_pods = api.pod_uids(namespace, selector).await.map_err(|e| e.to_string())?;
+            Ok(())
+        }
+        Action::Serve { port } => {
+            let server = traffic::serve(*port, s.token.clone()).await.map_err(|e| format!("serve 127.0.0.1:{port}: {e}"))?;
+            st.servers.push(server);
+            Ok(())
+        }
+        Action::Request { url, timeout } => {
+            let url = resolve_url(api, url).await?;
+            traffic::expect_token(&url, &s.token, *timeout).await
+        }
+        Action::VerifyPod { expectations, .. } => {
+            let pod = st.agent_pod.as_ref().ok_or("no intercepted pod was observed")?;
+            let verdict = crate::outcome::pod::verify_pod(pod, expectations, &plan.versions);
+            st.checks.extend(verdict.checks.iter().cloned());
+            if verdict.passed {
+                Ok(())
+            } else {
+                let failed: Vec<String> = verdict
+                    .failures()
+                    .map(|c| {
+                        c.note.clone().unwrap_or_else(|| {
+                            format!("{} {}: expected {}, actual {}", c.target, c.field, c.expected, c.actual)
+                        })
+                    })
+                    .collect();
+                Err(format!("the intercepted pod does not match: {}", failed.join("; ")))
+            }
+        }
+        Action::RestartWorkload { namespace, name } => api.restart(namespace, name).await.map_err(|e| e.to_string()),
+        Action::Delete { objects, timeout, .. } => api.delete(objects, *timeout).await.map_err(|e| e.to_string()),
+        Action::StopServer { port } => {
+            st.servers.retain(|srv| srv.port != *port);
+            Ok(())
+        }
+        Action::Undo { index } => {
+            let entry = plan.teardown.get(*index).ok_or_else(|| format!("no teardown entry #{}", index + 1))?;
+            st.undone.insert(*index);
+            for a in &entry.actions {
+                Box::pin(exec_action(api, s, st, plan, a)).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Replaces `{clusterIP:<ns>/<svc>}` in a URL with the Service's ClusterIP.
+async fn resolve_url<A: ClusterApi>(api: &A, url: &str) -> Result<String, String> {
+    let Some(start) = url.find("{clusterIP:") else { return Ok(url.to_string()) };
+    let end = url[start..].find('}').map(|e| start + e).ok_or_else(|| format!("malformed URL template {url}"))?;
+    let (ns, svc) = url[start + 11..end].split_once('/').ok_or_else(|| format!("malformed URL template {url}"))?;
+    let ip = api.cluster_ip(ns, svc).await.map_err(|e| e.to_string())?;
+    Ok(format!("{}{ip}{}", &url[..start], &url[end + 1..]))
+}
+
+/// Executes `plan`: phases until the first failure or cancellation, then the teardown.
+pub async fn execute<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) -> ScenarioResult {
+    let mut st = State::default();
+    let mut phases = Vec::new();
+    let mut started: HashSet<&str> = HashSet::new();
+    let mut failed_phase: Option<&str> = None;
+    for phase in &plan.phases {
+        if let Some(f) = failed_phase {
+            phases.push(PhaseResult { name: phase.name.clone(), status: Status::Skipped(format!("{f} failed")), seconds: 0.0 });
+            continue;
+        }
+        if is_cancelled(s) {
+            phases.push(PhaseResult { name: phase.name.clone(), status: Status::Skipped("cancelled".into()), seconds: 0.0 });
+            continue;
+        }
+        started.insert(phase.name.as_str());
+        let t0 = Instant::now();
+        let mut status = Status::Passed;
+        for a in &phase.actions {
+            let r = tokio::select! {
+                r = exec_action(api, s, &mut st, plan, a) => r,
+                () = cancelled(s.cancel.clone()) => Err("cancelled (Ctrl-C)".to_string()),
+            };
+            if let Err(e) = r {
+                status = Status::Failed(e);
+                break;
+            }
+        }
+        if matches!(status, Status::Failed(_)) {
+            failed_phase = Some(phase.name.as_str());
+        }
+        phases.push(PhaseResult { name: phase.name.clone(), status, seconds: t0.elapsed().as_secs_f64() });
+    }
+    let passed = failed_phase.is_none() && !is_cancelled(s);
+    let evidence = if passed { Vec::new() } else { collect_evidence(plan, api).await };
+    let teardown = teardown(plan, api, s, &mut st, &started, failed_phase).await;
+    ScenarioResult {
+        scenario: plan.scenario.clone(),
+        passed,
+        cancelled: is_cancelled(s),
+        phases,
+        checks: std::mem::take(&mut st.checks),
+        teardown,
+        evidence,
+    }
+}
+
+async fn collect_evidence<A: ClusterApi>(plan: &Plan, api: &A) -> Vec<(String, String)> {
+    let mut namespaces: Vec<String> = vec!["kyverno".into(), "default".into()];
+    let mut manager = "ambassador".to_string();
+    for p in &plan.phases {
+        for a in &p.actions {
+            match a {
+                Action::Wait { until: WaitFor::TrafficManagerReady { namespace, .. }, .. } => manager = namespace.clone(),
+                Action::RecordPods { namespace, .. } => namespaces.push(namespace.clone()),
+                _ => {}
+            }
+        }
+    }
+    namespaces.push(manager.clone());
+    namespaces.sort();
+    namespaces.dedup();
+    api.evidence(&namespaces, &manager).await
+}
+
+/// Runs the teardown stack in LIFO order; every entry is attempted, failures are recorded.
+async fn teardown<A: ClusterApi>(
+    plan: &Plan,
+    api: &A,
+    s: &Settings,
+    st: &mut State,
+    started: &HashSet<&str>,
+    failed_phase: Option<&str>,
+) -> Vec<TeardownResult> {
+    let mut out = Vec::new();
+    // Teardown must run even after Ctrl-C: it uses a settings copy that is never cancelled.
+    let (_never_tx, never_rx) = watch::channel(false);
+    let ts = Settings { cancel: never_rx, ..s.clone() };
+    for (i, entry) in plan.teardown_order() {
+        let skip = if !started.contains(entry.registered_by.as_str()) {
+            Some(format!("{} never started", entry.registered_by))
+        } else if st.undone.contains(&i) {
+            Some("already done by a step".to_string())
+        } else if s.keep && entry.skip_if_kept {
+            Some("kept (--keep/--reuse)".to_string())
+        } else {
+            None
+        };
+        if let Some(why) = skip {
+            out.push(TeardownResult { label: entry.label.clone(), status: Status::Skipped(why) });
+            continue;
+        }
+        let actions =
+            if failed_phase == Some(entry.registered_by.as_str()) && !entry.on_failure.is_empty() { &entry.on_failure } else { &entry.actions };
+        let mut status = Status::Passed;
+        for a in actions {
+            if let Err(e) = exec_action(api, &ts, st, plan, a).await {
+                status = Status::Failed(e);
+            }
+        }
+        st.undone.insert(i);
+        out.push(TeardownResult { label: entry.label.clone(), status });
+    }
+    st.servers.clear();
+    out
+}
+
+/// Where a failed scenario's evidence bundle goes.
+pub fn evidence_dir(plan: &Plan) -> PathBuf {
+    plan.run_dir.join(&plan.scenario)
+}
