@@ -62,11 +62,20 @@ pub fn run(args: Args) -> Result<Exit> {
         Error::input(&file, location, e.message)
     })?;
     let selector = loaded.workload_selector();
+    // A List is filtered by the workload selector; a bare Pod is judged as given, with a note when
+    // it does not match.
     let chosen: Vec<&Value> = found
         .iter()
         .filter(|f| f.pointer.is_empty() || pods::matches_selector(f.pod, &selector))
         .map(|f| f.pod)
         .collect();
+    for pod in chosen.iter().filter(|p| !pods::matches_selector(p, &selector)) {
+        eprintln!(
+            "note: {} does not match the workload selector of scenario `{}`",
+            pod_label(pod),
+            loaded.name()
+        );
+    }
     if chosen.is_empty() {
         let sel = selector
             .iter()
