@@ -30,9 +30,7 @@ fn text(bytes: &[u8]) -> String {
 
 /// The shared directory: env `KYVTEL_SHARED_DIR`, default `<CARGO_MANIFEST_DIR>/../shared`.
 fn shared_dir() -> PathBuf {
-    std::env::var_os("KYVTEL_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared"))
+    std::env::var_os("KYVTEL_SHARED_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("../shared"))
 }
 
 #[test]
@@ -42,16 +40,11 @@ fn real_sample_cluster_scoped_namespace_label() {
         eprintln!("skipped: {} not found (set KYVTEL_SHARED_DIR)", sample.display());
         return;
     }
-    let out = explain(&[Path::new("--output"), Path::new("json"), &sample])
-        .output()
-        .expect("runs");
+    let out = explain(&[Path::new("--output"), Path::new("json"), &sample]).output().expect("runs");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(v["webhook"], "validate.kyverno.svc-fail");
-    assert_eq!(
-        v["resource"],
-        json!({"kind": "Namespace", "namespace": "", "name": "asdfhl"})
-    );
+    assert_eq!(v["resource"], json!({"kind": "Namespace", "namespace": "", "name": "asdfhl"}));
     let violations = v["violations"].as_array().expect("violations");
     assert_eq!(violations.len(), 1);
     assert_eq!(violations[0]["policy"], "require-ns-owner-label");
@@ -78,11 +71,7 @@ fn real_sample_cluster_scoped_namespace_label() {
 fn every_form_exits_0(#[case] fixture: &str) {
     let out = explain(&[&denial(fixture)]).output().expect("runs");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stdout).starts_with("Kyverno (validate.kyverno.svc-fail) denied "),
-        "{}",
-        text(&out.stdout)
-    );
+    assert!(text(&out.stdout).starts_with("Kyverno (validate.kyverno.svc-fail) denied "), "{}", text(&out.stdout));
 }
 
 #[test]
@@ -99,20 +88,8 @@ fn json_with_pod_names_containers_and_hints() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(v["resource"]["name"], "demo-7d9c5b6f4-x2x9q");
-    let targets: Vec<&Value> = v["violations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| &x["targets"])
-        .collect();
-    assert_eq!(
-        targets,
-        [
-            &json!([null]),
-            &json!(["container/traffic-agent"]),
-            &json!(["container/traffic-agent"])
-        ]
-    );
+    let targets: Vec<&Value> = v["violations"].as_array().unwrap().iter().map(|x| &x["targets"]).collect();
+    assert_eq!(targets, [&json!([null]), &json!(["container/traffic-agent"]), &json!(["container/traffic-agent"])]);
     let hints: Vec<(&str, &str)> = v["hints"]
         .as_array()
         .unwrap()
@@ -130,13 +107,9 @@ fn json_with_pod_names_containers_and_hints() {
 
 #[test]
 fn human_output_with_pod_names_the_container_and_the_fix() {
-    let out = explain(&[
-        Path::new("--pod"),
-        &pod("agent-recipe-2.32.yaml"),
-        &denial("kubectl-agent-blocked.txt"),
-    ])
-    .output()
-    .expect("runs");
+    let out = explain(&[Path::new("--pod"), &pod("agent-recipe-2.32.yaml"), &denial("kubectl-agent-blocked.txt")])
+        .output()
+        .expect("runs");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let s = text(&out.stdout);
     assert!(
@@ -154,11 +127,7 @@ fn reads_standard_input_by_default() {
     let src = std::fs::read_to_string(denial("statefulset-traffic-manager.txt")).unwrap();
     let out = explain(&[]).write_stdin(src).output().expect("runs");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stdout).contains("scenario no-ambassador-exclusion"),
-        "{}",
-        text(&out.stdout)
-    );
+    assert!(text(&out.stdout).contains("scenario no-ambassador-exclusion"), "{}", text(&out.stdout));
 }
 
 #[rstest]
@@ -174,10 +143,7 @@ fn reads_standard_input_by_default() {
     "kyverno-without-policy-list.txt",
     "expected a line `resource <Kind>/<namespace>/<name> was blocked"
 )]
-#[case::broken_policy_list(
-    "broken-policy-list.txt",
-    "broken-policy-list.txt:5:1: expected the policy list as YAML"
-)]
+#[case::broken_policy_list("broken-policy-list.txt", "broken-policy-list.txt:5:1: expected the policy list as YAML")]
 #[case::missing_file("nope.txt", "nope.txt: file not found")]
 fn not_a_kyverno_denial_exits_2(#[case] fixture: &str, #[case] says: &str) {
     let out = explain(&[&denial(fixture)]).output().expect("runs");
@@ -188,17 +154,9 @@ fn not_a_kyverno_denial_exits_2(#[case] fixture: &str, #[case] says: &str) {
 
 #[test]
 fn bad_pod_exits_2() {
-    let out = explain(&[
-        Path::new("--pod"),
-        &pod("bad-capabilities.yaml"),
-        &denial("replicaset-event.txt"),
-    ])
-    .output()
-    .expect("runs");
+    let out = explain(&[Path::new("--pod"), &pod("bad-capabilities.yaml"), &denial("replicaset-event.txt")])
+        .output()
+        .expect("runs");
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("bad-capabilities.yaml:13:16:"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("bad-capabilities.yaml:13:16:"), "{}", text(&out.stderr));
 }

@@ -16,12 +16,7 @@ fn pod(name: &str) -> PathBuf {
 
 fn verify(pod_arg: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::cargo_bin("kyvtel").expect("the kyvtel binary");
-    cmd.current_dir(root())
-        .arg("verify")
-        .arg("scenarios/documented-recipe.yaml")
-        .arg("--pod")
-        .arg(pod_arg)
-        .args(extra);
+    cmd.current_dir(root()).arg("verify").arg("scenarios/documented-recipe.yaml").arg("--pod").arg(pod_arg).args(extra);
     cmd
 }
 
@@ -60,16 +55,9 @@ fn exit_code_follows_the_verdict(#[case] fixture: &str, #[case] code: i32) {
 
 #[test]
 fn json_names_target_field_expected_and_actual() {
-    let out = verify(&pod("agent-recipe-2.28.yaml"), &["--output", "json"])
-        .output()
-        .expect("runs");
+    let out = verify(&pod("agent-recipe-2.28.yaml"), &["--output", "json"]).output().expect("runs");
     let v: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
-    let failed: Vec<&Value> = v["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["ok"] == false)
-        .collect();
+    let failed: Vec<&Value> = v["checks"].as_array().unwrap().iter().filter(|c| c["ok"] == false).collect();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["target"], "container/traffic-agent");
     assert_eq!(failed[0]["field"], "securityContext.runAsGroup");
@@ -83,10 +71,7 @@ fn human_table_says_the_agent_was_not_injected_first() {
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
     let first_fail = text.lines().find(|l| l.starts_with("FAIL")).expect("a FAIL row");
-    assert!(
-        first_fail.contains("container/traffic-agent") && first_fail.contains("present"),
-        "{text}"
-    );
+    assert!(first_fail.contains("container/traffic-agent") && first_fail.contains("present"), "{text}");
     assert!(text.contains("traffic-agent was not injected"), "{text}");
     assert!(text.contains("FAILED: 2 of"), "{text}");
 }
@@ -100,18 +85,12 @@ fn reads_standard_input() {
 }
 
 #[rstest]
-#[case::not_a_pod(
-    "not-a-pod.yaml",
-    "not-a-pod.yaml:3:7: expected a Pod, List or PodList, found `Deployment`"
-)]
+#[case::not_a_pod("not-a-pod.yaml", "not-a-pod.yaml:3:7: expected a Pod, List or PodList, found `Deployment`")]
 #[case::wrong_types(
     "bad-capabilities.yaml",
     "bad-capabilities.yaml:13:16: expected `add` to be a list of capability names"
 )]
-#[case::no_pod_matches(
-    "list-no-match.yaml",
-    "no pod matches the workload selector app.kubernetes.io/name=demo"
-)]
+#[case::no_pod_matches("list-no-match.yaml", "no pod matches the workload selector app.kubernetes.io/name=demo")]
 #[case::missing_file("does-not-exist.yaml", "does-not-exist.yaml: file not found")]
 fn bad_input_exits_2_with_a_precise_message(#[case] fixture: &str, #[case] says: &str) {
     let out = verify(&pod(fixture), &[]).output().expect("runs");
@@ -123,10 +102,7 @@ fn bad_input_exits_2_with_a_precise_message(#[case] fixture: &str, #[case] says:
 
 #[test]
 fn malformed_yaml_on_stdin_is_located() {
-    let out = verify(Path::new("-"), &[])
-        .write_stdin("kind: Pod\nspec: [\n")
-        .output()
-        .expect("runs");
+    let out = verify(Path::new("-"), &[]).write_stdin("kind: Pod\nspec: [\n").output().expect("runs");
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).starts_with("error: <stdin>:"), "{}", stderr(&out));
 }

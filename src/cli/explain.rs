@@ -60,10 +60,9 @@ pub fn run(args: Args) -> Result<Exit> {
     let pod = pod.as_ref().map(|p| select_pod(p, &denial)).transpose()?;
     let hints = hint::hints(&denial, pod);
     match args.output {
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&to_json(&denial, pod, &hints)).unwrap_or_default()
-        ),
+        Output::Json => {
+            println!("{}", serde_json::to_string_pretty(&to_json(&denial, pod, &hints)).unwrap_or_default())
+        }
         Output::Text => print!("{}", human(&denial, pod, &hints)),
     }
     Ok(Exit::Success)
@@ -79,11 +78,7 @@ fn read_pod(path: &Path) -> Result<PodInput> {
     let (file, src) = read_input(path)?;
     let docs = yaml::documents(&file, &src)?;
     let Some(first) = docs.first() else {
-        return Err(Error::input(
-            &file,
-            None,
-            "expected a Pod (or a workload with a pod template); the file is empty",
-        ));
+        return Err(Error::input(&file, None, "expected a Pod (or a workload with a pod template); the file is empty"));
     };
     let is_pod_input = matches!(first.value["kind"].as_str(), Some("Pod" | "List" | "PodList"));
     if is_pod_input {
@@ -91,11 +86,7 @@ fn read_pod(path: &Path) -> Result<PodInput> {
         let objects: Vec<Value> = pods::collect(&values)
             .map_err(|e| {
                 let idx = &docs[e.document].index;
-                Error::input(
-                    &file,
-                    idx.value(&e.pointer).or_else(|| idx.nearest(&e.pointer)),
-                    e.message,
-                )
+                Error::input(&file, idx.value(&e.pointer).or_else(|| idx.nearest(&e.pointer)), e.message)
             })?
             .into_iter()
             .map(|f| f.pod.clone())
@@ -110,30 +101,24 @@ fn read_pod(path: &Path) -> Result<PodInput> {
             format!("expected a Pod, a List of pods, or a workload with a pod template; found `{kind}`"),
         ));
     }
-    Ok(PodInput {
-        file,
-        objects: vec![first.value.clone()],
-    })
+    Ok(PodInput { file, objects: vec![first.value.clone()] })
 }
 
 /// The object the denial is about: the only one, or the pod named in the denial.
 fn select_pod<'a>(input: &'a PodInput, denial: &Denial) -> Result<&'a Value> {
     match input.objects.as_slice() {
         [one] => Ok(one),
-        many => many
-            .iter()
-            .find(|p| pods::name(p) == denial.resource.name)
-            .ok_or_else(|| {
-                Error::input(
-                    &input.file,
-                    None,
-                    format!(
-                        "{} pods in the input and none is named `{}`; pass that one pod",
-                        many.len(),
-                        denial.resource.name
-                    ),
-                )
-            }),
+        many => many.iter().find(|p| pods::name(p) == denial.resource.name).ok_or_else(|| {
+            Error::input(
+                &input.file,
+                None,
+                format!(
+                    "{} pods in the input and none is named `{}`; pass that one pod",
+                    many.len(),
+                    denial.resource.name
+                ),
+            )
+        }),
     }
 }
 
@@ -144,11 +129,8 @@ fn to_json(denial: &Denial, pod: Option<&Value>, hints: &[Hint]) -> Value {
         .map(|v| {
             let mut out = json!(v);
             if let (Some(pod), Some(obj)) = (pod, out.as_object_mut()) {
-                let targets: Vec<Value> = v
-                    .paths
-                    .iter()
-                    .map(|p| json!(container_path(p).and_then(|cp| cp.target(pod))))
-                    .collect();
+                let targets: Vec<Value> =
+                    v.paths.iter().map(|p| json!(container_path(p).and_then(|cp| cp.target(pod)))).collect();
                 obj.insert("targets".into(), json!(targets));
             }
             out
@@ -159,11 +141,7 @@ fn to_json(denial: &Denial, pod: Option<&Value>, hints: &[Hint]) -> Value {
 
 fn human(denial: &Denial, pod: Option<&Value>, hints: &[Hint]) -> String {
     let r = &denial.resource;
-    let at = if r.namespace.is_empty() {
-        r.name.clone()
-    } else {
-        format!("{}/{}", r.namespace, r.name)
-    };
+    let at = if r.namespace.is_empty() { r.name.clone() } else { format!("{}/{}", r.namespace, r.name) };
     let mut out = format!("Kyverno ({}) denied {} {at}\n", denial.webhook, r.kind);
     for v in &denial.violations {
         out += &format!("\n  policy {}, rule {}\n", v.policy, v.rule);
@@ -178,11 +156,7 @@ fn human(denial: &Denial, pod: Option<&Value>, hints: &[Hint]) -> String {
             }
         }
     }
-    let by_index = denial
-        .violations
-        .iter()
-        .flat_map(|v| &v.paths)
-        .any(|p| container_path(p).is_some());
+    let by_index = denial.violations.iter().flat_map(|v| &v.paths).any(|p| container_path(p).is_some());
     if pod.is_none() && by_index {
         out += "\ntip: paths name containers by index; pass --pod to name them\n";
     }

@@ -47,18 +47,11 @@ pub fn run(args: Args) -> Result<Exit> {
     let (file, src) = read_input(&args.pod)?;
     let docs = yaml::documents(&file, &src)?;
     if docs.is_empty() {
-        return Err(Error::input(
-            &file,
-            None,
-            "expected a Pod, List or PodList; the input is empty",
-        ));
+        return Err(Error::input(&file, None, "expected a Pod, List or PodList; the input is empty"));
     }
     let values: Vec<Value> = docs.iter().map(|d| d.value.clone()).collect();
     let found = pods::collect(&values).map_err(|e| {
-        let location = docs[e.document]
-            .index
-            .value(&e.pointer)
-            .or_else(|| docs[e.document].index.nearest(&e.pointer));
+        let location = docs[e.document].index.value(&e.pointer).or_else(|| docs[e.document].index.nearest(&e.pointer));
         Error::input(&file, location, e.message)
     })?;
     let selector = loaded.workload_selector();
@@ -70,17 +63,10 @@ pub fn run(args: Args) -> Result<Exit> {
         .map(|f| f.pod)
         .collect();
     for pod in chosen.iter().filter(|p| !pods::matches_selector(p, &selector)) {
-        eprintln!(
-            "note: {} does not match the workload selector of scenario `{}`",
-            pod_label(pod),
-            loaded.name()
-        );
+        eprintln!("note: {} does not match the workload selector of scenario `{}`", pod_label(pod), loaded.name());
     }
     if chosen.is_empty() {
-        let sel = selector
-            .iter()
-            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("?")))
-            .collect::<Vec<_>>();
+        let sel = selector.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("?"))).collect::<Vec<_>>();
         let message = if found.is_empty() {
             "expected a Pod, List or PodList with at least one pod; found no pod".to_string()
         } else {
@@ -88,11 +74,7 @@ pub fn run(args: Args) -> Result<Exit> {
                 "no pod matches the workload selector {} of scenario `{}` ({} in the input)",
                 sel.join(","),
                 loaded.name(),
-                if found.len() == 1 {
-                    "1 pod".to_string()
-                } else {
-                    format!("{} pods", found.len())
-                }
+                if found.len() == 1 { "1 pod".to_string() } else { format!("{} pods", found.len()) }
             )
         };
         return Err(Error::input(&file, None, message));
@@ -100,10 +82,7 @@ pub fn run(args: Args) -> Result<Exit> {
 
     let expectations = &loaded.scenario.spec.expect.pod;
     let v = &loaded.versions;
-    if !expectations
-        .iter()
-        .any(|g| g.when.as_ref().is_none_or(|w| v.satisfies(w)))
-    {
+    if !expectations.iter().any(|g| g.when.as_ref().is_none_or(|w| v.satisfies(w))) {
         return Err(Error::Usage(format!(
             "scenario `{}` has no pod expectation that applies to Telepresence {}, Kyverno {}, Kubernetes {}",
             loaded.name(),
@@ -165,13 +144,7 @@ fn table(verdict: &Verdict, with_pod: bool) -> String {
                 (Some(p), true) => format!("{p}: {}", c.target),
                 _ => c.target.clone(),
             };
-            [
-                if c.ok { "ok" } else { "FAIL" }.to_string(),
-                target,
-                c.field.clone(),
-                show(&c.expected),
-                show(&c.actual),
-            ]
+            [if c.ok { "ok" } else { "FAIL" }.to_string(), target, c.field.clone(), show(&c.expected), show(&c.actual)]
         })
         .collect();
     let mut width = header.map(str::len);

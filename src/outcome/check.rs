@@ -69,10 +69,7 @@ impl Verdict {
     /// The verdict over `checks`.
     #[must_use]
     pub fn from_checks(checks: Vec<Check>) -> Self {
-        Verdict {
-            passed: checks.iter().all(|c| c.ok),
-            checks,
-        }
+        Verdict { passed: checks.iter().all(|c| c.ok), checks }
     }
 
     /// The checks that do not hold.

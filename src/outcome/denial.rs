@@ -60,10 +60,7 @@ impl Denial {
     /// The expected violations that this denial does not contain (see [`DeniedBy::matches`]).
     #[must_use]
     pub fn unmet<'a>(&self, expected: &'a [DeniedBy]) -> Vec<&'a DeniedBy> {
-        expected
-            .iter()
-            .filter(|e| !self.violations.iter().any(|v| e.matches(v)))
-            .collect()
+        expected.iter().filter(|e| !self.violations.iter().any(|v| e.matches(v))).collect()
     }
 }
 
@@ -169,10 +166,8 @@ pub fn parse(text: &str) -> Result<Parsed, DenialError> {
             reason: rest.trim().to_string(),
         }));
     }
-    let marker = after
-        + text[after..].find(BLOCKED).ok_or_else(|| DenialError::NoPolicyList {
-            webhook: webhook.into(),
-        })?;
+    let marker =
+        after + text[after..].find(BLOCKED).ok_or_else(|| DenialError::NoPolicyList { webhook: webhook.into() })?;
     let line_start = text[..marker].rfind('\n').map_or(0, |i| i + 1).max(after);
     let resource = resource(&text[line_start..marker]).ok_or_else(|| DenialError::BadResource {
         line: line_of(&text, marker),
@@ -181,11 +176,7 @@ pub fn parse(text: &str) -> Result<Parsed, DenialError> {
     let body_start = text[marker..].find('\n').map_or(text.len(), |i| marker + i + 1);
     let block = Block::after(&text[body_start..], line_of(&text, body_start));
     let violations = block.violations()?;
-    Ok(Parsed::Kyverno(Denial {
-        webhook: webhook.to_string(),
-        resource,
-        violations,
-    }))
+    Ok(Parsed::Kyverno(Denial { webhook: webhook.to_string(), resource, violations }))
 }
 
 /// The first `admission webhook "<name>" denied the request`: the name and the byte offset just
@@ -207,10 +198,7 @@ fn find_webhook(text: &str) -> Option<(&str, usize)> {
 /// `Kind/namespace/name` from the text before `was blocked` (`resource Pod/ns/name `).
 fn resource(head: &str) -> Option<Resource> {
     let head = head.trim();
-    let spec = head
-        .strip_prefix("resource ")
-        .or_else(|| head.rsplit_once(" resource ").map(|(_, r)| r))?
-        .trim();
+    let spec = head.strip_prefix("resource ").or_else(|| head.rsplit_once(" resource ").map(|(_, r)| r))?.trim();
     let mut parts = spec.splitn(3, '/');
     let (kind, namespace, name) = (parts.next()?, parts.next()?, parts.next()?);
     let plain = |s: &str| !s.contains(char::is_whitespace);
@@ -244,17 +232,12 @@ impl Block {
         let lines: Vec<&str> = body.split('\n').collect();
         let indent_of = |l: &str| l.len() - l.trim_start_matches(' ').len();
         let Some(start) = lines.iter().position(|l| !l.trim().is_empty()) else {
-            return Block {
-                yaml: String::new(),
-                first_line,
-                indent: 0,
-            };
+            return Block { yaml: String::new(), first_line, indent: 0 };
         };
         let indent = indent_of(lines[start]);
         let is_key = |l: &str| {
             let t = l.trim_end();
-            t.strip_suffix(':')
-                .is_some_and(|k| !k.is_empty() && !k.contains([' ', ':', '\'', '"']))
+            t.strip_suffix(':').is_some_and(|k| !k.is_empty() && !k.contains([' ', ':', '\'', '"']))
         };
         let end = lines[start..]
             .iter()
@@ -263,16 +246,8 @@ impl Block {
                 !(blank || indent_of(l) > indent || (indent_of(l) == indent && is_key(&l[indent..])))
             })
             .map_or(lines.len(), |n| start + n);
-        let yaml = lines[start..end]
-            .iter()
-            .map(|l| l.get(indent..).unwrap_or(""))
-            .collect::<Vec<_>>()
-            .join("\n");
-        Block {
-            yaml,
-            first_line: first_line + start,
-            indent,
-        }
+        let yaml = lines[start..end].iter().map(|l| l.get(indent..).unwrap_or("")).collect::<Vec<_>>().join("\n");
+        Block { yaml, first_line: first_line + start, indent }
     }
 
     fn error(&self, line: usize, column: usize, message: impl Into<String>) -> DenialError {
@@ -289,9 +264,7 @@ impl Block {
             return Err(self.error(1, 1, "no policy follows the `was blocked` line"));
         }
         let value: Value = serde_saphyr::from_str(&self.yaml).map_err(|e| {
-            let (line, column) = e
-                .location()
-                .map_or((1, 1), |l| (l.line() as usize, l.column() as usize));
+            let (line, column) = e.location().map_or((1, 1), |l| (l.line() as usize, l.column() as usize));
             let mut m = e.without_snippet().to_string();
             if let Some(i) = m.find(" at line ") {
                 m.truncate(i);
@@ -321,12 +294,7 @@ impl Block {
 
 /// One violation from a rule's decoded message.
 fn violation(policy: String, rule: String, raw: &str) -> Violation {
-    Violation {
-        paths: paths(raw),
-        message: rule_message(&rule, raw),
-        policy,
-        rule,
-    }
+    Violation { paths: paths(raw), message: rule_message(&rule, raw), policy, rule }
 }
 
 /// Every path after `failed at path ` (once per rule, or once per anyPattern alternative).
@@ -335,13 +303,7 @@ fn violation(policy: String, rule: String, raw: &str) -> Violation {
 fn paths(raw: &str) -> Vec<String> {
     raw.match_indices("failed at path ")
         .filter_map(|(i, m)| raw[i + m.len()..].split_whitespace().next())
-        .map(|p| {
-            if p.len() > 1 && p.ends_with("/.") {
-                &p[..p.len() - 1]
-            } else {
-                p
-            }
-        })
+        .map(|p| if p.len() > 1 && p.ends_with("/.") { &p[..p.len() - 1] } else { p })
         .map(str::to_string)
         .collect()
 }
@@ -381,11 +343,7 @@ mod tests {
 
     macro_rules! fixture {
         ($name:literal) => {
-            include_str!(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/fixtures/denials/",
-                $name
-            ))
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/denials/", $name))
         };
     }
 
@@ -401,12 +359,7 @@ mod tests {
         d.violations
             .iter()
             .map(|v| {
-                (
-                    v.policy.as_str(),
-                    v.rule.as_str(),
-                    v.paths.iter().map(String::as_str).collect(),
-                    v.message.as_str(),
-                )
+                (v.policy.as_str(), v.rule.as_str(), v.paths.iter().map(String::as_str).collect(), v.message.as_str())
             })
             .collect()
     }
@@ -457,21 +410,10 @@ mod tests {
         #[case] want: Vec<(&str, &str, Vec<&str>, &str)>,
         #[values(false, true)] crlf: bool,
     ) {
-        let text = if crlf {
-            text.replace("\r\n", "\n").replace('\n', "\r\n")
-        } else {
-            text.to_string()
-        };
+        let text = if crlf { text.replace("\r\n", "\n").replace('\n', "\r\n") } else { text.to_string() };
         let d = kyverno(&text);
         assert_eq!(d.webhook, "validate.kyverno.svc-fail");
-        assert_eq!(
-            (
-                d.resource.kind.as_str(),
-                d.resource.namespace.as_str(),
-                d.resource.name.as_str()
-            ),
-            resource
-        );
+        assert_eq!((d.resource.kind.as_str(), d.resource.namespace.as_str(), d.resource.name.as_str()), resource);
         assert_eq!(summary(&d), want);
     }
 
@@ -504,9 +446,7 @@ mod tests {
 
     #[test]
     fn another_webhook_is_named() {
-        let Ok(Parsed::OtherWebhook(o)) = parse(fixture!("injector-denied.txt")) else {
-            panic!("another webhook")
-        };
+        let Ok(Parsed::OtherWebhook(o)) = parse(fixture!("injector-denied.txt")) else { panic!("another webhook") };
         assert_eq!(o.webhook, "agent-injector-ambassador.getambassador.io");
         assert_eq!(o.reason, "agent-config for demo is not yet generated");
     }
@@ -552,21 +492,12 @@ mod tests {
 
     #[test]
     fn rule_message_strips_prefix_and_tail() {
+        assert_eq!(rule_message("r", "validation error: Be nice. rule r failed at path /a/"), "Be nice.");
         assert_eq!(
-            rule_message("r", "validation error: Be nice. rule r failed at path /a/"),
+            rule_message("r", "validation error: Be nice. rule r[0] failed at path /a/ rule r[1] failed at path /b/"),
             "Be nice."
         );
-        assert_eq!(
-            rule_message(
-                "r",
-                "validation error: Be nice. rule r[0] failed at path /a/ rule r[1] failed at path /b/"
-            ),
-            "Be nice."
-        );
-        assert_eq!(
-            rule_message("r", "validation error: rule r failed at path /a/"),
-            "rule r failed at path /a/"
-        );
+        assert_eq!(rule_message("r", "validation error: rule r failed at path /a/"), "rule r failed at path /a/");
         assert_eq!(
             rule_message("r", "validation error: a rule rx is not r. rule r failed at path /a/"),
             "a rule rx is not r."
@@ -575,18 +506,12 @@ mod tests {
             rule_message("r", "failed to verify image x: no signatures"),
             "failed to verify image x: no signatures"
         );
-        assert_eq!(
-            rule_message("r", "validation error: Old style. Rule r failed at path /a/"),
-            "Old style."
-        );
+        assert_eq!(rule_message("r", "validation error: Old style. Rule r failed at path /a/"), "Old style.");
     }
 
     #[test]
     fn paths_are_found_and_old_trailing_dots_dropped() {
-        assert_eq!(
-            paths("rule r[0] failed at path /a/. rule r[1] failed at path /b/."),
-            ["/a/", "/b/"]
-        );
+        assert_eq!(paths("rule r[0] failed at path /a/. rule r[1] failed at path /b/."), ["/a/", "/b/"]);
         assert_eq!(paths("no path here"), Vec::<String>::new());
     }
 
@@ -601,11 +526,7 @@ mod tests {
         ] {
             assert!(is_kyverno_webhook(w), "{w}");
         }
-        for w in [
-            "agent-injector-ambassador.getambassador.io",
-            "validate.kyverno.svcx",
-            "validation.gatekeeper.sh",
-        ] {
+        for w in ["agent-injector-ambassador.getambassador.io", "validate.kyverno.svcx", "validation.gatekeeper.sh"] {
             assert!(!is_kyverno_webhook(w), "{w}");
         }
     }

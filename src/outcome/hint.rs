@@ -84,12 +84,7 @@ impl Cause {
                 Some(NO_AMBASSADOR_EXCLUSION),
             ),
         };
-        Hint {
-            cause: self,
-            text: text.to_string(),
-            fixed_by,
-            reproduced_by,
-        }
+        Hint { cause: self, text: text.to_string(), fixed_by, reproduced_by }
     }
 }
 
@@ -114,11 +109,7 @@ pub struct ContainerPath {
     pub rest: String,
 }
 
-const POD_SPEC_PREFIXES: [&str; 3] = [
-    "/spec/",
-    "/spec/template/spec/",
-    "/spec/jobTemplate/spec/template/spec/",
-];
+const POD_SPEC_PREFIXES: [&str; 3] = ["/spec/", "/spec/template/spec/", "/spec/jobTemplate/spec/template/spec/"];
 
 /// Reads a reported path as a container path, if it is one.
 #[must_use]
@@ -131,11 +122,7 @@ pub fn container_path(path: &str) -> Option<ContainerPath> {
             (ContainerList::InitContainers, tail.strip_prefix("initContainers/")?)
         };
         let (index, rest) = tail.split_once('/').unwrap_or((tail, ""));
-        Some(ContainerPath {
-            list,
-            index: index.parse().ok()?,
-            rest: rest.to_string(),
-        })
+        Some(ContainerPath { list, index: index.parse().ok()?, rest: rest.to_string() })
     })
 }
 
@@ -222,11 +209,7 @@ pub fn hints(denial: &Denial, pod: Option<&Value>) -> Vec<Hint> {
 /// Whether a message names `traffic-agent` other than as an exemption.
 fn names_agent(message: &str) -> bool {
     message.match_indices(TRAFFIC_AGENT).any(|(i, _)| {
-        let before = message[..i]
-            .trim_end()
-            .trim_end_matches(['`', '"', '\''])
-            .trim_end()
-            .to_ascii_lowercase();
+        let before = message[..i].trim_end().trim_end_matches(['`', '"', '\'']).trim_end().to_ascii_lowercase();
         !(before.ends_with("other than") || before.ends_with("except") || before.ends_with("except the injected"))
     })
 }
@@ -241,9 +224,7 @@ mod tests {
     use crate::outcome::denial::{Parsed, parse};
 
     fn denial(name: &str) -> Denial {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/denials")
-            .join(name);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/denials").join(name);
         match parse(&std::fs::read_to_string(path).expect("fixture exists")) {
             Ok(Parsed::Kyverno(d)) => d,
             other => panic!("expected a Kyverno denial, got {other:?}"),
@@ -251,14 +232,9 @@ mod tests {
     }
 
     fn pod(name: &str) -> Value {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/pods")
-            .join(name);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pods").join(name);
         let src = crate::yaml::read(&path).expect("fixture exists");
-        crate::yaml::documents(&path, &src)
-            .expect("fixture parses")
-            .remove(0)
-            .value
+        crate::yaml::documents(&path, &src).expect("fixture parses").remove(0).value
     }
 
     use Cause::*;
@@ -284,26 +260,15 @@ mod tests {
     fn a_message_naming_the_agent_or_its_image_points_at_it_without_a_pod() {
         let mut d = denial("kubectl-agent-blocked.txt");
         d.violations[0].message = "Container traffic-agent must not escalate.".into();
-        assert_eq!(
-            hints(&d, None).iter().map(|h| h.cause).collect::<Vec<_>>(),
-            vec![AgentBlockedByContainerRule]
-        );
+        assert_eq!(hints(&d, None).iter().map(|h| h.cause).collect::<Vec<_>>(), vec![AgentBlockedByContainerRule]);
         d.violations[0].message = "Image ghcr.io/telepresenceio/tel2:2.32.1 is not allowed.".into();
         d.violations[0].paths = vec!["/spec/containers/1/image/".into()];
-        assert_eq!(
-            hints(&d, None).iter().map(|h| h.cause).collect::<Vec<_>>(),
-            vec![AgentImageBlockedByRegistry]
-        );
+        assert_eq!(hints(&d, None).iter().map(|h| h.cause).collect::<Vec<_>>(), vec![AgentImageBlockedByRegistry]);
     }
 
     #[test]
     fn every_hint_names_a_catalog_scenario() {
-        for c in [
-            AgentBlockedByContainerRule,
-            AgentInitNetAdmin,
-            AgentImageBlockedByRegistry,
-            TrafficManagerBlocked,
-        ] {
+        for c in [AgentBlockedByContainerRule, AgentInitNetAdmin, AgentImageBlockedByRegistry, TrafficManagerBlocked] {
             let h = c.hint();
             let known = [
                 scenario::DOCUMENTED_RECIPE,
@@ -322,17 +287,10 @@ mod tests {
         let cp = container_path("/spec/containers/1/securityContext/allowPrivilegeEscalation/").unwrap();
         assert_eq!(
             (cp.list, cp.index, cp.rest.as_str()),
-            (
-                ContainerList::Containers,
-                1,
-                "securityContext/allowPrivilegeEscalation/"
-            )
+            (ContainerList::Containers, 1, "securityContext/allowPrivilegeEscalation/")
         );
         let cp = container_path("/spec/template/spec/initContainers/0/image/").unwrap();
-        assert_eq!(
-            (cp.list, cp.index, cp.rest.as_str()),
-            (ContainerList::InitContainers, 0, "image/")
-        );
+        assert_eq!((cp.list, cp.index, cp.rest.as_str()), (ContainerList::InitContainers, 0, "image/"));
         assert_eq!(container_path("/spec/containers/").map(|c| c.index), None);
         assert_eq!(container_path("/metadata/labels/team/"), None);
         assert_eq!(container_path("/spec/securityContext/"), None);

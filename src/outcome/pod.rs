@@ -55,10 +55,8 @@ pub const AGENT_INIT: &str = "tel-agent-init";
 /// ```
 #[must_use]
 pub fn verify_pod(pod: &Value, expectations: &[PodExpectation], versions: &Versions) -> Verdict {
-    let groups: Vec<&PodExpectation> = expectations
-        .iter()
-        .filter(|g| g.when.as_ref().is_none_or(|w| versions.satisfies(w)))
-        .collect();
+    let groups: Vec<&PodExpectation> =
+        expectations.iter().filter(|g| g.when.as_ref().is_none_or(|w| versions.satisfies(w))).collect();
     let containers = named(pod, "containers");
     let inits = named(pod, "initContainers");
     let agent_missing = groups.iter().any(|g| names_agent(g)) && !containers.iter().any(|(n, _)| *n == TRAFFIC_AGENT);
@@ -78,11 +76,7 @@ pub fn verify_pod(pod: &Value, expectations: &[PodExpectation], versions: &Versi
             checks.push(Check::new("pod", "containers", json!(want), json!(have), ok));
         }
         if let Some(want) = &group.pod_security_context {
-            checks.extend(security_context::compare(
-                "pod",
-                want,
-                pod.pointer("/spec/securityContext"),
-            ));
+            checks.extend(security_context::compare("pod", want, pod.pointer("/spec/securityContext")));
         }
         for (name, want) in &group.security_contexts {
             if agent_missing && name == TRAFFIC_AGENT {
@@ -102,13 +96,7 @@ pub fn verify_pod(pod: &Value, expectations: &[PodExpectation], versions: &Versi
         for (name, presence) in &group.init_containers {
             let want = *presence == Presence::Present;
             let have = find(&inits, name).is_some();
-            checks.push(Check::new(
-                format!("initContainer/{name}"),
-                "present",
-                want,
-                have,
-                want == have,
-            ));
+            checks.push(Check::new(format!("initContainer/{name}"), "present", want, have, want == have));
         }
         if let Some(allowed) = &group.only_privileged {
             least_privilege(&mut checks, allowed, &containers, &inits);
@@ -142,10 +130,7 @@ fn least_privilege(
     containers: &[(&str, &Value)],
     inits: &[(&str, &Value)],
 ) {
-    let note = format!(
-        "only {} may add capabilities or allow privilege escalation",
-        allowed.join(", ")
-    );
+    let note = format!("only {} may add capabilities or allow privilege escalation", allowed.join(", "));
     let all = containers.iter().map(|(n, c)| (format!("container/{n}"), *n, *c));
     let all = all.chain(inits.iter().map(|(n, c)| (format!("initContainer/{n}"), *n, *c)));
     for (target, name, c) in all {
@@ -159,18 +144,8 @@ fn least_privilege(
         let privileged = &sc["privileged"];
         for (field, expected, actual, ok) in [
             ("securityContext.capabilities.add", json!([]), add, add_ok),
-            (
-                "securityContext.allowPrivilegeEscalation",
-                json!(false),
-                ape,
-                *ape != Value::Bool(true),
-            ),
-            (
-                "securityContext.privileged",
-                json!(false),
-                privileged,
-                *privileged != Value::Bool(true),
-            ),
+            ("securityContext.allowPrivilegeEscalation", json!(false), ape, *ape != Value::Bool(true)),
+            ("securityContext.privileged", json!(false), privileged, *privileged != Value::Bool(true)),
         ] {
             let check = Check::new(target.clone(), field, expected, actual.clone(), ok);
             checks.push(if ok { check } else { check.with_note(note.clone()) });
@@ -198,24 +173,15 @@ mod tests {
     fn pod(name: &str) -> Value {
         let path = manifest(&format!("tests/fixtures/pods/{name}"));
         let src = crate::yaml::read(&path).expect("fixture exists");
-        crate::yaml::documents(&path, &src)
-            .expect("fixture parses")
-            .remove(0)
-            .value
+        crate::yaml::documents(&path, &src).expect("fixture parses").remove(0).value
     }
 
     fn with_telepresence(v: &Versions, telepresence: &str) -> Versions {
-        Versions {
-            telepresence: telepresence.into(),
-            ..v.clone()
-        }
+        Versions { telepresence: telepresence.into(), ..v.clone() }
     }
 
     fn failures(verdict: &Verdict) -> Vec<(&str, &str)> {
-        verdict
-            .failures()
-            .map(|c| (c.target.as_str(), c.field.as_str()))
-            .collect()
+        verdict.failures().map(|c| (c.target.as_str(), c.field.as_str())).collect()
     }
 
     const AGENT: &str = "container/traffic-agent";
@@ -254,16 +220,9 @@ mod tests {
     #[test]
     fn missing_agent_is_said_first_and_its_fields_are_not_listed() {
         let loaded = recipe();
-        let verdict = verify_pod(
-            &pod("no-agent.yaml"),
-            &loaded.scenario.spec.expect.pod,
-            &loaded.versions,
-        );
+        let verdict = verify_pod(&pod("no-agent.yaml"), &loaded.scenario.spec.expect.pod, &loaded.versions);
         let first = &verdict.checks[0];
-        assert_eq!(
-            (first.target.as_str(), first.field.as_str(), first.ok),
-            (AGENT, "present", false)
-        );
+        assert_eq!((first.target.as_str(), first.field.as_str(), first.ok), (AGENT, "present", false));
         assert_eq!(first.note.as_deref(), Some("traffic-agent was not injected"));
         assert_eq!(verdict.checks.iter().filter(|c| c.target == AGENT).count(), 1);
     }
@@ -273,22 +232,12 @@ mod tests {
         let loaded = recipe();
         let p = pod("agent-recipe-2.32.yaml");
         let new = verify_pod(&p, &loaded.scenario.spec.expect.pod, &loaded.versions);
-        let old = verify_pod(
-            &p,
-            &loaded.scenario.spec.expect.pod,
-            &with_telepresence(&loaded.versions, "2.28.0"),
-        );
+        let old = verify_pod(&p, &loaded.scenario.spec.expect.pod, &with_telepresence(&loaded.versions, "2.28.0"));
         let runas_group = |v: &Verdict| {
-            v.checks
-                .iter()
-                .find(|c| c.field == "securityContext.runAsGroup" && c.target == AGENT)
-                .cloned()
+            v.checks.iter().find(|c| c.field == "securityContext.runAsGroup" && c.target == AGENT).cloned()
         };
         assert_eq!(runas_group(&new).map(|c| (c.expected, c.ok)), Some((json!(7439), true)));
-        assert_eq!(
-            runas_group(&old).map(|c| (c.expected, c.ok)),
-            Some((Value::Null, false))
-        );
+        assert_eq!(runas_group(&old).map(|c| (c.expected, c.ok)), Some((Value::Null, false)));
     }
 
     fn group(v: Value) -> Vec<PodExpectation> {
@@ -333,11 +282,7 @@ mod tests {
             "sidecar": {"subset": {"runAsUser": 1000}},
         }}));
         let verdict = verify_pod(&pod("agent-init-net-admin.yaml"), &expectations, &recipe().versions);
-        let all: Vec<_> = verdict
-            .checks
-            .iter()
-            .map(|c| (c.target.as_str(), c.field.as_str(), c.ok))
-            .collect();
+        let all: Vec<_> = verdict.checks.iter().map(|c| (c.target.as_str(), c.field.as_str(), c.ok)).collect();
         assert_eq!(
             all,
             vec![

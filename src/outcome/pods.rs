@@ -31,17 +31,12 @@ pub struct ShapeError {
 pub fn collect(documents: &[Value]) -> Result<Vec<Found<'_>>, ShapeError> {
     let mut spots: Vec<(usize, Option<usize>)> = Vec::new();
     for (d, doc) in documents.iter().enumerate() {
-        let err = |pointer: &str, message: String| ShapeError {
-            document: d,
-            pointer: pointer.into(),
-            message,
-        };
+        let err = |pointer: &str, message: String| ShapeError { document: d, pointer: pointer.into(), message };
         match doc["kind"].as_str() {
             Some("Pod") => spots.push((d, None)),
             Some(kind @ ("List" | "PodList")) => {
-                let items = doc["items"]
-                    .as_array()
-                    .ok_or_else(|| err("/items", format!("a {kind} needs a list `items`")))?;
+                let items =
+                    doc["items"].as_array().ok_or_else(|| err("/items", format!("a {kind} needs a list `items`")))?;
                 for (i, item) in items.iter().enumerate() {
                     match item["kind"].as_str() {
                         Some("Pod") => spots.push((d, Some(i))),
@@ -58,10 +53,7 @@ pub fn collect(documents: &[Value]) -> Result<Vec<Found<'_>>, ShapeError> {
                 }
             }
             Some(other) => {
-                return Err(err(
-                    "/kind",
-                    format!("expected a Pod, List or PodList, found `{other}`"),
-                ));
+                return Err(err("/kind", format!("expected a Pod, List or PodList, found `{other}`")));
             }
             None => return Err(err("", "expected a Pod, List or PodList (no `kind`)".into())),
         }
@@ -75,11 +67,7 @@ pub fn collect(documents: &[Value]) -> Result<Vec<Found<'_>>, ShapeError> {
             pointer: format!("{pointer}{p}"),
             message,
         })?;
-        found.push(Found {
-            pod,
-            document: d,
-            pointer,
-        });
+        found.push(Found { pod, document: d, pointer });
     }
     Ok(found)
 }
@@ -98,10 +86,7 @@ pub fn check_shape(pod: &Value) -> Result<(), (String, String)> {
             return fail("/metadata/labels", "expected a map of labels");
         };
         if let Some((k, _)) = m.iter().find(|(_, v)| !v.is_string()) {
-            return fail(
-                &format!("/metadata/labels/{}", crate::yaml::escape(k)),
-                "expected a string label value",
-            );
+            return fail(&format!("/metadata/labels/{}", crate::yaml::escape(k)), "expected a string label value");
         }
     }
     if !pod["spec"].is_object() {
@@ -160,9 +145,7 @@ fn security_context_shape(at: &str, sc: &Value) -> Result<(), (String, String)> 
 /// Whether the pod's labels include every `key: value` of `selector` (an empty selector matches).
 #[must_use]
 pub fn matches_selector(pod: &Value, selector: &Map<String, Value>) -> bool {
-    selector
-        .iter()
-        .all(|(k, v)| pod.pointer("/metadata/labels").and_then(|l| l.get(k)) == Some(v))
+    selector.iter().all(|(k, v)| pod.pointer("/metadata/labels").and_then(|l| l.get(k)) == Some(v))
 }
 
 /// The pod's `metadata.name`, or `?`.

@@ -51,13 +51,7 @@ struct Comparison<'a> {
 
 impl Comparison<'_> {
     fn push(&self, out: &mut Vec<Check>, field: String, expected: Value, actual: Option<&Value>, ok: bool) {
-        out.push(Check::new(
-            self.target,
-            field,
-            expected,
-            actual.cloned().unwrap_or(Value::Null),
-            ok,
-        ));
+        out.push(Check::new(self.target, field, expected, actual.cloned().unwrap_or(Value::Null), ok));
     }
 
     /// Compares the expected map `fields` with `actual` (which should be a map) under `prefix`.
@@ -173,18 +167,12 @@ mod tests {
     fn nested_maps_are_compared_leaf_by_leaf() {
         let e = expect(json!({"exact": {"seccompProfile": {"type": "RuntimeDefault"}}}));
         let checks = compare("pod", &e, Some(&json!({"seccompProfile": {"type": "Unconfined"}})));
-        assert_eq!(
-            outcome(&checks),
-            vec![("securityContext.seccompProfile.type".into(), false)]
-        );
+        assert_eq!(outcome(&checks), vec![("securityContext.seccompProfile.type".into(), false)]);
         assert_eq!(checks[0].expected, json!("RuntimeDefault"));
         assert_eq!(checks[0].actual, json!("Unconfined"));
 
-        let checks = compare(
-            "pod",
-            &e,
-            Some(&json!({"seccompProfile": {"type": "Localhost", "localhostProfile": "p.json"}})),
-        );
+        let checks =
+            compare("pod", &e, Some(&json!({"seccompProfile": {"type": "Localhost", "localhostProfile": "p.json"}})));
         assert_eq!(
             outcome(&checks),
             vec![
@@ -197,11 +185,7 @@ mod tests {
     #[test]
     fn exact_reports_extra_fields_and_subset_does_not() {
         let have = json!({"runAsUser": 1000, "privileged": true, "capabilities": {"add": ["NET_ADMIN"], "drop": []}});
-        let exact = compare(
-            "container/c",
-            &expect(json!({"exact": {"runAsUser": 1000}})),
-            Some(&have),
-        );
+        let exact = compare("container/c", &expect(json!({"exact": {"runAsUser": 1000}})), Some(&have));
         assert_eq!(
             outcome(&exact),
             vec![
@@ -212,11 +196,7 @@ mod tests {
             "an extra empty `drop` is not reported"
         );
         assert_eq!(exact[1].expected, Value::Null);
-        let subset = compare(
-            "container/c",
-            &expect(json!({"subset": {"runAsUser": 1000}})),
-            Some(&have),
-        );
+        let subset = compare("container/c", &expect(json!({"subset": {"runAsUser": 1000}})), Some(&have));
         assert_eq!(outcome(&subset), vec![("securityContext.runAsUser".into(), true)]);
     }
 
@@ -232,11 +212,7 @@ mod tests {
                 ("securityContext.capabilities.drop".into(), true),
             ]
         );
-        assert!(
-            checks
-                .iter()
-                .all(|c| c.actual.is_null() && c.target == "container/traffic-agent")
-        );
+        assert!(checks.iter().all(|c| c.actual.is_null() && c.target == "container/traffic-agent"));
     }
 
     #[test]

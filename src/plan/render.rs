@@ -42,7 +42,13 @@ fn wait(w: &WaitFor) -> String {
 fn action(out: &mut String, a: &Action, indent: &str) {
     let _ = match a {
         Action::Run { command, timeout, expect_failure, best_effort } => {
-            let note = if *expect_failure { ", expected to fail" } else if *best_effort { ", best effort" } else { "" };
+            let note = if *expect_failure {
+                ", expected to fail"
+            } else if *best_effort {
+                ", best effort"
+            } else {
+                ""
+            };
             writeln!(out, "{indent}run     {command}   (timeout {}{note})", d(*timeout))
         }
         Action::WriteFile { path, contents } => {

@@ -48,7 +48,8 @@ pub trait ClusterApi {
     /// Dry-run creates `pod` until it is denied; returns the denial text.
     async fn canary_denied(&self, pod: &Value, timeout: Duration) -> ApiResult<String>;
     /// The UIDs of the pods matching `selector`.
-    async fn pod_uids(&self, namespace: &str, selector: &serde_json::Map<String, Value>) -> ApiResult<BTreeSet<String>>;
+    async fn pod_uids(&self, namespace: &str, selector: &serde_json::Map<String, Value>)
+    -> ApiResult<BTreeSet<String>>;
     /// Waits for a pod not in `old` whose `traffic-agent` container is ready, and returns it.
     async fn new_agent_pod(
         &self,

@@ -163,7 +163,9 @@ fn prove(texts: &[String], expected: &[DeniedBy]) -> Result<(), String> {
     let unmet: Vec<String> = expected
         .iter()
         .filter(|e| !seen.iter().any(|d| d.violations.iter().any(|v| e.matches(v))))
-        .map(|e| format!("{}/{}{}", e.policy, e.rule, e.path.as_deref().map(|p| format!(" at {p}")).unwrap_or_default()))
+        .map(|e| {
+            format!("{}/{}{}", e.policy, e.rule, e.path.as_deref().map(|p| format!(" at {p}")).unwrap_or_default())
+        })
         .collect();
     if unmet.is_empty() {
         return Ok(());
@@ -175,7 +177,13 @@ fn prove(texts: &[String], expected: &[DeniedBy]) -> Result<(), String> {
     Err(format!("expected denial by {} not found; Kyverno reported: {}", unmet.join(", "), got.join("; ")))
 }
 
-async fn exec_action<A: ClusterApi>(api: &A, s: &Settings, st: &mut State, plan: &Plan, a: &Action) -> Result<(), String> {
+async fn exec_action<A: ClusterApi>(
+    api: &A,
+    s: &Settings,
+    st: &mut State,
+    plan: &Plan,
+    a: &Action,
+) -> Result<(), String> {
     match a {
         Action::Run { command, timeout, expect_failure, best_effort } => {
             let out = run_command(s, command, *timeout).await;
@@ -194,7 +202,11 @@ async fn exec_action<A: ClusterApi>(api: &A, s: &Settings, st: &mut State, plan:
                      start; allow passwordless sudo or use `connect --docker`",
                     o.status
                 )),
-                Ok(o) => Err(format!("`{command}` exited {:?}: {}", o.status, tail(&format!("{}\n{}", o.stdout, o.stderr), 8))),
+                Ok(o) => Err(format!(
+                    "`{command}` exited {:?}: {}",
+                    o.status,
+                    tail(&format!("{}\n{}", o.stdout, o.stderr), 8)
+                )),
                 Err(e) if *expect_failure => {
                     st.last_failed_output = Some(e.to_string());
                     Ok(())
@@ -220,7 +232,8 @@ async fn exec_action<A: ClusterApi>(api: &A, s: &Settings, st: &mut State, plan:
             }
         }
         Action::Wait { until: WaitFor::NewAgentPod { namespace, selector }, timeout } => {
-            let pod = api.new_agent_pod(namespace, selector, &st.recorded_pods, *timeout).await.map_err(|e| e.to_string())?;
+            let pod =
+                api.new_agent_pod(namespace, selector, &st.recorded_pods, *timeout).await.map_err(|e| e.to_string())?;
             st.agent_pod = Some(pod);
             Ok(())
         }
@@ -258,7 +271,8 @@ async fn exec_action<A: ClusterApi>(api: &A, s: &Settings, st: &mut State, plan:
             Ok(())
         }
         Action::Serve { port } => {
-            let server = traffic::serve(*port, s.token.clone()).await.map_err(|e| format!("serve 127.0.0.1:{port}: {e}"))?;
+            let server =
+                traffic::serve(*port, s.token.clone()).await.map_err(|e| format!("serve 127.0.0.1:{port}: {e}"))?;
             st.servers.push(server);
             Ok(())
         }
@@ -318,11 +332,19 @@ pub async fn execute<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) -> Scena
     let mut failed_phase: Option<&str> = None;
     for phase in &plan.phases {
         if let Some(f) = failed_phase {
-            phases.push(PhaseResult { name: phase.name.clone(), status: Status::Skipped(format!("{f} failed")), seconds: 0.0 });
+            phases.push(PhaseResult {
+                name: phase.name.clone(),
+                status: Status::Skipped(format!("{f} failed")),
+                seconds: 0.0,
+            });
             continue;
         }
         if is_cancelled(s) {
-            phases.push(PhaseResult { name: phase.name.clone(), status: Status::Skipped("cancelled".into()), seconds: 0.0 });
+            phases.push(PhaseResult {
+                name: phase.name.clone(),
+                status: Status::Skipped("cancelled".into()),
+                seconds: 0.0,
+            });
             continue;
         }
         started.insert(phase.name.as_str());
@@ -363,7 +385,9 @@ async fn collect_evidence<A: ClusterApi>(plan: &Plan, api: &A) -> Vec<(String, S
     for p in &plan.phases {
         for a in &p.actions {
             match a {
-                Action::Wait { until: WaitFor::TrafficManagerReady { namespace, .. }, .. } => manager = namespace.clone(),
+                Action::Wait { until: WaitFor::TrafficManagerReady { namespace, .. }, .. } => {
+                    manager = namespace.clone()
+                }
                 Action::RecordPods { namespace, .. } => namespaces.push(namespace.clone()),
                 _ => {}
             }
@@ -402,8 +426,11 @@ async fn teardown<A: ClusterApi>(
             out.push(TeardownResult { label: entry.label.clone(), status: Status::Skipped(why) });
             continue;
         }
-        let actions =
-            if failed_phase == Some(entry.registered_by.as_str()) && !entry.on_failure.is_empty() { &entry.on_failure } else { &entry.actions };
+        let actions = if failed_phase == Some(entry.registered_by.as_str()) && !entry.on_failure.is_empty() {
+            &entry.on_failure
+        } else {
+            &entry.actions
+        };
         let mut status = Status::Passed;
         for a in actions {
             if let Err(e) = exec_action(api, &ts, st, plan, a).await {

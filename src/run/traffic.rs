@@ -65,7 +65,8 @@ pub fn split_url(url: &str) -> Option<(String, u16, String)> {
 async fn get_once(url: &str, per_try: Duration) -> Result<String, String> {
     let (host, port, path) = split_url(url).ok_or_else(|| format!("not an http:// URL: {url}"))?;
     let work = async {
-        let mut s = TcpStream::connect((host.as_str(), port)).await.map_err(|e| format!("connect {host}:{port}: {e}"))?;
+        let mut s =
+            TcpStream::connect((host.as_str(), port)).await.map_err(|e| format!("connect {host}:{port}: {e}"))?;
         let req = format!("GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\nuser-agent: kyvtel\r\n\r\n");
         s.write_all(req.as_bytes()).await.map_err(|e| format!("send: {e}"))?;
         let mut raw = Vec::new();
@@ -123,7 +124,10 @@ mod tests {
     #[test]
     fn urls_split() {
         assert_eq!(split_url("http://10.96.0.12:80/x"), Some(("10.96.0.12".into(), 80, "/x".into())));
-        assert_eq!(split_url("http://demo.ns.svc.cluster.local"), Some(("demo.ns.svc.cluster.local".into(), 80, "/".into())));
+        assert_eq!(
+            split_url("http://demo.ns.svc.cluster.local"),
+            Some(("demo.ns.svc.cluster.local".into(), 80, "/".into()))
+        );
         assert_eq!(split_url("https://x"), None);
     }
 }
