@@ -17,10 +17,13 @@ use kyvtel::tools::install::{InstallError, Installer, Item, Outcome, Request, To
 use kyvtel::tools::runner::{RecordingRunner, Scripted};
 use kyvtel::tools::{Runner, Tool};
 
+/// Status and body by request path.
+type Routes = Arc<Mutex<HashMap<String, (u16, Vec<u8>)>>>;
+
 /// Serves fixed bodies by path; `302` entries redirect to another path.
 struct Server {
     base: String,
-    routes: Arc<Mutex<HashMap<String, (u16, Vec<u8>)>>>,
+    routes: Routes,
     hits: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
 }
@@ -30,7 +33,7 @@ impl Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let routes: Arc<Mutex<HashMap<String, (u16, Vec<u8>)>>> = Arc::default();
+        let routes: Routes = Arc::default();
         let hits = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let (r, h, s) = (routes.clone(), hits.clone(), stop.clone());
@@ -59,7 +62,10 @@ impl Server {
                 let answer = r.lock().unwrap().get(&path).cloned();
                 let (status, body) = answer.unwrap_or((404, b"not found".to_vec()));
                 let head = if status == 302 {
-                    format!("HTTP/1.1 302 Found\r\nLocation: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", String::from_utf8_lossy(&body))
+                    format!(
+                        "HTTP/1.1 302 Found\r\nLocation: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        String::from_utf8_lossy(&body)
+                    )
                 } else {
                     format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())
                 };
@@ -137,7 +143,8 @@ fn good_checksum_file_installs_then_is_idempotent() {
     let server = Server::start();
     let binary = b"#!/bin/sh\necho kind\n".to_vec();
     let url = server.serve("/kind/v0.33.0/kind-linux-amd64", binary.clone());
-    let sums = server.serve("/kind/v0.33.0/kind-linux-amd64.sha256sum", format!("{}  kind-linux-amd64\n", sha256_hex(&binary)));
+    let sums = server
+        .serve("/kind/v0.33.0/kind-linux-amd64.sha256sum", format!("{}  kind-linux-amd64\n", sha256_hex(&binary)));
     let pins = pins_with(Item::Kind, "v0.33.0", release(url, Some(sums), None, None));
     let dir = scratch("good");
     let source = DefaultSource::with_timeout(Duration::from_secs(20));
@@ -170,8 +177,10 @@ fn archive_member_is_extracted_and_both_checks_apply() {
     let tgz = build_tar_gz(&[("linux-amd64/LICENSE", b"apache"), ("linux-amd64/helm", b"HELM-BINARY")]).unwrap();
     let digest = sha256_hex(&tgz);
     let url = server.serve("/helm-v3.21.4-linux-amd64.tar.gz", tgz);
-    let sums = server.serve("/helm-v3.21.4-linux-amd64.tar.gz.sha256sum", format!("{digest}  helm-v3.21.4-linux-amd64.tar.gz"));
-    let pins = pins_with(Item::Helm, "v3.21.4", release(url, Some(sums), Some(digest.clone()), Some("linux-amd64/helm")));
+    let sums = server
+        .serve("/helm-v3.21.4-linux-amd64.tar.gz.sha256sum", format!("{digest}  helm-v3.21.4-linux-amd64.tar.gz"));
+    let pins =
+        pins_with(Item::Helm, "v3.21.4", release(url, Some(sums), Some(digest.clone()), Some("linux-amd64/helm")));
     let dir = scratch("helm");
     let source = DefaultSource::with_timeout(Duration::from_secs(20));
     let out = Installer::new(&pins, ToolsDir::at(dir.join("bin")), dir.join("lock"), &source)
@@ -331,7 +340,12 @@ fn file_urls_are_the_offline_seam() {
     let artifact = dir.join("kind-linux-amd64");
     std::fs::write(&artifact, b"from-a-mirror").unwrap();
     std::fs::write(dir.join("sum"), format!("{}  kind-linux-amd64\n", sha256_hex(b"from-a-mirror"))).unwrap();
-    let rel = release(format!("file://{}", artifact.display()), Some(format!("file://{}", dir.join("sum").display())), None, None);
+    let rel = release(
+        format!("file://{}", artifact.display()),
+        Some(format!("file://{}", dir.join("sum").display())),
+        None,
+        None,
+    );
     let pins = pins_with(Item::Kind, "v0.33.0", rel);
     let source = DefaultSource::default();
     Installer::new(&pins, ToolsDir::at(dir.join("bin")), dir.join("lock"), &source)

@@ -89,7 +89,9 @@ fn timeout_kills_the_process_group_and_reports_last_output() {
         &format!("echo connecting; echo 'still waiting' >&2; sleep 60 & echo $! > {}; wait", pidfile.display()),
     );
     let started = Instant::now();
-    let err = runner(&dir).run(&CommandLine::new(Tool::Telepresence).args(["connect"]), Duration::from_millis(700)).unwrap_err();
+    let err = runner(&dir)
+        .run(&CommandLine::new(Tool::Telepresence).args(["connect"]), Duration::from_millis(700))
+        .unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
     let RunError::Timeout { command, timeout, last_output } = &err else { panic!("{err}") };
     assert_eq!(command, "telepresence connect");

@@ -56,8 +56,8 @@ fn install(args: InstallArgs) -> Result<Exit> {
     let items: Vec<Item> = if args.only.is_empty() { Item::ALL.to_vec() } else { args.only };
     let requests: Vec<Request> = items.iter().map(|i| Request::default_for(*i, &pins)).collect();
     let source = DefaultSource::default();
-    let probe = DuctRunner::new(std::env::temp_dir().join(format!("kyvtel-probe-{}", std::process::id())))
-        .with_tools_dir(None);
+    let probe =
+        DuctRunner::new(std::env::temp_dir().join(format!("kyvtel-probe-{}", std::process::id()))).with_tools_dir(None);
     let mut installer = Installer::new(&pins, dir.clone(), &lock, &source);
     if !args.ignore_path {
         installer = installer.with_path_probe(&probe);
@@ -67,10 +67,16 @@ fn install(args: InstallArgs) -> Result<Exit> {
         let v = &done.version;
         match done.outcome {
             Outcome::Installed { path, sha256, verified_by } => {
-                println!("{name} {v}: installed {} (sha256 {sha256}; verified by {})", path.display(), verified_by.join(", "));
+                println!(
+                    "{name} {v}: installed {} (sha256 {sha256}; verified by {})",
+                    path.display(),
+                    verified_by.join(", ")
+                );
             }
             Outcome::UpToDate { path } => println!("{name} {v}: up to date ({})", path.display()),
-            Outcome::OnPath { version } => println!("{name} {v}: using the one on PATH (reports {version})"),
+            Outcome::OnPath { version } => {
+                println!("{name} {v}: using the one on PATH (reports {version})")
+            }
         }
     }
     Ok(Exit::Success)

@@ -35,7 +35,11 @@ impl Progress {
     #[must_use]
     pub fn detect() -> Self {
         let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
-        if std::io::stderr().is_terminal() && !ci { Progress::Terminal } else { Progress::plain(Box::new(std::io::stderr())) }
+        if std::io::stderr().is_terminal() && !ci {
+            Progress::Terminal
+        } else {
+            Progress::plain(Box::new(std::io::stderr()))
+        }
     }
 
     /// Plain lines to `out`.
@@ -51,7 +55,8 @@ impl Progress {
         let bar = match self {
             Progress::Terminal => {
                 let bar = ProgressBar::new_spinner();
-                let style = ProgressStyle::with_template("{spinner} {msg} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_spinner());
+                let style = ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner());
                 bar.set_style(style);
                 bar.set_message(label.clone());
                 bar.enable_steady_tick(Duration::from_millis(120));

@@ -2,7 +2,8 @@
 //!
 //! Replaced, in this order:
 //! - PEM blocks, `-----BEGIN X-----` … `-----END X-----` (certificates, keys);
-//! - kubeconfig and Secret credential fields, in YAML (`key: value`) and JSON (`"key": "value"`):
+//! - kubeconfig and Secret credential fields, in YAML (`key: value`, the rest of the line), JSON
+//!   (`"key": "value"`) and inline in prose or logs (`key: value` / `key=value`, up to a separator):
 //!   `client-certificate-data`, `client-key-data`, `certificate-authority-data`, `token`,
 //!   `id-token`, `refresh-token`, `access-token`, `password`;
 //! - `Bearer <token>` (HTTP headers, logs);
@@ -13,16 +14,17 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 /// What replaces a secret.
-pub const REDACTED: &str = "<redacted>";
+pub const REDACTED: &str = "REDACTED";
 
-const FIELDS: &str =
-    "client-certificate-data|client-key-data|certificate-authority-data|token|id-token|refresh-token|access-token|password";
+const FIELDS: &str = "client-certificate-data|client-key-data|certificate-authority-data|token|id-token|refresh-token|access-token|password";
 
-static PEM: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?s)-----BEGIN ([A-Z0-9 ]+)-----.*?-----END [A-Z0-9 ]+-----").expect("valid regex")
-});
+static PEM: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?s)-----BEGIN ([A-Z0-9 ]+)-----.*?-----END [A-Z0-9 ]+-----").expect("valid regex"));
 static YAML_FIELD: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(&format!(r"(?m)^(\s*-?\s*(?:{FIELDS})\s*:[ \t]*)[^\s#].*$")).expect("valid regex"));
+static INLINE_FIELD: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(r#"(^|[\s{{,;(])((?:{FIELDS})[ \t]*[:=][ \t]*)[^\s,;}})"'<]+"#)).expect("valid regex")
+});
 static JSON_FIELD: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(&format!(r#"("(?:{FIELDS})"\s*:\s*)"(?:[^"\\]|\\.)*""#)).expect("valid regex"));
 static BEARER: LazyLock<Regex> =
@@ -33,9 +35,12 @@ static JWT: LazyLock<Regex> =
 /// `text` with every credential replaced by [`REDACTED`].
 #[must_use]
 pub fn redact(text: &str) -> String {
-    let s = PEM.replace_all(text, |c: &regex::Captures<'_>| format!("-----BEGIN {0}----- {REDACTED} -----END {0}-----", &c[1]));
+    let s = PEM.replace_all(text, |c: &regex::Captures<'_>| {
+        format!("-----BEGIN {0}----- {REDACTED} -----END {0}-----", &c[1])
+    });
     let s = YAML_FIELD.replace_all(&s, format!("${{1}}{REDACTED}"));
     let s = JSON_FIELD.replace_all(&s, format!("${{1}}\"{REDACTED}\""));
+    let s = INLINE_FIELD.replace_all(&s, format!("${{1}}${{2}}{REDACTED}"));
     let s = BEARER.replace_all(&s, format!("${{1}}{REDACTED}"));
     JWT.replace_all(&s, REDACTED).into_owned()
 }

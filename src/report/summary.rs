@@ -156,17 +156,17 @@ impl RunReport {
         format!("{} passed, {} failed, {} ignored", c.passed, c.failed, c.ignored)
     }
 
-    /// One test suite named `kyvtel`, one test case per scenario.
+    /// One test suite named `kyvtel`, one test case per scenario, with every string redacted.
     #[must_use]
     pub fn junit(&self) -> Report {
         let mut suite = TestSuite::new("kyvtel");
         suite.set_time(self.scenarios.iter().map(|s| s.duration).sum());
-        suite.add_property(("run-id", self.run_id.as_str()));
+        suite.add_property(("run-id", redact(&self.run_id).as_str()));
         for (k, v) in &self.versions {
-            suite.add_property(quick_junit::Property::new(format!("version.{k}"), v.as_str()));
+            suite.add_property(quick_junit::Property::new(format!("version.{}", redact(k)), redact(v)));
         }
         if let Some(v) = &self.server_version {
-            suite.add_property(("server-version", v.as_str()));
+            suite.add_property(("server-version", redact(v).as_str()));
         }
         for s in &self.scenarios {
             let mut status = match &s.verdict {
@@ -187,15 +187,18 @@ impl RunReport {
                 rerun.set_message(redact(first_line(attempt))).set_description(redact(attempt));
                 status.add_rerun(rerun);
             }
-            let mut case = TestCase::new(s.name.as_str(), status);
+            let mut case = TestCase::new(redact(&s.name), status);
             case.set_classname("kyvtel").set_time(s.duration);
-            let phases: String =
-                s.phases.iter().map(|p| format!("{} {} {}\n", p.name, human(p.duration), if p.ok { "ok" } else { "FAILED" })).collect();
+            let phases: String = s
+                .phases
+                .iter()
+                .map(|p| format!("{} {} {}\n", p.name, human(p.duration), if p.ok { "ok" } else { "FAILED" }))
+                .collect();
             if !phases.is_empty() {
-                case.set_system_out(phases);
+                case.set_system_out(redact(&phases));
             }
             if let Some(e) = &s.evidence {
-                case.add_property(("evidence", e.display().to_string().as_str()));
+                case.add_property(("evidence", redact(&e.display().to_string()).as_str()));
             }
             suite.add_test_case(case);
         }
@@ -204,9 +207,10 @@ impl RunReport {
         report
     }
 
-    /// The JUnit XML text, redacted.
+    /// The JUnit XML text. Every string that goes into it is redacted first ([`RunReport::junit`]);
+    /// the XML itself is not post-processed, which could break its markup.
     pub fn junit_xml(&self) -> Result<String, quick_junit::SerializeError> {
-        Ok(redact(&self.junit().to_string()?))
+        self.junit().to_string()
     }
 
     /// The JSON summary, redacted: this report plus `counts` and `closingLine`.
@@ -285,7 +289,9 @@ impl RunReport {
 
 /// Appends `markdown` to the file named by `$GITHUB_STEP_SUMMARY`; `false` when it is not set.
 pub fn append_step_summary(markdown: &str) -> std::io::Result<bool> {
-    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else { return Ok(false) };
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else {
+        return Ok(false);
+    };
     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
     f.write_all(markdown.as_bytes())?;
     f.write_all(b"\n")?;

@@ -67,9 +67,7 @@ pub fn default_tools_dir() -> PathBuf {
 #[must_use]
 pub fn resolve(program: &str, tools_dir: Option<&Path>, path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
     let in_tools = tools_dir.map(|d| d.join(program)).filter(|p| is_executable(p));
-    in_tools.or_else(|| {
-        path.and_then(|p| std::env::split_paths(p).map(|d| d.join(program)).find(|c| is_executable(c)))
-    })
+    in_tools.or_else(|| path.and_then(|p| std::env::split_paths(p).map(|d| d.join(program)).find(|c| is_executable(c))))
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -339,7 +337,10 @@ impl Runner for RecordingRunner {
         self.calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((cmd.clone(), timeout));
         let mut rules = self.rules.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let rule = rules.iter_mut().find(|r| {
-            r.tool == cmd.tool && r.remaining != Some(0) && cmd.args.len() >= r.prefix.len() && cmd.args.starts_with(&r.prefix)
+            r.tool == cmd.tool
+                && r.remaining != Some(0)
+                && cmd.args.len() >= r.prefix.len()
+                && cmd.args.starts_with(&r.prefix)
         });
         let Some(rule) = rule else {
             return Err(RunError::Io {

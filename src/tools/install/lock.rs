@@ -85,7 +85,8 @@ impl Lock {
 
     /// Writes the file.
     pub fn write(&self) -> Result<(), Error> {
-        std::fs::write(&self.path, self.render()).map_err(|e| Error::infra(format!("writing {}", self.path.display()), e))
+        std::fs::write(&self.path, self.render())
+            .map_err(|e| Error::infra(format!("writing {}", self.path.display()), e))
     }
 }
 

@@ -409,10 +409,8 @@ impl<'a> Installer<'a> {
             },
         );
         let manifest_path = self.dir.bin.join(MANIFEST);
-        let json = serde_json::to_vec_pretty(manifest).map_err(|e| InstallError::Io {
-            path: manifest_path.clone(),
-            source: std::io::Error::other(e),
-        })?;
+        let json = serde_json::to_vec_pretty(manifest)
+            .map_err(|e| InstallError::Io { path: manifest_path.clone(), source: std::io::Error::other(e) })?;
         write_atomically(&manifest_path, &json, false)?;
         Ok(Outcome::Installed { path: dest, sha256, verified_by })
     }
@@ -426,14 +424,18 @@ impl<'a> Installer<'a> {
         manifest: &Manifest,
         lock: &mut Lock,
     ) -> Result<bool, InstallError> {
-        let Some(entry) = manifest.get(item.name()) else { return Ok(false) };
+        let Some(entry) = manifest.get(item.name()) else {
+            return Ok(false);
+        };
         if entry.version != version || entry.url != release.url {
             return Ok(false);
         }
         if release.sha256.as_deref().is_some_and(|pin| !pin.eq_ignore_ascii_case(&entry.download_sha256)) {
             return Ok(false);
         }
-        let Ok(bytes) = std::fs::read(dest) else { return Ok(false) };
+        let Ok(bytes) = std::fs::read(dest) else {
+            return Ok(false);
+        };
         if verify::sha256_hex(&bytes) != entry.file_sha256 {
             return Ok(false);
         }
@@ -493,7 +495,8 @@ impl<'a> Installer<'a> {
                 reason,
             };
             let text = String::from_utf8(text).map_err(|_| bad("not UTF-8 text".into()))?;
-            let expected = verify::expected_from_checksum_file(&text, verify::file_name_of(&release.url)).map_err(bad)?;
+            let expected =
+                verify::expected_from_checksum_file(&text, verify::file_name_of(&release.url)).map_err(bad)?;
             if expected != actual {
                 return Err(InstallError::ChecksumMismatch {
                     item: item.name(),

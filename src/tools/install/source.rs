@@ -85,7 +85,10 @@ impl Source for DefaultSource {
             return std::fs::read(path).map_err(|e| FetchError::Transport { url: url.into(), reason: e.to_string() });
         }
         if !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(FetchError::BadUrl { url: url.into(), reason: "only https://, http:// and file:// are supported".into() });
+            return Err(FetchError::BadUrl {
+                url: url.into(),
+                reason: "only https://, http:// and file:// are supported".into(),
+            });
         }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -118,10 +121,10 @@ async fn get_following_redirects(url: &str) -> Result<Vec<u8>, FetchError> {
             .header(hyper::header::USER_AGENT, concat!("kyvtel/", env!("CARGO_PKG_VERSION")))
             .body(Empty::<Bytes>::new())
             .map_err(|e| transport(e.to_string()))?;
-        let response = client.request(request).await.map_err(|e| FetchError::Transport {
-            url: current.clone(),
-            reason: error_chain(&e),
-        })?;
+        let response = client
+            .request(request)
+            .await
+            .map_err(|e| FetchError::Transport { url: current.clone(), reason: error_chain(&e) })?;
         let status = response.status();
         if status.is_redirection() {
             let location = response

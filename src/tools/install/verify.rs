@@ -34,7 +34,9 @@ pub fn expected_from_checksum_file(contents: &str, file_name: &str) -> Result<St
     }
     for line in &lines {
         let mut parts = line.split_whitespace();
-        let (Some(hex), Some(name)) = (parts.next(), parts.next()) else { continue };
+        let (Some(hex), Some(name)) = (parts.next(), parts.next()) else {
+            continue;
+        };
         if name.trim_start_matches('*') == file_name {
             return if is_sha256(hex) {
                 Ok(hex.to_ascii_lowercase())
@@ -66,7 +68,10 @@ mod tests {
 
     #[test]
     fn checksum_formats() {
-        assert_eq!(expected_from_checksum_file(&format!("{HEX}  kind-linux-amd64\n"), "kind-linux-amd64").unwrap(), HEX);
+        assert_eq!(
+            expected_from_checksum_file(&format!("{HEX}  kind-linux-amd64\n"), "kind-linux-amd64").unwrap(),
+            HEX
+        );
         assert_eq!(expected_from_checksum_file(&format!("{HEX}\n"), "kubectl").unwrap(), HEX);
         let many = format!("{}  other.tar.gz\n{HEX} *kyverno-cli.tar.gz\n", "0".repeat(64));
         assert_eq!(expected_from_checksum_file(&many, "kyverno-cli.tar.gz").unwrap(), HEX);
@@ -77,7 +82,10 @@ mod tests {
 
     #[test]
     fn file_names() {
-        assert_eq!(file_name_of("https://get.helm.sh/helm-v3.21.4-linux-amd64.tar.gz"), "helm-v3.21.4-linux-amd64.tar.gz");
+        assert_eq!(
+            file_name_of("https://get.helm.sh/helm-v3.21.4-linux-amd64.tar.gz"),
+            "helm-v3.21.4-linux-amd64.tar.gz"
+        );
         assert_eq!(file_name_of("http://127.0.0.1:1/a/kind?x=1"), "kind");
     }
 }

@@ -67,7 +67,11 @@ mod tests {
     #[case(Tool::Kind, "kind v0.33.0 go1.24.6 linux/amd64\n", Some("0.33.0"))]
     #[case(Tool::Kind, "0.33.0\n", Some("0.33.0"))]
     #[case(Tool::Helm, "v3.21.4", Some("3.21.4"))]
-    #[case(Tool::Kubectl, r#"{"clientVersion":{"major":"1","gitVersion":"v1.35.8"},"kustomizeVersion":"v5.7.1"}"#, Some("1.35.8"))]
+    #[case(
+        Tool::Kubectl,
+        r#"{"clientVersion":{"major":"1","gitVersion":"v1.35.8"},"kustomizeVersion":"v5.7.1"}"#,
+        Some("1.35.8")
+    )]
     #[case(Tool::Telepresence, "OSS Client         : v2.32.1\nRoot Daemon        : not running\n", Some("2.32.1"))]
     #[case(Tool::Telepresence, "Client: v2.22.6\n", Some("2.22.6"))]
     #[case(Tool::Telepresence, "Root Daemon : v2.32.1\n", None)]
