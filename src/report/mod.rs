@@ -1,1 +1,10 @@
-//! Placeholder; see the module docs once implemented.
+//! What a run leaves behind: JUnit XML, a JSON and a Markdown summary (also appended to
+//! `$GITHUB_STEP_SUMMARY`), the closing line `N passed, N failed, N ignored`, evidence bundles,
+//! and progress output. Everything written passes through [`redact::redact`].
+
+pub mod evidence;
+pub mod progress;
+pub mod redact;
+pub mod summary;
+
+pub use summary::{Counts, Phase, RunReport, ScenarioReport, Verdict, Written};

@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub mod env;
+pub mod install;
+pub mod runner;
+
 /// The external programs kyvtel drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
