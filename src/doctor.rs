@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use crate::scenario::pins::Pins;
 use crate::scenario::version::Version;
-use crate::tools::{CommandLine, RunError, Runner, Tool, version};
+use crate::tools::install::version;
+use crate::tools::{CommandLine, RunError, Runner, Tool};
 
 /// Minimum free disk for a kind cluster and its images.
 pub const MIN_FREE_DISK_GIB: u64 = 10;
@@ -57,12 +58,15 @@ fn pinned_tool(p: &Probe<'_>, tool: Tool, pin: &str, optional: bool) -> Finding 
     let name = tool.program();
     let want = Version::parse(pin);
     let install = format!("run `kyvtel tools install` (installs {name} {pin} into .tools/bin)");
-    match version::detect(p.runner, tool) {
+    let Some(probe) = version::probe(tool) else { return Finding::fail(name, "no version probe", install) };
+    match p.runner.run(&probe, Duration::from_secs(20)) {
         Err(RunError::NotFound(_)) if optional => Finding::ok(name, format!("not installed (optional; pin {pin})")),
         Err(e) => Finding::fail(name, short(&e), install),
-        Ok(None) => Finding::fail(name, "installed, but its version could not be read", install),
-        Ok(Some(v)) if Some(&v) == want.as_ref() => Finding::ok(name, format!("{v} (pinned {pin})")),
-        Ok(Some(v)) => Finding::fail(name, format!("{v} does not match the pin {pin}"), install),
+        Ok(o) => match version::parse(tool, &o.stdout).and_then(|v| Version::parse(&v)) {
+            None => Finding::fail(name, "installed, but its version could not be read", install),
+            Some(v) if Some(&v) == want.as_ref() => Finding::ok(name, format!("{v} (pinned {pin})")),
+            Some(v) => Finding::fail(name, format!("{v} does not match the pin {pin}"), install),
+        },
     }
 }
 

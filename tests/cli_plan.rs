@@ -43,7 +43,7 @@ fn plan_commands_match_the_facts() {
         "kind create cluster --name kyvtel-documented-recipe --config kind-config/default.yaml --image kindest/node:v1.35.8@sha256:07b2536e30b803ed61d1677a79df6115f798ce64c80f9e22f6ed45afd09323c0 --kubeconfig target/kyvtel/RUN_ID/kubeconfig --wait 120s",
         "kind delete cluster --name kyvtel-documented-recipe --kubeconfig target/kyvtel/RUN_ID/kubeconfig",
         // facts.md §3: install from the verified chart tgz.
-        "helm install kyverno .tools/charts/kyverno-3.9.0.tgz -n kyverno --create-namespace --wait --timeout 10m",
+        "helm install kyverno .tools/bin/charts/kyverno-3.9.0.tgz -n kyverno --create-namespace --wait --timeout 10m",
         // facts.md §4: explicit manager namespace, values file, --mount=false, detach from 2.30.
         "telepresence helm install --manager-namespace ambassador --values scenarios/values/telepresence-agent-security.yaml",
         "telepresence intercept demo --port 8080:80 --mount=false",

@@ -229,7 +229,7 @@ pub struct Plan {
     pub cluster: String,
     /// The run directory.
     pub run_dir: PathBuf,
-    /// Environment variables every command gets (run-private paths).
+    /// The run-private environment (the union over tools; each command carries its own part).
     pub env: Vec<(String, String)>,
     /// Warnings that do not stop the run (e.g. an unsupported Kubernetes version).
     #[serde(skip_serializing_if = "Vec::is_empty")]

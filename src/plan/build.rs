@@ -6,26 +6,28 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::action::{Action, DenialSource, Phase, Plan, Teardown, WaitFor};
-use super::paths::RunPaths;
 use super::{canary, duration};
 use crate::outcome::expect::StepOutcome;
 use crate::scenario::Loaded;
 use crate::scenario::model::Step;
 use crate::scenario::policy;
-use crate::tools::{CommandLine, helm, kind, telepresence};
+use crate::tools::env::{self, TelepresenceTimeouts};
+use crate::tools::install::ToolsDir;
+use crate::tools::{CommandLine, Tool, helm, kind, telepresence};
 
 /// Where a plan puts things; the defaults are what `kyvtel plan` prints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     /// The run directory (`target/kyvtel/RUN_ID`).
     pub run_dir: PathBuf,
-    /// Where downloaded charts live (`.tools/charts`).
-    pub charts_dir: PathBuf,
+    /// Where `kyvtel tools install` put the binaries and charts.
+    pub tools: ToolsDir,
 }
 
 impl Default for Options {
+    /// What `kyvtel plan` prints: a placeholder run id and the default tools directory.
     fn default() -> Self {
-        Options { run_dir: PathBuf::from("target/kyvtel/RUN_ID"), charts_dir: PathBuf::from(".tools/charts") }
+        Options { run_dir: PathBuf::from("target/kyvtel/RUN_ID"), tools: ToolsDir::at(".tools/bin") }
     }
 }
 
@@ -71,14 +73,14 @@ fn clean(p: &Path) -> PathBuf {
 struct Builder {
     phases: Vec<Phase>,
     teardown: Vec<Teardown>,
-    env: Vec<(String, String)>,
+    run_dir: PathBuf,
 }
 
 impl Builder {
+    /// Attaches the run-private environment the command's tool needs.
     fn cmd(&self, c: CommandLine) -> CommandLine {
-        let mut c = c;
-        c.env = self.env.clone();
-        c
+        let e = env::for_tool(c.tool, &self.run_dir, &TelepresenceTimeouts::default());
+        env::apply(c, &e)
     }
 
     fn run(&self, c: CommandLine, timeout: Duration) -> Action {
@@ -122,19 +124,19 @@ pub fn build(loaded: &Loaded, opts: &Options) -> Plan {
     let s = &loaded.scenario.spec;
     let v = &loaded.versions;
     let tp = v.telepresence_version();
-    let paths = RunPaths::new(&opts.run_dir);
     let cluster = format!("kyvtel-{}", loaded.name());
     let app_ns = s.workload.namespace.as_str();
     let mgr_ns = s.telepresence.manager_namespace.as_str();
     let selector = loaded.workload_selector();
-    let mut b = Builder { phases: Vec::new(), teardown: Vec::new(), env: paths.env() };
+    let mut b = Builder { phases: Vec::new(), teardown: Vec::new(), run_dir: opts.run_dir.clone() };
+    let kubeconfig = env::kubeconfig(&opts.run_dir);
 
     // create-cluster
     {
         let name = "create-cluster";
-        let create = kind::create(&cluster, &clean(&loaded.kind_config), &v.node_image.reference, &paths.kubeconfig());
+        let create = kind::create(&cluster, &clean(&loaded.kind_config), &v.node_image.reference, &kubeconfig);
         let actions = vec![b.run(create, limits::CREATE_CLUSTER)];
-        let del = b.run(kind::delete(&cluster, &paths.kubeconfig()), limits::TEARDOWN);
+        let del = b.run(kind::delete(&cluster, &kubeconfig), limits::TEARDOWN);
         b.push_undo(name, "delete the kind cluster", vec![del], vec![], true);
         b.phases.push(Phase { name: name.into(), expects_denial: false, actions });
     }
@@ -171,7 +173,7 @@ pub fn build(loaded: &Loaded, opts: &Options) -> Plan {
         let mut actions = Vec::new();
         match step {
             Step::InstallKyverno(_) => {
-                let chart = opts.charts_dir.join(format!("kyverno-{}.tgz", v.kyverno_chart));
+                let chart = opts.tools.charts().join(format!("kyverno-{}.tgz", v.kyverno_chart));
                 let values = s.kyverno.values.as_ref().map(|vals| {
                     let path = opts.run_dir.join("kyverno-values.yaml");
                     actions.push(Action::WriteFile {
@@ -235,10 +237,9 @@ pub fn build(loaded: &Loaded, opts: &Options) -> Plan {
                     .push(Action::CanaryDenied { pod: canary_pod(loaded), timeout: timeout_for(step, limits::CANARY) });
             }
             Step::InstallTelepresence(_) => {
-                actions.push(Action::WriteFile {
-                    path: paths.telepresence_config().join("config.yml"),
-                    contents: telepresence::client_config(),
-                });
+                for f in env::telepresence(&opts.run_dir, &TelepresenceTimeouts::default()).files {
+                    actions.push(Action::WriteFile { path: f.path, contents: f.contents });
+                }
                 let values = loaded.telepresence_values.as_ref().map(|(p, _)| clean(p));
                 let un = b.run(telepresence::helm_uninstall(mgr_ns, false), limits::TEARDOWN);
                 let un_no_hooks = b.run(telepresence::helm_uninstall(mgr_ns, true), limits::TEARDOWN);
@@ -384,7 +385,7 @@ pub fn build(loaded: &Loaded, opts: &Options) -> Plan {
         versions: v.clone(),
         cluster,
         run_dir: opts.run_dir.clone(),
-        env: b.env.clone(),
+        env: env::for_tool(Tool::Telepresence, &opts.run_dir, &TelepresenceTimeouts::default()).vars,
         warnings: v.support_warning().into_iter().collect(),
         phases: b.phases,
         teardown: b.teardown,

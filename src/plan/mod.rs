@@ -7,7 +7,6 @@ pub mod action;
 pub mod build;
 pub mod canary;
 pub mod duration;
-pub mod paths;
 pub mod render;
 
 pub use action::{Action, DenialSource, Phase, Plan, Teardown, WaitFor};

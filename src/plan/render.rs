@@ -143,7 +143,7 @@ pub fn text(plan: &Plan) -> String {
     let _ = writeln!(out, "cluster: {} (kind)", plan.cluster);
     let _ = writeln!(
         out,
-        "environment of every command (run-private; ~/.kube, ~/.config/telepresence and Helm repos are never used):"
+        "run-private environment (each command gets its tool's part; ~/.kube, ~/.config/telepresence and Helm repos are never used):"
     );
     for (k, val) in &plan.env {
         let _ = writeln!(out, "  {k}={}", quote(val));

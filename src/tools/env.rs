@@ -188,7 +188,7 @@ pub fn for_tool(tool: Tool, run: &Path, timeouts: &TelepresenceTimeouts) -> Tool
         Tool::Helm => base.extend(helm(run)),
         // `telepresence helm install` runs an embedded Helm: keep its caches private too.
         Tool::Telepresence => base.extend(helm(run)).extend(telepresence(run, timeouts)),
-        Tool::Kind | Tool::Docker | Tool::Kubectl | Tool::Kyverno | Tool::Sudo => base,
+        Tool::Kind | Tool::Docker | Tool::Kubectl | Tool::Kyverno | Tool::Sudo | Tool::Df => base,
     }
 }
 

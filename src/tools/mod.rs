@@ -160,4 +160,3 @@ pub trait Runner: Send + Sync {
 pub mod helm;
 pub mod kind;
 pub mod telepresence;
-pub mod version;

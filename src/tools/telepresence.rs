@@ -84,12 +84,6 @@ pub fn manager_kind(version: &Version) -> &'static str {
     if *version >= v("2.32") { "StatefulSet" } else { "Deployment" }
 }
 
-/// The client `config.yml`: raised helm and intercept timeouts, telemetry off.
-pub fn client_config() -> String {
-    // facts.md §4: `timeouts.helm` defaults to 30s, too short for a strict cluster.
-    "timeouts:\n  helm: 5m\n  intercept: 3m\n  trafficManagerConnect: 2m\nusage:\n  enabled: false\n".to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

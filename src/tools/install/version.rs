@@ -18,7 +18,7 @@ pub fn probe(tool: Tool) -> Option<CommandLine> {
         Tool::Helm => &["version", "--template", "{{.Version}}"],
         Tool::Kubectl => &["version", "--client", "-o", "json"],
         Tool::Telepresence => &["version"],
-        Tool::Docker | Tool::Kyverno | Tool::Sudo => return None,
+        Tool::Docker | Tool::Kyverno | Tool::Sudo | Tool::Df => return None,
     };
     Some(CommandLine::new(tool).args(args.iter().copied()))
 }
@@ -36,7 +36,7 @@ pub fn parse(tool: Tool, stdout: &str) -> Option<String> {
             first_semver(line.split_once(':')?.1)
         }
         Tool::Kind | Tool::Helm => first_semver(stdout.lines().find(|l| !l.trim().is_empty())?),
-        Tool::Docker | Tool::Kyverno | Tool::Sudo => None,
+        Tool::Docker | Tool::Kyverno | Tool::Sudo | Tool::Df => None,
     }
 }
 
