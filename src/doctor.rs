@@ -59,14 +59,20 @@ fn pinned_tool(p: &Probe<'_>, tool: Tool, pin: &str, optional: bool) -> Finding 
     let want = Version::parse(pin);
     let install = format!("run `kyvtel tools install` (installs {name} {pin} into .tools/bin)");
     let Some(probe) = version::probe(tool) else { return Finding::fail(name, "no version probe", install) };
-    match p.runner.run(&probe, Duration::from_secs(20)) {
-        Err(RunError::NotFound(_)) if optional => Finding::ok(name, format!("not installed (optional; pin {pin})")),
-        Err(e) => Finding::fail(name, short(&e), install),
-        Ok(o) => match version::parse(tool, &o.stdout).and_then(|v| Version::parse(&v)) {
-            None => Finding::fail(name, "installed, but its version could not be read", install),
-            Some(v) if Some(&v) == want.as_ref() => Finding::ok(name, format!("{v} (pinned {pin})")),
-            Some(v) => Finding::fail(name, format!("{v} does not match the pin {pin}"), install),
-        },
+    let found = match p.runner.run(&probe, Duration::from_secs(20)) {
+        Err(RunError::NotFound(_)) if optional => {
+            return Finding::ok(name, format!("not installed (optional; pin {pin})"));
+        }
+        Err(RunError::NotFound(_)) => return Finding::fail(name, "not found in the tools directory or on PATH", install),
+        Err(e) => return Finding::fail(name, short(&e), install),
+        // A pre-release suffix (`v1.32.4-dispatcher`) does not change the release.
+        Ok(o) => version::parse(tool, &o.stdout).and_then(|v| Version::parse(v.split(['-', '+']).next().unwrap_or(&v))),
+    };
+    match found {
+        None => Finding::fail(name, "installed, but its version could not be read", install),
+        Some(v) if Some(&v) == want.as_ref() => Finding::ok(name, format!("{v} (pinned {pin})")),
+        Some(v) if optional => Finding::ok(name, format!("{v} is not the pin {pin}, so it is not used (optional)")),
+        Some(v) => Finding::fail(name, format!("{v} does not match the pin {pin}"), install),
     }
 }
 

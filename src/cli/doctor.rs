@@ -1,12 +1,56 @@
-//! `kyvtel doctor`.
+//! `kyvtel doctor [--output json]`: what a live run needs; exit 0 when ready, 3 when not.
 
-use crate::{Error, Exit, Result};
+use std::path::PathBuf;
+
+use super::Output;
+use crate::doctor::{self, Probe};
+use crate::scenario::pins::Pins;
+use crate::tools::runner::{DuctRunner, default_tools_dir};
+use crate::{Exit, Result};
 
 /// Arguments of `kyvtel doctor`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+/// The probe of this machine: the real runner, `/dev/net/tun`, the `target/` directory.
+pub fn machine_findings() -> Vec<doctor::Finding> {
+    let scratch = std::env::temp_dir().join(format!("kyvtel-doctor-{}", std::process::id()));
+    let runner = DuctRunner::new(&scratch).with_tools_dir(Some(default_tools_dir()));
+    let pins = Pins::builtin();
+    let probe = Probe {
+        runner: &runner,
+        pins: &pins,
+        is_root: is_root(),
+        tun: PathBuf::from("/dev/net/tun"),
+        work_dir: PathBuf::from("target"),
+    };
+    let findings = doctor::check(&probe);
+    let _ = std::fs::remove_dir_all(&scratch);
+    findings
+}
+
+/// Whether this process runs as root (uid 0), read from `/proc/self/status`.
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false)
+}
 
 /// Runs `kyvtel doctor`.
-pub fn run(_args: Args) -> Result<Exit> {
-    Err(Error::NotImplemented("kyvtel doctor"))
+pub fn run(args: Args) -> Result<Exit> {
+    let findings = machine_findings();
+    match args.output {
+        Output::Text => print!("{}", doctor::render(&findings)),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"ready": doctor::ready(&findings), "findings": findings}))
+                .unwrap_or_default()
+        ),
+    }
+    Ok(if doctor::ready(&findings) { Exit::Success } else { Exit::Infra })
 }
