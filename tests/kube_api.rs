@@ -94,19 +94,25 @@ fn discovery(seen: &Seen) -> Option<Reply> {
     };
     let list = |items: Value| json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items});
     if seen.method == "GET" && seen.uri.ends_with("/apis") {
-        return Some(Reply::Json(200, list(json!([
-            {"metadata": {"name": "kyverno.io"}, "versions": [{"version": "v1", "resources": [
-                res("clusterpolicies", "kyverno.io", "v1", "ClusterPolicy", "Cluster")]}]},
-            {"metadata": {"name": "apps"}, "versions": [{"version": "v1", "resources": [
-                res("deployments", "apps", "v1", "Deployment", "Namespaced")]}]}
-        ]))));
+        return Some(Reply::Json(
+            200,
+            list(json!([
+                {"metadata": {"name": "kyverno.io"}, "versions": [{"version": "v1", "resources": [
+                    res("clusterpolicies", "kyverno.io", "v1", "ClusterPolicy", "Cluster")]}]},
+                {"metadata": {"name": "apps"}, "versions": [{"version": "v1", "resources": [
+                    res("deployments", "apps", "v1", "Deployment", "Namespaced")]}]}
+            ])),
+        ));
     }
     if seen.method == "GET" && seen.uri.ends_with("/api") {
-        return Some(Reply::Json(200, list(json!([
-            {"metadata": {"name": ""}, "versions": [{"version": "v1", "resources": [
-                res("configmaps", "", "v1", "ConfigMap", "Namespaced"),
-                res("pods", "", "v1", "Pod", "Namespaced")]}]}
-        ]))));
+        return Some(Reply::Json(
+            200,
+            list(json!([
+                {"metadata": {"name": ""}, "versions": [{"version": "v1", "resources": [
+                    res("configmaps", "", "v1", "ConfigMap", "Namespaced"),
+                    res("pods", "", "v1", "Pod", "Namespaced")]}]}
+            ])),
+        ));
     }
     None
 }
@@ -209,7 +215,10 @@ async fn apply_gives_up_on_the_webhook_after_the_timeout() {
     assert!(report.retries >= 1, "retried {} times", report.retries);
     assert!(report.applied.is_empty());
     let text = err.to_string();
-    assert!(text.contains("apply ClusterPolicy/require-security-context") && text.contains("no endpoints available"), "{text}");
+    assert!(
+        text.contains("apply ClusterPolicy/require-security-context") && text.contains("no endpoints available"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -276,9 +285,16 @@ async fn canary_gate_retries_until_denied() {
     let (client, log) = mock(|_, n| {
         if n < 2 { Reply::Json(201, canary()) } else { Reply::Json(403, status(403, "Forbidden", KYVERNO_DENIAL)) }
     });
-    let denial = await_denial(&client, "kyvtel-app", &canary(), "validate.kyverno.svc-fail", Duration::from_secs(5), Duration::from_millis(5))
-        .await
-        .unwrap();
+    let denial = await_denial(
+        &client,
+        "kyvtel-app",
+        &canary(),
+        "validate.kyverno.svc-fail",
+        Duration::from_secs(5),
+        Duration::from_millis(5),
+    )
+    .await
+    .unwrap();
     assert!(denial.message.contains("require-security-context"));
     assert_eq!(log.lock().unwrap().len(), 3);
 }
@@ -286,20 +302,39 @@ async fn canary_gate_retries_until_denied() {
 #[tokio::test]
 async fn canary_gate_times_out_with_the_last_answer() {
     let (client, _log) = mock(|_, _| Reply::Warn(201, canary(), r#"299 - "would violate PodSecurity""#));
-    let err = await_denial(&client, "app", &canary(), "validate.kyverno.svc-fail", Duration::from_millis(60), Duration::from_millis(10))
-        .await
-        .unwrap_err();
+    let err = await_denial(
+        &client,
+        "app",
+        &canary(),
+        "validate.kyverno.svc-fail",
+        Duration::from_millis(60),
+        Duration::from_millis(10),
+    )
+    .await
+    .unwrap_err();
     let KubeError::TimedOut { last_observed, .. } = &err else { panic!("expected a timeout, got {err}") };
     assert_eq!(last_observed, "admitted with warnings: would violate PodSecurity");
 }
 
 #[tokio::test]
 async fn canary_refused_by_something_else_fails_at_once() {
-    let (client, log) = mock(|_, _| Reply::Json(422, status(422, "Invalid", "Pod \"kyvtel-canary\" is invalid: spec.containers: Required value")));
-    let err = await_denial(&client, "app", &canary(), "validate.kyverno.svc-fail", Duration::from_secs(5), Duration::from_millis(5))
-        .await
-        .unwrap_err();
-    assert!(matches!(&err, KubeError::WaitFailed { last_observed, .. } if last_observed.contains("Required value")), "{err}");
+    let (client, log) = mock(|_, _| {
+        Reply::Json(422, status(422, "Invalid", "Pod \"kyvtel-canary\" is invalid: spec.containers: Required value"))
+    });
+    let err = await_denial(
+        &client,
+        "app",
+        &canary(),
+        "validate.kyverno.svc-fail",
+        Duration::from_secs(5),
+        Duration::from_millis(5),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, KubeError::WaitFailed { last_observed, .. } if last_observed.contains("Required value")),
+        "{err}"
+    );
     assert_eq!(log.lock().unwrap().len(), 1);
 }
 
@@ -325,12 +360,19 @@ fn list_then_hang(kind: &'static str, item: Value) -> impl Fn(&Seen, usize) -> R
 
 #[tokio::test]
 async fn wait_for_an_available_deployment_succeeds() {
-    let ready = deployment(true, json!([{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}]));
+    let ready =
+        deployment(true, json!([{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}]));
     let (client, log) = mock(list_then_hang("Deployment", ready));
-    let d = wait::deployment_available(&client, "kyverno", "kyverno-admission-controller", Duration::from_secs(5)).await.unwrap();
+    let d = wait::deployment_available(&client, "kyverno", "kyverno-admission-controller", Duration::from_secs(5))
+        .await
+        .unwrap();
     assert_eq!(d.metadata.name.as_deref(), Some("kyverno-admission-controller"));
     let uri = &log.lock().unwrap()[0].uri;
-    assert!(uri.starts_with("/apis/apps/v1/namespaces/kyverno/deployments?") && uri.contains("metadata.name%3Dkyverno-admission-controller"), "{uri}");
+    assert!(
+        uri.starts_with("/apis/apps/v1/namespaces/kyverno/deployments?")
+            && uri.contains("metadata.name%3Dkyverno-admission-controller"),
+        "{uri}"
+    );
 }
 
 #[tokio::test]
@@ -341,7 +383,10 @@ async fn wait_timeout_carries_the_last_observed_state() {
                {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": "admission webhook \"validate.kyverno.svc-fail\" denied the request"}]),
     );
     let (client, _log) = mock(list_then_hang("Deployment", stuck));
-    let err = wait::deployment_available(&client, "kyverno", "kyverno-admission-controller", Duration::from_millis(300)).await.unwrap_err();
+    let err =
+        wait::deployment_available(&client, "kyverno", "kyverno-admission-controller", Duration::from_millis(300))
+            .await
+            .unwrap_err();
     let KubeError::TimedOut { what, last_observed, .. } = &err else { panic!("expected a timeout, got {err}") };
     assert_eq!(what, "deployment kyverno/kyverno-admission-controller to be available");
     assert_eq!(
@@ -355,8 +400,12 @@ async fn wait_timeout_carries_the_last_observed_state() {
 
 #[tokio::test]
 async fn wait_fails_on_an_api_error() {
-    let (client, _log) = mock(|_, _| Reply::Json(403, status(403, "Forbidden", "deployments.apps is forbidden: User \"x\" cannot list")));
-    let err = wait::deployment_available(&client, "kyverno", "kyverno-admission-controller", Duration::from_secs(5)).await.unwrap_err();
+    let (client, _log) = mock(|_, _| {
+        Reply::Json(403, status(403, "Forbidden", "deployments.apps is forbidden: User \"x\" cannot list"))
+    });
+    let err = wait::deployment_available(&client, "kyverno", "kyverno-admission-controller", Duration::from_secs(5))
+        .await
+        .unwrap_err();
     let KubeError::WaitFailed { reason, last_observed, .. } = &err else { panic!("expected a failure, got {err}") };
     assert!(reason.contains("cannot list"), "{reason}");
     assert_eq!(last_observed, "nothing (no answer from the API server yet)");
@@ -364,11 +413,19 @@ async fn wait_fails_on_an_api_error() {
 
 #[tokio::test]
 async fn wait_fails_early_when_the_deployment_stalls() {
-    let stalled = deployment(false, json!([{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
-                                            "message": "ReplicaSet \"x\" has timed out progressing."}]));
+    let stalled = deployment(
+        false,
+        json!([{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+                                            "message": "ReplicaSet \"x\" has timed out progressing."}]),
+    );
     let (client, _log) = mock(list_then_hang("Deployment", stalled));
-    let err = wait::deployment_available(&client, "kyverno", "kyverno-admission-controller", Duration::from_secs(5)).await.unwrap_err();
-    assert!(matches!(&err, KubeError::WaitFailed { reason, .. } if reason.starts_with("ProgressDeadlineExceeded")), "{err}");
+    let err = wait::deployment_available(&client, "kyverno", "kyverno-admission-controller", Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, KubeError::WaitFailed { reason, .. } if reason.starts_with("ProgressDeadlineExceeded")),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -383,7 +440,10 @@ async fn cluster_policies_ready_reads_the_ready_condition() {
 
     let (client, _log) = mock(list_then_hang("ClusterPolicy", policy("False")));
     let err = wait::cluster_policies_ready(&client, &["p"], Duration::from_millis(200)).await.unwrap_err();
-    assert!(matches!(&err, KubeError::TimedOut { last_observed, .. } if last_observed == "Ready=False (Succeeded: Ready)"), "{err}");
+    assert!(
+        matches!(&err, KubeError::TimedOut { last_observed, .. } if last_observed == "Ready=False (Succeeded: Ready)"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -417,9 +477,16 @@ async fn waits_for_a_new_pod_with_a_ready_traffic_agent() {
         Reply::Json(200, list_of("Pod", items))
     });
     let old_uids = BTreeSet::from(["uid-old".to_string()]);
-    let found = wait::new_pod_with_ready_agent(&client, "app", "app=demo", &old_uids, Duration::from_secs(5), Duration::from_millis(5))
-        .await
-        .unwrap();
+    let found = wait::new_pod_with_ready_agent(
+        &client,
+        "app",
+        "app=demo",
+        &old_uids,
+        Duration::from_secs(5),
+        Duration::from_millis(5),
+    )
+    .await
+    .unwrap();
     assert_eq!(found.metadata.uid.as_deref(), Some("uid-new"));
     let seen = log.lock().unwrap();
     assert_eq!(seen.len(), 3, "an old ready pod and a new unready one do not count");
@@ -429,11 +496,24 @@ async fn waits_for_a_new_pod_with_a_ready_traffic_agent() {
 #[tokio::test]
 async fn new_pod_wait_times_out_with_pod_states() {
     let (client, _log) = mock(|_, _| {
-        Reply::Json(200, list_of("Pod", vec![pod("demo-new", "uid-new", agent(false, json!({"waiting": {"reason": "ContainerCreating"}})))]))
+        Reply::Json(
+            200,
+            list_of(
+                "Pod",
+                vec![pod("demo-new", "uid-new", agent(false, json!({"waiting": {"reason": "ContainerCreating"}})))],
+            ),
+        )
     });
-    let err = wait::new_pod_with_ready_agent(&client, "app", "app=demo", &BTreeSet::new(), Duration::from_millis(100), Duration::from_millis(10))
-        .await
-        .unwrap_err();
+    let err = wait::new_pod_with_ready_agent(
+        &client,
+        "app",
+        "app=demo",
+        &BTreeSet::new(),
+        Duration::from_millis(100),
+        Duration::from_millis(10),
+    )
+    .await
+    .unwrap_err();
     let KubeError::TimedOut { last_observed, .. } = &err else { panic!("expected a timeout, got {err}") };
     assert_eq!(
         last_observed,
@@ -446,12 +526,32 @@ async fn new_pod_wait_times_out_with_pod_states() {
 async fn new_pod_wait_fails_when_the_agent_cannot_start() {
     let msg = "container has runAsNonRoot and image will run as root";
     let (client, _log) = mock(move |_, _| {
-        Reply::Json(200, list_of("Pod", vec![pod("demo-new", "uid-new", agent(false, json!({"waiting": {"reason": "CreateContainerConfigError", "message": msg}})))]))
+        Reply::Json(
+            200,
+            list_of(
+                "Pod",
+                vec![pod(
+                    "demo-new",
+                    "uid-new",
+                    agent(false, json!({"waiting": {"reason": "CreateContainerConfigError", "message": msg}})),
+                )],
+            ),
+        )
     });
-    let err = wait::new_pod_with_ready_agent(&client, "app", "app=demo", &BTreeSet::new(), Duration::from_secs(5), Duration::from_millis(10))
-        .await
-        .unwrap_err();
-    assert!(matches!(&err, KubeError::WaitFailed { reason, .. } if reason.contains("CreateContainerConfigError") && reason.contains(msg)), "{err}");
+    let err = wait::new_pod_with_ready_agent(
+        &client,
+        "app",
+        "app=demo",
+        &BTreeSet::new(),
+        Duration::from_secs(5),
+        Duration::from_millis(10),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, KubeError::WaitFailed { reason, .. } if reason.contains("CreateContainerConfigError") && reason.contains(msg)),
+        "{err}"
+    );
 }
 
 fn fingerprint_cm(data: Value) -> Value {
@@ -460,7 +560,8 @@ fn fingerprint_cm(data: Value) -> Value {
 
 #[tokio::test]
 async fn fingerprint_match_allows_reuse() {
-    let (client, log) = mock(|_, _| Reply::Json(200, fingerprint_cm(json!({"kyvernoChart": "3.9.0", "nodeImage": "n@sha256:1"}))));
+    let (client, log) =
+        mock(|_, _| Reply::Json(200, fingerprint_cm(json!({"kyvernoChart": "3.9.0", "nodeImage": "n@sha256:1"}))));
     let expected = Fingerprint::new([("kyvernoChart", "3.9.0"), ("nodeImage", "n@sha256:1")]);
     fingerprint::ensure_reusable(&client, &expected).await.unwrap();
     assert_eq!(log.lock().unwrap()[0].uri, "/api/v1/namespaces/kube-system/configmaps/kyvtel-fingerprint");
@@ -468,7 +569,8 @@ async fn fingerprint_match_allows_reuse() {
 
 #[tokio::test]
 async fn fingerprint_mismatch_refuses_and_says_why() {
-    let (client, _log) = mock(|_, _| Reply::Json(200, fingerprint_cm(json!({"kyvernoChart": "3.8.2", "nodeImage": "n@sha256:1"}))));
+    let (client, _log) =
+        mock(|_, _| Reply::Json(200, fingerprint_cm(json!({"kyvernoChart": "3.8.2", "nodeImage": "n@sha256:1"}))));
     let expected = Fingerprint::new([("kyvernoChart", "3.9.0"), ("nodeImage", "n@sha256:1")]);
     let err = fingerprint::ensure_reusable(&client, &expected).await.unwrap_err();
     assert_eq!(
@@ -481,7 +583,8 @@ async fn fingerprint_mismatch_refuses_and_says_why() {
 
 #[tokio::test]
 async fn missing_fingerprint_refuses() {
-    let (client, _log) = mock(|_, _| Reply::Json(404, status(404, "NotFound", "configmaps \"kyvtel-fingerprint\" not found")));
+    let (client, _log) =
+        mock(|_, _| Reply::Json(404, status(404, "NotFound", "configmaps \"kyvtel-fingerprint\" not found")));
     let err = fingerprint::ensure_reusable(&client, &Fingerprint::new([("k", "v")])).await.unwrap_err();
     assert!(matches!(&err, KubeError::Refused(why) if why.contains("no fingerprint")), "{err}");
 }
@@ -502,10 +605,16 @@ async fn fingerprint_is_written_with_strict_apply_and_owner_labels() {
 async fn a_foreign_cluster_policy_is_not_replaced() {
     let (client, _log) = mock(|seen, _| {
         if seen.uri.ends_with("/ours") {
-            Reply::Json(200, json!({"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy",
-                                    "metadata": {"name": "ours", "labels": {"app.kubernetes.io/managed-by": "kyvtel"}}}))
+            Reply::Json(
+                200,
+                json!({"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy",
+                                    "metadata": {"name": "ours", "labels": {"app.kubernetes.io/managed-by": "kyvtel"}}}),
+            )
         } else if seen.uri.ends_with("/theirs") {
-            Reply::Json(200, json!({"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy", "metadata": {"name": "theirs"}}))
+            Reply::Json(
+                200,
+                json!({"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy", "metadata": {"name": "theirs"}}),
+            )
         } else {
             Reply::Json(404, status(404, "NotFound", "not found"))
         }
@@ -513,5 +622,8 @@ async fn a_foreign_cluster_policy_is_not_replaced() {
     ensure_policies_replaceable(&client, &["ours", "new"]).await.unwrap();
     let err = ensure_policies_replaceable(&client, &["ours", "theirs", "new"]).await.unwrap_err();
     let KubeError::Refused(why) = &err else { panic!("expected a refusal, got {err}") };
-    assert!(why.starts_with("ClusterPolicy theirs exists and is not labelled app.kubernetes.io/managed-by=kyvtel"), "{why}");
+    assert!(
+        why.starts_with("ClusterPolicy theirs exists and is not labelled app.kubernetes.io/managed-by=kyvtel"),
+        "{why}"
+    );
 }

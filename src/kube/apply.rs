@@ -147,7 +147,9 @@ pub async fn apply(
                     report.retries += 1;
                     sleep(options.retry_interval).await;
                 }
-                Err(e) => return Err(KubeError::api(format!("apply {target} (document {index})"), e)),
+                Err(e) => {
+                    return Err(KubeError::api(format!("apply {target} (document {index})"), e));
+                }
             }
         }
     }

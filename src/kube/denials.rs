@@ -105,15 +105,16 @@ pub fn from_replica_sets(ns: &str, sets: &[ReplicaSet], events: &[Event]) -> Vec
         let name = rs.metadata.name.as_deref().unwrap_or("?");
         let conditions = rs.status.as_ref().and_then(|s| s.conditions.as_ref());
         for c in conditions.into_iter().flatten() {
-            if c.type_ == "ReplicaFailure" && c.reason.as_deref() == Some("FailedCreate") {
-                if let Some(message) = &c.message {
-                    out.push(DenialMessage {
-                        source: DenialSource::ReplicaFailureCondition,
-                        object: format!("ReplicaSet/{ns}/{name}"),
-                        message: message.clone(),
-                        count: None,
-                    });
-                }
+            if c.type_ == "ReplicaFailure"
+                && c.reason.as_deref() == Some("FailedCreate")
+                && let Some(message) = &c.message
+            {
+                out.push(DenialMessage {
+                    source: DenialSource::ReplicaFailureCondition,
+                    object: format!("ReplicaSet/{ns}/{name}"),
+                    message: message.clone(),
+                    count: None,
+                });
             }
         }
     }
@@ -122,7 +123,9 @@ pub fn from_replica_sets(ns: &str, sets: &[ReplicaSet], events: &[Event]) -> Vec
         if target.kind.as_deref() != Some("ReplicaSet") {
             continue;
         }
-        let Some(target_name) = target.name.as_deref() else { continue };
+        let Some(target_name) = target.name.as_deref() else {
+            continue;
+        };
         if !sets.iter().any(|rs| rs.metadata.name.as_deref() == Some(target_name)) {
             continue;
         }
@@ -207,7 +210,12 @@ mod tests {
     #[test]
     fn statefulset_events_only_for_that_set() {
         let events = [
-            event("StatefulSet", "traffic-manager", "FailedCreate", "create Pod traffic-manager-0 in StatefulSet traffic-manager failed error: denied"),
+            event(
+                "StatefulSet",
+                "traffic-manager",
+                "FailedCreate",
+                "create Pod traffic-manager-0 in StatefulSet traffic-manager failed error: denied",
+            ),
             event("StatefulSet", "other", "FailedCreate", "create Pod other-0 in StatefulSet other failed error: x"),
         ];
         let got = from_statefulset_events("ambassador", "traffic-manager", &events);

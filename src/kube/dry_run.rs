@@ -97,7 +97,9 @@ pub async fn await_denial(
     let deadline = Instant::now() + timeout;
     loop {
         let last = match dry_run_create_pod(client, namespace, pod).await {
-            Ok(Admission::Denied(denial)) if denial.webhook() == Some(webhook) => return Ok(denial),
+            Ok(Admission::Denied(denial)) if denial.webhook() == Some(webhook) => {
+                return Ok(denial);
+            }
             Ok(Admission::Denied(denial)) => {
                 return Err(KubeError::WaitFailed {
                     what,
@@ -106,7 +108,9 @@ pub async fn await_denial(
                 });
             }
             Ok(Admission::Admitted { warnings }) if warnings.is_empty() => "admitted".to_string(),
-            Ok(Admission::Admitted { warnings }) => format!("admitted with warnings: {}", warnings.join("; ")),
+            Ok(Admission::Admitted { warnings }) => {
+                format!("admitted with warnings: {}", warnings.join("; "))
+            }
             Err(KubeError::Api { source, .. }) if is_webhook_unavailable(&source) => {
                 format!("webhook not serving: {source}")
             }
@@ -137,7 +141,10 @@ mod tests {
 
     #[test]
     fn no_webhook_in_a_validation_error() {
-        assert_eq!(denial("Pod in version \"v1\" cannot be handled: strict decoding error: unknown field").webhook(), None);
+        assert_eq!(
+            denial("Pod in version \"v1\" cannot be handled: strict decoding error: unknown field").webhook(),
+            None
+        );
         assert_eq!(denial("admission webhook \"x\" does not support dry run").webhook(), None);
     }
 }

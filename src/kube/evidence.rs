@@ -50,7 +50,12 @@ pub struct EvidenceItem {
 
 impl EvidenceItem {
     fn error(name: String, description: String, err: impl std::fmt::Display) -> Self {
-        EvidenceItem { name: format!("{name}.error.txt"), description, format: Format::Text, content: format!("could not collect: {err}\n") }
+        EvidenceItem {
+            name: format!("{name}.error.txt"),
+            description,
+            format: Format::Text,
+            content: format!("could not collect: {err}\n"),
+        }
     }
 }
 
@@ -88,7 +93,9 @@ pub async fn pods_yaml(client: &::kube::Client, namespace: &str) -> Vec<Evidence
                 let name = format!("pods/{namespace}/{pod_name}");
                 let description = format!("pod {namespace}/{pod_name} with managedFields");
                 match serde_saphyr::to_string(pod) {
-                    Ok(content) => EvidenceItem { name: format!("{name}.yaml"), description, format: Format::Yaml, content },
+                    Ok(content) => {
+                        EvidenceItem { name: format!("{name}.yaml"), description, format: Format::Yaml, content }
+                    }
                     Err(e) => EvidenceItem::error(name, description, e),
                 }
             })
@@ -162,7 +169,13 @@ pub async fn logs(client: &::kube::Client, namespace: &str, selector: &str) -> V
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let pods = match api.list(&ListParams::default().labels(selector)).await {
         Ok(list) => list.items,
-        Err(e) => return vec![EvidenceItem::error(format!("logs/{namespace}"), format!("pods {selector} in {namespace}"), e)],
+        Err(e) => {
+            return vec![EvidenceItem::error(
+                format!("logs/{namespace}"),
+                format!("pods {selector} in {namespace}"),
+                e,
+            )];
+        }
     };
     let mut out = Vec::new();
     for pod in &pods {
@@ -184,7 +197,12 @@ pub async fn logs(client: &::kube::Client, namespace: &str, selector: &str) -> V
                     ..LogParams::default()
                 };
                 match api.logs(&pod_name, &params).await {
-                    Ok(content) => out.push(EvidenceItem { name: format!("{name}.log"), description, format: Format::Text, content }),
+                    Ok(content) => out.push(EvidenceItem {
+                        name: format!("{name}.log"),
+                        description,
+                        format: Format::Text,
+                        content,
+                    }),
                     Err(e) => out.push(EvidenceItem::error(name, description, e)),
                 }
             }
@@ -195,7 +213,8 @@ pub async fn logs(client: &::kube::Client, namespace: &str, selector: &str) -> V
 
 /// Logs of the Kyverno admission controller (its pods found through the Deployment's selector).
 pub async fn kyverno_logs(client: &::kube::Client) -> Vec<EvidenceItem> {
-    let deployment = Api::<Deployment>::namespaced(client.clone(), KYVERNO_NAMESPACE).get(KYVERNO_ADMISSION_CONTROLLER).await;
+    let deployment =
+        Api::<Deployment>::namespaced(client.clone(), KYVERNO_NAMESPACE).get(KYVERNO_ADMISSION_CONTROLLER).await;
     let selector = deployment.map(|d| {
         d.spec
             .and_then(|s| s.selector.match_labels)

@@ -86,7 +86,9 @@ impl Comparison {
 /// Compares what the run expects with what the cluster has. Pure.
 #[must_use]
 pub fn compare(expected: &Fingerprint, found: Option<&Fingerprint>) -> Comparison {
-    let Some(found) = found else { return Comparison::Missing };
+    let Some(found) = found else {
+        return Comparison::Missing;
+    };
     let keys: std::collections::BTreeSet<&String> = expected.entries.keys().chain(found.entries.keys()).collect();
     let diffs: Vec<Difference> = keys
         .into_iter()
@@ -118,7 +120,10 @@ pub async fn read(client: &::kube::Client) -> Result<Option<Fingerprint>, KubeEr
 /// [`KubeError::Manifest`] for an invalid key; [`KubeError::Api`] when the apply fails.
 pub async fn write(client: &::kube::Client, fingerprint: &Fingerprint, owner: &Owner) -> Result<(), KubeError> {
     if let Some(bad) = fingerprint.entries.keys().find(|k| !valid_key(k)) {
-        return Err(KubeError::Manifest { index: 0, message: format!("fingerprint key {bad:?} is not a valid ConfigMap key") });
+        return Err(KubeError::Manifest {
+            index: 0,
+            message: format!("fingerprint key {bad:?} is not a valid ConfigMap key"),
+        });
     }
     let object = serde_json::json!({
         "apiVersion": "v1",

@@ -245,13 +245,8 @@ pub async fn send(client: &::kube::Client, url_path: &str, call: Call<'_>) -> Re
         }
     };
     let response = client.send(request.map(::kube::client::Body::from)).await?;
-    let warnings = response
-        .headers()
-        .get_all("warning")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(warning_text)
-        .collect();
+    let warnings =
+        response.headers().get_all("warning").iter().filter_map(|v| v.to_str().ok()).map(warning_text).collect();
     let code = response.status().as_u16();
     let bytes = response.into_body().collect_bytes().await?;
     let body = String::from_utf8_lossy(&bytes).into_owned();
@@ -269,7 +264,9 @@ pub async fn send(client: &::kube::Client, url_path: &str, call: Call<'_>) -> Re
 //           code, agent "-", quoted text)
 #[must_use]
 pub fn warning_text(header: &str) -> String {
-    let Some(start) = header.find('"') else { return header.to_string() };
+    let Some(start) = header.find('"') else {
+        return header.to_string();
+    };
     let quoted = header[start + 1..].trim_end();
     let quoted = quoted.strip_suffix('"').unwrap_or(quoted);
     quoted.replace("\\\"", "\"").replace("\\\\", "\\")
@@ -288,7 +285,9 @@ mod tests {
 
     #[test]
     fn webhook_unavailable_is_500_failed_calling_webhook_only() {
-        let e = |code, msg: &str| ::kube::Error::Api(::kube::core::Status::failure(msg, "InternalError").with_code(code).boxed());
+        let e = |code, msg: &str| {
+            ::kube::Error::Api(::kube::core::Status::failure(msg, "InternalError").with_code(code).boxed())
+        };
         assert!(is_webhook_unavailable(&e(
             500,
             "Internal error occurred: failed calling webhook \"validate-policy.kyverno.svc\": connect: connection refused"

@@ -14,9 +14,9 @@ use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use ::kube::runtime::wait::Condition;
 use ::kube::api::{Api, DynamicObject, ListParams};
 use ::kube::core::Resource;
+pub use ::kube::runtime::wait::Condition;
 use ::kube::runtime::wait::await_condition;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ContainerStatus, Namespace, Pod};
@@ -44,14 +44,12 @@ pub mod conditions {
     pub fn deployment_available() -> impl Condition<Deployment> {
         |d: Option<&Deployment>| {
             let Some(d) = d else { return false };
-            let Some(status) = &d.status else { return false };
+            let Some(status) = &d.status else {
+                return false;
+            };
             let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
             let observed = status.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0);
-            let available = status
-                .conditions
-                .iter()
-                .flatten()
-                .any(|c| c.type_ == "Available" && c.status == "True");
+            let available = status.conditions.iter().flatten().any(|c| c.type_ == "Available" && c.status == "True");
             observed
                 && available
                 && status.updated_replicas.unwrap_or(0) >= desired
@@ -65,7 +63,9 @@ pub mod conditions {
     pub fn statefulset_ready() -> impl Condition<StatefulSet> {
         |s: Option<&StatefulSet>| {
             let Some(s) = s else { return false };
-            let Some(status) = &s.status else { return false };
+            let Some(status) = &s.status else {
+                return false;
+            };
             let desired = s.spec.as_ref().and_then(|sp| sp.replicas).unwrap_or(1);
             let observed = status.observed_generation.unwrap_or(0) >= s.metadata.generation.unwrap_or(0);
             let same_revision = match (&status.current_revision, &status.update_revision) {
@@ -80,14 +80,12 @@ pub mod conditions {
     #[must_use]
     pub fn policy_ready() -> impl Condition<DynamicObject> {
         |p: Option<&DynamicObject>| {
-            p.and_then(|p| p.data.pointer("/status/conditions"))
-                .and_then(|c| c.as_array())
-                .is_some_and(|cs| {
-                    cs.iter().any(|c| {
-                        c.get("type").and_then(|t| t.as_str()) == Some("Ready")
-                            && c.get("status").and_then(|s| s.as_str()) == Some("True")
-                    })
+            p.and_then(|p| p.data.pointer("/status/conditions")).and_then(|c| c.as_array()).is_some_and(|cs| {
+                cs.iter().any(|c| {
+                    c.get("type").and_then(|t| t.as_str()) == Some("Ready")
+                        && c.get("status").and_then(|s| s.as_str()) == Some("True")
                 })
+            })
         }
     }
 
@@ -142,10 +140,15 @@ fn conditions_text<'a>(items: impl Iterator<Item = (&'a str, &'a str, Option<&'a
 impl Summary for Deployment {
     fn summary(&self) -> String {
         let desired = self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-        let Some(st) = &self.status else { return format!("desired={desired}, no status yet") };
-        let conds = conditions_text(st.conditions.iter().flatten().map(|c| {
-            (c.type_.as_str(), c.status.as_str(), c.reason.as_deref(), c.message.as_deref())
-        }));
+        let Some(st) = &self.status else {
+            return format!("desired={desired}, no status yet");
+        };
+        let conds = conditions_text(
+            st.conditions
+                .iter()
+                .flatten()
+                .map(|c| (c.type_.as_str(), c.status.as_str(), c.reason.as_deref(), c.message.as_deref())),
+        );
         format!(
             "desired={desired} updated={} ready={} available={} unavailable={} observedGeneration={}/{}; {conds}",
             st.updated_replicas.unwrap_or(0),
@@ -161,10 +164,15 @@ impl Summary for Deployment {
 impl Summary for StatefulSet {
     fn summary(&self) -> String {
         let desired = self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-        let Some(st) = &self.status else { return format!("desired={desired}, no status yet") };
-        let conds = conditions_text(st.conditions.iter().flatten().map(|c| {
-            (c.type_.as_str(), c.status.as_str(), c.reason.as_deref(), c.message.as_deref())
-        }));
+        let Some(st) = &self.status else {
+            return format!("desired={desired}, no status yet");
+        };
+        let conds = conditions_text(
+            st.conditions
+                .iter()
+                .flatten()
+                .map(|c| (c.type_.as_str(), c.status.as_str(), c.reason.as_deref(), c.message.as_deref())),
+        );
         format!(
             "desired={desired} replicas={} ready={} current={} updated={} revision={}->{}; {conds}",
             st.replicas,
@@ -180,7 +188,9 @@ impl Summary for StatefulSet {
 impl Summary for DynamicObject {
     fn summary(&self) -> String {
         let conds = self.data.pointer("/status/conditions").and_then(|c| c.as_array());
-        let Some(conds) = conds else { return "no status.conditions yet".to_string() };
+        let Some(conds) = conds else {
+            return "no status.conditions yet".to_string();
+        };
         let s = |c: &serde_json::Value, k: &str| c.get(k).and_then(|v| v.as_str()).map(str::to_string);
         let owned: Vec<(String, String, Option<String>, Option<String>)> = conds
             .iter()
@@ -196,9 +206,12 @@ impl Summary for Namespace {
     fn summary(&self) -> String {
         let phase = self.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("?");
         let conds = self.status.as_ref().and_then(|s| s.conditions.as_ref());
-        let conds = conditions_text(conds.into_iter().flatten().map(|c| {
-            (c.type_.as_str(), c.status.as_str(), c.reason.as_deref(), c.message.as_deref())
-        }));
+        let conds = conditions_text(
+            conds
+                .into_iter()
+                .flatten()
+                .map(|c| (c.type_.as_str(), c.status.as_str(), c.reason.as_deref(), c.message.as_deref())),
+        );
         format!("phase={phase}; {conds}")
     }
 }
@@ -213,7 +226,11 @@ impl Summary for Pod {
         let describe = |c: &ContainerStatus| {
             let state = c.state.as_ref();
             let detail = if let Some(w) = state.and_then(|s| s.waiting.as_ref()) {
-                format!("waiting {}{}", w.reason.as_deref().unwrap_or(""), w.message.as_ref().map(|m| format!(": {m}")).unwrap_or_default())
+                format!(
+                    "waiting {}{}",
+                    w.reason.as_deref().unwrap_or(""),
+                    w.message.as_ref().map(|m| format!(": {m}")).unwrap_or_default()
+                )
             } else if let Some(t) = state.and_then(|s| s.terminated.as_ref()) {
                 format!("terminated {} exit {}", t.reason.as_deref().unwrap_or(""), t.exit_code)
             } else if state.and_then(|s| s.running.as_ref()).is_some() {
@@ -223,13 +240,18 @@ impl Summary for Pod {
             };
             format!("{} ready={} restarts={} {detail}", c.name, c.ready, c.restart_count)
         };
-        let init: Vec<String> = status.and_then(|s| s.init_container_statuses.as_ref()).into_iter().flatten().map(describe).collect();
-        let main: Vec<String> = status.and_then(|s| s.container_statuses.as_ref()).into_iter().flatten().map(describe).collect();
+        let init: Vec<String> =
+            status.and_then(|s| s.init_container_statuses.as_ref()).into_iter().flatten().map(describe).collect();
+        let main: Vec<String> =
+            status.and_then(|s| s.container_statuses.as_ref()).into_iter().flatten().map(describe).collect();
         let mut out = format!("pod {name} uid={uid} phase={phase}{deleting}");
         if !init.is_empty() {
             out.push_str(&format!("; init: {}", init.join(", ")));
         }
-        out.push_str(&format!("; containers: {}", if main.is_empty() { "none reported".to_string() } else { main.join(", ") }));
+        out.push_str(&format!(
+            "; containers: {}",
+            if main.is_empty() { "none reported".to_string() } else { main.join(", ") }
+        ));
         out
     }
 }
@@ -355,10 +377,18 @@ pub async fn statefulset_ready(
 ///
 /// # Errors
 /// As [`deployment_available`] / [`statefulset_ready`].
-pub async fn workload_ready(client: &::kube::Client, workload: &WorkloadRef, timeout: Duration) -> Result<(), KubeError> {
+pub async fn workload_ready(
+    client: &::kube::Client,
+    workload: &WorkloadRef,
+    timeout: Duration,
+) -> Result<(), KubeError> {
     match workload.kind {
-        WorkloadKind::Deployment => deployment_available(client, &workload.namespace, &workload.name, timeout).await.map(drop),
-        WorkloadKind::StatefulSet => statefulset_ready(client, &workload.namespace, &workload.name, timeout).await.map(drop),
+        WorkloadKind::Deployment => {
+            deployment_available(client, &workload.namespace, &workload.name, timeout).await.map(drop)
+        }
+        WorkloadKind::StatefulSet => {
+            statefulset_ready(client, &workload.namespace, &workload.name, timeout).await.map(drop)
+        }
     }
 }
 
@@ -366,7 +396,11 @@ pub async fn workload_ready(client: &::kube::Client, workload: &WorkloadRef, tim
 ///
 /// # Errors
 /// As [`wait_for`], for the first policy that is not Ready in time.
-pub async fn cluster_policies_ready(client: &::kube::Client, names: &[&str], timeout: Duration) -> Result<(), KubeError> {
+pub async fn cluster_policies_ready(
+    client: &::kube::Client,
+    names: &[&str],
+    timeout: Duration,
+) -> Result<(), KubeError> {
     let deadline = Instant::now() + timeout;
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &cluster_policy_resource());
     for name in names {
@@ -457,7 +491,12 @@ where
     let deadline = Instant::now() + timeout;
     let mut last: Option<Vec<Pod>> = None;
     loop {
-        let pods = match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), list_pods(client, namespace, selector)).await {
+        let pods = match tokio::time::timeout(
+            deadline.saturating_duration_since(Instant::now()),
+            list_pods(client, namespace, selector),
+        )
+        .await
+        {
             Err(_) => break,
             Ok(Err(e)) => {
                 return Err(KubeError::WaitFailed {
@@ -489,22 +528,22 @@ where
 
 /// Gives up when a pod not in `old_uids` has `container` waiting for a hopeless reason
 /// ([`HOPELESS_WAITING_REASONS`]).
-#[must_use]
-pub fn new_pod_container_stuck<'a>(old_uids: &'a BTreeSet<String>, container: &'a str) -> impl Fn(&[Pod]) -> Option<String> + 'a {
+pub fn new_pod_container_stuck<'a>(
+    old_uids: &'a BTreeSet<String>,
+    container: &'a str,
+) -> impl Fn(&[Pod]) -> Option<String> + 'a {
     move |pods: &[Pod]| {
-        pods.iter()
-            .filter(|p| p.metadata.uid.as_ref().is_some_and(|u| !old_uids.contains(u)))
-            .find_map(|p| {
-                let waiting = container_status(p, container)?.state.as_ref()?.waiting.as_ref()?;
-                let reason = waiting.reason.as_deref()?;
-                HOPELESS_WAITING_REASONS.contains(&reason).then(|| {
-                    format!(
-                        "container {container} of pod {} is {reason}: {}",
-                        p.metadata.name.as_deref().unwrap_or("?"),
-                        waiting.message.as_deref().unwrap_or("")
-                    )
-                })
+        pods.iter().filter(|p| p.metadata.uid.as_ref().is_some_and(|u| !old_uids.contains(u))).find_map(|p| {
+            let waiting = container_status(p, container)?.state.as_ref()?.waiting.as_ref()?;
+            let reason = waiting.reason.as_deref()?;
+            HOPELESS_WAITING_REASONS.contains(&reason).then(|| {
+                format!(
+                    "container {container} of pod {} is {reason}: {}",
+                    p.metadata.name.as_deref().unwrap_or("?"),
+                    waiting.message.as_deref().unwrap_or("")
+                )
             })
+        })
     }
 }
 
@@ -526,7 +565,9 @@ pub async fn new_pod_with_ready_agent(
     let cond = conditions::new_pod_with_ready_container(old_uids.clone(), TRAFFIC_AGENT.to_string());
     let fail = new_pod_container_stuck(old_uids, TRAFFIC_AGENT);
     let pods = wait_for_pods(client, namespace, selector, &what, timeout, interval, cond, fail).await?;
-    conditions::find_new_ready(&pods, old_uids, TRAFFIC_AGENT)
-        .cloned()
-        .ok_or_else(|| KubeError::WaitFailed { what, reason: "condition held but no pod matched".into(), last_observed: pods.summary() })
+    conditions::find_new_ready(&pods, old_uids, TRAFFIC_AGENT).cloned().ok_or_else(|| KubeError::WaitFailed {
+        what,
+        reason: "condition held but no pod matched".into(),
+        last_observed: pods.summary(),
+    })
 }

@@ -111,7 +111,8 @@ impl K3sProvider {
             .start()
             .await
             .map_err(container_err)?;
-        let mut exec = container.exec(ExecCommand::new(["cat", KUBECONFIG_IN_CONTAINER])).await.map_err(container_err)?;
+        let mut exec =
+            container.exec(ExecCommand::new(["cat", KUBECONFIG_IN_CONTAINER])).await.map_err(container_err)?;
         let raw = exec.stdout_to_vec().await.map_err(container_err)?;
         let port = container.get_host_port_ipv4(ContainerPort::Tcp(API_PORT)).await.map_err(container_err)?;
         let text = rewrite_kubeconfig(&String::from_utf8_lossy(&raw), port)?;

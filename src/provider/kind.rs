@@ -231,8 +231,7 @@ impl ClusterProvider for KindProvider {
     fn load_images<'a>(&'a self, images: &'a [String]) -> ProviderFuture<'a, ()> {
         Box::pin(async move {
             for image in images {
-                self.run_ok(load_docker_image(image, &self.spec.name, &self.spec.kubeconfig), COMMAND_TIMEOUT)
-                    .await?;
+                self.run_ok(load_docker_image(image, &self.spec.name, &self.spec.kubeconfig), COMMAND_TIMEOUT).await?;
             }
             Ok(())
         })
