@@ -225,8 +225,8 @@ pub fn table(report: &Report) -> String {
         );
         for (r, o) in rows.iter().zip(&c.objects) {
             let _ = writeln!(s, "  {:<width$}  {:<8}  {}", r[0], r[3], r[1]);
-            if o.expected.is_some() && o.mismatch.is_some() {
-                let _ = writeln!(s, "  {:<width$}  {:<8}  expected: {}", "", "", r[2]);
+            if let Some(why) = &o.mismatch {
+                let _ = writeln!(s, "  {:<width$}  {:<8}  expected {}: {why}", "", "", r[2]);
             }
         }
         for n in &c.notes {
