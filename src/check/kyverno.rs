@@ -372,6 +372,91 @@ mod tests {
         assert!(!enforced(&ps, "missing", "a"));
     }
 
+    /// Answers every command with one canned output, and records the command lines.
+    struct Canned(Output, std::sync::Mutex<Vec<CommandLine>>);
+
+    impl Runner for Canned {
+        fn run(&self, cmd: &CommandLine, _: Duration) -> Result<Output, RunError> {
+            self.1.lock().expect("lock").push(cmd.clone());
+            Ok(self.0.clone())
+        }
+    }
+
+    #[test]
+    fn report_results_map_to_denials_warnings_and_passes() {
+        let policies = [
+            json!({"metadata": {"name": "strict"}, "spec": {"validationFailureAction": "Enforce", "rules": [{"name": "r"}]}}),
+            json!({"metadata": {"name": "lenient"}, "spec": {"rules": [{"name": "a"}]}}),
+        ];
+        let pod = json!({"kind": "Pod", "metadata": {"name": "p", "namespace": "ns"}});
+        let other = json!({"kind": "Pod", "metadata": {"name": "q", "namespace": "ns"}});
+        let res = |policy: &str, rule: &str, result: &str, name: &str, msg: &str| {
+            json!({"policy": policy, "rule": rule, "result": result, "message": msg,
+                   "resources": [{"kind": "Pod", "namespace": "ns", "name": name, "apiVersion": "v1"}]})
+        };
+        let report = json!({"kind": "ClusterReport", "results": [
+            res("strict", "r", "fail", "p", "validation error: m. rule r failed at path /spec/containers/1/image/"),
+            res("lenient", "a", "fail", "p", "validation error: m. rule a failed at path /spec/x/"),
+            res("strict", "r", "pass", "q", "passed"),
+            res("strict", "r", "skip", "q", "skipped"),
+        ]});
+        let out = Output {
+            status: Some(1),
+            stdout: report.to_string(),
+            stderr: String::new(),
+        };
+        let runner = Canned(out, Default::default());
+        let dir = std::env::temp_dir().join(format!("kyvtel-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let got =
+            evaluate(&runner, &dir, &policies, &[pod.clone(), other.clone()]).expect("evaluate");
+        let written =
+            std::fs::read_to_string(dir.join("resources.yaml")).expect("resources written");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            written.starts_with("---\n{") && written.contains("\"name\": \"q\""),
+            "{written}"
+        );
+        let p = &got[&ObjectRef::of(&pod)];
+        assert!(!p.admitted());
+        assert_eq!(p.denied.len(), 1);
+        assert_eq!(p.denied[0].paths, ["/spec/containers/1/image/"]);
+        assert_eq!(p.warned.len(), 1, "an Audit failure only warns");
+        let q = &got[&ObjectRef::of(&other)];
+        assert!(q.admitted());
+        assert_eq!(q.passed, 1);
+        let cmd = &runner.1.lock().expect("lock")[0];
+        assert_eq!(cmd.args[0], "apply");
+        assert!(
+            cmd.args
+                .windows(2)
+                .any(|w| w == ["--output-format", "json"]),
+            "{:?}",
+            cmd.args
+        );
+        assert!(cmd.args.contains(&"--policy-report".to_string()));
+    }
+
+    #[test]
+    fn rule_errors_are_tool_errors() {
+        let report = json!({"results": [{"policy": "p", "rule": "r", "result": "error", "message": "boom",
+            "resources": [{"kind": "Pod", "namespace": "ns", "name": "p"}]}]});
+        let runner = Canned(
+            Output {
+                status: Some(1),
+                stdout: report.to_string(),
+                stderr: String::new(),
+            },
+            Default::default(),
+        );
+        let dir = std::env::temp_dir().join(format!("kyvtel-unit-err-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let pod = json!({"kind": "Pod", "metadata": {"name": "p", "namespace": "ns"}});
+        let e = evaluate(&runner, &dir, &[], &[pod]).expect_err("error result");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(e.to_string().contains("boom"), "{e}");
+    }
+
     #[test]
     fn a_cli_failure_without_report_is_a_tool_error() {
         let out = Output {
