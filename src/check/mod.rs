@@ -1,1 +1,269 @@
-//! Placeholder; see the module docs once implemented.
+//! `kyvtel check`: predict admission offline with the real Kyverno engine.
+//!
+//! For each scenario: render the objects it would create ([`render`]), as the API server would
+//! serialise them ([`serialize`]), with Telepresence's injection modelled per version ([`inject`]);
+//! judge them with `kyverno apply` ([`kyverno`]); and compare each verdict with the scenario's
+//! expectations ([`compare`]).
+
+pub mod inject;
+pub mod kyverno;
+pub mod render;
+pub mod serialize;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use self::kyverno::{Judgement, ObjectRef};
+use self::render::Role;
+use crate::outcome::expect::{DeniedBy, StepOutcome};
+use crate::scenario::Loaded;
+use crate::scenario::model::Step;
+use crate::tools::Runner;
+use crate::{Error, Result};
+
+/// What a scenario expects of one rendered object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Expected {
+    /// It must be admitted.
+    Admitted,
+    /// It must be denied, by every listed violation (none listed: by anything).
+    Denied(Vec<DeniedBy>),
+}
+
+impl Expected {
+    fn from_step(outcome: StepOutcome) -> Expected {
+        match outcome {
+            StepOutcome::Ok => Expected::Admitted,
+            StepOutcome::Denied(list) => Expected::Denied(list),
+        }
+    }
+}
+
+/// The verdict on one object, and how it compares with the expectation.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectCheck {
+    /// What the object stands for.
+    pub role: Role,
+    /// Whether the object is a model (chart defaults, injection) rather than a file of the scenario.
+    pub model: bool,
+    /// Which object.
+    pub object: ObjectRef,
+    /// Whether the engine admits it.
+    pub admitted: bool,
+    /// What the engine decided.
+    pub judgement: Judgement,
+    /// What the scenario expects; `None` when it expects nothing of this object.
+    pub expected: Option<Expected>,
+    /// Why the verdict does not match the expectation; `None` when it matches.
+    pub mismatch: Option<String>,
+}
+
+/// The check of one scenario.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScenarioCheck {
+    /// The scenario name.
+    pub scenario: String,
+    /// The scenario file.
+    pub file: PathBuf,
+    /// The Telepresence version the injection was rendered for.
+    pub telepresence: String,
+    /// The Kyverno version the scenario runs with.
+    pub kyverno: String,
+    /// One entry per rendered object.
+    pub objects: Vec<ObjectCheck>,
+    /// Remarks, e.g. a Kyverno CLI whose version differs from the scenario's.
+    pub notes: Vec<String>,
+}
+
+impl ScenarioCheck {
+    /// Whether every verdict matches its expectation.
+    #[must_use]
+    pub fn matches(&self) -> bool {
+        self.objects.iter().all(|o| o.mismatch.is_none())
+    }
+}
+
+/// The expected outcome of the first step of the given kind, if the scenario has one.
+fn step_outcome(loaded: &Loaded, pick: fn(&Step) -> bool) -> Option<StepOutcome> {
+    loaded
+        .scenario
+        .spec
+        .steps
+        .iter()
+        .find(|s| pick(s))
+        .map(Step::expect)
+}
+
+/// What the scenario expects of an object in `role`.
+///
+/// The step that creates an object sets its expectation: `deployWorkload` for the Deployment,
+/// `intercept` for the injected pod, `installTelepresence` for the traffic-manager. A denied
+/// Deployment or manager never gets as far as a pod, so their pods are then not judged. The canary
+/// must always be denied.
+#[must_use]
+pub fn expectation(loaded: &Loaded, role: Role) -> Option<Expected> {
+    let deploy = || step_outcome(loaded, |s| matches!(s, Step::DeployWorkload(_)));
+    let install = || step_outcome(loaded, |s| matches!(s, Step::InstallTelepresence(_)));
+    let pod_of = |o: Option<StepOutcome>| {
+        o.filter(|o| *o == StepOutcome::Ok)
+            .map(|_| Expected::Admitted)
+    };
+    match role {
+        Role::Workload => deploy().map(Expected::from_step),
+        Role::WorkloadPod => pod_of(deploy()),
+        Role::Intercepted => {
+            step_outcome(loaded, |s| matches!(s, Step::Intercept(_))).map(Expected::from_step)
+        }
+        Role::Canary => Some(Expected::Denied(Vec::new())),
+        Role::Manager => install().map(Expected::from_step),
+        Role::ManagerPod => pod_of(install()),
+    }
+}
+
+/// Compares a judgement with an expectation; `Some(reason)` on a mismatch.
+#[must_use]
+pub fn compare(judgement: &Judgement, expected: &Expected) -> Option<String> {
+    match expected {
+        Expected::Admitted if judgement.admitted() => None,
+        Expected::Admitted => Some(format!(
+            "expected admitted, but denied by {}",
+            describe(judgement)
+        )),
+        Expected::Denied(_) if judgement.admitted() => {
+            Some("expected denied, but admitted".to_string())
+        }
+        Expected::Denied(list) => {
+            let missing: Vec<String> = list
+                .iter()
+                .filter(|want| !judgement.denied.iter().any(|v| want.matches(v)))
+                .map(|d| {
+                    format!(
+                        "{}/{}{}",
+                        d.policy,
+                        d.rule,
+                        d.path
+                            .as_deref()
+                            .map(|p| format!(" at {p}"))
+                            .unwrap_or_default()
+                    )
+                })
+                .collect();
+            (!missing.is_empty()).then(|| {
+                format!(
+                    "expected a denial by {}, but denied by {}",
+                    missing.join(", "),
+                    describe(judgement)
+                )
+            })
+        }
+    }
+}
+
+/// `policy/rule at path` for every denying violation.
+#[must_use]
+pub fn describe(judgement: &Judgement) -> String {
+    judgement
+        .denied
+        .iter()
+        .map(|v| {
+            let at = if v.paths.is_empty() {
+                String::new()
+            } else {
+                format!(" at {}", v.paths.join(", "))
+            };
+            format!("{}/{}{at}", v.policy, v.rule)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Checks one loaded scenario with the engine behind `runner`, using `workdir` for its files.
+pub fn check(loaded: &Loaded, runner: &dyn Runner, workdir: &Path) -> Result<ScenarioCheck> {
+    let rendered = render::render(loaded)?;
+    let objects: Vec<_> = rendered.iter().map(|r| r.object.clone()).collect();
+    let judgements = kyverno::evaluate(runner, workdir, &render::policies(loaded), &objects)?;
+    let mut checks = Vec::new();
+    for r in &rendered {
+        let object = ObjectRef::of(&r.object);
+        let judgement = judgements
+            .get(&object)
+            .cloned()
+            .ok_or_else(|| Error::Tool {
+                tool: "kyverno".into(),
+                phase: "check".into(),
+                message: format!("no judgement for {object}"),
+            })?;
+        let expected = expectation(loaded, r.role);
+        let mismatch = expected.as_ref().and_then(|e| compare(&judgement, e));
+        checks.push(ObjectCheck {
+            role: r.role,
+            model: r.model,
+            object,
+            admitted: judgement.admitted(),
+            judgement,
+            expected,
+            mismatch,
+        });
+    }
+    Ok(ScenarioCheck {
+        scenario: loaded.name().to_string(),
+        file: loaded.path.clone(),
+        telepresence: loaded.versions.telepresence.clone(),
+        kyverno: loaded.versions.kyverno.clone(),
+        objects: checks,
+        notes: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::expect::Violation;
+
+    fn denied(policy: &str, rule: &str, path: &str) -> Judgement {
+        Judgement {
+            denied: vec![Violation {
+                policy: policy.into(),
+                rule: rule.into(),
+                paths: vec![path.into()],
+                message: String::new(),
+            }],
+            ..Judgement::default()
+        }
+    }
+
+    #[test]
+    fn comparisons() {
+        let ok = Judgement::default();
+        let d = denied(
+            "p",
+            "r",
+            "/spec/containers/1/securityContext/allowPrivilegeEscalation/",
+        );
+        assert_eq!(compare(&ok, &Expected::Admitted), None);
+        assert!(
+            compare(&d, &Expected::Admitted)
+                .is_some_and(|m| m.contains("p/r at /spec/containers/1/"))
+        );
+        assert!(compare(&ok, &Expected::Denied(vec![])).is_some());
+        assert_eq!(compare(&d, &Expected::Denied(vec![])), None);
+        let want = |path: &str| DeniedBy {
+            policy: "p".into(),
+            rule: "r".into(),
+            path: Some(path.into()),
+        };
+        assert_eq!(
+            compare(
+                &d,
+                &Expected::Denied(vec![want("/spec/containers/1/securityContext/")])
+            ),
+            None
+        );
+        let m = compare(&d, &Expected::Denied(vec![want("/spec/containers/0/")]));
+        assert!(m.is_some_and(|m| m.contains("p/r at /spec/containers/0/")));
+    }
+}

@@ -1,21 +1,261 @@
-//! `kyvtel check [SCENARIO...]`.
+//! `kyvtel check [SCENARIO...] [--output json]`: predict admission offline with the real Kyverno
+//! engine and compare with each scenario's expectations. Exit 0 all match, 1 a mismatch, 2 input,
+//! 3 no Kyverno CLI (or the CLI failed).
 
-use std::path::PathBuf;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
 
 use super::Output;
+use crate::check::kyverno::{self, ProgramRunner};
+use crate::check::{self, Expected, ScenarioCheck};
+use crate::error::Diagnostic;
+use crate::scenario::{self, Loaded};
+use crate::tools::{CommandLine, Runner, Tool};
 use crate::{Error, Exit, Result};
 
 /// Arguments of `kyvtel check`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Scenario files (default: every scenario under `scenarios/`).
+    /// Scenario files or directories (default: every scenario under `scenarios/`).
     pub scenarios: Vec<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
 }
 
+/// The machine-readable result (`--output json`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// The Kyverno CLI used.
+    pub kyverno_cli: PathBuf,
+    /// Its version, as `kyverno version` prints it.
+    pub kyverno_cli_version: Option<String>,
+    /// Whether every scenario matched.
+    pub matches: bool,
+    /// One entry per scenario.
+    pub scenarios: Vec<ScenarioCheck>,
+}
+
 /// Runs `kyvtel check`.
-pub fn run(_args: Args) -> Result<Exit> {
-    Err(Error::NotImplemented("kyvtel check"))
+pub fn run(args: Args) -> Result<Exit> {
+    let files = scenario_files(&args.scenarios)?;
+    let loaded = load_all(&files)?;
+    let bin = kyverno::locate()?;
+    let runner = ProgramRunner::new(bin.clone());
+    let cli_version = cli_version(&runner);
+    let mut scenarios = Vec::new();
+    for l in &loaded {
+        let dir = workdir(l.name())?;
+        let result = check::check(l, &runner, &dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut c = result?;
+        if let Some(v) = &cli_version
+            && scenario::version::Version::parse(v) != scenario::version::Version::parse(&c.kyverno)
+        {
+            c.notes.push(format!(
+                "the Kyverno CLI is {v}, the scenario runs Kyverno {}",
+                c.kyverno
+            ));
+        }
+        scenarios.push(c);
+    }
+    let report = Report {
+        kyverno_cli: bin,
+        kyverno_cli_version: cli_version,
+        matches: scenarios.iter().all(ScenarioCheck::matches),
+        scenarios,
+    };
+    match args.output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| Error::infra("printing JSON", e))?
+        ),
+        Output::Text => print!("{}", table(&report)),
+    }
+    Ok(if report.matches {
+        Exit::Success
+    } else {
+        Exit::Failed
+    })
+}
+
+/// The scenario files named on the command line; a directory stands for its `*.yaml` files.
+pub fn scenario_files(args: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let args = if args.is_empty() {
+        vec![super::default_scenario_dir()]
+    } else {
+        args.to_vec()
+    };
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    for a in args {
+        if a.is_dir() {
+            let entries = std::fs::read_dir(&a)
+                .map_err(|e| Error::input(&a, None, format!("cannot read directory: {e}")))?;
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+                .collect();
+            found.sort();
+            if found.is_empty() {
+                problems.push(Diagnostic::file(
+                    &a,
+                    "no scenario files (*.yaml) in this directory",
+                ));
+            }
+            files.extend(found);
+        } else {
+            files.push(a);
+        }
+    }
+    if problems.is_empty() {
+        Ok(files)
+    } else {
+        Err(Error::Input(problems))
+    }
+}
+
+fn load_all(files: &[PathBuf]) -> Result<Vec<Loaded>> {
+    let mut loaded = Vec::new();
+    let mut problems = Vec::new();
+    for f in files {
+        match scenario::load(f) {
+            Ok(l) => loaded.push(l),
+            Err(Error::Input(d)) => problems.extend(d),
+            Err(e) => return Err(e),
+        }
+    }
+    if problems.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(Error::Input(problems))
+    }
+}
+
+fn workdir(name: &str) -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("kyvtel-check-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::infra(format!("creating {}", dir.display()), e))?;
+    Ok(dir)
+}
+
+/// `v1.19.0` from `kyverno version` (`Version: v1.19.0`), if it answers.
+// upstream: kyverno/kyverno cmd/cli/kubectl-kyverno/commands/version/command.go@v1.19.0
+fn cli_version(runner: &dyn Runner) -> Option<String> {
+    let out = runner
+        .run(
+            &CommandLine::new(Tool::Kyverno).args(["version"]),
+            Duration::from_secs(30),
+        )
+        .ok()?;
+    out.stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Version:"))
+        .map(|v| v.trim().to_string())
+}
+
+fn expected_text(e: &Option<Expected>) -> String {
+    match e {
+        None => "-".into(),
+        Some(Expected::Admitted) => "admitted".into(),
+        Some(Expected::Denied(list)) if list.is_empty() => "denied".into(),
+        Some(Expected::Denied(list)) => format!(
+            "denied by {}",
+            list.iter()
+                .map(|d| format!(
+                    "{}/{}{}",
+                    d.policy,
+                    d.rule,
+                    d.path
+                        .as_deref()
+                        .map(|p| format!(" at {p}"))
+                        .unwrap_or_default()
+                ))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    }
+}
+
+/// The text form: one table per scenario.
+#[must_use]
+pub fn table(report: &Report) -> String {
+    let mut s = String::new();
+    for c in &report.scenarios {
+        let _ = writeln!(
+            s,
+            "scenario {} ({}): telepresence {}, kyverno {}",
+            c.scenario,
+            display(&c.file),
+            c.telepresence,
+            c.kyverno
+        );
+        let rows: Vec<[String; 4]> = c
+            .objects
+            .iter()
+            .map(|o| {
+                let what = format!(
+                    "{}{}: {}",
+                    o.role.label(),
+                    if o.model { " (model)" } else { "" },
+                    o.object
+                );
+                let verdict = if o.admitted {
+                    "admitted".to_string()
+                } else {
+                    format!("denied by {}", check::describe(&o.judgement))
+                };
+                let result = match (&o.expected, &o.mismatch) {
+                    (None, _) => "-".to_string(),
+                    (Some(_), None) => "ok".to_string(),
+                    (Some(_), Some(_)) => "MISMATCH".to_string(),
+                };
+                [what, verdict, expected_text(&o.expected), result]
+            })
+            .collect();
+        let width = rows.iter().map(|r| r[0].len()).max().unwrap_or(0).max(6);
+        let _ = writeln!(
+            s,
+            "  {:<width$}  {:<8}  VERDICT / EXPECTED",
+            "OBJECT", "RESULT"
+        );
+        for (r, o) in rows.iter().zip(&c.objects) {
+            let _ = writeln!(s, "  {:<width$}  {:<8}  {}", r[0], r[3], r[1]);
+            if let Some(why) = &o.mismatch {
+                let _ = writeln!(s, "  {:<width$}  {:<8}  expected {}: {why}", "", "", r[2]);
+            }
+        }
+        for n in &c.notes {
+            let _ = writeln!(s, "  note: {n}");
+        }
+        let _ = writeln!(
+            s,
+            "  => {}\n",
+            if c.matches() {
+                "every verdict matches"
+            } else {
+                "MISMATCH"
+            }
+        );
+    }
+    let _ = writeln!(
+        s,
+        "{} scenario(s) checked with {}: {}",
+        report.scenarios.len(),
+        display(&report.kyverno_cli),
+        if report.matches {
+            "all match"
+        } else {
+            "mismatches found"
+        }
+    );
+    s
+}
+
+fn display(p: &Path) -> String {
+    p.display().to_string()
 }

@@ -1,0 +1,481 @@
+//! The real Kyverno engine, through the Kyverno CLI: finding the binary, running `kyverno apply`
+//! through the [`Runner`] seam, and reading its policy report.
+//!
+//! The CLI is asked for a policy report in JSON (`--policy-report --output-format json`): one
+//! `openreports.io/v1alpha1` `ClusterReport` whose `results[]` carry `policy`, `rule`, `result`
+//! (`pass`, `fail`, `warn`, `error`, `skip`), `resources[]` and `message`.
+// upstream: kyverno/kyverno cmd/cli/kubectl-kyverno/commands/apply/command.go@v1.19.0 (flags
+// `--policy-report`, `--output-format`, `--remove-color`; `exit()` returns an error, hence status 1,
+// when any rule fails or errors); .../commands/apply/print.go@v1.19.0 (printReports: the merged
+// ClusterReport, marshalled as JSON; skipped or invalid policies are listed before it as text);
+// .../kubectl-kyverno/main.go@v1.19.0 (any error → status 1); openreports/reports-api
+// apis/openreports.io/v1alpha1/report_types.go@v0.2.1 (ReportResult JSON field names).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::outcome::expect::Violation;
+use crate::scenario::policy;
+use crate::tools::{CommandLine, Output, RunError, Runner, Tool};
+use crate::{Error, Result};
+
+/// The environment variable naming the Kyverno CLI binary.
+pub const ENV_BIN: &str = "KYVERNO_BIN";
+/// Where `make kyverno-cli` builds the CLI, relative to the repository root.
+pub const TOOLS_BIN: &str = ".tools/bin/kyverno";
+/// How long one `kyverno apply` may take.
+pub const APPLY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Finds the Kyverno CLI: `$KYVERNO_BIN`, else `.tools/bin/kyverno`, else `kyverno` on `PATH`.
+pub fn locate() -> Result<PathBuf> {
+    if let Some(bin) = std::env::var_os(ENV_BIN).filter(|b| !b.is_empty()) {
+        let bin = PathBuf::from(bin);
+        return if bin.is_file() {
+            Ok(bin)
+        } else {
+            Err(Error::Prerequisite(format!(
+                "{ENV_BIN} names {}, which is not a file",
+                bin.display()
+            )))
+        };
+    }
+    let local = PathBuf::from(TOOLS_BIN);
+    if local.is_file() {
+        return Ok(local);
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join(Tool::Kyverno.program()))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            Error::Prerequisite(format!(
+                "the Kyverno CLI was not found (${ENV_BIN}, {TOOLS_BIN}, `kyverno` on PATH); build it with `make kyverno-cli`"
+            ))
+        })
+}
+
+/// A minimal real [`Runner`] that runs one program by path, whatever `cmd.tool` says.
+///
+/// Private to `check` on purpose: the crate-wide runner lives in `crate::tools`; once it can run a
+/// tool from an explicit path, this one should go.
+#[derive(Debug, Clone)]
+pub struct ProgramRunner {
+    program: PathBuf,
+}
+
+impl ProgramRunner {
+    /// Runs `program` for every command.
+    pub fn new(program: PathBuf) -> Self {
+        ProgramRunner { program }
+    }
+}
+
+impl Runner for ProgramRunner {
+    fn run(&self, cmd: &CommandLine, timeout: Duration) -> Result<Output, RunError> {
+        let display = format!("{} {}", self.program.display(), cmd.args.join(" "));
+        let mut expr = duct::cmd(&self.program, &cmd.args)
+            .stdout_capture()
+            .stderr_capture()
+            .unchecked();
+        for (k, v) in &cmd.env {
+            expr = expr.env(k, v);
+        }
+        let io = |source| RunError::Io {
+            command: display.clone(),
+            source,
+        };
+        let handle = expr.start().map_err(io)?;
+        match handle.wait_timeout(timeout).map_err(io)? {
+            Some(out) => Ok(Output {
+                status: out.status.code(),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            }),
+            None => {
+                let _ = handle.kill();
+                Err(RunError::Timeout {
+                    command: display,
+                    timeout,
+                    last_output: String::new(),
+                })
+            }
+        }
+    }
+}
+
+/// Which object a result is about.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ObjectRef {
+    /// `Pod`, `Deployment`, ...
+    pub kind: String,
+    /// The namespace (the CLI puts a namespaced object without one into `default`).
+    #[serde(default)]
+    pub namespace: String,
+    /// The name.
+    pub name: String,
+}
+
+impl ObjectRef {
+    /// The reference of a rendered object.
+    #[must_use]
+    pub fn of(object: &Value) -> ObjectRef {
+        let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        ObjectRef {
+            kind: s(&object["kind"]),
+            namespace: s(&object["metadata"]["namespace"]),
+            name: s(&object["metadata"]["name"]),
+        }
+    }
+}
+
+impl std::fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// What the engine decided for one object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Judgement {
+    /// Failed rules whose action is Enforce: any one denies admission.
+    pub denied: Vec<Violation>,
+    /// Failed rules whose action is Audit: admitted with a warning.
+    pub warned: Vec<Violation>,
+    /// How many rules passed.
+    pub passed: usize,
+}
+
+impl Judgement {
+    /// Whether the object would be admitted.
+    #[must_use]
+    pub fn admitted(&self) -> bool {
+        self.denied.is_empty()
+    }
+}
+
+/// One `results[]` entry of the policy report.
+#[derive(Debug, Deserialize)]
+struct ReportResult {
+    policy: String,
+    #[serde(default)]
+    rule: String,
+    #[serde(default)]
+    result: String,
+    #[serde(default)]
+    resources: Vec<ObjectRef>,
+    #[serde(default)]
+    message: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Report {
+    #[serde(default)]
+    results: Vec<ReportResult>,
+}
+
+/// Evaluates `resources` against `policies` (exclusions already merged) with `kyverno apply`.
+///
+/// Both are written into `workdir` (which must exist) as multi-document files. Every resource gets a
+/// judgement, also when no rule matched it.
+pub fn evaluate(
+    runner: &dyn Runner,
+    workdir: &Path,
+    policies: &[Value],
+    resources: &[Value],
+) -> Result<BTreeMap<ObjectRef, Judgement>> {
+    let policy_file = workdir.join("policies.yaml");
+    let resource_file = workdir.join("resources.yaml");
+    write_documents(&policy_file, policies)?;
+    write_documents(&resource_file, resources)?;
+    let cmd = apply_command(&policy_file, &resource_file);
+    let out = runner
+        .run(&cmd, APPLY_TIMEOUT)
+        .map_err(|e| tool_error(e.to_string()))?;
+    let report = parse_report(&out)?;
+    let mut judgements: BTreeMap<ObjectRef, Judgement> = resources
+        .iter()
+        .map(|r| (ObjectRef::of(r), Judgement::default()))
+        .collect();
+    let mut errors = Vec::new();
+    for r in report.results {
+        let violation = || Violation {
+            policy: r.policy.clone(),
+            rule: r.rule.clone(),
+            paths: failed_paths(&r.message),
+            message: r.message.clone(),
+        };
+        for object in &r.resources {
+            let Some(j) = judgements.get_mut(object) else {
+                continue;
+            };
+            match r.result.as_str() {
+                "pass" => j.passed += 1,
+                "fail" if enforced(policies, &r.policy, &r.rule) => j.denied.push(violation()),
+                "fail" | "warn" => j.warned.push(violation()),
+                "error" => errors.push(format!("{object}: {}/{}: {}", r.policy, r.rule, r.message)),
+                _ => {}
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(judgements)
+    } else {
+        Err(tool_error(format!("rule errors: {}", errors.join("; "))))
+    }
+}
+
+/// The `kyverno apply` command line for one policy file and one resource file.
+pub fn apply_command(policy_file: &Path, resource_file: &Path) -> CommandLine {
+    CommandLine::new(Tool::Kyverno).args([
+        "apply".to_string(),
+        policy_file.display().to_string(),
+        "--resource".to_string(),
+        resource_file.display().to_string(),
+        "--policy-report".to_string(),
+        "--output-format".to_string(),
+        "json".to_string(),
+        "--remove-color".to_string(),
+    ])
+}
+
+fn tool_error(message: String) -> Error {
+    Error::Tool {
+        tool: "kyverno".into(),
+        phase: "check".into(),
+        message,
+    }
+}
+
+fn write_documents(path: &Path, docs: &[Value]) -> Result<()> {
+    let mut text = String::new();
+    for d in docs {
+        // JSON is YAML: one document per object, so no YAML serialiser is needed.
+        text.push_str("---\n");
+        text.push_str(
+            &serde_json::to_string_pretty(d)
+                .map_err(|e| Error::infra("serialising for kyverno", e))?,
+        );
+        text.push('\n');
+    }
+    std::fs::write(path, text).map_err(|e| Error::infra(format!("writing {}", path.display()), e))
+}
+
+/// Reads the report out of the CLI's output. Exit status 1 with a report means "some rule failed";
+/// without a report it means the CLI itself failed. Skipped or invalid policies are an error: the
+/// verdict would silently ignore them.
+fn parse_report(out: &Output) -> Result<Report> {
+    let stdout = out.stdout.as_str();
+    for marker in ["Policies Skipped:", "Invalid Policies:"] {
+        if let Some(i) = stdout.find(marker) {
+            let listing: String = stdout[i..].lines().take(8).collect::<Vec<_>>().join(" ");
+            return Err(tool_error(format!(
+                "the CLI did not evaluate every policy: {listing}"
+            )));
+        }
+    }
+    let start = stdout.find('{');
+    let report = start.and_then(|i| {
+        serde_json::Deserializer::from_str(&stdout[i..])
+            .into_iter::<Report>()
+            .next()
+    });
+    match report {
+        Some(Ok(r)) if matches!(out.status, Some(0 | 1)) => Ok(r),
+        _ => {
+            let tail = |s: &str| {
+                s.lines()
+                    .rev()
+                    .take(10)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            };
+            Err(tool_error(format!(
+                "no policy report (status {:?}); stderr: {}; stdout: {}",
+                out.status,
+                tail(&out.stderr),
+                tail(stdout)
+            )))
+        }
+    }
+}
+
+/// Every path in a Kyverno failure message: `... failed at path /spec/containers/1/securityContext/`.
+/// anyPattern failures name several (`rule X[0] failed at path ... rule X[1] failed at path ...`).
+#[must_use]
+pub fn failed_paths(message: &str) -> Vec<String> {
+    const MARK: &str = "failed at path ";
+    message
+        .match_indices(MARK)
+        .filter_map(|(i, _)| message[i + MARK.len()..].split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Whether a failure of `rule` (possibly `autogen-<rule>` or `autogen-cronjob-<rule>`) denies
+/// admission: the rule's `validate.failureAction`, else the policy's `validationFailureAction`,
+/// else Audit (facts.md §3).
+#[must_use]
+pub fn enforced(policies: &[Value], policy_name: &str, rule: &str) -> bool {
+    let Some(p) = policies
+        .iter()
+        .find(|p| policy::name(p) == Some(policy_name))
+    else {
+        return false;
+    };
+    let base = rule
+        .strip_prefix("autogen-cronjob-")
+        .or_else(|| rule.strip_prefix("autogen-"))
+        .unwrap_or(rule);
+    let rule_action = p["spec"]["rules"]
+        .as_array()
+        .and_then(|rs| rs.iter().find(|r| r["name"] == base || r["name"] == rule))
+        .and_then(|r| r["validate"]["failureAction"].as_str());
+    let action = rule_action
+        .or_else(|| p["spec"]["validationFailureAction"].as_str())
+        .unwrap_or("Audit");
+    action.eq_ignore_ascii_case("enforce")
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn paths_are_read_from_messages() {
+        let m = "validation error: x. rule r failed at path /spec/containers/1/securityContext/";
+        assert_eq!(failed_paths(m), ["/spec/containers/1/securityContext/"]);
+        let m = "rule r[0] failed at path /a/ rule r[1] failed at path /b/";
+        assert_eq!(failed_paths(m), ["/a/", "/b/"]);
+        assert!(failed_paths("validation rule 'r' passed.").is_empty());
+    }
+
+    #[test]
+    fn action_comes_from_rule_then_policy_then_audit() {
+        let p = json!({"metadata": {"name": "p"}, "spec": {"validationFailureAction": "Enforce", "rules": [
+            {"name": "a"}, {"name": "b", "validate": {"failureAction": "Audit"}}]}});
+        let q = json!({"metadata": {"name": "q"}, "spec": {"rules": [{"name": "c"}]}});
+        let ps = [p, q];
+        assert!(enforced(&ps, "p", "a"));
+        assert!(enforced(&ps, "p", "autogen-a"));
+        assert!(!enforced(&ps, "p", "b"));
+        assert!(!enforced(&ps, "q", "c"));
+        assert!(!enforced(&ps, "missing", "a"));
+    }
+
+    /// Answers every command with one canned output, and records the command lines.
+    struct Canned(Output, std::sync::Mutex<Vec<CommandLine>>);
+
+    impl Runner for Canned {
+        fn run(&self, cmd: &CommandLine, _: Duration) -> Result<Output, RunError> {
+            self.1.lock().expect("lock").push(cmd.clone());
+            Ok(self.0.clone())
+        }
+    }
+
+    #[test]
+    fn report_results_map_to_denials_warnings_and_passes() {
+        let policies = [
+            json!({"metadata": {"name": "strict"}, "spec": {"validationFailureAction": "Enforce", "rules": [{"name": "r"}]}}),
+            json!({"metadata": {"name": "lenient"}, "spec": {"rules": [{"name": "a"}]}}),
+        ];
+        let pod = json!({"kind": "Pod", "metadata": {"name": "p", "namespace": "ns"}});
+        let other = json!({"kind": "Pod", "metadata": {"name": "q", "namespace": "ns"}});
+        let res = |policy: &str, rule: &str, result: &str, name: &str, msg: &str| {
+            json!({"policy": policy, "rule": rule, "result": result, "message": msg,
+                   "resources": [{"kind": "Pod", "namespace": "ns", "name": name, "apiVersion": "v1"}]})
+        };
+        let report = json!({"kind": "ClusterReport", "results": [
+            res("strict", "r", "fail", "p", "validation error: m. rule r failed at path /spec/containers/1/image/"),
+            res("lenient", "a", "fail", "p", "validation error: m. rule a failed at path /spec/x/"),
+            res("strict", "r", "pass", "q", "passed"),
+            res("strict", "r", "skip", "q", "skipped"),
+        ]});
+        let out = Output {
+            status: Some(1),
+            stdout: report.to_string(),
+            stderr: String::new(),
+        };
+        let runner = Canned(out, Default::default());
+        let dir = std::env::temp_dir().join(format!("kyvtel-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let got =
+            evaluate(&runner, &dir, &policies, &[pod.clone(), other.clone()]).expect("evaluate");
+        let written =
+            std::fs::read_to_string(dir.join("resources.yaml")).expect("resources written");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            written.starts_with("---\n{") && written.contains("\"name\": \"q\""),
+            "{written}"
+        );
+        let p = &got[&ObjectRef::of(&pod)];
+        assert!(!p.admitted());
+        assert_eq!(p.denied.len(), 1);
+        assert_eq!(p.denied[0].paths, ["/spec/containers/1/image/"]);
+        assert_eq!(p.warned.len(), 1, "an Audit failure only warns");
+        let q = &got[&ObjectRef::of(&other)];
+        assert!(q.admitted());
+        assert_eq!(q.passed, 1);
+        let cmd = &runner.1.lock().expect("lock")[0];
+        assert_eq!(cmd.args[0], "apply");
+        assert!(
+            cmd.args
+                .windows(2)
+                .any(|w| w == ["--output-format", "json"]),
+            "{:?}",
+            cmd.args
+        );
+        assert!(cmd.args.contains(&"--policy-report".to_string()));
+    }
+
+    #[test]
+    fn rule_errors_are_tool_errors() {
+        let report = json!({"results": [{"policy": "p", "rule": "r", "result": "error", "message": "boom",
+            "resources": [{"kind": "Pod", "namespace": "ns", "name": "p"}]}]});
+        let runner = Canned(
+            Output {
+                status: Some(1),
+                stdout: report.to_string(),
+                stderr: String::new(),
+            },
+            Default::default(),
+        );
+        let dir = std::env::temp_dir().join(format!("kyvtel-unit-err-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let pod = json!({"kind": "Pod", "metadata": {"name": "p", "namespace": "ns"}});
+        let e = evaluate(&runner, &dir, &[], &[pod]).expect_err("error result");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(e.to_string().contains("boom"), "{e}");
+    }
+
+    #[test]
+    fn a_cli_failure_without_report_is_a_tool_error() {
+        let out = Output {
+            status: Some(1),
+            stdout: String::new(),
+            stderr: "Error: failed to load policies".into(),
+        };
+        let e = parse_report(&out).expect_err("no report");
+        assert!(e.to_string().contains("failed to load policies"), "{e}");
+        let out = Output {
+            status: Some(0),
+            stdout: "Invalid Policies:\n1. p: bad\n".into(),
+            stderr: String::new(),
+        };
+        assert!(
+            parse_report(&out)
+                .expect_err("invalid")
+                .to_string()
+                .contains("1. p: bad")
+        );
+    }
+}

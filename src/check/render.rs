@@ -1,0 +1,251 @@
+//! The objects a scenario would create, rendered offline as the API server would see them:
+//! the workload as written, the intercepted pod after injection, the canary pod, and a model of the
+//! traffic-manager.
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use super::inject::{self, Telepresence};
+use super::serialize::api_server_form;
+use crate::scenario::model::Step;
+use crate::scenario::{Loaded, policy};
+use crate::{Error, Result};
+
+/// The name of the canary pod.
+pub const CANARY: &str = "kyvtel-canary";
+/// The canary's image: an allowed registry, so only the securityContext rules can deny it.
+/// The same agnhost image the demo workload runs (scenarios/workloads/demo.yaml).
+pub const CANARY_IMAGE: &str = "registry.k8s.io/e2e-test-images/agnhost:2.53";
+/// The annotation that marks a rendering as a model rather than the real object.
+pub const MODEL_ANNOTATION: &str = "kyvtel.dev/model";
+
+/// What a rendered object stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Role {
+    /// The workload Deployment as written (judged by Kyverno's autogen rules).
+    Workload,
+    /// The workload's pod as written, without an agent.
+    WorkloadPod,
+    /// The workload's pod after Telepresence's injection.
+    Intercepted,
+    /// A known-bad pod that the policies must deny.
+    Canary,
+    /// A model of the traffic-manager workload (Deployment up to 2.31, StatefulSet from 2.32).
+    Manager,
+    /// A model of the traffic-manager pod.
+    ManagerPod,
+}
+
+impl Role {
+    /// A short label for tables.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::Workload => "workload",
+            Role::WorkloadPod => "workload pod",
+            Role::Intercepted => "intercepted pod",
+            Role::Canary => "canary",
+            Role::Manager => "traffic-manager",
+            Role::ManagerPod => "traffic-manager pod",
+        }
+    }
+}
+
+/// One rendered object.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rendered {
+    /// What it stands for.
+    pub role: Role,
+    /// Whether it is a model built from chart defaults rather than from the scenario's files.
+    pub model: bool,
+    /// The object, in API-server form.
+    pub object: Value,
+}
+
+/// The Telepresence installation of a scenario.
+#[must_use]
+pub fn telepresence(loaded: &Loaded) -> Telepresence<'_> {
+    Telepresence {
+        version: loaded.versions.telepresence_version(),
+        values: loaded.telepresence_values.as_ref().map(|(_, v)| v),
+    }
+}
+
+fn workload_template(loaded: &Loaded) -> Result<&Value> {
+    let w = &loaded.scenario.spec.workload;
+    loaded
+        .workload()
+        .map(|d| &d["spec"]["template"])
+        .ok_or_else(|| {
+            Error::input(
+                &loaded.path,
+                loaded.index.value("/spec/workload/name"),
+                format!("no Deployment named `{}`", w.name),
+            )
+        })
+}
+
+fn pod(name: &str, namespace: &str, template: &Value) -> Value {
+    let mut metadata = Map::new();
+    metadata.insert("name".into(), json!(name));
+    metadata.insert("namespace".into(), json!(namespace));
+    for key in ["labels", "annotations"] {
+        if let Some(v) = template["metadata"].get(key) {
+            metadata.insert(key.into(), v.clone());
+        }
+    }
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"].clone()})
+}
+
+/// The Services among the workload manifests that select the workload's pods.
+#[must_use]
+pub fn selecting_services<'a>(
+    loaded: &'a Loaded,
+    pod_labels: &Map<String, Value>,
+) -> Vec<&'a Value> {
+    loaded
+        .manifest_values()
+        .filter(|d| inject::selects(d, pod_labels))
+        .collect()
+}
+
+fn intercept_port(loaded: &Loaded) -> Option<u16> {
+    loaded.scenario.spec.steps.iter().find_map(|s| match s {
+        Step::Intercept(i) => i.service_port,
+        _ => None,
+    })
+}
+
+/// The workload's pod after Telepresence's injection, for the scenario's version and values, in
+/// API-server form. Public so that a live run can compare it with the real pod (model drift).
+pub fn injected_pod(loaded: &Loaded) -> Result<Value> {
+    let template = workload_template(loaded)?;
+    let w = &loaded.scenario.spec.workload;
+    let as_written = pod(&format!("{}-intercepted", w.name), &w.namespace, template);
+    let labels = template["metadata"]["labels"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let services = selecting_services(loaded, &labels);
+    Ok(api_server_form(&inject::inject(
+        &as_written,
+        &telepresence(loaded),
+        &services,
+        intercept_port(loaded),
+    )))
+}
+
+/// The workload's pod as written, without an agent.
+pub fn workload_pod(loaded: &Loaded) -> Result<Value> {
+    let w = &loaded.scenario.spec.workload;
+    Ok(api_server_form(&pod(
+        &format!("{}-as-written", w.name),
+        &w.namespace,
+        workload_template(loaded)?,
+    )))
+}
+
+/// The workload Deployment as written, placed in the workload namespace.
+pub fn workload(loaded: &Loaded) -> Result<Value> {
+    workload_template(loaded)?;
+    let mut d = loaded.workload().cloned().unwrap_or_default();
+    d["metadata"]["namespace"] = json!(loaded.scenario.spec.workload.namespace);
+    Ok(api_server_form(&d))
+}
+
+/// A pod that strict policies must deny: an allowed image, but no securityContext at all.
+#[must_use]
+pub fn canary_pod(namespace: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": CANARY, "namespace": namespace, "labels": {"app.kubernetes.io/name": CANARY}},
+        "spec": {"containers": [{"name": "canary", "image": CANARY_IMAGE}]},
+    })
+}
+
+/// The traffic-manager pod template, from the chart defaults in facts.md §4: labels
+/// `app=traffic-manager,telepresence=manager`, the tel2 image and the securityContext
+/// `{readOnlyRootFilesystem: true, runAsNonRoot: true, runAsUser: 1000}`. A model: the container
+/// name, the pod-level context (none) and any values overriding these are not modelled.
+#[must_use]
+pub fn manager_template(tp: &Telepresence<'_>) -> Value {
+    json!({
+        "metadata": {
+            "labels": {"app": "traffic-manager", "telepresence": "manager"},
+            "annotations": {MODEL_ANNOTATION: "true"},
+        },
+        "spec": {"containers": [{
+            "name": "traffic-manager",
+            "image": tp.manager_image(),
+            "securityContext": {"readOnlyRootFilesystem": true, "runAsNonRoot": true, "runAsUser": 1000},
+        }]},
+    })
+}
+
+/// A model of the traffic-manager workload: a Deployment up to 2.31, a StatefulSet from 2.32
+/// (facts.md §4), named `traffic-manager`, in the manager namespace.
+#[must_use]
+pub fn manager(tp: &Telepresence<'_>, namespace: &str) -> Value {
+    let template = manager_template(tp);
+    let stateful = tp.version
+        >= crate::scenario::version::Version::parse("2.32").unwrap_or_else(|| unreachable!());
+    let mut spec = json!({
+        "replicas": 1,
+        "selector": {"matchLabels": {"app": "traffic-manager", "telepresence": "manager"}},
+        "template": template,
+    });
+    if stateful {
+        spec["serviceName"] = json!("traffic-manager");
+    }
+    api_server_form(&json!({
+        "apiVersion": "apps/v1",
+        "kind": if stateful { "StatefulSet" } else { "Deployment" },
+        "metadata": {"name": "traffic-manager", "namespace": namespace, "annotations": {MODEL_ANNOTATION: "true"}},
+        "spec": spec,
+    }))
+}
+
+/// Every object `kyvtel check` judges for a scenario, in a stable order.
+pub fn render(loaded: &Loaded) -> Result<Vec<Rendered>> {
+    let tp = telepresence(loaded);
+    let manager_ns = &loaded.scenario.spec.telepresence.manager_namespace;
+    let one = |role, model, object| Rendered {
+        role,
+        model,
+        object,
+    };
+    Ok(vec![
+        one(Role::Workload, false, workload(loaded)?),
+        one(Role::WorkloadPod, false, workload_pod(loaded)?),
+        one(Role::Intercepted, true, injected_pod(loaded)?),
+        one(
+            Role::Canary,
+            false,
+            api_server_form(&canary_pod(&loaded.scenario.spec.workload.namespace)),
+        ),
+        one(Role::Manager, true, manager(&tp, manager_ns)),
+        one(
+            Role::ManagerPod,
+            true,
+            api_server_form(&pod(
+                "traffic-manager-model",
+                manager_ns,
+                &manager_template(&tp),
+            )),
+        ),
+    ])
+}
+
+/// The scenario's policies with exclusions merged, as they will be applied.
+#[must_use]
+pub fn policies(loaded: &Loaded) -> Vec<Value> {
+    loaded.policies.iter().map(|p| p.merged.clone()).collect()
+}
+
+/// The name of a rendered object, for messages.
+#[must_use]
+pub fn name(object: &Value) -> &str {
+    policy::name(object).unwrap_or_default()
+}
