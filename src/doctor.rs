@@ -63,7 +63,9 @@ fn pinned_tool(p: &Probe<'_>, tool: Tool, pin: &str, optional: bool) -> Finding 
         Err(RunError::NotFound(_)) if optional => {
             return Finding::ok(name, format!("not installed (optional; pin {pin})"));
         }
-        Err(RunError::NotFound(_)) => return Finding::fail(name, "not found in the tools directory or on PATH", install),
+        Err(RunError::NotFound(_)) => {
+            return Finding::fail(name, "not found in the tools directory or on PATH", install);
+        }
         Err(e) => return Finding::fail(name, short(&e), install),
         // A pre-release suffix (`v1.32.4-dispatcher`) does not change the release.
         Ok(o) => version::parse(tool, &o.stdout).and_then(|v| Version::parse(v.split(['-', '+']).next().unwrap_or(&v))),

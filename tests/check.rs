@@ -29,9 +29,7 @@ fn with_cli(name: &'static str, test: fn(&Path)) -> Trial {
             Err(e) if std::env::var("KYVTEL_REQUIRE_KYVERNO").as_deref() == Ok("1") => {
                 Err(format!("KYVTEL_REQUIRE_KYVERNO=1 but {e}").into())
             }
-            Err(e) => Ok(Completion::ignored_with(format!(
-                "needs the Kyverno CLI: {e}"
-            ))),
+            Err(e) => Ok(Completion::ignored_with(format!("needs the Kyverno CLI: {e}"))),
         }
     })
 }
@@ -63,18 +61,9 @@ fn main() {
             "empty_drop_passes_raw_but_fails_as_the_api_server_serialises_it",
             empty_drop_passes_raw_but_fails_as_the_api_server_serialises_it,
         ),
-        with_cli(
-            "a_wrong_expectation_is_a_mismatch_with_exit_1",
-            a_wrong_expectation_is_a_mismatch_with_exit_1,
-        ),
-        offline(
-            "a_missing_kyverno_cli_exits_3",
-            a_missing_kyverno_cli_exits_3,
-        ),
-        offline(
-            "bad_input_exits_2_before_looking_for_the_cli",
-            bad_input_exits_2_before_looking_for_the_cli,
-        ),
+        with_cli("a_wrong_expectation_is_a_mismatch_with_exit_1", a_wrong_expectation_is_a_mismatch_with_exit_1),
+        offline("a_missing_kyverno_cli_exits_3", a_missing_kyverno_cli_exits_3),
+        offline("bad_input_exits_2_before_looking_for_the_cli", bad_input_exits_2_before_looking_for_the_cli),
     ];
     libtest_mimic::run(&args, trials).exit();
 }
@@ -87,11 +76,7 @@ fn kyvtel() -> Command {
 
 fn yaml_docs(path: &Path) -> Vec<Value> {
     let src = kyvtel::yaml::read(path).expect("read");
-    kyvtel::yaml::documents(path, &src)
-        .expect("parse")
-        .into_iter()
-        .map(|d| d.value)
-        .collect()
+    kyvtel::yaml::documents(path, &src).expect("parse").into_iter().map(|d| d.value).collect()
 }
 
 fn workdir(name: &str) -> PathBuf {
@@ -107,18 +92,10 @@ fn judge(
     policy_files: &[&str],
     resources: &[Value],
 ) -> std::collections::BTreeMap<ObjectRef, kyverno::Judgement> {
-    let policies: Vec<Value> = policy_files
-        .iter()
-        .flat_map(|p| yaml_docs(&root().join(p)))
-        .collect();
+    let policies: Vec<Value> = policy_files.iter().flat_map(|p| yaml_docs(&root().join(p))).collect();
     let dir = workdir(name);
-    let out = kyverno::evaluate(
-        &ProgramRunner::new(bin.to_path_buf()),
-        &dir,
-        &policies,
-        resources,
-    )
-    .expect("kyverno apply");
+    let out =
+        kyverno::evaluate(&ProgramRunner::new(bin.to_path_buf()), &dir, &policies, resources).expect("kyverno apply");
     let _ = std::fs::remove_dir_all(&dir);
     out
 }
@@ -135,36 +112,18 @@ fn scenario_files() -> Vec<String> {
 }
 
 fn every_shipped_scenario_matches_under_the_real_engine(_bin: &Path) {
-    let out = kyvtel()
-        .args(["check", "--output", "json"])
-        .output()
-        .expect("run");
+    let out = kyvtel().args(["check", "--output", "json"]).output().expect("run");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
     let report: Value = serde_json::from_str(&stdout).expect("JSON");
     assert_eq!(report["matches"], true);
     let checked: Vec<String> = report["scenarios"]
         .as_array()
         .expect("scenarios")
         .iter()
-        .map(|s| {
-            Path::new(s["file"].as_str().expect("file"))
-                .file_name()
-                .expect("name")
-                .to_string_lossy()
-                .into_owned()
-        })
+        .map(|s| Path::new(s["file"].as_str().expect("file")).file_name().expect("name").to_string_lossy().into_owned())
         .collect();
-    assert_eq!(
-        checked,
-        scenario_files(),
-        "every file under scenarios/ is checked"
-    );
+    assert_eq!(checked, scenario_files(), "every file under scenarios/ is checked");
     // The text form says the same.
     let mut text = kyvtel();
     text.arg("check");
@@ -174,87 +133,41 @@ fn every_shipped_scenario_matches_under_the_real_engine(_bin: &Path) {
 /// Runs `cmd`, asserts its exit code, and returns (stdout, stderr).
 fn run(mut cmd: Command, code: i32) -> (String, String) {
     let out = cmd.output().expect("run kyvtel");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "stdout: {stdout}\nstderr: {stderr}"
-    );
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+    assert_eq!(out.status.code(), Some(code), "stdout: {stdout}\nstderr: {stderr}");
     (stdout, stderr)
 }
 
 fn literal_recipe_denies_the_agent_as_facts_5_1_predicts(_bin: &Path) {
-    let out = kyvtel()
-        .args([
-            "check",
-            "scenarios/documented-recipe-literal.yaml",
-            "--output",
-            "json",
-        ])
-        .output()
-        .expect("run");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let out =
+        kyvtel().args(["check", "scenarios/documented-recipe-literal.yaml", "--output", "json"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
     let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    let objects = report["scenarios"][0]["objects"]
-        .as_array()
-        .expect("objects");
-    let pod = objects
-        .iter()
-        .find(|o| o["role"] == "intercepted")
-        .expect("intercepted pod");
+    let objects = report["scenarios"][0]["objects"].as_array().expect("objects");
+    let pod = objects.iter().find(|o| o["role"] == "intercepted").expect("intercepted pod");
     assert_eq!(pod["admitted"], false);
     let denied: Vec<(String, String, Vec<String>)> = pod["judgement"]["denied"]
         .as_array()
         .expect("denied")
         .iter()
         .map(|v| {
-            let paths = v["paths"]
-                .as_array()
-                .expect("paths")
-                .iter()
-                .map(|p| p.as_str().expect("str").to_string())
-                .collect();
-            (
-                v["policy"].as_str().expect("p").to_string(),
-                v["rule"].as_str().expect("r").to_string(),
-                paths,
-            )
+            let paths =
+                v["paths"].as_array().expect("paths").iter().map(|p| p.as_str().expect("str").to_string()).collect();
+            (v["policy"].as_str().expect("p").to_string(), v["rule"].as_str().expect("r").to_string(), paths)
         })
         .collect();
     let has = |policy: &str, rule: &str, prefix: &str| {
-        denied.iter().any(|(p, r, paths)| {
-            p == policy && r == rule && paths.iter().any(|x| x.starts_with(prefix))
-        })
+        denied.iter().any(|(p, r, paths)| p == policy && r == rule && paths.iter().any(|x| x.starts_with(prefix)))
     };
     assert!(
-        has(
-            "require-security-context",
-            "require-security-context-constraints",
-            "/spec/containers/1/securityContext/"
-        ),
+        has("require-security-context", "require-security-context-constraints", "/spec/containers/1/securityContext/"),
         "{denied:?}"
     );
-    assert!(
-        has(
-            "restrict-image-registries",
-            "validate-registries",
-            "/spec/containers/1/image"
-        ),
-        "{denied:?}"
-    );
+    assert!(has("restrict-image-registries", "validate-registries", "/spec/containers/1/image"), "{denied:?}");
     // The app container itself passes: nothing is reported for /spec/containers/0.
     assert!(
-        !denied
-            .iter()
-            .any(|(_, _, paths)| paths.iter().any(|x| x.starts_with("/spec/containers/0/"))),
+        !denied.iter().any(|(_, _, paths)| paths.iter().any(|x| x.starts_with("/spec/containers/0/"))),
         "{denied:?}"
     );
 }
@@ -265,17 +178,10 @@ fn name_only_exemption_admits_a_spoofed_agent_and_the_hardened_one_denies_it(bin
     let name_only = judge(
         bin,
         "name-only",
-        &[
-            "scenarios/policies/require-security-context.yaml",
-            "scenarios/policies/restrict-image-registries.yaml",
-        ],
+        &["scenarios/policies/require-security-context.yaml", "scenarios/policies/restrict-image-registries.yaml"],
         &spoof,
     );
-    assert!(
-        name_only[&key].admitted(),
-        "the name-only exemption lets the spoof through: {:?}",
-        name_only[&key]
-    );
+    assert!(name_only[&key].admitted(), "the name-only exemption lets the spoof through: {:?}", name_only[&key]);
 
     let hardened = judge(
         bin,
@@ -289,19 +195,14 @@ fn name_only_exemption_admits_a_spoofed_agent_and_the_hardened_one_denies_it(bin
     let j = &hardened[&key];
     assert!(!j.admitted(), "the hardened policy denies the spoof");
     assert!(
-        j.denied
-            .iter()
-            .any(|v| v.policy == "require-security-context"
-                && v.rule == "require-traffic-agent-image"
-                && v.paths
-                    .iter()
-                    .any(|p| p.starts_with("/spec/containers/1/image"))),
+        j.denied.iter().any(|v| v.policy == "require-security-context"
+            && v.rule == "require-traffic-agent-image"
+            && v.paths.iter().any(|p| p.starts_with("/spec/containers/1/image"))),
         "{j:?}"
     );
 
     // The hardened policy still admits the genuine agent of the documented recipe.
-    let loaded =
-        kyvtel::scenario::load(&root().join("scenarios/documented-recipe.yaml")).expect("load");
+    let loaded = kyvtel::scenario::load(&root().join("scenarios/documented-recipe.yaml")).expect("load");
     let genuine = render::injected_pod(&loaded).expect("render");
     let key = ObjectRef::of(&genuine);
     let out = judge(
@@ -321,19 +222,14 @@ fn empty_drop_passes_raw_but_fails_as_the_api_server_serialises_it(bin: &Path) {
     let key = ObjectRef::of(&raw[0]);
     let policy = ["scenarios/policies/require-security-context.yaml"];
     let offline = judge(bin, "raw", &policy, &raw);
-    assert!(
-        offline[&key].admitted(),
-        "raw `drop: []` satisfies drop: [ALL] offline: {:?}",
-        offline[&key]
-    );
+    assert!(offline[&key].admitted(), "raw `drop: []` satisfies drop: [ALL] offline: {:?}", offline[&key]);
     let served = [serialize::api_server_form(&raw[0])];
     let live = judge(bin, "served", &policy, &served);
     let j = &live[&key];
     assert!(
-        j.denied.iter().any(|v| v
-            .paths
+        j.denied
             .iter()
-            .any(|p| p.starts_with("/spec/containers/0/securityContext/capabilities/"))),
+            .any(|v| v.paths.iter().any(|p| p.starts_with("/spec/containers/0/securityContext/capabilities/"))),
         "{j:?}"
     );
 }
@@ -342,26 +238,17 @@ fn a_wrong_expectation_is_a_mismatch_with_exit_1(_bin: &Path) {
     let mut cmd = kyvtel();
     cmd.args(["check", "tests/fixtures/check/mismatch-recipe.yaml"]);
     let (stdout, _) = run(cmd, 1);
-    assert!(
-        stdout.contains("MISMATCH") && stdout.contains("expected denied, but admitted"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("MISMATCH") && stdout.contains("expected denied, but admitted"), "{stdout}");
 }
 
 fn a_missing_kyverno_cli_exits_3() {
     let mut cmd = kyvtel();
-    cmd.args(["check", "scenarios/documented-recipe.yaml"])
-        .env("KYVERNO_BIN", "/nonexistent/kyverno");
+    cmd.args(["check", "scenarios/documented-recipe.yaml"]).env("KYVERNO_BIN", "/nonexistent/kyverno");
     assert!(run(cmd, 3).1.contains("KYVERNO_BIN"));
 }
 
 fn bad_input_exits_2_before_looking_for_the_cli() {
     let mut cmd = kyvtel();
-    cmd.args(["check", "tests/fixtures/check/no-such-scenario.yaml"])
-        .env("KYVERNO_BIN", "/nonexistent/kyverno");
-    assert!(
-        run(cmd, 2)
-            .1
-            .contains("no-such-scenario.yaml: file not found")
-    );
+    cmd.args(["check", "tests/fixtures/check/no-such-scenario.yaml"]).env("KYVERNO_BIN", "/nonexistent/kyverno");
+    assert!(run(cmd, 2).1.contains("no-such-scenario.yaml: file not found"));
 }

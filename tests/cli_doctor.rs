@@ -17,7 +17,11 @@ fn ready_machine() -> RecordingRunner {
     r.on(Tool::Telepresence, &["version"], Scripted::ok("OSS Client : v2.32.1\n"));
     r.on(Tool::Kubectl, &["version"], Scripted::NotFound);
     r.on(Tool::Sudo, &["-n", "true"], Scripted::ok(""));
-    r.on(Tool::Df, &["-Pk"], Scripted::ok("Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/x 100 1 52428800 1% /\n"));
+    r.on(
+        Tool::Df,
+        &["-Pk"],
+        Scripted::ok("Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/x 100 1 52428800 1% /\n"),
+    );
     r
 }
 
@@ -30,7 +34,10 @@ fn findings(runner: &RecordingRunner, is_root: bool, tun: &str) -> Vec<doctor::F
 fn a_ready_machine_passes_every_check() {
     let f = findings(&ready_machine(), false, "/");
     assert!(doctor::ready(&f), "{}", doctor::render(&f));
-    assert_eq!(f.iter().map(|x| x.check.as_str()).collect::<Vec<_>>(), ["docker", "kind", "helm", "telepresence", "kubectl", "sudo", "tun", "disk"]);
+    assert_eq!(
+        f.iter().map(|x| x.check.as_str()).collect::<Vec<_>>(),
+        ["docker", "kind", "helm", "telepresence", "kubectl", "sudo", "tun", "disk"]
+    );
 }
 
 #[test]
@@ -42,7 +49,11 @@ fn each_missing_prerequisite_is_named_with_a_fix() {
     r.on(Tool::Telepresence, &["version"], Scripted::ok("OSS Client : v2.32.1\n"));
     r.on(Tool::Kubectl, &["version"], Scripted::NotFound);
     r.on(Tool::Sudo, &["-n", "true"], Scripted::fail(1, "a password is required"));
-    r.on(Tool::Df, &["-Pk"], Scripted::ok("Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/x 100 1 1048576 1% /\n"));
+    r.on(
+        Tool::Df,
+        &["-Pk"],
+        Scripted::ok("Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/x 100 1 1048576 1% /\n"),
+    );
     let f = findings(&r, false, "/no/such/tun");
     let failed: Vec<&str> = f.iter().filter(|x| !x.ok).map(|x| x.check.as_str()).collect();
     assert_eq!(failed, ["docker", "kind", "helm", "sudo", "tun", "disk"], "{}", doctor::render(&f));

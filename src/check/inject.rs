@@ -36,8 +36,7 @@ impl Telepresence<'_> {
 
     /// The Helm value at `path` (e.g. `["agent", "securityContext"]`), if set.
     fn value(&self, path: &[&str]) -> Option<&Value> {
-        path.iter()
-            .try_fold(self.values?, |node, key| node.get(key))
+        path.iter().try_fold(self.values?, |node, key| node.get(key))
     }
 
     /// The image of the traffic-manager, the agent and its init container: one image serves all three.
@@ -48,11 +47,7 @@ impl Telepresence<'_> {
     // agent.image.name, agent.image.tag).
     #[must_use]
     pub fn agent_image(&self) -> String {
-        let part = |key: &str| {
-            self.value(&["agent", "image", key])
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        };
+        let part = |key: &str| self.value(&["agent", "image", key]).and_then(Value::as_str).map(str::to_string);
         let registry = part("registry").unwrap_or_else(|| self.default_registry().to_string());
         let name = part("name").unwrap_or_else(|| "tel2".to_string());
         let tag = part("tag").unwrap_or_else(|| self.version.to_string());
@@ -66,11 +61,7 @@ impl Telepresence<'_> {
     }
 
     fn default_registry(&self) -> &'static str {
-        if self.at_least("2.20") {
-            "ghcr.io/telepresenceio"
-        } else {
-            "docker.io/datawire"
-        }
+        if self.at_least("2.20") { "ghcr.io/telepresenceio" } else { "docker.io/datawire" }
     }
 
     /// The traffic-agent's securityContext, given the intercepted app container (facts.md §4):
@@ -85,21 +76,14 @@ impl Telepresence<'_> {
         if !self.at_least("2.15.1") {
             return None;
         }
-        let copy = || {
-            app.and_then(|c| c.get("securityContext"))
-                .filter(|s| !s.is_null())
-                .cloned()
-        };
-        let mut sc = match self.value(&["agent", "securityContext"]) {
-            Some(set) if self.at_least("2.19.1") && !set.is_null() => {
-                if set.as_object().is_some_and(Map::is_empty) {
-                    None
-                } else {
-                    Some(set.clone())
+        let copy = || app.and_then(|c| c.get("securityContext")).filter(|s| !s.is_null()).cloned();
+        let mut sc =
+            match self.value(&["agent", "securityContext"]) {
+                Some(set) if self.at_least("2.19.1") && !set.is_null() => {
+                    if set.as_object().is_some_and(Map::is_empty) { None } else { Some(set.clone()) }
                 }
-            }
-            _ => copy(),
-        };
+                _ => copy(),
+            };
         if self.at_least("2.29")
             && let Some(Value::Object(m)) = sc.as_mut()
         {
@@ -124,15 +108,13 @@ impl Telepresence<'_> {
     /// removes it from 2.23 (facts.md §4).
     #[must_use]
     pub fn init_container_enabled(&self) -> bool {
-        !(self.at_least("2.23")
-            && self.value(&["agent", "initContainer", "enabled"]) == Some(&Value::Bool(false)))
+        !(self.at_least("2.23") && self.value(&["agent", "initContainer", "enabled"]) == Some(&Value::Bool(false)))
     }
 
     /// The injected `traffic-agent` container.
     #[must_use]
     pub fn agent_container(&self, app: Option<&Value>) -> Value {
-        let mut c =
-            json!({"name": AGENT_CONTAINER, "image": self.agent_image(), "args": ["agent"]});
+        let mut c = json!({"name": AGENT_CONTAINER, "image": self.agent_image(), "args": ["agent"]});
         if let Some(sc) = self.agent_security_context(app) {
             c["securityContext"] = sc;
         }
@@ -170,11 +152,7 @@ pub fn numeric_target_port(port: &Value) -> bool {
 /// pod has a numeric or omitted `targetPort`, not only the intercepted one (facts.md §4).
 #[must_use]
 pub fn needs_init_container(services: &[&Value]) -> bool {
-    services.iter().any(|s| {
-        s["spec"]["ports"]
-            .as_array()
-            .is_some_and(|ports| ports.iter().any(numeric_target_port))
-    })
+    services.iter().any(|s| s["spec"]["ports"].as_array().is_some_and(|ports| ports.iter().any(numeric_target_port)))
 }
 
 /// The app container the intercept targets: the one whose port the intercepted Service port
@@ -188,17 +166,10 @@ pub fn intercepted_container<'a>(
     let target = services.iter().find_map(|s| {
         let ports = s["spec"]["ports"].as_array()?;
         let port = match service_port {
-            Some(p) => ports
-                .iter()
-                .find(|x| x["port"].as_u64() == Some(u64::from(p)))?,
+            Some(p) => ports.iter().find(|x| x["port"].as_u64() == Some(u64::from(p)))?,
             None => ports.first()?,
         };
-        Some(
-            port.get("targetPort")
-                .or_else(|| port.get("port"))
-                .cloned()
-                .unwrap_or(Value::Null),
-        )
+        Some(port.get("targetPort").or_else(|| port.get("port")).cloned().unwrap_or(Value::Null))
     });
     let exposes = |c: &&Value| {
         c["ports"].as_array().is_some_and(|ps| {
@@ -209,10 +180,7 @@ pub fn intercepted_container<'a>(
             })
         })
     };
-    containers
-        .iter()
-        .find(exposes)
-        .or_else(|| containers.first())
+    containers.iter().find(exposes).or_else(|| containers.first())
 }
 
 /// The pod after injection: `traffic-agent` appended to `spec.containers`, and `tel-agent-init`
@@ -221,17 +189,9 @@ pub fn intercepted_container<'a>(
 // upstream: telepresenceio/telepresence cmd/traffic/cmd/manager/mutator/agent_injector.go
 // (addAgentContainer adds at /spec/containers/-, addInitContainer at /spec/initContainers/-).
 #[must_use]
-pub fn inject(
-    pod: &Value,
-    tp: &Telepresence<'_>,
-    services: &[&Value],
-    service_port: Option<u16>,
-) -> Value {
+pub fn inject(pod: &Value, tp: &Telepresence<'_>, services: &[&Value], service_port: Option<u16>) -> Value {
     let mut out = pod.clone();
-    let containers: Vec<Value> = pod["spec"]["containers"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let containers: Vec<Value> = pod["spec"]["containers"].as_array().cloned().unwrap_or_default();
     let agent = tp.agent_container(intercepted_container(&containers, services, service_port));
     if let Some(list) = out["spec"]["containers"].as_array_mut() {
         list.push(agent);
@@ -255,10 +215,7 @@ mod tests {
     use super::*;
 
     fn tp<'a>(version: &str, values: Option<&'a Value>) -> Telepresence<'a> {
-        Telepresence {
-            version: v(version),
-            values,
-        }
+        Telepresence { version: v(version), values }
     }
 
     fn app() -> Value {
@@ -281,12 +238,8 @@ mod tests {
 
     #[test]
     fn agent_image_values_override_parts() {
-        let values =
-            json!({"agent": {"image": {"registry": "registry.example/tp", "tag": "9.9.9"}}});
-        assert_eq!(
-            tp("2.32.1", Some(&values)).agent_image(),
-            "registry.example/tp/tel2:9.9.9"
-        );
+        let values = json!({"agent": {"image": {"registry": "registry.example/tp", "tag": "9.9.9"}}});
+        assert_eq!(tp("2.32.1", Some(&values)).agent_image(), "registry.example/tp/tel2:9.9.9");
     }
 
     #[rstest]
@@ -316,10 +269,7 @@ mod tests {
     #[test]
     fn empty_agent_security_context_means_none_not_the_copy() {
         let values = json!({"agent": {"securityContext": {}}});
-        assert_eq!(
-            tp("2.22.6", Some(&values)).agent_security_context(Some(&app())),
-            None
-        );
+        assert_eq!(tp("2.22.6", Some(&values)).agent_security_context(Some(&app())), None);
         assert_eq!(
             tp("2.19.0", Some(&values)).agent_security_context(Some(&app())),
             app().get("securityContext").cloned()
@@ -338,10 +288,7 @@ mod tests {
     #[case(json!([{"port": 80}]), true)]
     // Any port, not only the intercepted one.
     #[case(json!([{"port": 80, "targetPort": "http"}, {"port": 9090, "targetPort": 9090}]), true)]
-    fn init_container_when_any_target_port_is_numeric_or_omitted(
-        #[case] ports: Value,
-        #[case] want: bool,
-    ) {
+    fn init_container_when_any_target_port_is_numeric_or_omitted(#[case] ports: Value, #[case] want: bool) {
         let svc = json!({"kind": "Service", "spec": {"selector": {"app": "demo"}, "ports": ports}});
         assert_eq!(needs_init_container(&[&svc]), want);
     }
@@ -364,11 +311,7 @@ mod tests {
     #[case("2.21.0", json!({"agent": {"initSecurityContext": {"privileged": false}}}), json!({"capabilities": {"add": ["NET_ADMIN"]}}))]
     #[case("2.22.0", json!({"agent": {"initSecurityContext": {"privileged": false}}}), json!({"privileged": false}))]
     #[case("2.32.1", json!({}), json!({"capabilities": {"add": ["NET_ADMIN"]}}))]
-    fn init_security_context_per_version(
-        #[case] version: &str,
-        #[case] values: Value,
-        #[case] want: Value,
-    ) {
+    fn init_security_context_per_version(#[case] version: &str, #[case] values: Value, #[case] want: Value) {
         assert_eq!(tp(version, Some(&values)).init_security_context(), want);
     }
 
@@ -377,10 +320,7 @@ mod tests {
     #[case("2.23.0", true)]
     fn init_container_can_be_disabled_from_2_23(#[case] version: &str, #[case] disabled: bool) {
         let values = json!({"agent": {"initContainer": {"enabled": false}}});
-        assert_eq!(
-            !tp(version, Some(&values)).init_container_enabled(),
-            disabled
-        );
+        assert_eq!(!tp(version, Some(&values)).init_container_enabled(), disabled);
     }
 
     #[test]
@@ -389,21 +329,11 @@ mod tests {
         let svc = json!({"kind": "Service", "spec": {"selector": {"app": "demo"}, "ports": [{"port": 80, "targetPort": 8080}]}});
         let values = recipe();
         let out = inject(&pod, &tp("2.32.1", Some(&values)), &[&svc], Some(80));
-        assert_eq!(
-            out["spec"]["securityContext"],
-            pod["spec"]["securityContext"]
-        );
-        let names: Vec<&str> = out["spec"]["containers"]
-            .as_array()
-            .expect("list")
-            .iter()
-            .filter_map(|c| c["name"].as_str())
-            .collect();
+        assert_eq!(out["spec"]["securityContext"], pod["spec"]["securityContext"]);
+        let names: Vec<&str> =
+            out["spec"]["containers"].as_array().expect("list").iter().filter_map(|c| c["name"].as_str()).collect();
         assert_eq!(names, ["app", AGENT_CONTAINER]);
-        assert_eq!(
-            out["spec"]["containers"][1]["image"],
-            "ghcr.io/telepresenceio/tel2:2.32.1"
-        );
+        assert_eq!(out["spec"]["containers"][1]["image"], "ghcr.io/telepresenceio/tel2:2.32.1");
         assert_eq!(out["spec"]["initContainers"][0]["name"], INIT_CONTAINER);
         assert_eq!(
             out["spec"]["initContainers"][0]["securityContext"],
@@ -416,13 +346,7 @@ mod tests {
         let sidecar = json!({"name": "log", "securityContext": {"runAsUser": 5}});
         let containers = [sidecar, app()];
         let svc = json!({"kind": "Service", "spec": {"selector": {"app": "demo"}, "ports": [{"port": 80, "targetPort": "http"}]}});
-        assert_eq!(
-            intercepted_container(&containers, &[&svc], Some(80)).and_then(|c| c["name"].as_str()),
-            Some("app")
-        );
-        assert_eq!(
-            intercepted_container(&containers, &[], None).and_then(|c| c["name"].as_str()),
-            Some("log")
-        );
+        assert_eq!(intercepted_container(&containers, &[&svc], Some(80)).and_then(|c| c["name"].as_str()), Some("app"));
+        assert_eq!(intercepted_container(&containers, &[], None).and_then(|c| c["name"].as_str()), Some("log"));
     }
 }

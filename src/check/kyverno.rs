@@ -37,10 +37,7 @@ pub fn locate() -> Result<PathBuf> {
         return if bin.is_file() {
             Ok(bin)
         } else {
-            Err(Error::Prerequisite(format!(
-                "{ENV_BIN} names {}, which is not a file",
-                bin.display()
-            )))
+            Err(Error::Prerequisite(format!("{ENV_BIN} names {}, which is not a file", bin.display())))
         };
     }
     let local = PathBuf::from(TOOLS_BIN);
@@ -78,17 +75,11 @@ impl ProgramRunner {
 impl Runner for ProgramRunner {
     fn run(&self, cmd: &CommandLine, timeout: Duration) -> Result<Output, RunError> {
         let display = format!("{} {}", self.program.display(), cmd.args.join(" "));
-        let mut expr = duct::cmd(&self.program, &cmd.args)
-            .stdout_capture()
-            .stderr_capture()
-            .unchecked();
+        let mut expr = duct::cmd(&self.program, &cmd.args).stdout_capture().stderr_capture().unchecked();
         for (k, v) in &cmd.env {
             expr = expr.env(k, v);
         }
-        let io = |source| RunError::Io {
-            command: display.clone(),
-            source,
-        };
+        let io = |source| RunError::Io { command: display.clone(), source };
         let handle = expr.start().map_err(io)?;
         match handle.wait_timeout(timeout).map_err(io)? {
             Some(out) => Ok(Output {
@@ -98,11 +89,7 @@ impl Runner for ProgramRunner {
             }),
             None => {
                 let _ = handle.kill();
-                Err(RunError::Timeout {
-                    command: display,
-                    timeout,
-                    last_output: String::new(),
-                })
+                Err(RunError::Timeout { command: display, timeout, last_output: String::new() })
             }
         }
     }
@@ -193,14 +180,10 @@ pub fn evaluate(
     write_documents(&policy_file, policies)?;
     write_documents(&resource_file, resources)?;
     let cmd = apply_command(&policy_file, &resource_file);
-    let out = runner
-        .run(&cmd, APPLY_TIMEOUT)
-        .map_err(|e| tool_error(e.to_string()))?;
+    let out = runner.run(&cmd, APPLY_TIMEOUT).map_err(|e| tool_error(e.to_string()))?;
     let report = parse_report(&out)?;
-    let mut judgements: BTreeMap<ObjectRef, Judgement> = resources
-        .iter()
-        .map(|r| (ObjectRef::of(r), Judgement::default()))
-        .collect();
+    let mut judgements: BTreeMap<ObjectRef, Judgement> =
+        resources.iter().map(|r| (ObjectRef::of(r), Judgement::default())).collect();
     let mut errors = Vec::new();
     for r in report.results {
         let violation = || Violation {
@@ -222,11 +205,7 @@ pub fn evaluate(
             }
         }
     }
-    if errors.is_empty() {
-        Ok(judgements)
-    } else {
-        Err(tool_error(format!("rule errors: {}", errors.join("; "))))
-    }
+    if errors.is_empty() { Ok(judgements) } else { Err(tool_error(format!("rule errors: {}", errors.join("; ")))) }
 }
 
 /// The `kyverno apply` command line for one policy file and one resource file.
@@ -244,11 +223,7 @@ pub fn apply_command(policy_file: &Path, resource_file: &Path) -> CommandLine {
 }
 
 fn tool_error(message: String) -> Error {
-    Error::Tool {
-        tool: "kyverno".into(),
-        phase: "check".into(),
-        message,
-    }
+    Error::Tool { tool: "kyverno".into(), phase: "check".into(), message }
 }
 
 fn write_documents(path: &Path, docs: &[Value]) -> Result<()> {
@@ -256,10 +231,7 @@ fn write_documents(path: &Path, docs: &[Value]) -> Result<()> {
     for d in docs {
         // JSON is YAML: one document per object, so no YAML serialiser is needed.
         text.push_str("---\n");
-        text.push_str(
-            &serde_json::to_string_pretty(d)
-                .map_err(|e| Error::infra("serialising for kyverno", e))?,
-        );
+        text.push_str(&serde_json::to_string_pretty(d).map_err(|e| Error::infra("serialising for kyverno", e))?);
         text.push('\n');
     }
     std::fs::write(path, text).map_err(|e| Error::infra(format!("writing {}", path.display()), e))
@@ -273,29 +245,16 @@ fn parse_report(out: &Output) -> Result<Report> {
     for marker in ["Policies Skipped:", "Invalid Policies:"] {
         if let Some(i) = stdout.find(marker) {
             let listing: String = stdout[i..].lines().take(8).collect::<Vec<_>>().join(" ");
-            return Err(tool_error(format!(
-                "the CLI did not evaluate every policy: {listing}"
-            )));
+            return Err(tool_error(format!("the CLI did not evaluate every policy: {listing}")));
         }
     }
     let start = stdout.find('{');
-    let report = start.and_then(|i| {
-        serde_json::Deserializer::from_str(&stdout[i..])
-            .into_iter::<Report>()
-            .next()
-    });
+    let report = start.and_then(|i| serde_json::Deserializer::from_str(&stdout[i..]).into_iter::<Report>().next());
     match report {
         Some(Ok(r)) if matches!(out.status, Some(0 | 1)) => Ok(r),
         _ => {
             let tail = |s: &str| {
-                s.lines()
-                    .rev()
-                    .take(10)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect::<Vec<_>>()
-                    .join(" | ")
+                s.lines().rev().take(10).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ")
             };
             Err(tool_error(format!(
                 "no policy report (status {:?}); stderr: {}; stdout: {}",
@@ -324,23 +283,15 @@ pub fn failed_paths(message: &str) -> Vec<String> {
 /// else Audit (facts.md §3).
 #[must_use]
 pub fn enforced(policies: &[Value], policy_name: &str, rule: &str) -> bool {
-    let Some(p) = policies
-        .iter()
-        .find(|p| policy::name(p) == Some(policy_name))
-    else {
+    let Some(p) = policies.iter().find(|p| policy::name(p) == Some(policy_name)) else {
         return false;
     };
-    let base = rule
-        .strip_prefix("autogen-cronjob-")
-        .or_else(|| rule.strip_prefix("autogen-"))
-        .unwrap_or(rule);
+    let base = rule.strip_prefix("autogen-cronjob-").or_else(|| rule.strip_prefix("autogen-")).unwrap_or(rule);
     let rule_action = p["spec"]["rules"]
         .as_array()
         .and_then(|rs| rs.iter().find(|r| r["name"] == base || r["name"] == rule))
         .and_then(|r| r["validate"]["failureAction"].as_str());
-    let action = rule_action
-        .or_else(|| p["spec"]["validationFailureAction"].as_str())
-        .unwrap_or("Audit");
+    let action = rule_action.or_else(|| p["spec"]["validationFailureAction"].as_str()).unwrap_or("Audit");
     action.eq_ignore_ascii_case("enforce")
 }
 
@@ -400,23 +351,14 @@ mod tests {
             res("strict", "r", "pass", "q", "passed"),
             res("strict", "r", "skip", "q", "skipped"),
         ]});
-        let out = Output {
-            status: Some(1),
-            stdout: report.to_string(),
-            stderr: String::new(),
-        };
+        let out = Output { status: Some(1), stdout: report.to_string(), stderr: String::new() };
         let runner = Canned(out, Default::default());
         let dir = std::env::temp_dir().join(format!("kyvtel-unit-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("mkdir");
-        let got =
-            evaluate(&runner, &dir, &policies, &[pod.clone(), other.clone()]).expect("evaluate");
-        let written =
-            std::fs::read_to_string(dir.join("resources.yaml")).expect("resources written");
+        let got = evaluate(&runner, &dir, &policies, &[pod.clone(), other.clone()]).expect("evaluate");
+        let written = std::fs::read_to_string(dir.join("resources.yaml")).expect("resources written");
         let _ = std::fs::remove_dir_all(&dir);
-        assert!(
-            written.starts_with("---\n{") && written.contains("\"name\": \"q\""),
-            "{written}"
-        );
+        assert!(written.starts_with("---\n{") && written.contains("\"name\": \"q\""), "{written}");
         let p = &got[&ObjectRef::of(&pod)];
         assert!(!p.admitted());
         assert_eq!(p.denied.len(), 1);
@@ -427,13 +369,7 @@ mod tests {
         assert_eq!(q.passed, 1);
         let cmd = &runner.1.lock().expect("lock")[0];
         assert_eq!(cmd.args[0], "apply");
-        assert!(
-            cmd.args
-                .windows(2)
-                .any(|w| w == ["--output-format", "json"]),
-            "{:?}",
-            cmd.args
-        );
+        assert!(cmd.args.windows(2).any(|w| w == ["--output-format", "json"]), "{:?}", cmd.args);
         assert!(cmd.args.contains(&"--policy-report".to_string()));
     }
 
@@ -441,14 +377,8 @@ mod tests {
     fn rule_errors_are_tool_errors() {
         let report = json!({"results": [{"policy": "p", "rule": "r", "result": "error", "message": "boom",
             "resources": [{"kind": "Pod", "namespace": "ns", "name": "p"}]}]});
-        let runner = Canned(
-            Output {
-                status: Some(1),
-                stdout: report.to_string(),
-                stderr: String::new(),
-            },
-            Default::default(),
-        );
+        let runner =
+            Canned(Output { status: Some(1), stdout: report.to_string(), stderr: String::new() }, Default::default());
         let dir = std::env::temp_dir().join(format!("kyvtel-unit-err-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("mkdir");
         let pod = json!({"kind": "Pod", "metadata": {"name": "p", "namespace": "ns"}});
@@ -459,23 +389,10 @@ mod tests {
 
     #[test]
     fn a_cli_failure_without_report_is_a_tool_error() {
-        let out = Output {
-            status: Some(1),
-            stdout: String::new(),
-            stderr: "Error: failed to load policies".into(),
-        };
+        let out = Output { status: Some(1), stdout: String::new(), stderr: "Error: failed to load policies".into() };
         let e = parse_report(&out).expect_err("no report");
         assert!(e.to_string().contains("failed to load policies"), "{e}");
-        let out = Output {
-            status: Some(0),
-            stdout: "Invalid Policies:\n1. p: bad\n".into(),
-            stderr: String::new(),
-        };
-        assert!(
-            parse_report(&out)
-                .expect_err("invalid")
-                .to_string()
-                .contains("1. p: bad")
-        );
+        let out = Output { status: Some(0), stdout: "Invalid Policies:\n1. p: bad\n".into(), stderr: String::new() };
+        assert!(parse_report(&out).expect_err("invalid").to_string().contains("1. p: bad"));
     }
 }

@@ -89,13 +89,7 @@ impl ScenarioCheck {
 
 /// The expected outcome of the first step of the given kind, if the scenario has one.
 fn step_outcome(loaded: &Loaded, pick: fn(&Step) -> bool) -> Option<StepOutcome> {
-    loaded
-        .scenario
-        .spec
-        .steps
-        .iter()
-        .find(|s| pick(s))
-        .map(Step::expect)
+    loaded.scenario.spec.steps.iter().find(|s| pick(s)).map(Step::expect)
 }
 
 /// What the scenario expects of an object in `role`.
@@ -108,16 +102,11 @@ fn step_outcome(loaded: &Loaded, pick: fn(&Step) -> bool) -> Option<StepOutcome>
 pub fn expectation(loaded: &Loaded, role: Role) -> Option<Expected> {
     let deploy = || step_outcome(loaded, |s| matches!(s, Step::DeployWorkload(_)));
     let install = || step_outcome(loaded, |s| matches!(s, Step::InstallTelepresence(_)));
-    let pod_of = |o: Option<StepOutcome>| {
-        o.filter(|o| *o == StepOutcome::Ok)
-            .map(|_| Expected::Admitted)
-    };
+    let pod_of = |o: Option<StepOutcome>| o.filter(|o| *o == StepOutcome::Ok).map(|_| Expected::Admitted);
     match role {
         Role::Workload => deploy().map(Expected::from_step),
         Role::WorkloadPod => pod_of(deploy()),
-        Role::Intercepted => {
-            step_outcome(loaded, |s| matches!(s, Step::Intercept(_))).map(Expected::from_step)
-        }
+        Role::Intercepted => step_outcome(loaded, |s| matches!(s, Step::Intercept(_))).map(Expected::from_step),
         Role::Canary => Some(Expected::Denied(Vec::new())),
         Role::Manager => install().map(Expected::from_step),
         Role::ManagerPod => pod_of(install()),
@@ -129,13 +118,8 @@ pub fn expectation(loaded: &Loaded, role: Role) -> Option<Expected> {
 pub fn compare(judgement: &Judgement, expected: &Expected) -> Option<String> {
     match expected {
         Expected::Admitted if judgement.admitted() => None,
-        Expected::Admitted => Some(format!(
-            "expected admitted, but denied by {}",
-            describe(judgement)
-        )),
-        Expected::Denied(_) if judgement.admitted() => {
-            Some("expected denied, but admitted".to_string())
-        }
+        Expected::Admitted => Some(format!("expected admitted, but denied by {}", describe(judgement))),
+        Expected::Denied(_) if judgement.admitted() => Some("expected denied, but admitted".to_string()),
         Expected::Denied(list) => {
             let missing: Vec<String> = list
                 .iter()
@@ -145,20 +129,12 @@ pub fn compare(judgement: &Judgement, expected: &Expected) -> Option<String> {
                         "{}/{}{}",
                         d.policy,
                         d.rule,
-                        d.path
-                            .as_deref()
-                            .map(|p| format!(" at {p}"))
-                            .unwrap_or_default()
+                        d.path.as_deref().map(|p| format!(" at {p}")).unwrap_or_default()
                     )
                 })
                 .collect();
-            (!missing.is_empty()).then(|| {
-                format!(
-                    "expected a denial by {}, but denied by {}",
-                    missing.join(", "),
-                    describe(judgement)
-                )
-            })
+            (!missing.is_empty())
+                .then(|| format!("expected a denial by {}, but denied by {}", missing.join(", "), describe(judgement)))
         }
     }
 }
@@ -170,11 +146,7 @@ pub fn describe(judgement: &Judgement) -> String {
         .denied
         .iter()
         .map(|v| {
-            let at = if v.paths.is_empty() {
-                String::new()
-            } else {
-                format!(" at {}", v.paths.join(", "))
-            };
+            let at = if v.paths.is_empty() { String::new() } else { format!(" at {}", v.paths.join(", ")) };
             format!("{}/{}{at}", v.policy, v.rule)
         })
         .collect::<Vec<_>>()
@@ -189,14 +161,11 @@ pub fn check(loaded: &Loaded, runner: &dyn Runner, workdir: &Path) -> Result<Sce
     let mut checks = Vec::new();
     for r in &rendered {
         let object = ObjectRef::of(&r.object);
-        let judgement = judgements
-            .get(&object)
-            .cloned()
-            .ok_or_else(|| Error::Tool {
-                tool: "kyverno".into(),
-                phase: "check".into(),
-                message: format!("no judgement for {object}"),
-            })?;
+        let judgement = judgements.get(&object).cloned().ok_or_else(|| Error::Tool {
+            tool: "kyverno".into(),
+            phase: "check".into(),
+            message: format!("no judgement for {object}"),
+        })?;
         let expected = expectation(loaded, r.role);
         let mismatch = expected.as_ref().and_then(|e| compare(&judgement, e));
         checks.push(ObjectCheck {
@@ -239,30 +208,13 @@ mod tests {
     #[test]
     fn comparisons() {
         let ok = Judgement::default();
-        let d = denied(
-            "p",
-            "r",
-            "/spec/containers/1/securityContext/allowPrivilegeEscalation/",
-        );
+        let d = denied("p", "r", "/spec/containers/1/securityContext/allowPrivilegeEscalation/");
         assert_eq!(compare(&ok, &Expected::Admitted), None);
-        assert!(
-            compare(&d, &Expected::Admitted)
-                .is_some_and(|m| m.contains("p/r at /spec/containers/1/"))
-        );
+        assert!(compare(&d, &Expected::Admitted).is_some_and(|m| m.contains("p/r at /spec/containers/1/")));
         assert!(compare(&ok, &Expected::Denied(vec![])).is_some());
         assert_eq!(compare(&d, &Expected::Denied(vec![])), None);
-        let want = |path: &str| DeniedBy {
-            policy: "p".into(),
-            rule: "r".into(),
-            path: Some(path.into()),
-        };
-        assert_eq!(
-            compare(
-                &d,
-                &Expected::Denied(vec![want("/spec/containers/1/securityContext/")])
-            ),
-            None
-        );
+        let want = |path: &str| DeniedBy { policy: "p".into(), rule: "r".into(), path: Some(path.into()) };
+        assert_eq!(compare(&d, &Expected::Denied(vec![want("/spec/containers/1/securityContext/")])), None);
         let m = compare(&d, &Expected::Denied(vec![want("/spec/containers/0/")]));
         assert!(m.is_some_and(|m| m.contains("p/r at /spec/containers/0/")));
     }

@@ -74,16 +74,13 @@ pub fn telepresence(loaded: &Loaded) -> Telepresence<'_> {
 
 fn workload_template(loaded: &Loaded) -> Result<&Value> {
     let w = &loaded.scenario.spec.workload;
-    loaded
-        .workload()
-        .map(|d| &d["spec"]["template"])
-        .ok_or_else(|| {
-            Error::input(
-                &loaded.path,
-                loaded.index.value("/spec/workload/name"),
-                format!("no Deployment named `{}`", w.name),
-            )
-        })
+    loaded.workload().map(|d| &d["spec"]["template"]).ok_or_else(|| {
+        Error::input(
+            &loaded.path,
+            loaded.index.value("/spec/workload/name"),
+            format!("no Deployment named `{}`", w.name),
+        )
+    })
 }
 
 fn pod(name: &str, namespace: &str, template: &Value) -> Value {
@@ -100,14 +97,8 @@ fn pod(name: &str, namespace: &str, template: &Value) -> Value {
 
 /// The Services among the workload manifests that select the workload's pods.
 #[must_use]
-pub fn selecting_services<'a>(
-    loaded: &'a Loaded,
-    pod_labels: &Map<String, Value>,
-) -> Vec<&'a Value> {
-    loaded
-        .manifest_values()
-        .filter(|d| inject::selects(d, pod_labels))
-        .collect()
+pub fn selecting_services<'a>(loaded: &'a Loaded, pod_labels: &Map<String, Value>) -> Vec<&'a Value> {
+    loaded.manifest_values().filter(|d| inject::selects(d, pod_labels)).collect()
 }
 
 fn intercept_port(loaded: &Loaded) -> Option<u16> {
@@ -123,27 +114,15 @@ pub fn injected_pod(loaded: &Loaded) -> Result<Value> {
     let template = workload_template(loaded)?;
     let w = &loaded.scenario.spec.workload;
     let as_written = pod(&format!("{}-intercepted", w.name), &w.namespace, template);
-    let labels = template["metadata"]["labels"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
+    let labels = template["metadata"]["labels"].as_object().cloned().unwrap_or_default();
     let services = selecting_services(loaded, &labels);
-    Ok(api_server_form(&inject::inject(
-        &as_written,
-        &telepresence(loaded),
-        &services,
-        intercept_port(loaded),
-    )))
+    Ok(api_server_form(&inject::inject(&as_written, &telepresence(loaded), &services, intercept_port(loaded))))
 }
 
 /// The workload's pod as written, without an agent.
 pub fn workload_pod(loaded: &Loaded) -> Result<Value> {
     let w = &loaded.scenario.spec.workload;
-    Ok(api_server_form(&pod(
-        &format!("{}-as-written", w.name),
-        &w.namespace,
-        workload_template(loaded)?,
-    )))
+    Ok(api_server_form(&pod(&format!("{}-as-written", w.name), &w.namespace, workload_template(loaded)?)))
 }
 
 /// The workload Deployment as written, placed in the workload namespace.
@@ -189,8 +168,7 @@ pub fn manager_template(tp: &Telepresence<'_>) -> Value {
 #[must_use]
 pub fn manager(tp: &Telepresence<'_>, namespace: &str) -> Value {
     let template = manager_template(tp);
-    let stateful = tp.version
-        >= crate::scenario::version::Version::parse("2.32").unwrap_or_else(|| unreachable!());
+    let stateful = tp.version >= crate::scenario::version::Version::parse("2.32").unwrap_or_else(|| unreachable!());
     let mut spec = json!({
         "replicas": 1,
         "selector": {"matchLabels": {"app": "traffic-manager", "telepresence": "manager"}},
@@ -211,30 +189,14 @@ pub fn manager(tp: &Telepresence<'_>, namespace: &str) -> Value {
 pub fn render(loaded: &Loaded) -> Result<Vec<Rendered>> {
     let tp = telepresence(loaded);
     let manager_ns = &loaded.scenario.spec.telepresence.manager_namespace;
-    let one = |role, model, object| Rendered {
-        role,
-        model,
-        object,
-    };
+    let one = |role, model, object| Rendered { role, model, object };
     Ok(vec![
         one(Role::Workload, false, workload(loaded)?),
         one(Role::WorkloadPod, false, workload_pod(loaded)?),
         one(Role::Intercepted, true, injected_pod(loaded)?),
-        one(
-            Role::Canary,
-            false,
-            api_server_form(&canary_pod(&loaded.scenario.spec.workload.namespace)),
-        ),
+        one(Role::Canary, false, api_server_form(&canary_pod(&loaded.scenario.spec.workload.namespace))),
         one(Role::Manager, true, manager(&tp, manager_ns)),
-        one(
-            Role::ManagerPod,
-            true,
-            api_server_form(&pod(
-                "traffic-manager-model",
-                manager_ns,
-                &manager_template(&tp),
-            )),
-        ),
+        one(Role::ManagerPod, true, api_server_form(&pod("traffic-manager-model", manager_ns, &manager_template(&tp)))),
     ])
 }
 

@@ -58,21 +58,14 @@ mod tests {
     #[test]
     fn empty_drop_is_omitted_but_the_capabilities_struct_stays() {
         let sc = json!({"capabilities": {"add": ["NET_ADMIN"], "drop": []}, "runAsUser": null});
-        assert_eq!(
-            api_server_form(&sc),
-            json!({"capabilities": {"add": ["NET_ADMIN"]}})
-        );
+        assert_eq!(api_server_form(&sc), json!({"capabilities": {"add": ["NET_ADMIN"]}}));
         let sc = json!({"capabilities": {"drop": []}});
         assert_eq!(api_server_form(&sc), json!({"capabilities": {}}));
     }
 
     #[test]
     fn containers_and_empty_struct_pointers_are_kept() {
-        let pod =
-            json!({"metadata": {"labels": {}}, "spec": {"containers": [], "securityContext": {}}});
-        assert_eq!(
-            api_server_form(&pod),
-            json!({"metadata": {}, "spec": {"containers": [], "securityContext": {}}})
-        );
+        let pod = json!({"metadata": {"labels": {}}, "spec": {"containers": [], "securityContext": {}}});
+        assert_eq!(api_server_form(&pod), json!({"metadata": {}, "spec": {"containers": [], "securityContext": {}}}));
     }
 }

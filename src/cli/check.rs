@@ -56,10 +56,7 @@ pub fn run(args: Args) -> Result<Exit> {
         if let Some(v) = &cli_version
             && scenario::version::Version::parse(v) != scenario::version::Version::parse(&c.kyverno)
         {
-            c.notes.push(format!(
-                "the Kyverno CLI is {v}, the scenario runs Kyverno {}",
-                c.kyverno
-            ));
+            c.notes.push(format!("the Kyverno CLI is {v}, the scenario runs Kyverno {}", c.kyverno));
         }
         scenarios.push(c);
     }
@@ -70,53 +67,37 @@ pub fn run(args: Args) -> Result<Exit> {
         scenarios,
     };
     match args.output {
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(|e| Error::infra("printing JSON", e))?
-        ),
+        Output::Json => {
+            println!("{}", serde_json::to_string_pretty(&report).map_err(|e| Error::infra("printing JSON", e))?)
+        }
         Output::Text => print!("{}", table(&report)),
     }
-    Ok(if report.matches {
-        Exit::Success
-    } else {
-        Exit::Failed
-    })
+    Ok(if report.matches { Exit::Success } else { Exit::Failed })
 }
 
 /// The scenario files named on the command line; a directory stands for its `*.yaml` files.
 pub fn scenario_files(args: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let args = if args.is_empty() {
-        vec![super::default_scenario_dir()]
-    } else {
-        args.to_vec()
-    };
+    let args = if args.is_empty() { vec![super::default_scenario_dir()] } else { args.to_vec() };
     let mut files = Vec::new();
     let mut problems = Vec::new();
     for a in args {
         if a.is_dir() {
-            let entries = std::fs::read_dir(&a)
-                .map_err(|e| Error::input(&a, None, format!("cannot read directory: {e}")))?;
+            let entries =
+                std::fs::read_dir(&a).map_err(|e| Error::input(&a, None, format!("cannot read directory: {e}")))?;
             let mut found: Vec<PathBuf> = entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
                 .collect();
             found.sort();
             if found.is_empty() {
-                problems.push(Diagnostic::file(
-                    &a,
-                    "no scenario files (*.yaml) in this directory",
-                ));
+                problems.push(Diagnostic::file(&a, "no scenario files (*.yaml) in this directory"));
             }
             files.extend(found);
         } else {
             files.push(a);
         }
     }
-    if problems.is_empty() {
-        Ok(files)
-    } else {
-        Err(Error::Input(problems))
-    }
+    if problems.is_empty() { Ok(files) } else { Err(Error::Input(problems)) }
 }
 
 fn load_all(files: &[PathBuf]) -> Result<Vec<Loaded>> {
@@ -129,33 +110,20 @@ fn load_all(files: &[PathBuf]) -> Result<Vec<Loaded>> {
             Err(e) => return Err(e),
         }
     }
-    if problems.is_empty() {
-        Ok(loaded)
-    } else {
-        Err(Error::Input(problems))
-    }
+    if problems.is_empty() { Ok(loaded) } else { Err(Error::Input(problems)) }
 }
 
 fn workdir(name: &str) -> Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("kyvtel-check-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| Error::infra(format!("creating {}", dir.display()), e))?;
+    std::fs::create_dir_all(&dir).map_err(|e| Error::infra(format!("creating {}", dir.display()), e))?;
     Ok(dir)
 }
 
 /// `v1.19.0` from `kyverno version` (`Version: v1.19.0`), if it answers.
 // upstream: kyverno/kyverno cmd/cli/kubectl-kyverno/commands/version/command.go@v1.19.0
 fn cli_version(runner: &dyn Runner) -> Option<String> {
-    let out = runner
-        .run(
-            &CommandLine::new(Tool::Kyverno).args(["version"]),
-            Duration::from_secs(30),
-        )
-        .ok()?;
-    out.stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("Version:"))
-        .map(|v| v.trim().to_string())
+    let out = runner.run(&CommandLine::new(Tool::Kyverno).args(["version"]), Duration::from_secs(30)).ok()?;
+    out.stdout.lines().find_map(|l| l.strip_prefix("Version:")).map(|v| v.trim().to_string())
 }
 
 fn expected_text(e: &Option<Expected>) -> String {
@@ -170,10 +138,7 @@ fn expected_text(e: &Option<Expected>) -> String {
                     "{}/{}{}",
                     d.policy,
                     d.rule,
-                    d.path
-                        .as_deref()
-                        .map(|p| format!(" at {p}"))
-                        .unwrap_or_default()
+                    d.path.as_deref().map(|p| format!(" at {p}")).unwrap_or_default()
                 ))
                 .collect::<Vec<_>>()
                 .join("; ")
@@ -198,12 +163,7 @@ pub fn table(report: &Report) -> String {
             .objects
             .iter()
             .map(|o| {
-                let what = format!(
-                    "{}{}: {}",
-                    o.role.label(),
-                    if o.model { " (model)" } else { "" },
-                    o.object
-                );
+                let what = format!("{}{}: {}", o.role.label(), if o.model { " (model)" } else { "" }, o.object);
                 let verdict = if o.admitted {
                     "admitted".to_string()
                 } else {
@@ -218,11 +178,7 @@ pub fn table(report: &Report) -> String {
             })
             .collect();
         let width = rows.iter().map(|r| r[0].len()).max().unwrap_or(0).max(6);
-        let _ = writeln!(
-            s,
-            "  {:<width$}  {:<8}  VERDICT / EXPECTED",
-            "OBJECT", "RESULT"
-        );
+        let _ = writeln!(s, "  {:<width$}  {:<8}  VERDICT / EXPECTED", "OBJECT", "RESULT");
         for (r, o) in rows.iter().zip(&c.objects) {
             let _ = writeln!(s, "  {:<width$}  {:<8}  {}", r[0], r[3], r[1]);
             if let Some(why) = &o.mismatch {
@@ -232,26 +188,14 @@ pub fn table(report: &Report) -> String {
         for n in &c.notes {
             let _ = writeln!(s, "  note: {n}");
         }
-        let _ = writeln!(
-            s,
-            "  => {}\n",
-            if c.matches() {
-                "every verdict matches"
-            } else {
-                "MISMATCH"
-            }
-        );
+        let _ = writeln!(s, "  => {}\n", if c.matches() { "every verdict matches" } else { "MISMATCH" });
     }
     let _ = writeln!(
         s,
         "{} scenario(s) checked with {}: {}",
         report.scenarios.len(),
         display(&report.kyverno_cli),
-        if report.matches {
-            "all match"
-        } else {
-            "mismatches found"
-        }
+        if report.matches { "all match" } else { "mismatches found" }
     );
     s
 }
