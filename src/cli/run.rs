@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::run::session::{self, Provider, SessionOptions};
 use crate::{Error, Exit, Result};
 
 /// Which cluster provider a run uses.
@@ -48,8 +49,32 @@ pub struct Args {
 /// Runs `kyvtel run`.
 pub fn run(args: Args) -> Result<Exit> {
     // Bad input stops the run before anything is executed.
-    for s in &args.scenarios {
-        crate::scenario::load(s)?;
+    session::load_all(&args.scenarios)?;
+    let provider = match args.provider {
+        ProviderKind::Kind if args.kubeconfig.is_some() || args.context.is_some() => {
+            return Err(Error::Usage("--kubeconfig and --context go with --provider existing".into()));
+        }
+        ProviderKind::Kind => Provider::Kind,
+        ProviderKind::Existing => Provider::Existing {
+            kubeconfig: args.kubeconfig.ok_or_else(|| {
+                Error::Usage("--provider existing needs --kubeconfig FILE (and optionally --context)".into())
+            })?,
+            context: args.context,
+        },
+        ProviderKind::K3s => {
+            return Err(Error::NotImplemented(
+                "--provider k3s in kyvtel run (the provider exists in src/provider/k3s.rs but is not wired into the run yet)",
+            ));
+        }
+    };
+    if args.reuse {
+        return Err(Error::NotImplemented("--reuse (fingerprint-checked cluster reuse); use --keep to keep a cluster"));
     }
-    Err(Error::NotImplemented("kyvtel run"))
+    session::run(&SessionOptions {
+        scenarios: args.scenarios,
+        keep: args.keep,
+        provider,
+        report_dir: args.report_dir.unwrap_or_else(|| PathBuf::from("target/kyvtel")),
+        junit: args.junit,
+    })
 }

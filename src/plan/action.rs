@@ -156,6 +156,9 @@ pub enum Action {
         selector: serde_json::Map<String, Value>,
         /// The expectation groups whose `when` holds for the plan's versions.
         expectations: Vec<PodExpectation>,
+        /// The pod `kyvtel check` predicts (its injection model); a difference is model drift.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        predicted: Option<Value>,
     },
     /// Restart the workload (`kubectl rollout restart` equivalent: a pod-template annotation).
     RestartWorkload {

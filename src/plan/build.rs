@@ -6,7 +6,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::action::{Action, DenialSource, Phase, Plan, Teardown, WaitFor};
-use super::{canary, duration};
+use super::duration;
+use crate::check::render;
 use crate::outcome::expect::StepOutcome;
 use crate::scenario::Loaded;
 use crate::scenario::model::Step;
@@ -336,6 +337,7 @@ pub fn build(loaded: &Loaded, opts: &Options) -> Plan {
                             namespace: app_ns.into(),
                             selector: selector.clone(),
                             expectations,
+                            predicted: render::injected_pod(loaded).ok(),
                         });
                     }
                 }
@@ -393,12 +395,7 @@ pub fn build(loaded: &Loaded, opts: &Options) -> Plan {
 }
 
 fn canary_pod(loaded: &Loaded) -> Value {
-    let image = loaded
-        .workload()
-        .and_then(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].as_str())
-        .unwrap_or("registry.k8s.io/pause:3.10")
-        .to_string();
-    canary::pod(&loaded.scenario.spec.workload.namespace, &image)
+    render::canary_pod(&loaded.scenario.spec.workload.namespace)
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@
 
 pub mod action;
 pub mod build;
-pub mod canary;
 pub mod duration;
 pub mod render;
 

@@ -100,11 +100,12 @@ fn action(out: &mut String, a: &Action, indent: &str) {
         Action::Request { url, timeout } => {
             writeln!(out, "{indent}request GET {url} must return the per-run token   (timeout {})", d(*timeout))
         }
-        Action::VerifyPod { namespace, selector, expectations } => writeln!(
+        Action::VerifyPod { namespace, selector, expectations, predicted } => writeln!(
             out,
-            "{indent}verify  the intercepted pod in {namespace} matching {} against {} expectation group(s)",
+            "{indent}verify  the intercepted pod in {namespace} matching {} against {} expectation group(s){}",
             kv(selector),
-            expectations.len()
+            expectations.len(),
+            if predicted.is_some() { "; compare it with the injection model (drift)" } else { "" }
         ),
         Action::RestartWorkload { namespace, name } => {
             writeln!(out, "{indent}restart Deployment {namespace}/{name} (rollout restart)")

@@ -66,6 +66,8 @@ pub struct ScenarioResult {
     pub phases: Vec<PhaseResult>,
     /// Pod checks made by the outcome engine.
     pub checks: Vec<Check>,
+    /// Differences between the injection model and the live pod (model drift); empty when none.
+    pub drift: Vec<String>,
     /// The teardown, in the order it ran.
     pub teardown: Vec<TeardownResult>,
     /// Evidence collected on failure: (file name, content), not yet redacted.
@@ -106,6 +108,7 @@ struct State {
     servers: Vec<Server>,
     undone: HashSet<usize>,
     checks: Vec<Check>,
+    drift: Vec<String>,
 }
 
 fn is_cancelled(s: &Settings) -> bool {
@@ -280,8 +283,11 @@ async fn exec_action<A: ClusterApi>(
             let url = resolve_url(api, url).await?;
             traffic::expect_token(&url, &s.token, *timeout).await
         }
-        Action::VerifyPod { expectations, .. } => {
+        Action::VerifyPod { expectations, predicted, .. } => {
             let pod = st.agent_pod.as_ref().ok_or("no intercepted pod was observed")?;
+            if let Some(model) = predicted {
+                st.drift = super::drift::compare(model, pod);
+            }
             let verdict = crate::outcome::pod::verify_pod(pod, expectations, &plan.versions);
             st.checks.extend(verdict.checks.iter().cloned());
             if verdict.passed {
@@ -374,6 +380,7 @@ pub async fn execute<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) -> Scena
         cancelled: is_cancelled(s),
         phases,
         checks: std::mem::take(&mut st.checks),
+        drift: std::mem::take(&mut st.drift),
         teardown,
         evidence,
     }

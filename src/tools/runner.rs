@@ -216,7 +216,11 @@ impl Runner for DuctRunner {
                 Ok(())
             });
         let handle = expression.start().map_err(io)?;
-        let finished = handle.wait_timeout(timeout).map_err(io)?.map(|o| o.status.code());
+        let pids = handle.pids();
+        live_groups(|g| g.extend(pids.iter().copied()));
+        let finished = handle.wait_timeout(timeout);
+        live_groups(|g| g.retain(|p| !pids.contains(p)));
+        let finished = finished.map_err(io)?.map(|o| o.status.code());
         match finished {
             Some(status) => {
                 let (stdout, stderr) = capture.read();
@@ -233,6 +237,34 @@ impl Runner for DuctRunner {
             }
         }
     }
+}
+
+/// The process groups of commands that are running now.
+fn live_groups(f: impl FnOnce(&mut Vec<u32>)) {
+    static LIVE: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+    let mut g = LIVE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    f(&mut g);
+}
+
+/// Sends SIGTERM to every running command's process group and returns how many there were.
+///
+/// Each command runs in its own process group, so a terminal's Ctrl-C does not reach it; the run
+/// forwards the interrupt with this, so that the current command ends and teardown can start.
+pub fn interrupt_all() -> usize {
+    let mut n = 0;
+    live_groups(|g| {
+        for pid in g.iter() {
+            if let Ok(pgid) = i32::try_from(*pid) {
+                // SAFETY: kill(2) has no memory-safety preconditions; a negative pid addresses the
+                // process group that `before_spawn` created for one of our own commands.
+                unsafe {
+                    libc::kill(-pgid, libc::SIGTERM);
+                }
+                n += 1;
+            }
+        }
+    });
+    n
 }
 
 /// Sends SIGKILL to the process group led by `pid` (each command is its own group leader).
