@@ -3,8 +3,10 @@
 //! [`kube_api::KubeApi`] is the real [`api::ClusterApi`], on top of [`crate::kube`].
 
 pub mod api;
+pub mod drift;
 pub mod executor;
 pub mod kube_api;
+pub mod session;
 pub mod traffic;
 
 pub use executor::{ScenarioResult, Settings, Status, execute};

@@ -187,10 +187,10 @@ fn scenario_report(plan: &Plan, r: &ScenarioResult, took: Duration, evidence: Op
 /// Runs the scenarios; returns exit 0 when all pass, 1 when one fails.
 pub fn run(opts: &SessionOptions) -> Result<Exit> {
     let loaded = load_all(&opts.scenarios)?;
-    if let Provider::Existing { kubeconfig, .. } = &opts.provider {
-        if !kubeconfig.is_file() {
-            return Err(Error::input(kubeconfig, None, "file not found"));
-        }
+    if let Provider::Existing { kubeconfig, .. } = &opts.provider
+        && !kubeconfig.is_file()
+    {
+        return Err(Error::input(kubeconfig, None, "file not found"));
     }
     let findings = crate::cli::doctor::machine_findings();
     let needed: &[&str] = match opts.provider {
