@@ -312,10 +312,12 @@ async fn exec_action<A: ClusterApi>(
         }
         Action::Undo { index } => {
             let entry = plan.teardown.get(*index).ok_or_else(|| format!("no teardown entry #{}", index + 1))?;
-            st.undone.insert(*index);
             for a in &entry.actions {
                 Box::pin(exec_action(api, s, st, plan, a)).await?;
             }
+            // Only a complete undo spares teardown: after a failed `leave`, the intercept may
+            // still be active, so teardown must try again.
+            st.undone.insert(*index);
             Ok(())
         }
     }

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod fake_api;
+
 use std::path::PathBuf;
 
 /// The repository root (tests run the binary from here).

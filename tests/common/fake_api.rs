@@ -1,0 +1,325 @@
+//! A recording, scriptable double of [`ClusterApi`] for offline orchestration tests, and a
+//! [`Runner`] adapter that writes external commands into the same journal, so that the order of
+//! commands and cluster calls can be checked together.
+//!
+//! Every call is journalled as one line, `<method> <key arguments>`, e.g.
+//! `wait TrafficManagerReady StatefulSet ambassador` or `delete Namespace/kyvtel-app`; commands
+//! run through a [`JournalRunner`] appear as `$ <command line>`. A [`Fault`] scripted with
+//! [`FakeApi::on`] or [`FakeApi::once`] applies to calls whose method matches and whose journal
+//! line contains a given text.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use kyvtel::plan::WaitFor;
+use kyvtel::run::api::{ApiFailure, ApiResult, ClusterApi};
+use kyvtel::tools::{CommandLine, Output, RunError, Runner};
+use serde_json::{Map, Value};
+
+/// The shared, ordered record of cluster calls and commands.
+pub type Journal = Arc<Mutex<Vec<String>>>;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What a scripted call does instead of answering normally.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Fails with this message.
+    Fail(String),
+    /// Times out; the error carries the last observed state, as the real waits do.
+    TimeOut {
+        /// What the wait saw last.
+        last_observed: String,
+    },
+    /// Refused by admission with this API status message.
+    Deny(String),
+    /// Sleeps this long (cancellation can interrupt it), then answers normally.
+    Stall(Duration),
+}
+
+#[derive(Debug)]
+struct Rule {
+    method: &'static str,
+    contains: String,
+    fault: Fault,
+    skip: usize,
+    remaining: Option<usize>,
+}
+
+/// A [`ClusterApi`] that records every call and answers from a script.
+///
+/// Defaults: every apply, delete, wait and restart succeeds; the canary is denied by Kyverno; the
+/// workload has one old pod (`uid-old`); the new agent pod is [`FakeApi::agent_pod`]'s value
+/// (`{}` unless set); no denial messages; every Service's ClusterIP is `127.0.0.1`; evidence is
+/// one `events.txt` file.
+#[derive(Debug)]
+pub struct FakeApi {
+    journal: Journal,
+    rules: Mutex<Vec<Rule>>,
+    agent_pod: Mutex<Value>,
+    denials: Mutex<Vec<String>>,
+    cluster_ip: Mutex<String>,
+    canary: Mutex<String>,
+}
+
+impl Default for FakeApi {
+    fn default() -> Self {
+        FakeApi {
+            journal: Journal::default(),
+            rules: Mutex::default(),
+            agent_pod: Mutex::new(Value::Object(Map::new())),
+            denials: Mutex::default(),
+            cluster_ip: Mutex::new("127.0.0.1".into()),
+            canary: Mutex::new(kyverno_denial(
+                "Pod/kyvtel-app/kyvtel-canary",
+                &[(
+                    "require-security-context",
+                    "require-pod-security-context",
+                    "Pods must set runAsNonRoot",
+                    "/spec/securityContext/",
+                )],
+            )),
+        }
+    }
+}
+
+impl FakeApi {
+    /// A double with the defaults described on the type.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The journal, to share with a [`JournalRunner`].
+    pub fn journal(&self) -> Journal {
+        self.journal.clone()
+    }
+
+    /// Every journal line so far (cluster calls and journalled commands), in order.
+    pub fn calls(&self) -> Vec<String> {
+        lock(&self.journal).clone()
+    }
+
+    /// Applies `fault` to every call of `method` whose journal line contains `contains`.
+    pub fn on(&self, method: &'static str, contains: &str, fault: Fault) -> &Self {
+        lock(&self.rules).push(Rule { method, contains: contains.into(), fault, skip: 0, remaining: None });
+        self
+    }
+
+    /// As [`FakeApi::on`], for the next matching call only.
+    pub fn once(&self, method: &'static str, contains: &str, fault: Fault) -> &Self {
+        self.nth(1, method, contains, fault)
+    }
+
+    /// As [`FakeApi::on`], for the `n`-th (1-based) matching call only.
+    pub fn nth(&self, n: usize, method: &'static str, contains: &str, fault: Fault) -> &Self {
+        let skip = n.saturating_sub(1);
+        lock(&self.rules).push(Rule { method, contains: contains.into(), fault, skip, remaining: Some(1) });
+        self
+    }
+
+    /// The pod `new_agent_pod` returns.
+    pub fn agent_pod(&self, pod: Value) -> &Self {
+        *lock(&self.agent_pod) = pod;
+        self
+    }
+
+    /// The texts `denial_messages` returns.
+    pub fn denial_messages_are(&self, texts: Vec<String>) -> &Self {
+        *lock(&self.denials) = texts;
+        self
+    }
+
+    /// The address `cluster_ip` returns for every Service.
+    pub fn cluster_ip_is(&self, ip: &str) -> &Self {
+        *lock(&self.cluster_ip) = ip.into();
+        self
+    }
+
+    /// The text `canary_denied` returns.
+    pub fn canary_text(&self, text: impl Into<String>) -> &Self {
+        *lock(&self.canary) = text.into();
+        self
+    }
+
+    /// Journals the call and returns the fault scripted for it, if any.
+    fn record(&self, method: &'static str, args: String) -> (String, Option<Fault>) {
+        let line = if args.is_empty() { method.to_string() } else { format!("{method} {args}") };
+        lock(&self.journal).push(line.clone());
+        let mut rules = lock(&self.rules);
+        for r in rules.iter_mut() {
+            if r.method != method || r.remaining == Some(0) || !line.contains(&r.contains) {
+                continue;
+            }
+            if r.skip > 0 {
+                r.skip -= 1;
+                continue;
+            }
+            if let Some(n) = r.remaining.as_mut() {
+                *n -= 1;
+            }
+            return (line, Some(r.fault.clone()));
+        }
+        (line, None)
+    }
+
+    /// Records the call, applies its fault (if any), or answers `ok`.
+    async fn call<T>(
+        &self,
+        method: &'static str,
+        args: String,
+        timeout: Duration,
+        ok: impl FnOnce() -> T,
+    ) -> ApiResult<T> {
+        let (line, fault) = self.record(method, args);
+        match fault {
+            None => Ok(ok()),
+            Some(Fault::Fail(m)) => Err(ApiFailure::new(m)),
+            Some(Fault::Deny(m)) => Err(ApiFailure::denied(m)),
+            Some(Fault::TimeOut { last_observed }) => Err(ApiFailure::new(format!(
+                "timed out after {timeout:?} waiting for `{line}`; last observed: {last_observed}"
+            ))),
+            Some(Fault::Stall(d)) => {
+                tokio::time::sleep(d).await;
+                Ok(ok())
+            }
+        }
+    }
+}
+
+/// `Kind/namespace/name` (or `Kind/name`) of an object or object reference.
+fn object_id(o: &Value) -> String {
+    let kind = o["kind"].as_str().unwrap_or("?");
+    let name = o["name"].as_str().or_else(|| o["metadata"]["name"].as_str()).unwrap_or("?");
+    match o["namespace"].as_str().or_else(|| o["metadata"]["namespace"].as_str()) {
+        Some(ns) => format!("{kind}/{ns}/{name}"),
+        None => format!("{kind}/{name}"),
+    }
+}
+
+fn ids(objects: &[Value]) -> String {
+    objects.iter().map(object_id).collect::<Vec<_>>().join(", ")
+}
+
+fn labels(selector: &Map<String, Value>) -> String {
+    selector.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join(",")
+}
+
+/// The journal line arguments of a wait.
+pub fn describe_wait(until: &WaitFor) -> String {
+    match until {
+        WaitFor::DeploymentAvailable { namespace, name } => format!("DeploymentAvailable {namespace}/{name}"),
+        WaitFor::TrafficManagerReady { namespace, workload_kind } => {
+            format!("TrafficManagerReady {workload_kind} {namespace}")
+        }
+        WaitFor::PoliciesReady { names } => format!("PoliciesReady {}", names.join(",")),
+        WaitFor::NewAgentPod { namespace, selector } => format!("NewAgentPod {namespace} {}", labels(selector)),
+    }
+}
+
+impl ClusterApi for FakeApi {
+    async fn apply(&self, objects: &[Value], namespace: Option<&str>, timeout: Duration) -> ApiResult<()> {
+        let ns = namespace.map(|n| format!(" in {n}")).unwrap_or_default();
+        self.call("apply", format!("{}{ns}", ids(objects)), timeout, || ()).await
+    }
+
+    async fn delete(&self, refs: &[Value], timeout: Duration) -> ApiResult<()> {
+        self.call("delete", ids(refs), timeout, || ()).await
+    }
+
+    async fn wait(&self, until: &WaitFor, timeout: Duration) -> ApiResult<()> {
+        self.call("wait", describe_wait(until), timeout, || ()).await
+    }
+
+    async fn canary_denied(&self, pod: &Value, timeout: Duration) -> ApiResult<String> {
+        let text = lock(&self.canary).clone();
+        self.call("canary_denied", object_id(pod), timeout, || text).await
+    }
+
+    async fn pod_uids(&self, namespace: &str, selector: &Map<String, Value>) -> ApiResult<BTreeSet<String>> {
+        let args = format!("{namespace} {}", labels(selector));
+        self.call("pod_uids", args, Duration::ZERO, || BTreeSet::from(["uid-old".to_string()])).await
+    }
+
+    async fn new_agent_pod(
+        &self,
+        namespace: &str,
+        selector: &Map<String, Value>,
+        old: &BTreeSet<String>,
+        timeout: Duration,
+    ) -> ApiResult<Value> {
+        let old: Vec<&str> = old.iter().map(String::as_str).collect();
+        let args = format!("{namespace} {} old=[{}]", labels(selector), old.join(","));
+        let pod = lock(&self.agent_pod).clone();
+        self.call("new_agent_pod", args, timeout, || pod).await
+    }
+
+    async fn denial_messages(&self, namespace: &str, deployment: &str) -> ApiResult<Vec<String>> {
+        let texts = lock(&self.denials).clone();
+        self.call("denial_messages", format!("{namespace}/{deployment}"), Duration::ZERO, || texts).await
+    }
+
+    async fn restart(&self, namespace: &str, deployment: &str) -> ApiResult<()> {
+        self.call("restart", format!("{namespace}/{deployment}"), Duration::ZERO, || ()).await
+    }
+
+    async fn cluster_ip(&self, namespace: &str, service: &str) -> ApiResult<String> {
+        let ip = lock(&self.cluster_ip).clone();
+        self.call("cluster_ip", format!("{namespace}/{service}"), Duration::ZERO, || ip).await
+    }
+
+    async fn evidence(&self, namespaces: &[String], manager_namespace: &str) -> Vec<(String, String)> {
+        let args = format!("{} manager={manager_namespace}", namespaces.join(","));
+        let files = vec![("events.txt".to_string(), format!("events of {}", namespaces.join(", ")))];
+        // A fault here has no error to return; only a stall applies.
+        self.call("evidence", args, Duration::ZERO, || files.clone()).await.unwrap_or(files)
+    }
+}
+
+/// A [`Runner`] that journals each command as `$ <command line>` and delegates to `inner`
+/// (typically a [`kyvtel::tools::runner::RecordingRunner`]).
+pub struct JournalRunner<R> {
+    /// The runner that answers.
+    pub inner: Arc<R>,
+    journal: Journal,
+}
+
+impl<R> JournalRunner<R> {
+    /// Journals into `journal` (see [`FakeApi::journal`]).
+    pub fn new(inner: Arc<R>, journal: Journal) -> Self {
+        JournalRunner { inner, journal }
+    }
+}
+
+impl<R: Runner> Runner for JournalRunner<R> {
+    fn run(&self, cmd: &CommandLine, timeout: Duration) -> Result<Output, RunError> {
+        lock(&self.journal).push(format!("$ {cmd}"));
+        self.inner.run(cmd, timeout)
+    }
+}
+
+/// A Kyverno denial in the exact shape of facts.md §3 (trailing spaces after `request:` and
+/// `policies`; the policy list is YAML with policies and rules sorted).
+///
+/// `violations` are `(policy, rule, message, path)`.
+pub fn kyverno_denial(resource: &str, violations: &[(&str, &str, &str, &str)]) -> String {
+    let mut by_policy: BTreeMap<&str, BTreeMap<&str, String>> = BTreeMap::new();
+    for (policy, rule, message, path) in violations {
+        by_policy
+            .entry(policy)
+            .or_default()
+            .insert(rule, format!("'validation error: {message}. rule {rule} failed at path {path}'"));
+    }
+    let mut s = format!(
+        "admission webhook \"validate.kyverno.svc-fail\" denied the request: \n\nresource {resource} was blocked due to the following policies \n\n"
+    );
+    for (policy, rules) in by_policy {
+        s.push_str(&format!("{policy}:\n"));
+        for (rule, text) in rules {
+            s.push_str(&format!("  {rule}: {text}\n"));
+        }
+    }
+    s
+}

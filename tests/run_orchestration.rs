@@ -1,0 +1,889 @@
+//! Offline orchestration tests of `kyvtel::run::execute`: the plan of a real scenario file runs
+//! against a [`RecordingRunner`] (kind, helm, telepresence, docker, sudo) and a [`FakeApi`], both
+//! writing into one journal, so that the exact order of commands and cluster calls, including the
+//! LIFO teardown, is checked. Traffic is real, on loopback: the intercept's local server is served
+//! in process, and the Request resolves the Service's ClusterIP to 127.0.0.1 through the FakeApi.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::fake_api::{FakeApi, Fault, JournalRunner, kyverno_denial};
+use kyvtel::plan::{Action, Options, Plan};
+use kyvtel::run::executor::TeardownResult;
+use kyvtel::run::{ScenarioResult, Settings, Status, execute};
+use kyvtel::tools::install::ToolsDir;
+use kyvtel::tools::runner::{RecordingRunner, Scripted};
+use kyvtel::tools::{Runner, Tool};
+use rstest::rstest;
+use serde_json::Value;
+use tokio::sync::watch;
+
+const NODE_IMAGE: &str = "kindest/node:v1.35.8@sha256:07b2536e30b803ed61d1677a79df6115f798ce64c80f9e22f6ed45afd09323c0";
+const TOKEN: &str = "kyvtel-test-token";
+
+/// A private temporary directory, removed on drop.
+struct Temp(PathBuf);
+
+impl Temp {
+    fn new(tag: &str) -> Temp {
+        static SEQ: AtomicUsize = AtomicUsize::new(0);
+        let n = SEQ.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("kyvtel-orch-{}-{n}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        Temp(dir)
+    }
+    fn run_dir(&self) -> PathBuf {
+        self.0.join("run")
+    }
+    fn tools_dir(&self) -> PathBuf {
+        self.0.join("tools")
+    }
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir") {
+        let e = e.expect("dir entry");
+        let target = to.join(e.file_name());
+        if e.file_type().expect("file type").is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// How the scenario's Telepresence version is chosen.
+#[derive(Debug, Clone, Copy)]
+enum Tp {
+    /// The documented recipe as shipped (the pinned default, 2.32.1).
+    Shipped,
+    /// A temp copy of the scenario with `spec.versions.telepresence` set (a pinned release).
+    Override(&'static str),
+    /// The shipped scenario with the resolved version replaced after loading. Only for versions
+    /// older than every pin (2.22.6 is the oldest), to exercise the "before 2.22" branches.
+    Unpinned(&'static str),
+}
+
+/// A plan built from a scenario file, with the paths its command lines contain.
+struct Built {
+    plan: Plan,
+    /// Where `scenarios/` and `kind-config/` live (the repo, or a temp copy of them).
+    repo: PathBuf,
+    tmp: Temp,
+}
+
+impl Built {
+    /// Replaces `{repo}`, `{run}` and `{tools}` in an expected line.
+    fn expand(&self, line: &str) -> String {
+        line.replace("{repo}", &self.repo.display().to_string())
+            .replace("{run}", &self.tmp.run_dir().display().to_string())
+            .replace("{tools}", &self.tmp.tools_dir().display().to_string())
+            .replace("{node}", NODE_IMAGE)
+    }
+}
+
+fn build_from(scenario: &Path, repo: PathBuf, tmp: Temp, tp: Option<&str>) -> Built {
+    let mut loaded =
+        kyvtel::scenario::load(scenario).unwrap_or_else(|e| panic!("{} does not load: {e}", scenario.display()));
+    if let Some(v) = tp {
+        loaded.versions.telepresence = v.to_string();
+    }
+    let opts = Options { run_dir: tmp.run_dir(), tools: ToolsDir::at(tmp.tools_dir()) };
+    Built { plan: kyvtel::plan::build(&loaded, &opts), repo, tmp }
+}
+
+/// The plan of the documented recipe with Telepresence chosen by `tp`.
+fn recipe(tp: Tp) -> Built {
+    let tmp = Temp::new("recipe");
+    let root = common::root();
+    match tp {
+        Tp::Shipped => build_from(&root.join("scenarios/documented-recipe.yaml"), root, tmp, None),
+        Tp::Unpinned(v) => build_from(&root.join("scenarios/documented-recipe.yaml"), root, tmp, Some(v)),
+        Tp::Override(v) => {
+            let repo = tmp.0.join("repo");
+            copy_tree(&root.join("scenarios"), &repo.join("scenarios"));
+            copy_tree(&root.join("kind-config"), &repo.join("kind-config"));
+            let file = repo.join("scenarios/documented-recipe.yaml");
+            let src = std::fs::read_to_string(&file).expect("read scenario copy");
+            let edited = src.replacen("\nspec:\n", &format!("\nspec:\n  versions:\n    telepresence: \"{v}\"\n"), 1);
+            assert_ne!(src, edited, "the scenario has a `spec:` line to extend");
+            std::fs::write(&file, edited).expect("write scenario copy");
+            let built = build_from(&file, repo, tmp, None);
+            assert_eq!(built.plan.versions.telepresence, v, "the override is resolved");
+            built
+        }
+    }
+}
+
+/// The expected-denial fixture scenario.
+fn intercept_denied() -> Built {
+    let root = common::root();
+    let mut b = build_from(&root.join("tests/fixtures/run/intercept-denied.yaml"), root, Temp::new("denied"), None);
+    route_to_loopback(&mut b.plan);
+    b
+}
+
+/// Points the intercept's local server and the Requests at a free loopback port: the ClusterIP
+/// URL keeps its template (the FakeApi resolves it to 127.0.0.1), and the cluster DNS name, which
+/// only Telepresence's DNS can resolve, becomes `localhost`.
+fn route_to_loopback(plan: &mut Plan) -> u16 {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+    let mut requests = 0;
+    for a in plan.phases.iter_mut().flat_map(|p| p.actions.iter_mut()) {
+        match a {
+            Action::Serve { port: p } => *p = port,
+            Action::Request { url, .. } => {
+                let new =
+                    url.replace(":80/", &format!(":{port}/")).replace("demo.kyvtel-app.svc.cluster.local", "localhost");
+                assert_ne!(*url, new, "request URL {url} has the service port 80");
+                *url = new;
+                requests += 1;
+            }
+            _ => {}
+        }
+    }
+    for a in plan.teardown.iter_mut().flat_map(|t| t.actions.iter_mut()) {
+        if let Action::StopServer { port: p } = a {
+            *p = port;
+        }
+    }
+    let sends_traffic = plan.phases.iter().any(|p| p.name == "send-traffic");
+    assert_eq!(requests, if sends_traffic { 2 } else { 0 }, "send-traffic requests the ClusterIP and the DNS name");
+    port
+}
+
+fn pod_fixture(name: &str) -> Value {
+    let path = common::root().join("tests/fixtures/pods").join(name);
+    let text = std::fs::read_to_string(&path).expect("pod fixture");
+    serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A pod that satisfies the documented recipe's expectations for Telepresence `version`.
+fn recipe_pod(version: &str) -> Value {
+    let v = kyvtel::scenario::version::Version::parse(version).expect("version");
+    let at_least_2_29 = v >= kyvtel::scenario::version::Version::parse("2.29").expect("literal");
+    pod_fixture(if at_least_2_29 { "agent-recipe-2.32.yaml" } else { "agent-recipe-2.28.yaml" })
+}
+
+/// Answers every command of the tools a plan uses with success. Call after adding failure rules
+/// (rules match in the order they were added).
+fn answer_the_rest(r: &RecordingRunner) {
+    for tool in [Tool::Kind, Tool::Helm, Tool::Telepresence, Tool::Docker, Tool::Sudo] {
+        r.on(tool, &[], Scripted::ok(""));
+    }
+}
+
+/// One finished execution and everything it left behind.
+struct Ran {
+    result: ScenarioResult,
+    journal: Vec<String>,
+    runner: Arc<RecordingRunner>,
+    elapsed: Duration,
+}
+
+fn settings(runner: &Arc<RecordingRunner>, api: &FakeApi, keep: bool) -> (Settings, watch::Sender<bool>) {
+    let (tx, rx) = watch::channel(false);
+    let journalled: Arc<dyn Runner> = Arc::new(JournalRunner::new(runner.clone(), api.journal()));
+    (Settings { runner: journalled, token: TOKEN.into(), keep, cancel: rx }, tx)
+}
+
+async fn run(plan: &Plan, api: &FakeApi, runner: RecordingRunner, keep: bool) -> Ran {
+    let runner = Arc::new(runner);
+    let (s, _tx) = settings(&runner, api, keep);
+    let t0 = Instant::now();
+    let result = tokio::time::timeout(Duration::from_secs(60), execute(plan, api, &s)).await.expect("execute finishes");
+    Ran { result, journal: api.calls(), runner, elapsed: t0.elapsed() }
+}
+
+fn statuses(r: &ScenarioResult) -> Vec<(String, Status)> {
+    r.phases.iter().map(|p| (p.name.clone(), p.status.clone())).collect()
+}
+
+fn failure_of(r: &ScenarioResult, phase: &str) -> String {
+    match r.phases.iter().find(|p| p.name == phase).map(|p| &p.status) {
+        Some(Status::Failed(m)) => m.clone(),
+        other => panic!("phase {phase} did not fail: {other:?}; phases: {:?}", statuses(r)),
+    }
+}
+
+fn teardown_status<'a>(r: &'a ScenarioResult, label: &str) -> &'a Status {
+    &r.teardown
+        .iter()
+        .find(|t: &&TeardownResult| t.label == label)
+        .unwrap_or_else(|| panic!("no teardown {label}"))
+        .status
+}
+
+const RECIPE_PHASES: [&str; 11] = [
+    "create-cluster",
+    "preload-images",
+    "install-kyverno",
+    "apply-policies",
+    "install-telepresence",
+    "deploy-workload",
+    "connect",
+    "intercept",
+    "send-traffic",
+    "leave",
+    "assert-still-enforced",
+];
+
+/// The documented recipe's teardown stack, by registration index, as journal lines: what
+/// facts.md §2–§4 and issue 4 say undoes each setup. `{no_hooks}` is filled in by the caller.
+const RECIPE_UNDO: [(&str, &[&str]); 9] = [
+    ("create-cluster", &["$ kind delete cluster --name kyvtel-documented-recipe --kubeconfig {run}/kubeconfig"]),
+    ("install-kyverno", &["$ helm uninstall kyverno -n kyverno --wait --timeout 5m"]),
+    ("apply-policies", &["delete Namespace/kyvtel-app"]),
+    ("apply-policies", &["delete ClusterPolicy/require-security-context, ClusterPolicy/restrict-image-registries"]),
+    ("install-telepresence", &["$ telepresence helm uninstall --manager-namespace ambassador{no_hooks}"]),
+    ("deploy-workload", &["delete Deployment/kyvtel-app/demo, Service/kyvtel-app/demo"]),
+    ("connect", &["$ telepresence quit -s"]),
+    ("intercept", &[]), // stop the local server: in process, nothing journalled
+    ("intercept", &["$ telepresence detach demo", "restart kyvtel-app/demo"]),
+];
+
+/// The journal lines the teardown must produce when the phases up to `last_started` started, the
+/// phase `failed` failed, and the entries in `done_by_steps` were already undone by a step.
+fn expected_teardown(b: &Built, last_started: &str, failed: Option<&str>, done_by_steps: &[usize]) -> Vec<String> {
+    let started_upto = RECIPE_PHASES.iter().position(|p| *p == last_started).expect("phase");
+    let started = &RECIPE_PHASES[..=started_upto];
+    let mut out = Vec::new();
+    for (i, (by, lines)) in RECIPE_UNDO.iter().enumerate().rev() {
+        if !started.contains(by) || done_by_steps.contains(&i) {
+            continue;
+        }
+        let no_hooks = if failed == Some("install-telepresence") { " --no-hooks" } else { "" };
+        out.extend(lines.iter().map(|l| b.expand(&l.replace("{no_hooks}", no_hooks))));
+    }
+    out
+}
+
+/// The teardown part of a journal: everything after the `evidence` call (failed runs collect
+/// evidence right before teardown).
+fn after_evidence(journal: &[String]) -> Vec<String> {
+    let at = journal.iter().position(|l| l.starts_with("evidence ")).expect("evidence was collected");
+    assert_eq!(journal.iter().filter(|l| l.starts_with("evidence ")).count(), 1, "evidence is collected once");
+    journal[at + 1..].to_vec()
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1 + 2: the happy path, with the exact interleaving of commands and cluster calls.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_documented_recipe_runs_every_phase_in_order_and_tears_down_lifo() {
+    let mut b = recipe(Tp::Shipped);
+    let port = route_to_loopback(&mut b.plan);
+    let api = FakeApi::new();
+    api.agent_pod(recipe_pod("2.32.1"));
+    let runner = RecordingRunner::new();
+    answer_the_rest(&runner);
+    let ran = run(&b.plan, &api, runner, false).await;
+    let r = &ran.result;
+
+    assert!(r.passed, "phases: {:?}", statuses(r));
+    assert!(!r.cancelled);
+    assert_eq!(r.phases.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), RECIPE_PHASES);
+    assert!(r.phases.iter().all(|p| p.status == Status::Passed), "{:?}", statuses(r));
+    assert!(r.failure().is_none());
+    assert!(r.evidence.is_empty(), "no evidence is collected after a pass");
+    assert!(!r.checks.is_empty() && r.checks.iter().all(|c| c.ok), "the pod was judged: {:?}", r.checks);
+    assert!(ran.elapsed < Duration::from_secs(20), "took {:?}", ran.elapsed);
+
+    let expected: Vec<String> = [
+        "$ kind create cluster --name kyvtel-documented-recipe --config {repo}/kind-config/default.yaml --image {node} --kubeconfig {run}/kubeconfig --wait 120s",
+        "$ docker pull registry.k8s.io/e2e-test-images/agnhost:2.53",
+        "$ kind load docker-image registry.k8s.io/e2e-test-images/agnhost:2.53 --name kyvtel-documented-recipe",
+        "$ docker pull ghcr.io/telepresenceio/tel2:2.32.1",
+        "$ kind load docker-image ghcr.io/telepresenceio/tel2:2.32.1 --name kyvtel-documented-recipe",
+        "$ helm install kyverno {tools}/charts/kyverno-3.9.0.tgz -n kyverno --create-namespace --wait --timeout 10m --set backgroundController.enabled=false --set cleanupController.enabled=false",
+        "wait DeploymentAvailable kyverno/kyverno-admission-controller",
+        "apply Namespace/kyvtel-app",
+        "apply ClusterPolicy/require-security-context, ClusterPolicy/restrict-image-registries",
+        "wait PoliciesReady require-security-context,restrict-image-registries",
+        "canary_denied Pod/kyvtel-app/kyvtel-canary",
+        "$ telepresence helm install --manager-namespace ambassador --values {repo}/scenarios/values/telepresence-agent-security.yaml",
+        "wait TrafficManagerReady StatefulSet ambassador",
+        "apply Deployment/demo, Service/demo in kyvtel-app",
+        "wait DeploymentAvailable kyvtel-app/demo",
+        "$ telepresence quit -s",
+        "$ sudo -n true",
+        "$ telepresence connect -n kyvtel-app --manager-namespace ambassador",
+        "$ telepresence status --format json",
+        "pod_uids kyvtel-app app.kubernetes.io/name=demo",
+        "$ telepresence intercept demo --port 8080:80 --mount=false",
+        "new_agent_pod kyvtel-app app.kubernetes.io/name=demo old=[uid-old]",
+        "cluster_ip kyvtel-app/demo",
+        // leave: the step undoes the intercept now; teardown skips it later.
+        "$ telepresence detach demo",
+        "restart kyvtel-app/demo",
+        "wait DeploymentAvailable kyvtel-app/demo",
+        "canary_denied Pod/kyvtel-app/kyvtel-canary",
+        // teardown, LIFO
+        "$ telepresence quit -s",
+        "delete Deployment/kyvtel-app/demo, Service/kyvtel-app/demo",
+        "$ telepresence helm uninstall --manager-namespace ambassador",
+        "delete ClusterPolicy/require-security-context, ClusterPolicy/restrict-image-registries",
+        "delete Namespace/kyvtel-app",
+        "$ helm uninstall kyverno -n kyverno --wait --timeout 5m",
+        "$ kind delete cluster --name kyvtel-documented-recipe --kubeconfig {run}/kubeconfig",
+    ]
+    .iter()
+    .map(|l| b.expand(l))
+    .collect();
+    assert_eq!(ran.journal, expected);
+
+    assert_eq!(
+        r.teardown.iter().map(|t| (t.label.as_str(), &t.status)).collect::<Vec<_>>(),
+        vec![
+            ("leave the intercept of demo", &Status::Skipped("already done by a step".into())),
+            ("stop the local server", &Status::Passed),
+            ("stop the Telepresence daemons", &Status::Passed),
+            ("delete workload demo", &Status::Passed),
+            ("uninstall the traffic-manager", &Status::Passed),
+            ("remove the policies", &Status::Passed),
+            ("delete namespace kyvtel-app", &Status::Passed),
+            ("uninstall Kyverno", &Status::Passed),
+            ("delete the kind cluster", &Status::Passed),
+        ]
+    );
+
+    // Every command got the run-private environment (issue 4, "Tools").
+    let run_dir = b.tmp.run_dir().display().to_string();
+    for c in ran.runner.calls() {
+        let env = |k: &str| c.env.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+        assert_eq!(env("KUBECONFIG"), Some(format!("{run_dir}/kubeconfig")), "{c}");
+        assert_eq!(env("HOME"), Some(format!("{run_dir}/home")), "{c}");
+        if c.tool == Tool::Telepresence {
+            assert_eq!(env("DEV_TELEPRESENCE_CONFIG_DIR"), Some(format!("{run_dir}/telepresence/config")), "{c}");
+            assert_eq!(env("DEV_TELEPRESENCE_LOG_DIR"), Some(format!("{run_dir}/telepresence/logs")), "{c}");
+        }
+        if matches!(c.tool, Tool::Helm | Tool::Telepresence) {
+            assert_eq!(env("HELM_CACHE_HOME"), Some(format!("{run_dir}/helm/cache")), "{c}");
+        }
+    }
+    let config = b.tmp.run_dir().join("telepresence/config/config.yml");
+    let config = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{}: {e}", config.display()));
+    assert!(config.contains("timeouts:") && config.contains("enabled: false"), "{config}");
+
+    // The local server was stopped by teardown.
+    let mut closed = false;
+    for _ in 0..50 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(closed, "the server on 127.0.0.1:{port} still answers after teardown");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_that_does_not_reach_the_local_server_fails_send_traffic() {
+    let mut b = recipe(Tp::Shipped);
+    route_to_loopback(&mut b.plan);
+    // Shorten the request limit: the point is the failure message, not the wait.
+    for a in b.plan.phases.iter_mut().flat_map(|p| p.actions.iter_mut()) {
+        if let Action::Request { timeout, .. } = a {
+            *timeout = Duration::from_secs(2);
+        }
+    }
+    // 127.0.0.2 is loopback too, but the server listens on 127.0.0.1 only.
+    let api = FakeApi::new();
+    api.agent_pod(recipe_pod("2.32.1"));
+    api.cluster_ip_is("127.0.0.2");
+    let runner = RecordingRunner::new();
+    answer_the_rest(&runner);
+    let ran = run(&b.plan, &api, runner, false).await;
+    let msg = failure_of(&ran.result, "send-traffic");
+    assert!(msg.contains("GET http://127.0.0.2:") && msg.contains("did not return the run token"), "{msg}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1: exact command lines per pinned Telepresence version.
+// ---------------------------------------------------------------------------------------------
+
+/// Per version: `status` flag (facts.md §4: `--output json` up to 2.28, `--format json` from 2.29),
+/// leave verb (`detach` from 2.30), traffic-manager kind (StatefulSet from 2.32), image repository
+/// (ghcr.io from 2.20), restart after leave (from 2.22, pods are evicted).
+#[rstest]
+#[case::pinned_default_2_32_1(
+    Tp::Shipped,
+    "2.32.1",
+    "--format",
+    "detach",
+    "StatefulSet",
+    "ghcr.io/telepresenceio/tel2",
+    true
+)]
+#[case::pinned_2_27_4(
+    Tp::Override("2.27.4"),
+    "2.27.4",
+    "--output",
+    "leave",
+    "Deployment",
+    "ghcr.io/telepresenceio/tel2",
+    true
+)]
+#[case::pinned_2_22_6(
+    Tp::Override("2.22.6"),
+    "2.22.6",
+    "--output",
+    "leave",
+    "Deployment",
+    "ghcr.io/telepresenceio/tel2",
+    true
+)]
+#[case::older_than_every_pin_2_19_1(
+    Tp::Unpinned("2.19.1"),
+    "2.19.1",
+    "--output",
+    "leave",
+    "Deployment",
+    "docker.io/datawire/tel2",
+    false
+)]
+#[tokio::test(flavor = "multi_thread")]
+async fn command_lines_follow_the_telepresence_version(
+    #[case] tp: Tp,
+    #[case] version: &str,
+    #[case] status_flag: &str,
+    #[case] leave_verb: &str,
+    #[case] manager_kind: &str,
+    #[case] image_repo: &str,
+    #[case] restarts: bool,
+) {
+    let mut b = recipe(tp);
+    route_to_loopback(&mut b.plan);
+    let api = FakeApi::new();
+    api.agent_pod(recipe_pod(version));
+    let runner = RecordingRunner::new();
+    answer_the_rest(&runner);
+    let ran = run(&b.plan, &api, runner, false).await;
+    assert!(ran.result.passed, "{version}: {:?}", statuses(&ran.result));
+
+    let image = format!("{image_repo}:{version}");
+    let expected: Vec<String> = [
+        "kind create cluster --name kyvtel-documented-recipe --config {repo}/kind-config/default.yaml --image {node} --kubeconfig {run}/kubeconfig --wait 120s".to_string(),
+        "docker pull registry.k8s.io/e2e-test-images/agnhost:2.53".into(),
+        "kind load docker-image registry.k8s.io/e2e-test-images/agnhost:2.53 --name kyvtel-documented-recipe".into(),
+        format!("docker pull {image}"),
+        format!("kind load docker-image {image} --name kyvtel-documented-recipe"),
+        "helm install kyverno {tools}/charts/kyverno-3.9.0.tgz -n kyverno --create-namespace --wait --timeout 10m --set backgroundController.enabled=false --set cleanupController.enabled=false".into(),
+        "telepresence helm install --manager-namespace ambassador --values {repo}/scenarios/values/telepresence-agent-security.yaml".into(),
+        "telepresence quit -s".into(),
+        "sudo -n true".into(),
+        "telepresence connect -n kyvtel-app --manager-namespace ambassador".into(),
+        format!("telepresence status {status_flag} json"),
+        "telepresence intercept demo --port 8080:80 --mount=false".into(),
+        format!("telepresence {leave_verb} demo"),
+        "telepresence quit -s".into(),
+        "telepresence helm uninstall --manager-namespace ambassador".into(),
+        "helm uninstall kyverno -n kyverno --wait --timeout 5m".into(),
+        "kind delete cluster --name kyvtel-documented-recipe --kubeconfig {run}/kubeconfig".into(),
+    ]
+    .iter()
+    .map(|l| b.expand(l))
+    .collect();
+    assert_eq!(ran.runner.command_lines(), expected, "{version}");
+
+    let waits_for_manager: Vec<&String> =
+        ran.journal.iter().filter(|l| l.starts_with("wait TrafficManagerReady")).collect();
+    assert_eq!(waits_for_manager, [&format!("wait TrafficManagerReady {manager_kind} ambassador")], "{version}");
+    let restarted = ran.journal.iter().any(|l| l == "restart kyvtel-app/demo");
+    assert_eq!(restarted, restarts, "{version}: restart after leave");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3: a failure injected at each phase.
+// ---------------------------------------------------------------------------------------------
+
+/// How a phase is made to fail.
+#[derive(Debug, Clone, Copy)]
+enum Inject {
+    /// The first command of `tool` starting with `prefix` exits 1.
+    Command(Tool, &'static [&'static str]),
+    /// The `nth` FakeApi call of `method` whose journal line contains `contains` fails.
+    Api(usize, &'static str, &'static str),
+}
+
+#[rstest]
+#[case("create-cluster", Inject::Command(Tool::Kind, &["create", "cluster"]))]
+#[case("preload-images", Inject::Command(Tool::Docker, &["pull", "ghcr.io/telepresenceio/tel2:2.32.1"]))]
+#[case("install-kyverno", Inject::Command(Tool::Helm, &["install"]))]
+#[case("apply-policies", Inject::Api(1, "apply", "ClusterPolicy/"))]
+#[case("install-telepresence", Inject::Command(Tool::Telepresence, &["helm", "install"]))]
+#[case("deploy-workload", Inject::Api(1, "apply", "Deployment/demo"))]
+#[case("connect", Inject::Command(Tool::Telepresence, &["connect"]))]
+#[case("intercept", Inject::Command(Tool::Telepresence, &["intercept"]))]
+#[case("send-traffic", Inject::Api(1, "cluster_ip", "kyvtel-app/demo"))]
+#[case("leave", Inject::Command(Tool::Telepresence, &["detach"]))]
+#[case("assert-still-enforced", Inject::Api(2, "canary_denied", "kyvtel-canary"))]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_in_a_phase_skips_the_rest_and_undoes_exactly_what_started(
+    #[case] phase: &str,
+    #[case] inject: Inject,
+) {
+    let mut b = recipe(Tp::Shipped);
+    route_to_loopback(&mut b.plan);
+    let api = FakeApi::new();
+    api.agent_pod(recipe_pod("2.32.1"));
+    let runner = RecordingRunner::new();
+    let marker = format!("injected failure in {phase}");
+    match inject {
+        Inject::Command(tool, prefix) => {
+            runner.once(tool, prefix, Scripted::fail(1, marker.clone()));
+        }
+        Inject::Api(n, method, contains) => {
+            api.nth(n, method, contains, Fault::Fail(marker.clone()));
+        }
+    }
+    answer_the_rest(&runner);
+    let ran = run(&b.plan, &api, runner, false).await;
+    let r = &ran.result;
+
+    assert!(!r.passed && !r.cancelled, "{phase}");
+    let at = RECIPE_PHASES.iter().position(|p| *p == phase).expect("known phase");
+    for (i, p) in r.phases.iter().enumerate() {
+        let want = match i.cmp(&at) {
+            std::cmp::Ordering::Less => Status::Passed,
+            std::cmp::Ordering::Equal => Status::Failed(String::new()),
+            std::cmp::Ordering::Greater => Status::Skipped(format!("{phase} failed")),
+        };
+        match (&p.status, &want) {
+            (Status::Failed(m), Status::Failed(_)) => assert!(m.contains(&marker), "{phase}: {m}"),
+            (got, want) => assert_eq!(got, want, "{phase}: phase {} of {:?}", p.name, statuses(r)),
+        }
+    }
+    assert_eq!(r.failure().as_deref().map(|f| f.starts_with(&format!("{phase}: "))), Some(true), "{phase}");
+
+    // Teardown: exactly the undo entries of the started phases, LIFO. A failed `leave` step has
+    // not undone the intercept, so teardown leaves it; after a passed `leave`, teardown skips it.
+    let done_by_steps: &[usize] = if phase == "assert-still-enforced" { &[8] } else { &[] };
+    assert_eq!(after_evidence(&ran.journal), expected_teardown(&b, phase, Some(phase), done_by_steps), "{phase}");
+    assert!(
+        r.teardown.iter().all(|t| !matches!(t.status, Status::Failed(_))),
+        "{phase}: teardown failed: {:?}",
+        r.teardown
+    );
+
+    // Evidence: collected on failure, from the harness namespaces and the manager namespace.
+    assert!(!r.evidence.is_empty(), "{phase}: evidence");
+    let evidence_call = ran.journal.iter().find(|l| l.starts_with("evidence ")).expect("evidence call");
+    assert_eq!(evidence_call, "evidence ambassador,default,kyverno,kyvtel-app manager=ambassador", "{phase}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_telepresence_install_is_cleaned_up_without_hooks_and_only_then() {
+    let mut b = recipe(Tp::Shipped);
+    route_to_loopback(&mut b.plan);
+    let api = FakeApi::new();
+    let runner = RecordingRunner::new();
+    runner.once(Tool::Telepresence, &["helm", "install"], Scripted::fail(1, "Error: pre-delete hook denied"));
+    answer_the_rest(&runner);
+    let ran = run(&b.plan, &api, runner, false).await;
+    let uninstalls: Vec<String> =
+        ran.runner.command_lines().into_iter().filter(|l| l.starts_with("telepresence helm uninstall")).collect();
+    assert_eq!(uninstalls, ["telepresence helm uninstall --manager-namespace ambassador --no-hooks"]);
+    assert_eq!(teardown_status(&ran.result, "uninstall the traffic-manager"), &Status::Passed);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_teardown_entry_does_not_stop_the_others() {
+    let mut b = recipe(Tp::Shipped);
+    route_to_loopback(&mut b.plan);
+    let api = FakeApi::new();
+    api.once("delete", "ClusterPolicy/", Fault::Fail("policies are stuck".into()));
+    let runner = RecordingRunner::new();
+    runner.once(Tool::Helm, &["install"], Scripted::fail(1, "boom"));
+    runner.once(Tool::Helm, &["uninstall"], Scripted::fail(1, "release: not found"));
+    answer_the_rest(&runner);
+    let ran = run(&b.plan, &api, runner, false).await;
+    let r = &ran.result;
+    // apply-policies never started: its entries are skipped, named as such.
+    assert_eq!(teardown_status(r, "remove the policies"), &Status::Skipped("apply-policies never started".into()));
+    assert!(matches!(teardown_status(r, "uninstall Kyverno"), Status::Failed(m) if m.contains("release: not found")));
+    assert_eq!(teardown_status(r, "delete the kind cluster"), &Status::Passed);
+    assert_eq!(after_evidence(&ran.journal), expected_teardown(&b, "install-kyverno", Some("install-kyverno"), &[]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4: waits that succeed, time out and fail.
+// ---------------------------------------------------------------------------------------------
+
+#[rstest]
+#[case::manager_times_out(
+    "install-telepresence",
+    "wait",
+    "TrafficManagerReady",
+    Fault::TimeOut { last_observed: "StatefulSet ambassador/traffic-manager 0/1 ready; pod traffic-manager-0 Pending: ErrImagePull".into() },
+    "last observed: StatefulSet ambassador/traffic-manager 0/1 ready; pod traffic-manager-0 Pending: ErrImagePull"
+)]
+#[case::agent_pod_times_out(
+    "intercept",
+    "new_agent_pod",
+    "kyvtel-app",
+    Fault::TimeOut { last_observed: "pod demo-7d9c5b6f4-x2x9q: container traffic-agent not ready (CrashLoopBackOff)".into() },
+    "last observed: pod demo-7d9c5b6f4-x2x9q: container traffic-agent not ready (CrashLoopBackOff)"
+)]
+#[case::policies_fail(
+    "apply-policies",
+    "wait",
+    "PoliciesReady",
+    Fault::Fail("ClusterPolicy require-security-context: Ready=False (policy is not ready)".into()),
+    "Ready=False (policy is not ready)"
+)]
+#[case::workload_times_out(
+    "deploy-workload",
+    "wait",
+    "DeploymentAvailable kyvtel-app/demo",
+    Fault::TimeOut { last_observed: "Deployment kyvtel-app/demo: Available=False, ReplicaFailure=True (FailedCreate)".into() },
+    "last observed: Deployment kyvtel-app/demo: Available=False, ReplicaFailure=True (FailedCreate)"
+)]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wait_that_times_out_or_fails_names_what_it_saw(
+    #[case] phase: &str,
+    #[case] method: &'static str,
+    #[case] contains: &str,
+    #[case] fault: Fault,
+    #[case] expected: &str,
+) {
+    let mut b = recipe(Tp::Shipped);
+    route_to_loopback(&mut b.plan);
+    let api = FakeApi::new();
+    api.agent_pod(recipe_pod("2.32.1"));
+    api.on(method, contains, fault);
+    let runner = RecordingRunner::new();
+    answer_the_rest(&runner);
+    let ran = run(&b.plan, &api, runner, false).await;
+    let msg = failure_of(&ran.result, phase);
+    assert!(msg.contains(expected), "{phase}: {msg}");
+    assert_ne!(msg.trim(), "timed out");
+    // The waits before it succeeded.
+    let at = RECIPE_PHASES.iter().position(|p| *p == phase).expect("phase");
+    assert!(ran.result.phases[..at].iter().all(|p| p.status == Status::Passed), "{:?}", statuses(&ran.result));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_command_that_times_out_carries_its_last_output() {
+    let mut b = recipe(Tp::Shipped);
+    route_to_loopback(&mut b.plan);
+    let api = FakeApi::new();
+    let runner = RecordingRunner::new();
+    runner.once(
+        Tool::Helm,
+        &["install"],
+        Scripted::Timeout { last_output: "[stderr] client.go: 2 pods not ready: kyverno-admission-controller".into() },
+    );
+    answer_the_rest(&runner);
+    let ran = run(&b.plan, &api, runner, false).await;
+    let msg = failure_of(&ran.result, "install-kyverno");
+    assert!(msg.contains("did not finish within 660s"), "{msg}");
+    assert!(msg.contains("2 pods not ready: kyverno-admission-controller"), "{msg}");
+}
+
+#[rstest]
+#[case::agent_copies_the_app_context("agent-copies-app.yaml", "traffic-agent")]
+#[case::no_agent_injected("no-agent.yaml", "traffic-agent")]
+#[tokio::test(flavor = "multi_thread")]
+async fn the_intercepted_pod_is_judged_against_the_expectations(#[case] pod: &str, #[case] names: &str) {
+    let mut b = recipe(Tp::Shipped);
+    route_to_loopback(&mut b.plan);
+    let api = FakeApi::new();
+    api.agent_pod(pod_fixture(pod));
+    let runner = RecordingRunner::new();
+    answer_the_rest(&runner);
+    let ran = run(&b.plan, &api, runner, false).await;
+    let msg = failure_of(&ran.result, "intercept");
+    assert!(msg.starts_with("the intercepted pod does not match: ") && msg.contains(names), "{pod}: {msg}");
+    assert!(ran.result.checks.iter().any(|c| !c.ok), "{pod}: failed checks are reported");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5: keep.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keep_skips_the_cluster_kyverno_and_namespace_but_undoes_the_rest() {
+    let mut b = recipe(Tp::Shipped);
+    route_to_loopback(&mut b.plan);
+    let api = FakeApi::new();
+    api.agent_pod(recipe_pod("2.32.1"));
+    let runner = RecordingRunner::new();
+    answer_the_rest(&runner);
+    let ran = run(&b.plan, &api, runner, true).await;
+    let r = &ran.result;
+    assert!(r.passed, "{:?}", statuses(r));
+    let kept = Status::Skipped("kept (--keep/--reuse)".into());
+    for label in ["delete the kind cluster", "uninstall Kyverno", "delete namespace kyvtel-app"] {
+        assert_eq!(teardown_status(r, label), &kept, "{label}");
+    }
+    for label in [
+        "stop the Telepresence daemons",
+        "delete workload demo",
+        "uninstall the traffic-manager",
+        "remove the policies",
+    ] {
+        assert_eq!(teardown_status(r, label), &Status::Passed, "{label}");
+    }
+    let last_phase_call =
+        ran.journal.iter().rposition(|l| l == "canary_denied Pod/kyvtel-app/kyvtel-canary").expect("canary");
+    assert_eq!(
+        ran.journal[last_phase_call + 1..],
+        [
+            "$ telepresence quit -s",
+            "delete Deployment/kyvtel-app/demo, Service/kyvtel-app/demo",
+            "$ telepresence helm uninstall --manager-namespace ambassador",
+            "delete ClusterPolicy/require-security-context, ClusterPolicy/restrict-image-registries",
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6: cancellation.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancelling_during_a_wait_fails_that_phase_and_still_tears_down_fully() {
+    let mut b = recipe(Tp::Shipped);
+    route_to_loopback(&mut b.plan);
+    let api = FakeApi::new();
+    let pending = "wait DeploymentAvailable kyvtel-app/demo";
+    api.on("wait", "DeploymentAvailable kyvtel-app/demo", Fault::Stall(Duration::from_secs(30)));
+    let runner = Arc::new(RecordingRunner::new());
+    answer_the_rest(&runner);
+    let (s, tx) = settings(&runner, &api, false);
+
+    let t0 = Instant::now();
+    let cancel = async {
+        while !api.calls().iter().any(|l| l == pending) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tx.send(true).expect("executor listens");
+    };
+    let (r, ()) = tokio::join!(execute(&b.plan, &api, &s), cancel);
+    assert!(t0.elapsed() < Duration::from_secs(10), "the pending wait was not interrupted: {:?}", t0.elapsed());
+
+    assert!(r.cancelled && !r.passed);
+    let msg = failure_of(&r, "deploy-workload");
+    assert!(msg.contains("cancelled"), "{msg}");
+    let at = RECIPE_PHASES.iter().position(|p| *p == "deploy-workload").expect("phase");
+    assert!(r.phases[..at].iter().all(|p| p.status == Status::Passed));
+    assert!(r.phases[at + 1..].iter().all(|p| matches!(p.status, Status::Skipped(_))), "{:?}", statuses(&r));
+    assert!(!r.evidence.is_empty());
+    let journal = api.calls();
+    assert_eq!(after_evidence(&journal), expected_teardown(&b, "deploy-workload", Some("deploy-workload"), &[]));
+    assert!(r.teardown.iter().all(|t| !matches!(t.status, Status::Failed(_))), "{:?}", r.teardown);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7: an expected denial.
+// ---------------------------------------------------------------------------------------------
+
+fn literal_denial() -> String {
+    let denial = kyverno_denial(
+        "Pod/kyvtel-app/demo-7d9c5b6f4-x2x9q",
+        &[
+            (
+                "require-security-context",
+                "require-security-context-constraints",
+                "Every container must set the restricted securityContext",
+                "/spec/containers/1/securityContext/allowPrivilegeEscalation/",
+            ),
+            (
+                "restrict-image-registries",
+                "validate-registries",
+                "Images must come from an allowed registry",
+                "/spec/containers/1/image/",
+            ),
+        ],
+    );
+    // As a ReplicaSet FailedCreate event carries it (facts.md §3).
+    format!("Error creating: {denial}")
+}
+
+fn only_the_context_rule() -> String {
+    kyverno_denial(
+        "Pod/kyvtel-app/demo-7d9c5b6f4-x2x9q",
+        &[(
+            "require-security-context",
+            "require-security-context-constraints",
+            "Every container must set the restricted securityContext",
+            "/spec/containers/1/securityContext/allowPrivilegeEscalation/",
+        )],
+    )
+}
+
+fn injector_denial() -> String {
+    std::fs::read_to_string(common::root().join("tests/fixtures/denials/injector-denied.txt")).expect("fixture")
+}
+
+#[rstest]
+#[case::kyverno_denial_proves_it(vec![literal_denial()], None)]
+#[case::no_denial_only_the_timeout(vec![], Some("no Kyverno denial was found"))]
+#[case::another_webhook_denied(vec![injector_denial()], Some("denied by webhook `agent-injector-ambassador.getambassador.io`"))]
+#[case::a_rule_is_missing(vec![only_the_context_rule()], Some("expected denial by restrict-image-registries/validate-registries"))]
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expected_denial_is_proven_from_kyverno_evidence_only(
+    #[case] messages: Vec<String>,
+    #[case] failure: Option<&str>,
+) {
+    let b = intercept_denied();
+    let api = FakeApi::new();
+    api.denial_messages_are(messages);
+    let runner = RecordingRunner::new();
+    // The intercept itself only times out: that alone never proves a denial.
+    runner.once(
+        Tool::Telepresence,
+        &["intercept"],
+        Scripted::Timeout { last_output: "[stdout] Launching Telepresence User Daemon".into() },
+    );
+    answer_the_rest(&runner);
+    let ran = run(&b.plan, &api, runner, false).await;
+    let r = &ran.result;
+    assert!(ran.journal.iter().any(|l| l == "denial_messages kyvtel-app/demo"), "{:?}", ran.journal);
+    match failure {
+        None => {
+            assert!(r.passed, "{:?}", statuses(r));
+            assert_eq!(r.phases.last().map(|p| p.name.as_str()), Some("assert-still-enforced"));
+        }
+        Some(why) => {
+            let msg = failure_of(r, "intercept");
+            assert!(msg.contains(why), "{msg}");
+            assert_eq!(
+                r.phases.last().map(|p| &p.status),
+                Some(&Status::Skipped("intercept failed".into())),
+                "{:?}",
+                statuses(r)
+            );
+        }
+    }
+    // The intercept's undo runs in both cases: the ReplicaSet must recover after leave.
+    assert!(ran.journal.iter().any(|l| l == "$ telepresence detach demo"));
+    assert!(ran.journal.iter().any(|l| l == "restart kyvtel-app/demo"));
+    assert!(ran.journal.last().is_some_and(|l| l.starts_with("$ kind delete cluster --name kyvtel-intercept-denied")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_intercept_that_succeeds_where_a_denial_is_expected_fails() {
+    let b = intercept_denied();
+    let api = FakeApi::new();
+    api.denial_messages_are(vec![literal_denial()]);
+    let runner = RecordingRunner::new();
+    answer_the_rest(&runner);
+    let ran = run(&b.plan, &api, runner, false).await;
+    let msg = failure_of(&ran.result, "intercept");
+    assert!(msg.contains("succeeded, but the scenario expects it to be denied"), "{msg}");
+}
