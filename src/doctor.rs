@@ -105,7 +105,7 @@ fn sudo(p: &Probe<'_>) -> Finding {
         Ok(_) | Err(_) => Finding::fail(
             "sudo",
             "`sudo -n true` failed: Telepresence's root daemon cannot start",
-            "allow passwordless sudo for this user, or run Telepresence with `connect --docker`",
+            "allow passwordless sudo for this user (e.g. a NOPASSWD sudoers entry), or run kyvtel as root",
         ),
     }
 }
@@ -114,11 +114,7 @@ fn tun(p: &Probe<'_>) -> Finding {
     if p.tun.exists() {
         Finding::ok("tun", format!("{} present", p.tun.display()))
     } else {
-        Finding::fail(
-            "tun",
-            format!("{} missing", p.tun.display()),
-            "load the tun module (`modprobe tun`) or use `connect --docker`",
-        )
+        Finding::fail("tun", format!("{} missing", p.tun.display()), "load the tun module (`modprobe tun`)")
     }
 }
 

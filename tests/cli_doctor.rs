@@ -61,7 +61,7 @@ fn each_missing_prerequisite_is_named_with_a_fix() {
     let text = doctor::render(&f);
     assert!(text.contains("FAIL helm: 3.20.0 does not match the pin v3.21.4"), "{text}");
     assert!(text.contains("FAIL disk: 1 GiB free"), "{text}");
-    assert!(text.contains("connect --docker"), "{text}");
+    assert!(text.contains("FAIL sudo: `sudo -n true` failed") && text.contains("NOPASSWD"), "{text}");
 }
 
 #[test]

@@ -230,6 +230,10 @@ pub struct Plan {
     pub versions: Versions,
     /// The kind cluster name.
     pub cluster: String,
+    /// The workload's namespace.
+    pub app_namespace: String,
+    /// The traffic-manager's namespace.
+    pub manager_namespace: String,
     /// The run directory.
     pub run_dir: PathBuf,
     /// The run-private environment (the union over tools; each command carries its own part).

@@ -386,6 +386,8 @@ pub fn build(loaded: &Loaded, opts: &Options) -> Plan {
         source: loaded.path.clone(),
         versions: v.clone(),
         cluster,
+        app_namespace: app_ns.to_string(),
+        manager_namespace: mgr_ns.to_string(),
         run_dir: opts.run_dir.clone(),
         env: env::for_tool(Tool::Telepresence, &opts.run_dir, &TelepresenceTimeouts::default()).vars,
         warnings: v.support_warning().into_iter().collect(),

@@ -202,7 +202,7 @@ async fn exec_action<A: ClusterApi>(
                 Ok(_) | Err(_) if *best_effort => Ok(()),
                 Ok(o) if command.tool == Tool::Sudo => Err(format!(
                     "passwordless sudo is not available (`{command}` exited {:?}): Telepresence's root daemon cannot \
-                     start; allow passwordless sudo or use `connect --docker`",
+                     start; allow passwordless sudo for this user, or run kyvtel as root",
                     o.status
                 )),
                 Ok(o) => Err(format!(
@@ -339,18 +339,18 @@ pub async fn execute<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) -> Scena
     let mut started: HashSet<&str> = HashSet::new();
     let mut failed_phase: Option<&str> = None;
     for phase in &plan.phases {
-        if let Some(f) = failed_phase {
-            phases.push(PhaseResult {
-                name: phase.name.clone(),
-                status: Status::Skipped(format!("{f} failed")),
-                seconds: 0.0,
-            });
-            continue;
-        }
         if is_cancelled(s) {
             phases.push(PhaseResult {
                 name: phase.name.clone(),
                 status: Status::Skipped("cancelled".into()),
+                seconds: 0.0,
+            });
+            continue;
+        }
+        if let Some(f) = failed_phase {
+            phases.push(PhaseResult {
+                name: phase.name.clone(),
+                status: Status::Skipped(format!("{f} failed")),
                 seconds: 0.0,
             });
             continue;
@@ -389,23 +389,11 @@ pub async fn execute<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) -> Scena
 }
 
 async fn collect_evidence<A: ClusterApi>(plan: &Plan, api: &A) -> Vec<(String, String)> {
-    let mut namespaces: Vec<String> = vec!["kyverno".into(), "default".into()];
-    let mut manager = "ambassador".to_string();
-    for p in &plan.phases {
-        for a in &p.actions {
-            match a {
-                Action::Wait { until: WaitFor::TrafficManagerReady { namespace, .. }, .. } => {
-                    manager = namespace.clone()
-                }
-                Action::RecordPods { namespace, .. } => namespaces.push(namespace.clone()),
-                _ => {}
-            }
-        }
-    }
-    namespaces.push(manager.clone());
+    let mut namespaces: Vec<String> =
+        vec!["kyverno".into(), "default".into(), plan.app_namespace.clone(), plan.manager_namespace.clone()];
     namespaces.sort();
     namespaces.dedup();
-    api.evidence(&namespaces, &manager).await
+    api.evidence(&namespaces, &plan.manager_namespace).await
 }
 
 /// Runs the teardown stack in LIFO order; every entry is attempted, failures are recorded.

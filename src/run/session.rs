@@ -19,7 +19,7 @@ use crate::report::{self, Phase, RunReport, ScenarioReport, Verdict};
 use crate::scenario::{self, Loaded};
 use crate::tools::install::ToolsDir;
 use crate::tools::runner::{DuctRunner, default_tools_dir, interrupt_all};
-use crate::tools::{Runner, kind, telepresence};
+use crate::tools::{Runner, Tool, kind, telepresence};
 use crate::{Error, Exit, Result};
 
 /// Where the cluster comes from.
@@ -247,6 +247,11 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
         report.versions.insert(format!("{}/telepresence", l.name()), p.versions.telepresence.clone());
         report.versions.insert(format!("{}/kyvernoChart", l.name()), p.versions.kyverno_chart.clone());
         report.digests.insert(format!("{}/nodeImage", l.name()), p.versions.node_image.reference.clone());
+        // The run-private HOME, Helm and Telepresence directories exist before any tool runs.
+        for tool in [Tool::Kind, Tool::Helm, Tool::Telepresence, Tool::Docker] {
+            crate::tools::env::materialize(&crate::tools::env::for_tool(tool, &work, &Default::default()))
+                .map_err(|e| Error::infra(format!("prepare the run directory {}", work.display()), e))?;
+        }
         let runner: Arc<dyn Runner> = Arc::new(DuctRunner::new(&work).with_tools_dir(Some(default_tools_dir())));
         let settings =
             Settings { runner: runner.clone(), token: new_token(&run_id), keep: opts.keep, cancel: cancel_rx.clone() };
