@@ -1,0 +1,104 @@
+//! Ctrl-C during `kyvtel run`: the running command is interrupted, the phase fails as cancelled,
+//! and the teardown of what was set up still runs, then the reports are written.
+//!
+//! The tools are fake scripts in a temporary tools directory that log their arguments; the
+//! cluster is an existing-cluster kubeconfig pointing at a closed loopback port. Nothing leaves
+//! this machine.
+
+mod common;
+
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn script(dir: &Path, name: &str, log: &Path, body: &str) {
+    let p = dir.join(name);
+    let text = format!("#!/bin/sh\necho \"{name} $*\" >> '{}'\n{body}\n", log.display());
+    std::fs::write(&p, text).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn wait_for(log: &Path, needle: &str, limit: Duration) -> bool {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        if std::fs::read_to_string(log).unwrap_or_default().contains(needle) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn ctrl_c_interrupts_the_step_and_teardown_still_runs() {
+    let findings = kyvtel::cli::doctor::machine_findings();
+    if let Some(f) = findings.iter().find(|f| !f.ok && (f.check == "sudo" || f.check == "tun")) {
+        eprintln!("SKIPPED: the run checks `{}` before it starts, and it fails here: {}", f.check, f.detail);
+        return;
+    }
+    let tmp = std::env::temp_dir().join(format!("kyvtel-ctrlc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let tools = tmp.join("tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    let log = tmp.join("calls.log");
+    script(&tools, "helm", &log, "case \"$1\" in version) echo v3.21.4;; install) sleep 120;; esac");
+    script(&tools, "telepresence", &log, "case \"$1\" in version) echo 'OSS Client : v2.32.1';; esac");
+    let kubeconfig = tmp.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:9'}\n\
+         contexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\nusers:\n- name: u\n  user: {token: not-a-real-token}\n",
+    )
+    .unwrap();
+    let reports = tmp.join("reports");
+
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("kyvtel"))
+        .current_dir(common::root())
+        .args(["run", "scenarios/documented-recipe.yaml", "--provider", "existing", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .arg("--report-dir")
+        .arg(&reports)
+        .env("KYVTEL_TOOLS_DIR", &tools)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = wait_for(&log, "helm install kyverno", Duration::from_secs(60));
+    if !started {
+        let _ = child.kill();
+        let mut err = String::new();
+        let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+        panic!("the run never reached `helm install`; log: {:?}; stderr: {err}", std::fs::read_to_string(&log));
+    }
+    // SAFETY: kill(2) on our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(90), "the run did not stop after Ctrl-C");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (mut out, mut err) = (String::new(), String::new());
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let calls = std::fs::read_to_string(&log).unwrap();
+
+    assert_eq!(status.code(), Some(1), "stdout: {out}\nstderr: {err}");
+    assert!(t0.elapsed() < Duration::from_secs(60), "the interrupted helm (sleep 120) was not stopped");
+    assert!(err.contains("interrupted"), "{err}");
+    assert!(err.contains("install-kyverno") && err.contains("cancelled"), "{err}");
+    let install = calls.find("helm install kyverno").unwrap();
+    let uninstall = calls.find("helm uninstall kyverno -n kyverno").unwrap_or_else(|| panic!("no teardown: {calls}"));
+    assert!(uninstall > install, "{calls}");
+    assert!(!calls.contains("telepresence helm install"), "a later phase ran after Ctrl-C: {calls}");
+    assert!(out.trim_end().ends_with("0 passed, 1 failed, 0 ignored"), "{out}");
+    let run_dir: PathBuf = std::fs::read_dir(&reports).unwrap().next().unwrap().unwrap().path();
+    assert!(run_dir.join("documented-recipe/index.json").is_file(), "no evidence bundle in {}", run_dir.display());
+    let _ = std::fs::remove_dir_all(&tmp);
+}
