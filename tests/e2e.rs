@@ -55,6 +55,7 @@ fn run_scenario(path: &Path) -> Result<Completion, Failed> {
     let opts = SessionOptions {
         scenarios: vec![path.to_path_buf()],
         keep: false,
+        reuse: false,
         provider: Provider::Kind,
         report_dir: root().join("target/kyvtel"),
         junit: None,

@@ -38,6 +38,9 @@ pub struct Args {
     /// Context in that kubeconfig.
     #[arg(long)]
     pub context: Option<String>,
+    /// The k3s image for `--provider k3s`, e.g. `rancher/k3s:<tag>`.
+    #[arg(long)]
+    pub k3s_image: Option<String>,
     /// Where reports and evidence go (default `target/kyvtel`).
     #[arg(long)]
     pub report_dir: Option<PathBuf>,
@@ -67,12 +70,13 @@ pub fn run(args: Args) -> Result<Exit> {
             ));
         }
     };
-    if args.reuse {
-        return Err(Error::NotImplemented("--reuse (fingerprint-checked cluster reuse); use --keep to keep a cluster"));
+    if args.reuse && !matches!(provider, Provider::Kind) {
+        return Err(Error::Usage("--reuse goes with --provider kind".into()));
     }
     session::run(&SessionOptions {
         scenarios: args.scenarios,
         keep: args.keep,
+        reuse: args.reuse,
         provider,
         report_dir: args.report_dir.unwrap_or_else(|| PathBuf::from("target/kyvtel")),
         junit: args.junit,

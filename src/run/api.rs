@@ -1,7 +1,7 @@
 //! The Kubernetes operations a run needs, behind one trait: the real implementation talks to the
 //! API server through kube-rs ([`crate::kube`]); offline tests drive the executor with a double.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -64,6 +64,10 @@ pub trait ClusterApi {
     async fn restart(&self, namespace: &str, deployment: &str) -> ApiResult<()>;
     /// The ClusterIP of a Service.
     async fn cluster_ip(&self, namespace: &str, service: &str) -> ApiResult<String>;
+    /// The cluster's fingerprint (versions, digests, config hash) written by an earlier run, if any.
+    async fn read_fingerprint(&self) -> ApiResult<Option<BTreeMap<String, String>>>;
+    /// Records the cluster's fingerprint, for `--reuse`.
+    async fn write_fingerprint(&self, entries: &BTreeMap<String, String>) -> ApiResult<()>;
     /// Evidence files (name, content) for a failure bundle: events, pods, webhooks, policies, logs.
     async fn evidence(&self, namespaces: &[String], manager_namespace: &str) -> Vec<(String, String)>;
 }

@@ -6,7 +6,7 @@
 //! first use. A connection failure is an [`ApiFailure`] of the call that needed it, and is retried by
 //! the next call.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -387,6 +387,18 @@ impl ClusterApi for KubeApi {
             }
             _ => Err(ApiFailure::new(format!("Service {namespace}/{service} has no spec.clusterIP"))),
         }
+    }
+
+    async fn read_fingerprint(&self) -> ApiResult<Option<BTreeMap<String, String>>> {
+        let client = self.client().await?;
+        let found = crate::kube::fingerprint::read(client).await.map_err(|e| ApiFailure::new(e.to_string()))?;
+        Ok(found.map(|f| f.entries))
+    }
+
+    async fn write_fingerprint(&self, entries: &BTreeMap<String, String>) -> ApiResult<()> {
+        let client = self.client().await?;
+        let fp = crate::kube::fingerprint::Fingerprint { entries: entries.clone() };
+        crate::kube::fingerprint::write(client, &fp, &self.owner).await.map_err(|e| ApiFailure::new(e.to_string()))
     }
 
     async fn evidence(&self, namespaces: &[String], manager_namespace: &str) -> Vec<(String, String)> {

@@ -6,6 +6,7 @@ pub mod api;
 pub mod drift;
 pub mod executor;
 pub mod kube_api;
+pub mod reuse;
 pub mod session;
 pub mod traffic;
 

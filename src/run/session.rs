@@ -10,10 +10,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 
+use super::api::ClusterApi;
 use super::executor::{ScenarioResult, Settings, Status, execute};
 use super::kube_api::KubeApi;
+use super::reuse::{self, Decision};
 use crate::kube::ownership::Owner;
-use crate::plan::{self, Action, Options, Plan};
+use crate::plan::{self, Options, Plan};
+use crate::provider::ClusterProvider;
+use crate::provider::k3s::{K3sProvider, K3sSpec};
 use crate::report::evidence::Bundle;
 use crate::report::{self, Phase, RunReport, ScenarioReport, Verdict};
 use crate::scenario::{self, Loaded};
@@ -27,6 +31,12 @@ use crate::{Error, Exit, Result};
 pub enum Provider {
     /// A kind cluster per scenario, created and deleted by the plan.
     Kind,
+    /// A privileged k3s container (testcontainers) per scenario, removed afterwards; images are
+    /// pulled by k3s itself (it cannot preload them).
+    K3s {
+        /// The image, `rancher/k3s:<tag>` (kyvtel pins none).
+        image: String,
+    },
     /// An existing cluster: a kubeconfig and optional context; never created or deleted.
     Existing {
         /// The user's kubeconfig (copied into the run directory, never written).
@@ -43,6 +53,8 @@ pub struct SessionOptions {
     pub scenarios: Vec<PathBuf>,
     /// Keep clusters after the run.
     pub keep: bool,
+    /// Reuse a kind cluster whose fingerprint matches (implies keeping it).
+    pub reuse: bool,
     /// The cluster provider.
     pub provider: Provider,
     /// The report root (`target/kyvtel`).
@@ -80,26 +92,8 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Loaded>> {
 
 /// Rewrites a kind plan for an existing cluster: no cluster creation, no image preloading, and
 /// nothing in the teardown that deletes the cluster.
-pub fn for_existing_cluster(mut plan: Plan) -> Plan {
-    const CLUSTER_PHASES: [&str; 2] = ["create-cluster", "preload-images"];
-    plan.phases.retain(|p| !CLUSTER_PHASES.contains(&p.name.as_str()));
-    let removed: Vec<usize> = plan
-        .teardown
-        .iter()
-        .enumerate()
-        .filter(|(_, t)| CLUSTER_PHASES.contains(&t.registered_by.as_str()))
-        .map(|(i, _)| i)
-        .collect();
-    plan.teardown.retain(|t| !CLUSTER_PHASES.contains(&t.registered_by.as_str()));
-    // Keep `Undo { index }` pointing at the same entries.
-    for p in &mut plan.phases {
-        for a in &mut p.actions {
-            if let Action::Undo { index } = a {
-                *index -= removed.iter().filter(|r| **r < *index).count();
-            }
-        }
-    }
-    plan
+pub fn for_existing_cluster(plan: Plan) -> Plan {
+    plan.without_phases(&["create-cluster", "preload-images"])
 }
 
 /// Copies the user's kubeconfig into the run directory, selecting `context`; the user's file is
@@ -195,6 +189,7 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
     let findings = crate::cli::doctor::machine_findings();
     let needed: &[&str] = match opts.provider {
         Provider::Kind => &["docker", "kind", "helm", "telepresence", "sudo", "tun"],
+        Provider::K3s { .. } => &["docker", "helm", "telepresence", "sudo", "tun"],
         Provider::Existing { .. } => &["helm", "telepresence", "sudo", "tun"],
     };
     let missing: Vec<String> = findings
@@ -231,12 +226,29 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
         scenarios: Vec::new(),
     };
     let progress = report::progress::Progress::detect();
+    let mut refused = false;
     for l in &loaded {
         let work = root.join(&run_id).join("work").join(l.name());
         let mut p = plan::build(l, &Options { run_dir: work.clone(), tools: ToolsDir::at(default_tools_dir()) });
         let kind_cluster = opts.provider == Provider::Kind;
+        let mut k3s = None;
         let (kubeconfig, context) = match &opts.provider {
             Provider::Kind => (crate::tools::env::kubeconfig(&work), None),
+            Provider::K3s { image } => {
+                p = for_existing_cluster(p);
+                let spec = K3sSpec {
+                    image: image.clone(),
+                    kubeconfig: crate::tools::env::kubeconfig(&work),
+                    startup_timeout: Duration::from_secs(300),
+                };
+                // A malformed image reference is bad input.
+                let provider = K3sProvider::new(spec).map_err(|e| Error::Usage(format!("--k3s-image: {e}")))?;
+                let ensured = rt
+                    .block_on(provider.ensure())
+                    .map_err(|e| Error::infra(format!("start k3s ({image}) for {}", l.name()), e))?;
+                k3s = Some(provider);
+                (ensured.cluster.kubeconfig, ensured.cluster.context)
+            }
             Provider::Existing { kubeconfig, context } => {
                 p = for_existing_cluster(p);
                 let private = crate::tools::env::kubeconfig(&work);
@@ -253,13 +265,48 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
                 .map_err(|e| Error::infra(format!("prepare the run directory {}", work.display()), e))?;
         }
         let runner: Arc<dyn Runner> = Arc::new(DuctRunner::new(&work).with_tools_dir(Some(default_tools_dir())));
-        let settings =
-            Settings { runner: runner.clone(), token: new_token(&run_id), keep: opts.keep, cancel: cancel_rx.clone() };
-        let api = KubeApi::new(kubeconfig, context, Owner::new(&run_id));
+        let api = KubeApi::new(kubeconfig.clone(), context, Owner::new(&run_id));
         let t0 = Instant::now();
+        let mut keep = opts.keep;
+        let mut record = None;
+        if opts.reuse && kind_cluster {
+            keep = true;
+            let config = std::fs::read_to_string(&l.kind_config)
+                .map_err(|e| Error::infra(format!("read {}", l.kind_config.display()), e))?;
+            let want = reuse::expected(&p, &config);
+            match rt.block_on(reuse::decide(&p, &api, runner.clone(), &want, &kubeconfig)) {
+                Ok(Decision::Reuse) => {
+                    eprintln!("reusing cluster {} (fingerprint matches)", p.cluster);
+                    p = reuse::reused(p);
+                }
+                Ok(Decision::Create) => record = Some(want),
+                Ok(Decision::Refuse(why)) => {
+                    eprintln!("refused: {why}");
+                    refused = true;
+                    let mut r = ScenarioReport::new(l.name(), Verdict::Failed { message: why }, t0.elapsed());
+                    r.phases = Vec::new();
+                    report.scenarios.push(r);
+                    continue;
+                }
+                Err(e) => return Err(Error::infra("check the cluster for --reuse", e)),
+            }
+        }
+        let settings = Settings { runner: runner.clone(), token: new_token(&run_id), keep, cancel: cancel_rx.clone() };
         let phase = progress.phase(l.name(), "run");
         let result = rt.block_on(execute(&p, &api, &settings));
         phase.finish(result.passed);
+        if let Some(provider) = k3s.take()
+            && let Err(e) = rt.block_on(provider.delete())
+        {
+            eprintln!("warning: could not remove the k3s container: {e}");
+        }
+        let set_up = |name: &str| result.phases.iter().any(|ph| ph.name == name && ph.status == Status::Passed);
+        if let Some(fp) = record
+            && reuse::SETUP_PHASES.iter().all(|ph| set_up(ph))
+            && let Err(e) = rt.block_on(api.write_fingerprint(&fp))
+        {
+            eprintln!("warning: could not record the cluster fingerprint for --reuse: {e}");
+        }
         let evidence = if result.passed {
             None
         } else {
@@ -293,7 +340,13 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
         .map_err(|e| Error::infra(format!("write reports under {}", root.display()), e))?;
     eprintln!("reports: {}, {}, {}", written.junit.display(), written.json.display(), written.markdown.display());
     println!("{}", report.closing_line());
-    Ok(if report.counts().failed == 0 { Exit::Success } else { Exit::Failed })
+    Ok(if refused {
+        Exit::Infra
+    } else if report.counts().failed == 0 {
+        Exit::Success
+    } else {
+        Exit::Failed
+    })
 }
 
 fn status_text(s: &Status) -> String {
@@ -307,6 +360,7 @@ fn status_text(s: &Status) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::Action;
 
     #[test]
     fn existing_cluster_plans_never_create_or_delete_the_cluster() {

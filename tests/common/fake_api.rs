@@ -63,6 +63,7 @@ pub struct FakeApi {
     denials: Mutex<Vec<String>>,
     cluster_ip: Mutex<String>,
     canary: Mutex<String>,
+    fingerprint: Mutex<Option<BTreeMap<String, String>>>,
 }
 
 impl Default for FakeApi {
@@ -72,6 +73,7 @@ impl Default for FakeApi {
             rules: Mutex::default(),
             agent_pod: Mutex::new(Value::Object(Map::new())),
             denials: Mutex::default(),
+            fingerprint: Mutex::default(),
             cluster_ip: Mutex::new("127.0.0.1".into()),
             canary: Mutex::new(kyverno_denial(
                 "Pod/kyvtel-app/kyvtel-canary",
@@ -135,6 +137,12 @@ impl FakeApi {
     /// The address `cluster_ip` returns for every Service.
     pub fn cluster_ip_is(&self, ip: &str) -> &Self {
         *lock(&self.cluster_ip) = ip.into();
+        self
+    }
+
+    /// What `read_fingerprint` answers (`None`: the cluster has no fingerprint).
+    pub fn fingerprint_is(&self, entries: Option<BTreeMap<String, String>>) -> &Self {
+        *lock(&self.fingerprint) = entries;
         self
     }
 
@@ -268,6 +276,18 @@ impl ClusterApi for FakeApi {
     async fn cluster_ip(&self, namespace: &str, service: &str) -> ApiResult<String> {
         let ip = lock(&self.cluster_ip).clone();
         self.call("cluster_ip", format!("{namespace}/{service}"), Duration::ZERO, || ip).await
+    }
+
+    async fn read_fingerprint(&self) -> ApiResult<Option<BTreeMap<String, String>>> {
+        let found = lock(&self.fingerprint).clone();
+        self.call("read_fingerprint", String::new(), Duration::from_secs(30), || found).await
+    }
+
+    async fn write_fingerprint(&self, entries: &BTreeMap<String, String>) -> ApiResult<()> {
+        let shown = entries.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+        self.call("write_fingerprint", shown, Duration::from_secs(30), || ()).await?;
+        *lock(&self.fingerprint) = Some(entries.clone());
+        Ok(())
     }
 
     async fn evidence(&self, namespaces: &[String], manager_namespace: &str) -> Vec<(String, String)> {
