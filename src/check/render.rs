@@ -13,9 +13,6 @@ use crate::{Error, Result};
 
 /// The name of the canary pod.
 pub const CANARY: &str = "kyvtel-canary";
-/// The canary's image: an allowed registry, so only the securityContext rules can deny it.
-/// The same agnhost image the demo workload runs (scenarios/workloads/demo.yaml).
-pub const CANARY_IMAGE: &str = "registry.k8s.io/e2e-test-images/agnhost:2.53";
 /// The annotation that marks a rendering as a model rather than the real object.
 pub const MODEL_ANNOTATION: &str = "kyvtel.dev/model";
 
@@ -133,14 +130,15 @@ pub fn workload(loaded: &Loaded) -> Result<Value> {
     Ok(api_server_form(&d))
 }
 
-/// A pod that strict policies must deny: an allowed image, but no securityContext at all.
+/// A pod that strict policies must deny: an allowed image (pinned in `pins.yaml`), but no
+/// securityContext at all.
 #[must_use]
 pub fn canary_pod(namespace: &str) -> Value {
     json!({
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": CANARY, "namespace": namespace, "labels": {"app.kubernetes.io/name": CANARY}},
-        "spec": {"containers": [{"name": "canary", "image": CANARY_IMAGE}]},
+        "spec": {"containers": [{"name": "canary", "image": crate::scenario::pins::Pins::builtin().images.canary}]},
     })
 }
 

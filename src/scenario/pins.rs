@@ -73,6 +73,16 @@ pub struct Pins {
     pub kyverno_cli: Tool,
     /// Telepresence releases.
     pub telepresence: Tool,
+    /// Images kyvtel itself uses.
+    pub images: Images,
+}
+
+/// Images kyvtel itself uses (not the scenarios' workloads).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Images {
+    /// The canary pod's image.
+    pub canary: String,
 }
 
 impl Pins {
