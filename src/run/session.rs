@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use super::executor::{ScenarioResult, Settings, Status, execute};
 use super::kube_api::KubeApi;
 use crate::kube::ownership::Owner;
-use crate::plan::{self, Action, Options, Plan};
+use crate::plan::{self, Options, Plan};
 use crate::report::evidence::Bundle;
 use crate::report::{self, Phase, RunReport, ScenarioReport, Verdict};
 use crate::scenario::{self, Loaded};
@@ -80,26 +80,8 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Loaded>> {
 
 /// Rewrites a kind plan for an existing cluster: no cluster creation, no image preloading, and
 /// nothing in the teardown that deletes the cluster.
-pub fn for_existing_cluster(mut plan: Plan) -> Plan {
-    const CLUSTER_PHASES: [&str; 2] = ["create-cluster", "preload-images"];
-    plan.phases.retain(|p| !CLUSTER_PHASES.contains(&p.name.as_str()));
-    let removed: Vec<usize> = plan
-        .teardown
-        .iter()
-        .enumerate()
-        .filter(|(_, t)| CLUSTER_PHASES.contains(&t.registered_by.as_str()))
-        .map(|(i, _)| i)
-        .collect();
-    plan.teardown.retain(|t| !CLUSTER_PHASES.contains(&t.registered_by.as_str()));
-    // Keep `Undo { index }` pointing at the same entries.
-    for p in &mut plan.phases {
-        for a in &mut p.actions {
-            if let Action::Undo { index } = a {
-                *index -= removed.iter().filter(|r| **r < *index).count();
-            }
-        }
-    }
-    plan
+pub fn for_existing_cluster(plan: Plan) -> Plan {
+    plan.without_phases(&["create-cluster", "preload-images"])
 }
 
 /// Copies the user's kubeconfig into the run directory, selecting `context`; the user's file is
@@ -318,7 +300,7 @@ mod tests {
         assert_eq!(p.teardown.len(), full.teardown.len() - 1);
         // The leave step still undoes the intercept entry.
         let undo = p.phases.iter().flat_map(|ph| &ph.actions).find_map(|a| match a {
-            Action::Undo { index } => Some(*index),
+            plan::Action::Undo { index } => Some(*index),
             _ => None,
         });
         assert!(p.teardown[undo.unwrap()].label.starts_with("leave the intercept"));
