@@ -78,6 +78,83 @@ fn teardown_is_the_reverse_of_setup() {
 }
 
 #[test]
+fn plan_all_matches_the_snapshot() {
+    assert_snapshot("plan-all.txt", &stdout(&["plan", "--all"]));
+}
+
+#[test]
+fn plan_all_shares_one_cluster_and_one_kyverno_install() {
+    let text = stdout(&["plan", "--all", "scenarios"]);
+    assert_eq!(text.matches("run     kind create cluster").count(), 1, "{text}");
+    assert_eq!(text.matches("run     helm install kyverno").count(), 1, "{text}");
+    assert_eq!(text.matches("run     kind delete cluster").count(), 1, "{text}");
+    assert!(text.contains("kind create cluster --name kyvtel-cell-k1-35-8-kc3-9-0 "), "{text}");
+    // Each scenario installs its own traffic-manager, in its own section, after the shared setup.
+    let setup = text.find("--- shared setup of kyvtel-cell-k1-35-8-kc3-9-0").unwrap();
+    let mut sections = Vec::new();
+    for name in ["documented-recipe-literal", "documented-recipe"] {
+        let heading = format!(": {name} (shared phases create-cluster, preload-images, install-kyverno omitted) ---");
+        let start = text.find(&heading).unwrap_or_else(|| panic!("no section for {name}"));
+        assert!(start > setup);
+        sections.push(start);
+    }
+    let teardown = text.find("--- teardown of kyvtel-cell-k1-35-8-kc3-9-0").unwrap();
+    sections.push(teardown);
+    for w in sections.windows(2) {
+        let section = &text[w[0]..w[1]];
+        assert_eq!(section.matches("run     telepresence helm install --manager-namespace ambassador").count(), 1);
+        assert!(!section.contains("helm install kyverno") && !section.contains("kind create cluster"), "{section}");
+        assert!(section.contains("KUBECONFIG=target/kyvtel/RUN_ID/kyvtel-cell-k1-35-8-kc3-9-0/kubeconfig"));
+    }
+    assert!(text[teardown..].contains("uninstall Kyverno"), "{}", &text[teardown..]);
+}
+
+#[test]
+fn plan_all_as_json_lists_cells_with_their_setup_and_scenarios() {
+    let v: serde_json::Value = serde_json::from_str(&stdout(&["plan", "--all", "--output", "json"])).unwrap();
+    let cells = v["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 1);
+    let cell = &cells[0];
+    assert_eq!(cell["cluster"], "kyvtel-cell-k1-35-8-kc3-9-0");
+    assert_eq!(cell["key"]["kyvernoChart"], "3.9.0");
+    let setup: Vec<&str> =
+        cell["setup"]["phases"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(setup, ["create-cluster", "preload-images", "install-kyverno"]);
+    let scenarios: Vec<&str> =
+        cell["scenarios"].as_array().unwrap().iter().map(|p| p["scenario"].as_str().unwrap()).collect();
+    assert_eq!(scenarios, ["documented-recipe-literal", "documented-recipe"]);
+    for p in cell["scenarios"].as_array().unwrap() {
+        assert_eq!(p["cluster"], cell["cluster"]);
+        let kubeconfig = p["env"].as_array().unwrap().iter().find(|kv| kv[0] == "KUBECONFIG").unwrap();
+        assert_eq!(kubeconfig[1], cell["kubeconfig"]);
+    }
+}
+
+#[rstest::rstest]
+#[case::neither(&["plan"], "give a scenario file, or --all")]
+#[case::both(&["plan", "scenarios/documented-recipe.yaml", "--all"], "not both")]
+fn plan_needs_exactly_one_of_a_scenario_and_all(#[case] args: &[&str], #[case] message: &str) {
+    let out = kyvtel().args(args).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(message), "{stderr}");
+}
+
+#[test]
+fn plan_all_rejects_two_scenarios_with_one_name() {
+    let out = kyvtel()
+        .args(["plan", "--all", "scenarios/documented-recipe.yaml", "scenarios/documented-recipe.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("scenarios/documented-recipe.yaml:5:9: scenario name `documented-recipe` is also used"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn committed_schema_is_in_sync() {
     let committed = std::fs::read_to_string(root().join("schema/scenario.schema.json")).unwrap();
     assert_eq!(stdout(&["schema"]), committed, "run `cargo run -- schema > schema/scenario.schema.json`");

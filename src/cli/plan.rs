@@ -1,17 +1,24 @@
-//! `kyvtel plan SCENARIO [--output json]`: prints the resolved plan. Pure.
+//! `kyvtel plan SCENARIO` and `kyvtel plan --all [PATH...]` (`--output json`): prints the resolved
+//! plan of one scenario, or of several grouped into cells that share a cluster. Pure.
 
 use std::path::PathBuf;
 
 use super::Output;
+use crate::error::Diagnostic;
 use crate::plan::{self, Options};
-use crate::scenario;
-use crate::{Exit, Result};
+use crate::run::session::load_all;
+use crate::scenario::{self, Loaded};
+use crate::{Error, Exit, Result};
 
 /// Arguments of `kyvtel plan`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The scenario file.
-    pub scenario: PathBuf,
+    /// The scenario file (or use `--all`).
+    pub scenario: Option<PathBuf>,
+    /// Plan several scenarios as one run: files or directories (default: every scenario under
+    /// `scenarios/`), grouped into cells that share one cluster and one Kyverno install.
+    #[arg(long, value_name = "PATH", num_args = 0..)]
+    pub all: Option<Vec<PathBuf>>,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
@@ -19,11 +26,50 @@ pub struct Args {
 
 /// Runs `kyvtel plan`.
 pub fn run(args: Args) -> Result<Exit> {
-    let loaded = scenario::load(&args.scenario)?;
-    let p = plan::build(&loaded, &Options::default());
-    match args.output {
-        Output::Text => print!("{}", plan::render::text(&p)),
-        Output::Json => print!("{}", plan::render::json(&p)),
+    match (args.scenario, args.all) {
+        (Some(file), None) => {
+            let loaded = scenario::load(&file)?;
+            let p = plan::build(&loaded, &Options::default());
+            match args.output {
+                Output::Text => print!("{}", plan::render::text(&p)),
+                Output::Json => print!("{}", plan::render::json(&p)),
+            }
+        }
+        (None, Some(paths)) => {
+            let loaded = load_all(&super::validate::scenario_files(&paths)?)?;
+            unique_names(&loaded)?;
+            let cells = plan::group(&loaded, &Options::default());
+            match args.output {
+                Output::Text => print!("{}", plan::render::cells_text(&cells)),
+                Output::Json => print!("{}", plan::render::cells_json(&cells)),
+            }
+        }
+        (Some(file), Some(_)) => {
+            return Err(Error::Usage(format!(
+                "give either a scenario file ({}) or --all [PATH...], not both (put the file after --all to include it)",
+                file.display()
+            )));
+        }
+        (None, None) => {
+            return Err(Error::Usage("give a scenario file, or --all [PATH...] to plan several scenarios".into()));
+        }
     }
     Ok(Exit::Success)
+}
+
+/// Scenario names must be unique in one run: they name the scenarios' run directories and reports.
+fn unique_names(loaded: &[Loaded]) -> Result<()> {
+    let problems: Vec<Diagnostic> = loaded
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let first = loaded[..i].iter().find(|o| o.name() == l.name())?;
+            Some(Diagnostic::at(
+                &l.path,
+                l.index.value("/metadata/name"),
+                format!("scenario name `{}` is also used by {}", l.name(), first.path.display()),
+            ))
+        })
+        .collect();
+    if problems.is_empty() { Ok(()) } else { Err(Error::Input(problems)) }
 }

@@ -248,29 +248,6 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The plan without the named phases and the teardown entries they register; `Undo` indices
-    /// are renumbered so that they keep pointing at the same entries.
-    #[must_use]
-    pub fn without_phases(mut self, names: &[&str]) -> Plan {
-        let removed: Vec<usize> = self
-            .teardown
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| names.contains(&t.registered_by.as_str()))
-            .map(|(i, _)| i)
-            .collect();
-        self.phases.retain(|p| !names.contains(&p.name.as_str()));
-        self.teardown.retain(|t| !names.contains(&t.registered_by.as_str()));
-        for p in &mut self.phases {
-            for a in &mut p.actions {
-                if let Action::Undo { index } = a {
-                    *index -= removed.iter().filter(|r| **r < *index).count();
-                }
-            }
-        }
-        self
-    }
-
     /// The teardown entries in the order they run (LIFO).
     pub fn teardown_order(&self) -> impl Iterator<Item = (usize, &Teardown)> {
         self.teardown.iter().enumerate().rev()

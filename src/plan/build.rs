@@ -32,6 +32,26 @@ impl Default for Options {
     }
 }
 
+/// The cluster a plan runs on: its kind name and the kubeconfig every command uses.
+///
+/// A scenario planned alone gets its own ([`ClusterTarget::own`]); the scenarios of a cell share the
+/// cell's (see [`super::cells`]), while keeping their own run directories for Helm and Telepresence state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterTarget {
+    /// The kind cluster name.
+    pub name: String,
+    /// The kubeconfig file: `KUBECONFIG` of every command, and `--kubeconfig` of `kind create/delete cluster`.
+    pub kubeconfig: PathBuf,
+}
+
+impl ClusterTarget {
+    /// The scenario's own cluster, `kyvtel-<scenario>`, with the kubeconfig in the run directory.
+    #[must_use]
+    pub fn own(loaded: &Loaded, opts: &Options) -> ClusterTarget {
+        ClusterTarget { name: format!("kyvtel-{}", loaded.name()), kubeconfig: env::kubeconfig(&opts.run_dir) }
+    }
+}
+
 /// Default time limits, per operation. A step's `timeout:` replaces them within that step.
 mod limits {
     use std::time::Duration;
@@ -75,12 +95,24 @@ struct Builder {
     phases: Vec<Phase>,
     teardown: Vec<Teardown>,
     run_dir: PathBuf,
+    kubeconfig: PathBuf,
+}
+
+/// The run-private environment of `tool` under `run_dir`, with `KUBECONFIG` set to `kubeconfig`.
+fn tool_env(tool: Tool, run_dir: &Path, kubeconfig: &Path) -> env::ToolEnv {
+    let mut e = env::for_tool(tool, run_dir, &TelepresenceTimeouts::default());
+    for (k, v) in &mut e.vars {
+        if k == "KUBECONFIG" {
+            *v = kubeconfig.display().to_string();
+        }
+    }
+    e
 }
 
 impl Builder {
     /// Attaches the run-private environment the command's tool needs.
     fn cmd(&self, c: CommandLine) -> CommandLine {
-        let e = env::for_tool(c.tool, &self.run_dir, &TelepresenceTimeouts::default());
+        let e = tool_env(c.tool, &self.run_dir, &self.kubeconfig);
         env::apply(c, &e)
     }
 
@@ -119,18 +151,67 @@ fn timeout_for(step: &Step, default: Duration) -> Duration {
     step.timeout().and_then(|t| duration::parse(t).ok()).unwrap_or(default)
 }
 
-/// Builds the plan of `loaded`.
+/// Every image the scenario needs on the node: the workload's containers and init containers, then
+/// the Telepresence image; each once, in first-seen order.
+#[must_use]
+pub fn images(loaded: &Loaded) -> Vec<String> {
+    let workload = loaded.manifest_values().flat_map(|d| {
+        let spec = &d["spec"]["template"]["spec"];
+        ["containers", "initContainers"]
+            .into_iter()
+            .flat_map(move |k| spec[k].as_array().cloned().unwrap_or_default())
+            .filter_map(|c| c["image"].as_str().map(str::to_string))
+    });
+    let mut out: Vec<String> = Vec::new();
+    for img in workload.chain([telepresence::image(&loaded.versions.telepresence_version())]) {
+        if !out.contains(&img) {
+            out.push(img);
+        }
+    }
+    out
+}
+
+/// The `preload-images` phase: each image pulled once on the host, then loaded into the kind cluster.
+#[must_use]
+pub fn preload_phase(images: &[String], run_dir: &Path, cluster: &ClusterTarget) -> Phase {
+    let b = Builder {
+        phases: Vec::new(),
+        teardown: Vec::new(),
+        run_dir: run_dir.to_path_buf(),
+        kubeconfig: cluster.kubeconfig.clone(),
+    };
+    let mut actions = Vec::new();
+    for img in images {
+        actions.push(b.run(helm::docker_pull(img), limits::PULL_IMAGE));
+        actions.push(b.run(kind::load_image(&cluster.name, img), limits::PULL_IMAGE));
+    }
+    Phase { name: "preload-images".into(), expects_denial: false, actions }
+}
+
+/// Builds the plan of `loaded` on its own cluster.
 #[must_use]
 pub fn build(loaded: &Loaded, opts: &Options) -> Plan {
+    build_in(loaded, opts, &ClusterTarget::own(loaded, opts))
+}
+
+/// Builds the plan of `loaded` on `target`: every command uses the target's cluster name and kubeconfig;
+/// everything else run-private stays under `opts.run_dir`.
+#[must_use]
+pub fn build_in(loaded: &Loaded, opts: &Options, target: &ClusterTarget) -> Plan {
     let s = &loaded.scenario.spec;
     let v = &loaded.versions;
     let tp = v.telepresence_version();
-    let cluster = format!("kyvtel-{}", loaded.name());
+    let cluster = target.name.clone();
     let app_ns = s.workload.namespace.as_str();
     let mgr_ns = s.telepresence.manager_namespace.as_str();
     let selector = loaded.workload_selector();
-    let mut b = Builder { phases: Vec::new(), teardown: Vec::new(), run_dir: opts.run_dir.clone() };
-    let kubeconfig = env::kubeconfig(&opts.run_dir);
+    let mut b = Builder {
+        phases: Vec::new(),
+        teardown: Vec::new(),
+        run_dir: opts.run_dir.clone(),
+        kubeconfig: target.kubeconfig.clone(),
+    };
+    let kubeconfig = target.kubeconfig.clone();
 
     // create-cluster
     {
@@ -143,26 +224,7 @@ pub fn build(loaded: &Loaded, opts: &Options) -> Plan {
     }
 
     // preload-images: pulled once on the host, loaded into kind.
-    {
-        let mut images: Vec<String> = loaded
-            .manifest_values()
-            .flat_map(|d| {
-                let spec = &d["spec"]["template"]["spec"];
-                ["containers", "initContainers"]
-                    .into_iter()
-                    .flat_map(move |k| spec[k].as_array().cloned().unwrap_or_default())
-                    .filter_map(|c| c["image"].as_str().map(str::to_string))
-            })
-            .collect();
-        images.push(telepresence::image(&tp));
-        images.dedup();
-        let mut actions = Vec::new();
-        for img in &images {
-            actions.push(b.run(helm::docker_pull(img), limits::PULL_IMAGE));
-            actions.push(b.run(kind::load_image(&cluster, img), limits::PULL_IMAGE));
-        }
-        b.phases.push(Phase { name: "preload-images".into(), expects_denial: false, actions });
-    }
+    b.phases.push(preload_phase(&images(loaded), &opts.run_dir, target));
 
     for step in &s.steps {
         let name = step.name();
@@ -389,7 +451,7 @@ pub fn build(loaded: &Loaded, opts: &Options) -> Plan {
         app_namespace: app_ns.to_string(),
         manager_namespace: mgr_ns.to_string(),
         run_dir: opts.run_dir.clone(),
-        env: env::for_tool(Tool::Telepresence, &opts.run_dir, &TelepresenceTimeouts::default()).vars,
+        env: tool_env(Tool::Telepresence, &opts.run_dir, &kubeconfig).vars,
         warnings: v.support_warning().into_iter().collect(),
         phases: b.phases,
         teardown: b.teardown,

@@ -2,11 +2,15 @@
 //!
 //! Building a plan is pure: no side effects, no network. `kyvtel plan` prints it and `kyvtel run`
 //! executes exactly it, so the plan is the contract a reviewer reads to check a run without a cluster.
+//! Several scenarios are grouped into [`cells`] that share a cluster and a Kyverno install.
 
 pub mod action;
 pub mod build;
+pub mod cells;
 pub mod duration;
+mod edit;
 pub mod render;
 
 pub use action::{Action, DenialSource, Phase, Plan, Teardown, WaitFor};
-pub use build::{Options, build};
+pub use build::{ClusterTarget, Options, build, build_in};
+pub use cells::{Cell, CellKey, group};

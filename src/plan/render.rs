@@ -5,6 +5,7 @@ use std::fmt::Write;
 use serde_json::Value;
 
 use super::action::{Action, DenialSource, Plan, WaitFor};
+use super::cells::Cell;
 use super::duration::format as d;
 use crate::tools::quote;
 
@@ -127,11 +128,29 @@ fn action(out: &mut String, a: &Action, indent: &str) {
     };
 }
 
+/// When a teardown runs.
+const TEARDOWN_WHEN: &str =
+    "LIFO; runs after success, failure, timeout, panic and Ctrl-C; only for phases that started";
+
 /// The plan as text.
 pub fn text(plan: &Plan) -> String {
     let mut out = String::new();
-    let v = &plan.versions;
+    scenario(&mut out, plan, "kind");
+    out
+}
+
+/// A scenario's plan; `cluster_note` says where its cluster comes from.
+fn scenario(out: &mut String, plan: &Plan, cluster_note: &str) {
     let _ = writeln!(out, "plan for scenario {} ({})", plan.scenario, plan.source.display());
+    versions(out, plan);
+    let _ = writeln!(out, "cluster: {} ({cluster_note})", plan.cluster);
+    environment(out, plan);
+    phases(out, plan, "");
+    teardown(out, plan, &format!("teardown ({TEARDOWN_WHEN}):"));
+}
+
+fn versions(out: &mut String, plan: &Plan) {
+    let v = &plan.versions;
     let _ = writeln!(out, "versions:");
     let _ = writeln!(out, "  kind          {}", v.kind);
     let _ = writeln!(out, "  node image    {} (Kubernetes {})", v.node_image.reference, v.node_image.kubernetes);
@@ -141,7 +160,9 @@ pub fn text(plan: &Plan) -> String {
     for w in &plan.warnings {
         let _ = writeln!(out, "warning: {w}");
     }
-    let _ = writeln!(out, "cluster: {} (kind)", plan.cluster);
+}
+
+fn environment(out: &mut String, plan: &Plan) {
     let _ = writeln!(
         out,
         "run-private environment (each command gets its tool's part; ~/.kube, ~/.config/telepresence and Helm repos are never used):"
@@ -149,29 +170,91 @@ pub fn text(plan: &Plan) -> String {
     for (k, val) in &plan.env {
         let _ = writeln!(out, "  {k}={}", quote(val));
     }
+}
+
+/// The numbered phases; `note` follows each phase name.
+fn phases(out: &mut String, plan: &Plan, note: &str) {
     for (i, p) in plan.phases.iter().enumerate() {
-        let note = if p.expects_denial { "   [expects a Kyverno denial]" } else { "" };
-        let _ = writeln!(out, "\n{}. {}{note}", i + 1, p.name);
+        let denial = if p.expects_denial { "   [expects a Kyverno denial]" } else { "" };
+        let _ = writeln!(out, "\n{}. {}{note}{denial}", i + 1, p.name);
         for a in &p.actions {
-            action(&mut out, a, "   ");
+            action(out, a, "   ");
         }
     }
-    let _ = writeln!(
-        out,
-        "\nteardown (LIFO; runs after success, failure, timeout, panic and Ctrl-C; only for phases that started):"
-    );
+}
+
+fn teardown(out: &mut String, plan: &Plan, heading: &str) {
+    let _ = writeln!(out, "\n{heading}");
     for (i, t) in plan.teardown_order() {
         let kept = if t.skip_if_kept { "   [skipped with --keep/--reuse]" } else { "" };
         let _ = writeln!(out, "  #{} {} (registered by {}){kept}", i + 1, t.label, t.registered_by);
         for a in &t.actions {
-            action(&mut out, a, "       ");
+            action(out, a, "       ");
         }
         if !t.on_failure.is_empty() {
             let _ = writeln!(out, "       if {} failed, instead:", t.registered_by);
             for a in &t.on_failure {
-                action(&mut out, a, "       ");
+                action(out, a, "       ");
             }
         }
+    }
+}
+
+/// The cells as JSON: `{"cells": [...]}`.
+pub fn cells_json(cells: &[Cell]) -> String {
+    let mut s = serde_json::to_string_pretty(&serde_json::json!({ "cells": cells })).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// The cells as text: per cell its cluster and scenarios, the shared setup, each scenario's plan,
+/// then the cell's teardown.
+pub fn cells_text(cells: &[Cell]) -> String {
+    let mut out = String::new();
+    let scenarios: usize = cells.iter().map(|c| c.scenarios.len()).sum();
+    let _ = writeln!(
+        out,
+        "plan for {scenarios} scenario(s) in {} cell(s): each cell is one kind cluster, set up once and shared by its scenarios, which run one after another",
+        cells.len()
+    );
+    for (n, cell) in cells.iter().enumerate() {
+        let setup = &cell.setup;
+        let v = &setup.versions;
+        let members = cell.scenarios.len();
+        let _ = writeln!(out, "\n=== cell {} of {}: cluster {} (kind) ===", n + 1, cells.len(), cell.cluster);
+        let _ = writeln!(out, "node image    {} (Kubernetes {})", v.node_image.reference, v.node_image.kubernetes);
+        let _ = writeln!(out, "kyverno chart {} (Kyverno {})", v.kyverno_chart, v.kyverno);
+        let _ = writeln!(out, "kubeconfig    {} (used by every scenario of the cell)", cell.kubeconfig.display());
+        let _ = writeln!(out, "scenarios, in order:");
+        for p in &cell.scenarios {
+            let _ = writeln!(out, "  {} ({})", p.scenario, p.source.display());
+        }
+        for w in &setup.warnings {
+            let _ = writeln!(out, "warning: {w}");
+        }
+        let shared: Vec<&str> = setup.phases.iter().map(|p| p.name.as_str()).collect();
+        let _ = writeln!(
+            out,
+            "\n--- shared setup of {} (once, before its first scenario): {} ---",
+            cell.cluster,
+            shared.join(", ")
+        );
+        environment(&mut out, setup);
+        phases(&mut out, setup, &format!("   [shared by {members} scenario(s)]"));
+        for (i, p) in cell.scenarios.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "\n--- scenario {} of {} in {}: {} (shared phases {} omitted) ---",
+                i + 1,
+                members,
+                cell.cluster,
+                p.scenario,
+                shared.join(", ")
+            );
+            scenario(&mut out, p, "kind, shared: set up by the cell");
+        }
+        let heading = format!("--- teardown of {}, after its last scenario ({TEARDOWN_WHEN}) ---", cell.cluster);
+        teardown(&mut out, setup, &heading);
     }
     out
 }

@@ -360,7 +360,6 @@ fn status_text(s: &Status) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Action;
 
     #[test]
     fn existing_cluster_plans_never_create_or_delete_the_cluster() {
@@ -372,7 +371,7 @@ mod tests {
         assert_eq!(p.teardown.len(), full.teardown.len() - 1);
         // The leave step still undoes the intercept entry.
         let undo = p.phases.iter().flat_map(|ph| &ph.actions).find_map(|a| match a {
-            Action::Undo { index } => Some(*index),
+            plan::Action::Undo { index } => Some(*index),
             _ => None,
         });
         assert!(p.teardown[undo.unwrap()].label.starts_with("leave the intercept"));
