@@ -441,6 +441,20 @@ async fn teardown<A: ClusterApi>(
     out
 }
 
+/// Runs only the teardown of `plan`, as if the phases in `started` had run (and `failed_phase`
+/// failed). Used for a cell's shared setup, whose teardown waits until its last scenario is done.
+pub async fn teardown_only<A: ClusterApi>(
+    plan: &Plan,
+    api: &A,
+    s: &Settings,
+    started: &[String],
+    failed_phase: Option<&str>,
+) -> Vec<TeardownResult> {
+    let mut st = State::default();
+    let started: HashSet<&str> = started.iter().map(String::as_str).collect();
+    teardown(plan, api, s, &mut st, &started, failed_phase).await
+}
+
 /// Where a failed scenario's evidence bundle goes.
 pub fn evidence_dir(plan: &Plan) -> PathBuf {
     plan.run_dir.join(&plan.scenario)

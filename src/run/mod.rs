@@ -3,6 +3,7 @@
 //! [`kube_api::KubeApi`] is the real [`api::ClusterApi`], on top of [`crate::kube`].
 
 pub mod api;
+pub mod cell;
 pub mod drift;
 pub mod executor;
 pub mod kube_api;

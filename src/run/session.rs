@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
 use super::api::ClusterApi;
+use super::cell::execute_cell;
 use super::executor::{ScenarioResult, Settings, Status, execute};
 use super::kube_api::KubeApi;
 use super::reuse::{self, Decision};
@@ -178,9 +179,287 @@ fn scenario_report(plan: &Plan, r: &ScenarioResult, took: Duration, evidence: Op
     s
 }
 
-/// Runs the scenarios; returns exit 0 when all pass, 1 when one fails.
+/// The state of one `kyvtel run` while it goes through its scenarios.
+struct Session<'a> {
+    opts: &'a SessionOptions,
+    rt: tokio::runtime::Runtime,
+    run_id: String,
+    root: PathBuf,
+    cancel: watch::Receiver<bool>,
+    progress: report::progress::Progress,
+    report: RunReport,
+    refused: bool,
+}
+
+/// What `--reuse` made of a plan: the plan to run and the fingerprint to record after setup.
+enum Gate {
+    Run(Box<Plan>, Option<std::collections::BTreeMap<String, String>>),
+    Refused,
+}
+
+impl Session<'_> {
+    /// A runner for commands whose run-private directories live under `work` (created here).
+    fn runner(&self, work: &Path) -> Result<Arc<dyn Runner>> {
+        for tool in [Tool::Kind, Tool::Helm, Tool::Telepresence, Tool::Docker] {
+            crate::tools::env::materialize(&crate::tools::env::for_tool(tool, work, &Default::default()))
+                .map_err(|e| Error::infra(format!("prepare the run directory {}", work.display()), e))?;
+        }
+        Ok(Arc::new(DuctRunner::new(work).with_tools_dir(Some(default_tools_dir()))))
+    }
+
+    fn settings(&self, runner: &Arc<dyn Runner>, keep: bool) -> Settings {
+        Settings { runner: runner.clone(), token: new_token(&self.run_id), keep, cancel: self.cancel.clone() }
+    }
+
+    fn keep(&self) -> bool {
+        self.opts.keep || self.opts.reuse
+    }
+
+    /// Applies `--reuse` to a plan that creates a kind cluster (`kind_config` is its config file).
+    fn reuse_gate(
+        &mut self,
+        plan: Plan,
+        api: &KubeApi,
+        runner: &Arc<dyn Runner>,
+        kind_config: &Path,
+        for_names: &[&str],
+    ) -> Result<Gate> {
+        if !self.opts.reuse {
+            return Ok(Gate::Run(Box::new(plan), None));
+        }
+        let config = std::fs::read_to_string(kind_config)
+            .map_err(|e| Error::infra(format!("read {}", kind_config.display()), e))?;
+        let want = reuse::expected(&plan, &config);
+        let kubeconfig =
+            plan.env.iter().find(|(k, _)| k == "KUBECONFIG").map(|(_, v)| PathBuf::from(v)).unwrap_or_default();
+        match self.rt.block_on(reuse::decide(&plan, api, runner.clone(), &want, &kubeconfig)) {
+            Ok(Decision::Reuse) => {
+                eprintln!("reusing cluster {} (fingerprint matches)", plan.cluster);
+                Ok(Gate::Run(Box::new(reuse::reused(plan)), None))
+            }
+            Ok(Decision::Create) => Ok(Gate::Run(Box::new(plan), Some(want))),
+            Ok(Decision::Refuse(why)) => {
+                eprintln!("refused: {why}");
+                self.refused = true;
+                for n in for_names {
+                    self.report.scenarios.push(ScenarioReport::new(
+                        *n,
+                        Verdict::Failed { message: why.clone() },
+                        Duration::ZERO,
+                    ));
+                }
+                Ok(Gate::Refused)
+            }
+            Err(e) => Err(Error::infra("check the cluster for --reuse", e)),
+        }
+    }
+
+    /// Records the fingerprint once the cluster and Kyverno are set up.
+    fn record_fingerprint(
+        &self,
+        api: &KubeApi,
+        result: &ScenarioResult,
+        fp: Option<std::collections::BTreeMap<String, String>>,
+    ) {
+        let set_up = |name: &str| result.phases.iter().any(|ph| ph.name == name && ph.status == Status::Passed);
+        if let Some(fp) = fp
+            && reuse::SETUP_PHASES.iter().all(|ph| set_up(ph))
+            && let Err(e) = self.rt.block_on(api.write_fingerprint(&fp))
+        {
+            eprintln!("warning: could not record the cluster fingerprint for --reuse: {e}");
+        }
+    }
+
+    /// Evidence, drift, per-phase lines and the report entry of one executed plan.
+    fn finish(
+        &mut self,
+        plan: &Plan,
+        result: &ScenarioResult,
+        took: Duration,
+        runner: &dyn Runner,
+        kind_cluster: bool,
+    ) {
+        let evidence = if result.passed {
+            None
+        } else {
+            match write_evidence(&self.root, &self.run_id, plan, result, runner, kind_cluster) {
+                Ok(dir) => Some(dir),
+                Err(e) => {
+                    eprintln!("warning: could not write the evidence bundle: {e}");
+                    None
+                }
+            }
+        };
+        if !result.drift.is_empty() {
+            eprintln!("model drift in {} (the offline injection model differs from the live pod):", plan.scenario);
+            for d in &result.drift {
+                eprintln!("  {d}");
+            }
+            let dir = self.root.join(&self.run_id);
+            let _ = std::fs::create_dir_all(&dir);
+            let file = dir.join(format!("{}-model-drift.json", plan.scenario));
+            let _ = std::fs::write(&file, serde_json::to_string_pretty(&result.drift).unwrap_or_default());
+        }
+        for ph in &result.phases {
+            eprintln!("  {:<24} {:>7.1}s  {}", ph.name, ph.seconds, status_text(&ph.status));
+        }
+        let v = &plan.versions;
+        self.report.versions.insert(format!("{}/telepresence", plan.scenario), v.telepresence.clone());
+        self.report.versions.insert(format!("{}/kyvernoChart", plan.scenario), v.kyverno_chart.clone());
+        self.report.digests.insert(format!("{}/nodeImage", plan.scenario), v.node_image.reference.clone());
+        self.report.scenarios.push(scenario_report(plan, result, took, evidence));
+    }
+
+    fn execute(&self, plan: &Plan, api: &KubeApi, settings: &Settings, label: &str) -> ScenarioResult {
+        let phase = self.progress.phase(label, "run");
+        let result = self.rt.block_on(execute(plan, api, settings));
+        phase.finish(result.passed);
+        result
+    }
+
+    /// One scenario on its own cluster: exactly `kyvtel plan SCENARIO`. Returns whether it was cancelled.
+    fn run_one(&mut self, l: &Loaded) -> Result<bool> {
+        let work = self.root.join(&self.run_id).join("work").join(l.name());
+        let mut p = plan::build(l, &Options { run_dir: work.clone(), tools: ToolsDir::at(default_tools_dir()) });
+        let kind_cluster = self.opts.provider == Provider::Kind;
+        let mut k3s = None;
+        let (kubeconfig, context) = match &self.opts.provider {
+            Provider::Kind => (crate::tools::env::kubeconfig(&work), None),
+            Provider::K3s { image } => {
+                p = for_existing_cluster(p);
+                let spec = K3sSpec {
+                    image: image.clone(),
+                    kubeconfig: crate::tools::env::kubeconfig(&work),
+                    startup_timeout: Duration::from_secs(300),
+                };
+                // A malformed image reference is bad input.
+                let provider = K3sProvider::new(spec).map_err(|e| Error::Usage(format!("--k3s-image: {e}")))?;
+                let ensured = self
+                    .rt
+                    .block_on(provider.ensure())
+                    .map_err(|e| Error::infra(format!("start k3s ({image}) for {}", l.name()), e))?;
+                k3s = Some(provider);
+                (ensured.cluster.kubeconfig, ensured.cluster.context)
+            }
+            Provider::Existing { kubeconfig, context } => {
+                p = for_existing_cluster(p);
+                let private = crate::tools::env::kubeconfig(&work);
+                private_kubeconfig(kubeconfig, context.as_deref(), &private)?;
+                (private, None)
+            }
+        };
+        let runner = self.runner(&work)?;
+        let api = KubeApi::new(kubeconfig, context, Owner::new(&self.run_id));
+        let t0 = Instant::now();
+        let (p, record) = if kind_cluster {
+            match self.reuse_gate(p, &api, &runner, &l.kind_config, &[l.name()])? {
+                Gate::Run(p, record) => (*p, record),
+                Gate::Refused => return Ok(false),
+            }
+        } else {
+            (p, None)
+        };
+        let result = self.execute(&p, &api, &self.settings(&runner, self.keep()), l.name());
+        if let Some(provider) = k3s.take()
+            && let Err(e) = self.rt.block_on(provider.delete())
+        {
+            eprintln!("warning: could not remove the k3s container: {e}");
+        }
+        self.record_fingerprint(&api, &result, record);
+        self.finish(&p, &result, t0.elapsed(), runner.as_ref(), kind_cluster);
+        Ok(result.cancelled)
+    }
+
+    /// Several scenarios on kind: one cluster and one Kyverno install per cell, exactly
+    /// `kyvtel plan --all`. Returns whether the run was cancelled.
+    fn run_cells(&mut self, loaded: &[Loaded]) -> Result<bool> {
+        let work = self.root.join(&self.run_id).join("work");
+        let cells =
+            plan::cells::group(loaded, &Options { run_dir: work.clone(), tools: ToolsDir::at(default_tools_dir()) });
+        for cell in cells {
+            let names: Vec<&str> = cell.scenarios.iter().map(|p| p.scenario.as_str()).collect();
+            let runner = self.runner(&cell.run_dir)?;
+            let api = KubeApi::new(cell.kubeconfig.clone(), None, Owner::new(&self.run_id));
+            let kind_config = loaded
+                .iter()
+                .find(|l| names.first().is_some_and(|n| *n == l.name()))
+                .map(|l| l.kind_config.clone())
+                .unwrap_or_default();
+            let (setup, record) = match self.reuse_gate(cell.setup.clone(), &api, &runner, &kind_config, &names)? {
+                Gate::Run(p, r) => (*p, r),
+                Gate::Refused => continue,
+            };
+            let mut member_runners = Vec::new();
+            for m in &cell.scenarios {
+                member_runners.push((m.scenario.clone(), self.runner(&work.join(&m.scenario))?));
+            }
+            let keep = self.keep();
+            let token = new_token(&self.run_id);
+            let cancel = self.cancel.clone();
+            let setup_settings = self.settings(&runner, keep);
+            let result = self.rt.block_on(execute_cell(&cell, &setup, &api, &setup_settings, |m: &Plan| Settings {
+                runner: member_runners
+                    .iter()
+                    .find(|(n, _)| *n == m.scenario)
+                    .map(|(_, r)| r.clone())
+                    .unwrap_or_else(|| runner.clone()),
+                token: token.clone(),
+                keep,
+                cancel: cancel.clone(),
+            }));
+            self.record_fingerprint(&api, &result.setup, record);
+            if !result.setup.passed {
+                let why = format!(
+                    "the shared setup of cluster {} failed: {}",
+                    cell.cluster,
+                    result.setup.failure().unwrap_or_else(|| "cancelled".into())
+                );
+                eprintln!("{why}");
+                for ph in &result.setup.phases {
+                    eprintln!("  {:<24} {:>7.1}s  {}", ph.name, ph.seconds, status_text(&ph.status));
+                }
+                let bundle = write_evidence(&self.root, &self.run_id, &setup, &result.setup, runner.as_ref(), true);
+                if let Err(e) = &bundle {
+                    eprintln!("warning: could not write the evidence bundle of {}: {e}", cell.cluster);
+                }
+                for n in &names {
+                    self.report.scenarios.push(ScenarioReport::new(
+                        *n,
+                        Verdict::Failed { message: why.clone() },
+                        Duration::ZERO,
+                    ));
+                }
+            }
+            for (member, r) in &result.members {
+                let mr = member_runners.iter().find(|(n, _)| *n == member.scenario).map(|(_, r)| r.clone());
+                let took = Duration::from_secs_f64(r.phases.iter().map(|p| p.seconds).sum());
+                self.finish(member, r, took, mr.as_deref().unwrap_or(runner.as_ref()), true);
+            }
+            for t in &result.teardown {
+                if let Status::Failed(e) = &t.status {
+                    eprintln!("warning: teardown of {} failed: {e}", t.label);
+                }
+            }
+            let cancelled = result.cancelled;
+            if cancelled {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// Runs the scenarios; returns exit 0 when all pass, 1 when one fails, 3 when `--reuse` refused.
 pub fn run(opts: &SessionOptions) -> Result<Exit> {
     let loaded = load_all(&opts.scenarios)?;
+    let mut names = std::collections::BTreeSet::new();
+    if let Some(dup) = loaded.iter().find(|l| !names.insert(l.name().to_string())) {
+        return Err(Error::input(
+            &dup.path,
+            dup.index.value("/metadata/name"),
+            format!("another scenario is also named `{}`", dup.name()),
+        ));
+    }
     if let Provider::Existing { kubeconfig, .. } = &opts.provider
         && !kubeconfig.is_file()
     {
@@ -202,7 +481,6 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
     }
 
     let run_id = new_run_id();
-    let root = opts.report_dir.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -215,134 +493,43 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
             interrupt_all();
         }
     });
-
     let started = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
-    let mut report = RunReport {
+    let mut session = Session {
+        opts,
+        rt,
         run_id: run_id.clone(),
-        started_at: format!("{started}"),
-        versions: Default::default(),
-        digests: Default::default(),
-        server_version: None,
-        scenarios: Vec::new(),
+        root: opts.report_dir.clone(),
+        cancel: cancel_rx,
+        progress: report::progress::Progress::detect(),
+        report: RunReport {
+            run_id: run_id.clone(),
+            started_at: format!("{started}"),
+            versions: Default::default(),
+            digests: Default::default(),
+            server_version: None,
+            scenarios: Vec::new(),
+        },
+        refused: false,
     };
-    let progress = report::progress::Progress::detect();
-    let mut refused = false;
-    for l in &loaded {
-        let work = root.join(&run_id).join("work").join(l.name());
-        let mut p = plan::build(l, &Options { run_dir: work.clone(), tools: ToolsDir::at(default_tools_dir()) });
-        let kind_cluster = opts.provider == Provider::Kind;
-        let mut k3s = None;
-        let (kubeconfig, context) = match &opts.provider {
-            Provider::Kind => (crate::tools::env::kubeconfig(&work), None),
-            Provider::K3s { image } => {
-                p = for_existing_cluster(p);
-                let spec = K3sSpec {
-                    image: image.clone(),
-                    kubeconfig: crate::tools::env::kubeconfig(&work),
-                    startup_timeout: Duration::from_secs(300),
-                };
-                // A malformed image reference is bad input.
-                let provider = K3sProvider::new(spec).map_err(|e| Error::Usage(format!("--k3s-image: {e}")))?;
-                let ensured = rt
-                    .block_on(provider.ensure())
-                    .map_err(|e| Error::infra(format!("start k3s ({image}) for {}", l.name()), e))?;
-                k3s = Some(provider);
-                (ensured.cluster.kubeconfig, ensured.cluster.context)
+    if opts.provider == Provider::Kind && loaded.len() > 1 {
+        session.run_cells(&loaded)?;
+    } else {
+        for l in &loaded {
+            if session.run_one(l)? {
+                break;
             }
-            Provider::Existing { kubeconfig, context } => {
-                p = for_existing_cluster(p);
-                let private = crate::tools::env::kubeconfig(&work);
-                private_kubeconfig(kubeconfig, context.as_deref(), &private)?;
-                (private, None)
-            }
-        };
-        report.versions.insert(format!("{}/telepresence", l.name()), p.versions.telepresence.clone());
-        report.versions.insert(format!("{}/kyvernoChart", l.name()), p.versions.kyverno_chart.clone());
-        report.digests.insert(format!("{}/nodeImage", l.name()), p.versions.node_image.reference.clone());
-        // The run-private HOME, Helm and Telepresence directories exist before any tool runs.
-        for tool in [Tool::Kind, Tool::Helm, Tool::Telepresence, Tool::Docker] {
-            crate::tools::env::materialize(&crate::tools::env::for_tool(tool, &work, &Default::default()))
-                .map_err(|e| Error::infra(format!("prepare the run directory {}", work.display()), e))?;
-        }
-        let runner: Arc<dyn Runner> = Arc::new(DuctRunner::new(&work).with_tools_dir(Some(default_tools_dir())));
-        let api = KubeApi::new(kubeconfig.clone(), context, Owner::new(&run_id));
-        let t0 = Instant::now();
-        let mut keep = opts.keep;
-        let mut record = None;
-        if opts.reuse && kind_cluster {
-            keep = true;
-            let config = std::fs::read_to_string(&l.kind_config)
-                .map_err(|e| Error::infra(format!("read {}", l.kind_config.display()), e))?;
-            let want = reuse::expected(&p, &config);
-            match rt.block_on(reuse::decide(&p, &api, runner.clone(), &want, &kubeconfig)) {
-                Ok(Decision::Reuse) => {
-                    eprintln!("reusing cluster {} (fingerprint matches)", p.cluster);
-                    p = reuse::reused(p);
-                }
-                Ok(Decision::Create) => record = Some(want),
-                Ok(Decision::Refuse(why)) => {
-                    eprintln!("refused: {why}");
-                    refused = true;
-                    let mut r = ScenarioReport::new(l.name(), Verdict::Failed { message: why }, t0.elapsed());
-                    r.phases = Vec::new();
-                    report.scenarios.push(r);
-                    continue;
-                }
-                Err(e) => return Err(Error::infra("check the cluster for --reuse", e)),
-            }
-        }
-        let settings = Settings { runner: runner.clone(), token: new_token(&run_id), keep, cancel: cancel_rx.clone() };
-        let phase = progress.phase(l.name(), "run");
-        let result = rt.block_on(execute(&p, &api, &settings));
-        phase.finish(result.passed);
-        if let Some(provider) = k3s.take()
-            && let Err(e) = rt.block_on(provider.delete())
-        {
-            eprintln!("warning: could not remove the k3s container: {e}");
-        }
-        let set_up = |name: &str| result.phases.iter().any(|ph| ph.name == name && ph.status == Status::Passed);
-        if let Some(fp) = record
-            && reuse::SETUP_PHASES.iter().all(|ph| set_up(ph))
-            && let Err(e) = rt.block_on(api.write_fingerprint(&fp))
-        {
-            eprintln!("warning: could not record the cluster fingerprint for --reuse: {e}");
-        }
-        let evidence = if result.passed {
-            None
-        } else {
-            match write_evidence(&root, &run_id, &p, &result, runner.as_ref(), kind_cluster) {
-                Ok(dir) => Some(dir),
-                Err(e) => {
-                    eprintln!("warning: could not write the evidence bundle: {e}");
-                    None
-                }
-            }
-        };
-        if !result.drift.is_empty() {
-            eprintln!("model drift in {} (the offline injection model differs from the live pod):", l.name());
-            for d in &result.drift {
-                eprintln!("  {d}");
-            }
-            let file = root.join(&run_id).join(format!("{}-model-drift.json", l.name()));
-            let _ = std::fs::create_dir_all(root.join(&run_id));
-            let _ = std::fs::write(&file, serde_json::to_string_pretty(&result.drift).unwrap_or_default());
-        }
-        for ph in &result.phases {
-            eprintln!("  {:<24} {:>7.1}s  {}", ph.name, ph.seconds, status_text(&ph.status));
-        }
-        report.scenarios.push(scenario_report(&p, &result, t0.elapsed(), evidence));
-        if result.cancelled {
-            break;
         }
     }
-    let written = report
+    let root = session.root.clone();
+    let written = session
+        .report
         .write(&root.join(&run_id), opts.junit.as_deref())
         .map_err(|e| Error::infra(format!("write reports under {}", root.display()), e))?;
     eprintln!("reports: {}, {}, {}", written.junit.display(), written.json.display(), written.markdown.display());
-    println!("{}", report.closing_line());
-    Ok(if refused {
+    println!("{}", session.report.closing_line());
+    Ok(if session.refused {
         Exit::Infra
-    } else if report.counts().failed == 0 {
+    } else if session.report.counts().failed == 0 {
         Exit::Success
     } else {
         Exit::Failed

@@ -1,0 +1,58 @@
+//! Executes a [`Cell`]: the shared setup once (cluster, images, Kyverno), then each member
+//! scenario's plan (with its own LIFO teardown), then the cell's teardown, LIFO, unless kept.
+
+use serde::Serialize;
+
+use super::api::ClusterApi;
+use super::executor::{ScenarioResult, Settings, Status, TeardownResult, execute, teardown_only};
+use crate::plan::Plan;
+use crate::plan::cells::Cell;
+
+/// What happened in one cell.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CellResult {
+    /// The shared setup (its teardown is deferred to [`CellResult::teardown`]).
+    pub setup: ScenarioResult,
+    /// The members that ran, in order; none when the setup failed.
+    pub members: Vec<(Plan, ScenarioResult)>,
+    /// The cell's own teardown.
+    pub teardown: Vec<TeardownResult>,
+    /// Whether the run was cancelled inside this cell.
+    pub cancelled: bool,
+}
+
+/// Executes `cell` (whose setup may have been adjusted, e.g. by `--reuse`, into `setup`).
+/// `member_settings` gives each member's settings (its runner works in the member's directory).
+pub async fn execute_cell<A: ClusterApi>(
+    cell: &Cell,
+    setup: &Plan,
+    api: &A,
+    setup_settings: &Settings,
+    member_settings: impl Fn(&Plan) -> Settings,
+) -> CellResult {
+    // The shared setup keeps what it sets up: its teardown waits for the cell's end.
+    let deferred = Settings { keep: true, ..setup_settings.clone() };
+    let setup_result = execute(setup, api, &deferred).await;
+    let mut cancelled = setup_result.cancelled;
+    let mut members = Vec::new();
+    if setup_result.passed {
+        for member in &cell.scenarios {
+            if cancelled {
+                break;
+            }
+            let r = execute(member, api, &member_settings(member)).await;
+            cancelled = r.cancelled;
+            members.push((member.clone(), r));
+        }
+    }
+    let started: Vec<String> = setup_result
+        .phases
+        .iter()
+        .filter(|p| !matches!(p.status, Status::Skipped(_)))
+        .map(|p| p.name.clone())
+        .collect();
+    let failed = setup_result.phases.iter().find(|p| matches!(p.status, Status::Failed(_))).map(|p| p.name.clone());
+    let teardown = teardown_only(setup, api, setup_settings, &started, failed.as_deref()).await;
+    CellResult { setup: setup_result, members, teardown, cancelled }
+}
