@@ -171,12 +171,44 @@ async fn a_strict_validation_error_is_a_plain_failure() {
 
 #[tokio::test]
 async fn cluster_scoped_objects_apply_without_a_namespace() {
-    let (api, log) =
-        mock(|seen| discovery(seen).unwrap_or_else(|| Reply::Json(200, serde_json::from_str(&seen.body).unwrap())));
+    let (api, log) = mock(|seen| {
+        discovery(seen).unwrap_or_else(|| match seen.method.as_str() {
+            // The namespace does not exist yet: it will be created, with kyvtel's labels.
+            "GET" => Reply::Json(404, status(404, "NotFound", "namespaces \"app\" not found")),
+            _ => Reply::Json(200, serde_json::from_str(&seen.body).unwrap()),
+        })
+    });
     let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "app"}});
     api.apply(&[ns], None, Duration::from_secs(2)).await.unwrap();
     let patch = log.lock().unwrap().iter().find(|s| s.method == "PATCH").cloned().unwrap();
     assert!(patch.uri.starts_with("/api/v1/namespaces/app?"), "{}", patch.uri);
+}
+
+#[tokio::test]
+async fn a_namespace_or_policy_kyvtel_does_not_own_is_never_taken_over() {
+    let (api, log) = mock(|seen| {
+        discovery(seen).unwrap_or_else(|| match seen.uri.as_str() {
+            u if u.starts_with("/api/v1/namespaces/app") => {
+                Reply::Json(200, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "app"}}))
+            }
+            u if u.contains("/clusterpolicies/strict") => Reply::Json(
+                200,
+                json!({"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy", "metadata": {"name": "strict", "labels": {"team": "platform"}}}),
+            ),
+            _ => Reply::Json(404, status(404, "NotFound", "not found")),
+        })
+    });
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "app"}});
+    let err = api.apply(&[ns], None, Duration::from_secs(2)).await.unwrap_err();
+    assert!(
+        err.message.contains("Namespace app exists and is not labelled app.kubernetes.io/managed-by=kyvtel"),
+        "{err}"
+    );
+    let policy =
+        json!({"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy", "metadata": {"name": "strict"}, "spec": {}});
+    let err = api.apply(&[policy], None, Duration::from_secs(2)).await.unwrap_err();
+    assert!(err.message.contains("ClusterPolicy strict exists and is not labelled"), "{err}");
+    assert!(log.lock().unwrap().iter().all(|s| s.method != "PATCH"), "nothing may be applied");
 }
 
 #[tokio::test]

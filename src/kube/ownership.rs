@@ -102,6 +102,33 @@ pub async fn ensure_policies_replaceable(client: &::kube::Client, names: &[&str]
     }
 }
 
+/// Refuses when any of the named Namespaces exists and is not kyvtel's: on an `existing` cluster,
+/// kyvtel only touches namespaces it created (and labelled).
+///
+/// # Errors
+/// [`KubeError::Refused`] naming every foreign namespace; [`KubeError::Api`] when a read fails.
+pub async fn ensure_namespaces_ownable(client: &::kube::Client, names: &[&str]) -> Result<(), KubeError> {
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let mut foreign = Vec::new();
+    for name in names {
+        match api.get(name).await {
+            Ok(ns) if is_owned(&ns.metadata) => {}
+            Ok(_) => foreign.push((*name).to_string()),
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(KubeError::api(format!("read Namespace/{name}"), e)),
+        }
+    }
+    if foreign.is_empty() {
+        Ok(())
+    } else {
+        Err(KubeError::Refused(format!(
+            "Namespace {} exists and is not labelled {MANAGED_BY_KEY}={MANAGED_BY_VALUE}; kyvtel only uses \
+             namespaces it created (choose another spec.workload.namespace, or use another cluster)",
+            foreign.join(", ")
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -253,6 +253,23 @@ fn by_namespace<'o>(objects: &'o [Value], namespace: Option<&str>, default_ns: &
 impl ClusterApi for KubeApi {
     async fn apply(&self, objects: &[Value], namespace: Option<&str>, timeout: Duration) -> ApiResult<()> {
         let client = self.client().await?;
+        // Never take over what kyvtel does not own (an existing cluster's policies or namespaces).
+        let named = |kind: &str| -> Vec<&str> {
+            objects.iter().filter(|o| o["kind"] == kind).filter_map(|o| o["metadata"]["name"].as_str()).collect()
+        };
+        let (policies, namespaces) = (named("ClusterPolicy"), named("Namespace"));
+        if !policies.is_empty() {
+            self.bounded("apply", async {
+                crate::kube::ownership::ensure_policies_replaceable(client, &policies).await.map_err(failure)
+            })
+            .await?;
+        }
+        if !namespaces.is_empty() {
+            self.bounded("apply", async {
+                crate::kube::ownership::ensure_namespaces_ownable(client, &namespaces).await.map_err(failure)
+            })
+            .await?;
+        }
         let deadline = Instant::now() + timeout;
         for (ns, docs) in by_namespace(objects, namespace, client.default_namespace()) {
             let left = deadline.saturating_duration_since(Instant::now());
