@@ -196,7 +196,7 @@ struct Ran {
 fn settings(runner: &Arc<RecordingRunner>, api: &FakeApi, keep: bool) -> (Settings, watch::Sender<bool>) {
     let (tx, rx) = watch::channel(false);
     let journalled: Arc<dyn Runner> = Arc::new(JournalRunner::new(runner.clone(), api.journal()));
-    (Settings { runner: journalled, token: TOKEN.into(), keep, cancel: rx }, tx)
+    (Settings { runner: journalled, token: TOKEN.into(), keep, cancel: rx, progress: None }, tx)
 }
 
 async fn run(plan: &Plan, api: &FakeApi, runner: RecordingRunner, keep: bool) -> Ran {
@@ -886,4 +886,26 @@ async fn an_intercept_that_succeeds_where_a_denial_is_expected_fails() {
     let ran = run(&b.plan, &api, runner, false).await;
     let msg = failure_of(&ran.result, "intercept");
     assert!(msg.contains("succeeded, but the scenario expects it to be denied"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_evidence_of_a_failure_includes_the_replicaset_failed_create_messages() {
+    let mut b = recipe(Tp::Shipped);
+    route_to_loopback(&mut b.plan);
+    let api = FakeApi::new();
+    let denial = literal_denial();
+    api.denial_messages_are(vec![denial.clone()]);
+    api.on("new_agent_pod", "kyvtel-app", Fault::Fail("no new pod appeared".into()));
+    let runner = RecordingRunner::new();
+    answer_the_rest(&runner);
+    let ran = run(&b.plan, &api, runner, false).await;
+    assert!(!ran.result.passed);
+    let (_, text) = ran
+        .result
+        .evidence
+        .iter()
+        .find(|(name, _)| name == "replicaset-failedcreate.txt")
+        .expect("the FailedCreate messages are part of the evidence");
+    assert_eq!(text, &denial);
+    assert!(ran.journal.iter().any(|l| l == "denial_messages kyvtel-app/demo"), "{:#?}", ran.journal);
 }

@@ -232,6 +232,8 @@ pub struct Plan {
     pub cluster: String,
     /// The workload's namespace.
     pub app_namespace: String,
+    /// The workload (Deployment) name.
+    pub workload: String,
     /// The traffic-manager's namespace.
     pub manager_namespace: String,
     /// The run directory.

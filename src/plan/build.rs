@@ -449,6 +449,7 @@ pub fn build_in(loaded: &Loaded, opts: &Options, target: &ClusterTarget) -> Plan
         versions: v.clone(),
         cluster,
         app_namespace: app_ns.to_string(),
+        workload: s.workload.name.clone(),
         manager_namespace: mgr_ns.to_string(),
         run_dir: opts.run_dir.clone(),
         env: tool_env(Tool::Telepresence, &opts.run_dir, &kubeconfig).vars,

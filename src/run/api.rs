@@ -64,6 +64,8 @@ pub trait ClusterApi {
     async fn restart(&self, namespace: &str, deployment: &str) -> ApiResult<()>;
     /// The ClusterIP of a Service.
     async fn cluster_ip(&self, namespace: &str, service: &str) -> ApiResult<String>;
+    /// The API server's version (`gitVersion`, e.g. `v1.35.8`).
+    async fn server_version(&self) -> ApiResult<String>;
     /// The cluster's fingerprint (versions, digests, config hash) written by an earlier run, if any.
     async fn read_fingerprint(&self) -> ApiResult<Option<BTreeMap<String, String>>>;
     /// Records the cluster's fingerprint, for `--reuse`.

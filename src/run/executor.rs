@@ -96,6 +96,8 @@ pub struct Settings {
     pub keep: bool,
     /// Becomes `true` on Ctrl-C.
     pub cancel: watch::Receiver<bool>,
+    /// Shows each phase with its elapsed time (spinners on a terminal, plain lines otherwise).
+    pub progress: Option<crate::report::progress::Progress>,
 }
 
 /// Mutable state of one execution.
@@ -356,6 +358,7 @@ pub async fn execute<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) -> Scena
             continue;
         }
         started.insert(phase.name.as_str());
+        let shown = s.progress.as_ref().map(|p| p.phase(&plan.scenario, &phase.name));
         let t0 = Instant::now();
         let mut status = Status::Passed;
         for a in &phase.actions {
@@ -367,6 +370,9 @@ pub async fn execute<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) -> Scena
                 status = Status::Failed(e);
                 break;
             }
+        }
+        if let Some(p) = shown {
+            p.finish(status == Status::Passed);
         }
         if matches!(status, Status::Failed(_)) {
             failed_phase = Some(phase.name.as_str());
@@ -393,7 +399,14 @@ async fn collect_evidence<A: ClusterApi>(plan: &Plan, api: &A) -> Vec<(String, S
         vec!["kyverno".into(), "default".into(), plan.app_namespace.clone(), plan.manager_namespace.clone()];
     namespaces.sort();
     namespaces.dedup();
-    api.evidence(&namespaces, &plan.manager_namespace).await
+    let mut out = Vec::new();
+    if let Ok(messages) = api.denial_messages(&plan.app_namespace, &plan.workload).await
+        && !messages.is_empty()
+    {
+        out.push(("replicaset-failedcreate.txt".to_string(), messages.join("\n---\n")));
+    }
+    out.extend(api.evidence(&namespaces, &plan.manager_namespace).await);
+    out
 }
 
 /// Runs the teardown stack in LIFO order; every entry is attempted, failures are recorded.

@@ -406,6 +406,16 @@ impl ClusterApi for KubeApi {
         }
     }
 
+    async fn server_version(&self) -> ApiResult<String> {
+        let client = self.client().await?;
+        let info = self
+            .bounded("server version", async {
+                client.apiserver_version().await.map_err(|e| ApiFailure::new(format!("read the server version: {e}")))
+            })
+            .await?;
+        Ok(info.git_version)
+    }
+
     async fn read_fingerprint(&self) -> ApiResult<Option<BTreeMap<String, String>>> {
         let client = self.client().await?;
         let found = crate::kube::fingerprint::read(client).await.map_err(|e| ApiFailure::new(e.to_string()))?;

@@ -208,7 +208,13 @@ impl Session<'_> {
     }
 
     fn settings(&self, runner: &Arc<dyn Runner>, keep: bool) -> Settings {
-        Settings { runner: runner.clone(), token: new_token(&self.run_id), keep, cancel: self.cancel.clone() }
+        Settings {
+            runner: runner.clone(),
+            token: new_token(&self.run_id),
+            keep,
+            cancel: self.cancel.clone(),
+            progress: Some(self.progress.clone()),
+        }
     }
 
     fn keep(&self) -> bool {
@@ -310,11 +316,17 @@ impl Session<'_> {
         self.report.scenarios.push(scenario_report(plan, result, took, evidence));
     }
 
-    fn execute(&self, plan: &Plan, api: &KubeApi, settings: &Settings, label: &str) -> ScenarioResult {
-        let phase = self.progress.phase(label, "run");
+    fn execute(&mut self, plan: &Plan, api: &KubeApi, settings: &Settings) -> ScenarioResult {
         let result = self.rt.block_on(execute(plan, api, settings));
-        phase.finish(result.passed);
+        self.note_server_version(api);
         result
+    }
+
+    /// Records the API server's version once, for the JSON summary (best effort).
+    fn note_server_version(&mut self, api: &KubeApi) {
+        if self.report.server_version.is_none() {
+            self.report.server_version = self.rt.block_on(api.server_version()).ok();
+        }
     }
 
     /// One scenario on its own cluster: exactly `kyvtel plan SCENARIO`. Returns whether it was cancelled.
@@ -359,7 +371,8 @@ impl Session<'_> {
         } else {
             (p, None)
         };
-        let result = self.execute(&p, &api, &self.settings(&runner, self.keep()), l.name());
+        let settings = self.settings(&runner, self.keep());
+        let result = self.execute(&p, &api, &settings);
         if let Some(provider) = k3s.take()
             && let Err(e) = self.rt.block_on(provider.delete())
         {
@@ -396,6 +409,7 @@ impl Session<'_> {
             let keep = self.keep();
             let token = new_token(&self.run_id);
             let cancel = self.cancel.clone();
+            let progress = self.progress.clone();
             let setup_settings = self.settings(&runner, keep);
             let result = self.rt.block_on(execute_cell(&cell, &setup, &api, &setup_settings, |m: &Plan| Settings {
                 runner: member_runners
@@ -406,7 +420,9 @@ impl Session<'_> {
                 token: token.clone(),
                 keep,
                 cancel: cancel.clone(),
+                progress: Some(progress.clone()),
             }));
+            self.note_server_version(&api);
             self.record_fingerprint(&api, &result.setup, record);
             if !result.setup.passed {
                 let why = format!(

@@ -278,6 +278,10 @@ impl ClusterApi for FakeApi {
         self.call("cluster_ip", format!("{namespace}/{service}"), Duration::ZERO, || ip).await
     }
 
+    async fn server_version(&self) -> ApiResult<String> {
+        self.call("server_version", String::new(), Duration::from_secs(30), || "v1.35.8".to_string()).await
+    }
+
     async fn read_fingerprint(&self) -> ApiResult<Option<BTreeMap<String, String>>> {
         let found = lock(&self.fingerprint).clone();
         self.call("read_fingerprint", String::new(), Duration::from_secs(30), || found).await
