@@ -12,7 +12,7 @@ use super::Output;
 use crate::check::kyverno::{self, ProgramRunner};
 use crate::check::{self, Expected, ScenarioCheck};
 use crate::error::Diagnostic;
-use crate::scenario::{self, Loaded};
+use crate::scenario::{self, load_all};
 use crate::tools::{CommandLine, Runner, Tool};
 use crate::{Error, Exit, Result};
 
@@ -98,19 +98,6 @@ pub fn scenario_files(args: &[PathBuf]) -> Result<Vec<PathBuf>> {
         }
     }
     if problems.is_empty() { Ok(files) } else { Err(Error::Input(problems)) }
-}
-
-fn load_all(files: &[PathBuf]) -> Result<Vec<Loaded>> {
-    let mut loaded = Vec::new();
-    let mut problems = Vec::new();
-    for f in files {
-        match scenario::load(f) {
-            Ok(l) => loaded.push(l),
-            Err(Error::Input(d)) => problems.extend(d),
-            Err(e) => return Err(e),
-        }
-    }
-    if problems.is_empty() { Ok(loaded) } else { Err(Error::Input(problems)) }
 }
 
 fn workdir(name: &str) -> Result<PathBuf> {

@@ -216,7 +216,13 @@ pub fn build_in(loaded: &Loaded, opts: &Options, target: &ClusterTarget) -> Plan
     // create-cluster
     {
         let name = "create-cluster";
-        let create = kind::create(&cluster, &clean(&loaded.kind_config), &v.node_image.reference, &kubeconfig);
+        let create = kind::create(
+            &cluster,
+            &clean(&loaded.kind_config),
+            &v.node_image.reference,
+            &kubeconfig,
+            kind::CREATE_WAIT,
+        );
         let actions = vec![b.run(create, limits::CREATE_CLUSTER)];
         let del = b.run(kind::delete(&cluster, &kubeconfig), limits::TEARDOWN);
         b.push_undo(name, "delete the kind cluster", vec![del], vec![], true);

@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::tools::{CommandLine, Output, Runner, Tool};
+use crate::tools::kind as tools_kind;
+use crate::tools::{CommandLine, Output, Runner};
 
 use super::{Cluster, ClusterProvider, Ensured, ProviderError, ProviderFuture};
 
@@ -75,43 +76,33 @@ pub fn go_seconds(d: Duration) -> String {
     format!("{secs}s")
 }
 
-/// `kind create cluster --name N --config FILE --image IMG --kubeconfig RUNFILE --wait 120s`.
+// The command lines themselves come from `crate::tools::kind`, the builders the plan prints, so
+// that the provider and `kyvtel plan` can never disagree; the provider only adds `KUBECONFIG`.
+
+/// `kind create cluster --name N --config FILE --image IMG --kubeconfig RUNFILE --wait <spec.wait>`.
 pub fn create_cluster(spec: &KindSpec) -> CommandLine {
-    CommandLine::new(Tool::Kind)
-        .args(["create", "cluster", "--name", &spec.name, "--config"])
-        .args([path(&spec.config)])
-        .args(["--image", &spec.node_image, "--kubeconfig"])
-        .args([path(&spec.kubeconfig), "--wait".to_string(), go_seconds(spec.wait)])
+    tools_kind::create(&spec.name, &spec.config, &spec.node_image, &spec.kubeconfig, &go_seconds(spec.wait))
         .env("KUBECONFIG", path(&spec.kubeconfig))
 }
 
 /// `kind get kubeconfig --name N` (prints the kubeconfig on stdout).
 pub fn get_kubeconfig(name: &str, kubeconfig: &Path) -> CommandLine {
-    CommandLine::new(Tool::Kind).args(["get", "kubeconfig", "--name", name]).env("KUBECONFIG", path(kubeconfig))
+    tools_kind::get_kubeconfig(name).env("KUBECONFIG", path(kubeconfig))
 }
 
 /// `kind load docker-image IMG --name N`.
 pub fn load_docker_image(image: &str, name: &str, kubeconfig: &Path) -> CommandLine {
-    CommandLine::new(Tool::Kind)
-        .args(["load", "docker-image", image, "--name", name])
-        .env("KUBECONFIG", path(kubeconfig))
+    tools_kind::load_image(name, image).env("KUBECONFIG", path(kubeconfig))
 }
 
 /// `kind export logs DIR --name N`.
 pub fn export_logs(dir: &Path, name: &str, kubeconfig: &Path) -> CommandLine {
-    CommandLine::new(Tool::Kind)
-        .args(["export", "logs"])
-        .args([path(dir)])
-        .args(["--name", name])
-        .env("KUBECONFIG", path(kubeconfig))
+    tools_kind::export_logs(name, dir).env("KUBECONFIG", path(kubeconfig))
 }
 
 /// `kind delete cluster --name N --kubeconfig RUNFILE`.
 pub fn delete_cluster(name: &str, kubeconfig: &Path) -> CommandLine {
-    CommandLine::new(Tool::Kind)
-        .args(["delete", "cluster", "--name", name, "--kubeconfig"])
-        .args([path(kubeconfig)])
-        .env("KUBECONFIG", path(kubeconfig))
+    tools_kind::delete(name, kubeconfig).env("KUBECONFIG", path(kubeconfig))
 }
 
 /// The kind provider: runs the builders' commands through a [`Runner`].

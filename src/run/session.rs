@@ -21,7 +21,7 @@ use crate::provider::ClusterProvider;
 use crate::provider::k3s::{K3sProvider, K3sSpec};
 use crate::report::evidence::Bundle;
 use crate::report::{self, Phase, RunReport, ScenarioReport, Verdict};
-use crate::scenario::{self, Loaded};
+use crate::scenario::Loaded;
 use crate::tools::install::ToolsDir;
 use crate::tools::runner::{DuctRunner, default_tools_dir, interrupt_all};
 use crate::tools::{Runner, Tool, kind, telepresence};
@@ -77,19 +77,7 @@ fn new_token(run_id: &str) -> String {
     format!("{run_id}-{nanos:08x}-{:x}", std::ptr::addr_of!(local) as usize & 0xffff)
 }
 
-/// Loads every scenario; all problems are reported together, and nothing runs if there is one.
-pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Loaded>> {
-    let mut loaded = Vec::new();
-    let mut problems = Vec::new();
-    for p in paths {
-        match scenario::load(p) {
-            Ok(l) => loaded.push(l),
-            Err(Error::Input(d)) => problems.extend(d),
-            Err(e) => return Err(e),
-        }
-    }
-    if problems.is_empty() { Ok(loaded) } else { Err(Error::Input(problems)) }
-}
+pub use crate::scenario::load_all;
 
 /// Rewrites a kind plan for an existing cluster: no cluster creation, no image preloading, and
 /// nothing in the teardown that deletes the cluster.
@@ -566,7 +554,7 @@ mod tests {
 
     #[test]
     fn existing_cluster_plans_never_create_or_delete_the_cluster() {
-        let l = scenario::load(Path::new("scenarios/documented-recipe.yaml")).unwrap();
+        let l = crate::scenario::load(Path::new("scenarios/documented-recipe.yaml")).unwrap();
         let full = plan::build(&l, &Options::default());
         let p = for_existing_cluster(full.clone());
         let text = plan::render::text(&p);

@@ -95,6 +95,20 @@ impl Problems<'_> {
     }
 }
 
+/// Loads every scenario; all problems are reported together, and nothing runs if there is one.
+pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Loaded>> {
+    let mut loaded = Vec::new();
+    let mut problems = Vec::new();
+    for p in paths {
+        match load(p) {
+            Ok(l) => loaded.push(l),
+            Err(Error::Input(d)) => problems.extend(d),
+            Err(e) => return Err(e),
+        }
+    }
+    if problems.is_empty() { Ok(loaded) } else { Err(Error::Input(problems)) }
+}
+
 /// Loads and checks one scenario file with the built-in pins.
 pub fn load(path: &Path) -> Result<Loaded> {
     load_with(path, &Pins::builtin())

@@ -9,5 +9,5 @@ pub mod pins;
 pub mod policy;
 pub mod resolve;
 
-pub use load::{Loaded, load};
+pub use load::{Loaded, load, load_all};
 pub mod structural;

@@ -5,8 +5,11 @@ use std::path::Path;
 
 use super::{CommandLine, Tool};
 
+/// The control-plane wait of `kind create cluster` (facts.md §2: `--wait` waits only for it).
+pub const CREATE_WAIT: &str = "120s";
+
 /// `kind create cluster --name N --config FILE --image IMG@sha256:... --kubeconfig F --wait 120s`.
-pub fn create(name: &str, config: &Path, image: &str, kubeconfig: &Path) -> CommandLine {
+pub fn create(name: &str, config: &Path, image: &str, kubeconfig: &Path, wait: &str) -> CommandLine {
     CommandLine::new(Tool::Kind).args(["create", "cluster", "--name", name]).args([
         "--config".to_string(),
         config.display().to_string(),
@@ -15,7 +18,7 @@ pub fn create(name: &str, config: &Path, image: &str, kubeconfig: &Path) -> Comm
         "--kubeconfig".into(),
         kubeconfig.display().to_string(),
         "--wait".into(),
-        "120s".into(),
+        wait.into(),
     ])
 }
 
