@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kube::client::Body;
 use kyvtel::kube::apply::{ApplyOptions, ApplyReport, apply};
 use kyvtel::kube::dry_run::{Admission, await_denial, dry_run_create_pod};
 use kyvtel::kube::fingerprint::{self, Fingerprint};
@@ -14,76 +13,8 @@ use kyvtel::kube::ownership::{Owner, ensure_policies_replaceable};
 use kyvtel::kube::{KubeError, wait};
 use serde_json::{Value, json};
 
-/// One request the mock received.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    uri: String,
-    content_type: String,
-    body: String,
-}
-
-/// The mock's answer to a request.
-enum Reply {
-    /// Status code and JSON body.
-    Json(u16, Value),
-    /// Status code, JSON body and one `Warning` header.
-    Warn(u16, Value, &'static str),
-    /// Never answer (a watch that sees no change).
-    Hang,
-}
-
-type Log = Arc<Mutex<Vec<Seen>>>;
-
-/// A client whose requests are answered by `script` (given the request and how many requests came
-/// before it), and the log of what was sent.
-fn mock(script: impl Fn(&Seen, usize) -> Reply + Send + 'static) -> (kube::Client, Log) {
-    let (svc, mut handle) = tower_test::mock::pair::<http::Request<Body>, http::Response<Body>>();
-    let log: Log = Arc::new(Mutex::new(Vec::new()));
-    let seen_log = Arc::clone(&log);
-    tokio::spawn(async move {
-        let mut parked = Vec::new();
-        while let Some((request, respond)) = handle.next_request().await {
-            let (parts, body) = request.into_parts();
-            let body = body.collect_bytes().await.expect("request body");
-            let seen = Seen {
-                method: parts.method.to_string(),
-                uri: parts.uri.to_string(),
-                content_type: parts
-                    .headers
-                    .get("content-type")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_string(),
-                body: String::from_utf8_lossy(&body).into_owned(),
-            };
-            let n = {
-                let mut l = seen_log.lock().unwrap();
-                l.push(seen.clone());
-                l.len() - 1
-            };
-            let (code, value, warning) = match script(&seen, n) {
-                Reply::Json(code, v) => (code, v, None),
-                Reply::Warn(code, v, w) => (code, v, Some(w)),
-                Reply::Hang => {
-                    parked.push(respond);
-                    continue;
-                }
-            };
-            let mut response = http::Response::builder().status(code).header("content-type", "application/json");
-            if let Some(w) = warning {
-                response = response.header("warning", w);
-            }
-            respond.send_response(response.body(Body::from(serde_json::to_vec(&value).unwrap())).unwrap());
-        }
-    });
-    (kube::Client::new(svc, "default"), log)
-}
-
-fn status(code: u16, reason: &str, message: &str) -> Value {
-    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-           "message": message, "reason": reason, "code": code})
-}
+mod common;
+use common::mock_api::{Reply, Seen, mock, status};
 
 /// Aggregated discovery: /apis serves kyverno.io/v1 ClusterPolicy (cluster) and apps/v1 Deployment,
 /// /api serves v1 ConfigMap and Pod (namespaced).

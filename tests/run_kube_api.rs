@@ -5,79 +5,24 @@
 //! executor gets back.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kube::client::Body;
 use kyvtel::kube::ownership::Owner;
 use kyvtel::plan::WaitFor;
 use kyvtel::run::api::ClusterApi;
 use kyvtel::run::kube_api::KubeApi;
 use serde_json::{Map, Value, json};
 
-/// One request the mock received.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    uri: String,
-    content_type: String,
-    body: String,
-}
-
-/// The mock's answer.
-enum Reply {
-    /// Status code and JSON body.
-    Json(u16, Value),
-    /// Never answer (a watch that sees no change).
-    Hang,
-}
-
-type Log = Arc<Mutex<Vec<Seen>>>;
+mod common;
+use common::mock_api::{self, Log, Reply, Seen, status};
 
 /// A `KubeApi` whose requests are answered by `script`, and the log of what it sent.
 fn mock(script: impl Fn(&Seen) -> Reply + Send + 'static) -> (KubeApi, Log) {
-    let (svc, mut handle) = tower_test::mock::pair::<http::Request<Body>, http::Response<Body>>();
-    let log: Log = Arc::new(Mutex::new(Vec::new()));
-    let seen_log = Arc::clone(&log);
-    tokio::spawn(async move {
-        let mut parked = Vec::new();
-        while let Some((request, respond)) = handle.next_request().await {
-            let (parts, body) = request.into_parts();
-            let body = body.collect_bytes().await.expect("request body");
-            let seen = Seen {
-                method: parts.method.to_string(),
-                uri: parts.uri.to_string(),
-                content_type: parts
-                    .headers
-                    .get("content-type")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_string(),
-                body: String::from_utf8_lossy(&body).into_owned(),
-            };
-            seen_log.lock().unwrap().push(seen.clone());
-            match script(&seen) {
-                Reply::Json(code, value) => {
-                    let response = http::Response::builder()
-                        .status(code)
-                        .header("content-type", "application/json")
-                        .body(Body::from(serde_json::to_vec(&value).unwrap()))
-                        .unwrap();
-                    respond.send_response(response);
-                }
-                Reply::Hang => parked.push(respond),
-            }
-        }
-    });
-    let api = KubeApi::with_client(kube::Client::new(svc, "default"), Owner::new("run-1"))
+    let (client, log) = mock_api::mock(move |seen, _| script(seen));
+    let api = KubeApi::with_client(client, Owner::new("run-1"))
         .poll_interval(Duration::from_millis(10))
         .call_timeout(Duration::from_secs(5));
     (api, log)
-}
-
-fn status(code: u16, reason: &str, message: &str) -> Value {
-    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-           "message": message, "reason": reason, "code": code})
 }
 
 fn list_of(kind: &str, items: Vec<Value>) -> Value {
