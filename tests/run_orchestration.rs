@@ -909,3 +909,23 @@ async fn the_evidence_of_a_failure_includes_the_replicaset_failed_create_message
     assert_eq!(text, &denial);
     assert!(ran.journal.iter().any(|l| l == "denial_messages kyvtel-app/demo"), "{:#?}", ran.journal);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panic_inside_the_run_still_tears_everything_down_lifo() {
+    let mut b = recipe(Tp::Shipped);
+    route_to_loopback(&mut b.plan);
+    let api = FakeApi::new();
+    api.on("wait", "PoliciesReady", Fault::Panic);
+    let runner = Arc::new(RecordingRunner::new());
+    answer_the_rest(&runner);
+    let (s, _tx) = settings(&runner, &api, false);
+    let r = kyvtel::run::executor::execute_guarded(&b.plan, &api, &s).await;
+    assert!(!r.passed);
+    let msg = r.failure().unwrap();
+    assert!(msg.contains("kyvtel panicked (injected panic in `wait PoliciesReady"), "{msg}");
+    // Every teardown entry was attempted, in LIFO order: the cluster goes last.
+    assert_eq!(r.teardown.len(), b.plan.teardown.len());
+    assert!(r.teardown.last().unwrap().label.contains("delete the kind cluster"), "{:?}", r.teardown);
+    let cmds = runner.command_lines();
+    assert!(cmds.last().unwrap().starts_with("kind delete cluster"), "{cmds:#?}");
+}

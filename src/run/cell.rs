@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::api::ClusterApi;
-use super::executor::{ScenarioResult, Settings, Status, TeardownResult, execute, teardown_only};
+use super::executor::{ScenarioResult, Settings, Status, TeardownResult, execute_guarded as execute, teardown_only};
 use crate::plan::Plan;
 use crate::plan::cells::Cell;
 

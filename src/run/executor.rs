@@ -454,6 +454,36 @@ async fn teardown<A: ClusterApi>(
     out
 }
 
+/// Like [`execute`], but a panic inside the run (a bug in kyvtel) does not skip the teardown: the
+/// whole teardown stack runs, LIFO and best effort (entries for what was never set up fail
+/// harmlessly), and the result says that kyvtel panicked.
+pub async fn execute_guarded<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) -> ScenarioResult {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(execute(plan, api, s)).catch_unwind().await {
+        Ok(r) => r,
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|m| (*m).to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            let message = format!("kyvtel panicked ({what}); tore down everything the plan registers");
+            let all: Vec<String> = plan.phases.iter().map(|p| p.name.clone()).collect();
+            let teardown = teardown_only(plan, api, s, &all, None).await;
+            ScenarioResult {
+                scenario: plan.scenario.clone(),
+                passed: false,
+                cancelled: false,
+                phases: vec![PhaseResult { name: "run".into(), status: Status::Failed(message), seconds: 0.0 }],
+                checks: Vec::new(),
+                drift: Vec::new(),
+                teardown,
+                evidence: Vec::new(),
+            }
+        }
+    }
+}
+
 /// Runs only the teardown of `plan`, as if the phases in `started` had run (and `failed_phase`
 /// failed). Used for a cell's shared setup, whose teardown waits until its last scenario is done.
 pub async fn teardown_only<A: ClusterApi>(

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use super::api::ClusterApi;
 use super::cell::execute_cell;
-use super::executor::{ScenarioResult, Settings, Status, execute};
+use super::executor::{ScenarioResult, Settings, Status, execute_guarded};
 use super::kube_api::KubeApi;
 use super::reuse::{self, Decision};
 use crate::kube::ownership::Owner;
@@ -305,7 +305,7 @@ impl Session<'_> {
     }
 
     fn execute(&mut self, plan: &Plan, api: &KubeApi, settings: &Settings) -> ScenarioResult {
-        let result = self.rt.block_on(execute(plan, api, settings));
+        let result = self.rt.block_on(execute_guarded(plan, api, settings));
         self.note_server_version(api);
         result
     }

@@ -38,6 +38,8 @@ pub enum Fault {
     Deny(String),
     /// Sleeps this long (cancellation can interrupt it), then answers normally.
     Stall(Duration),
+    /// Panics (a bug inside a run): teardown must still run.
+    Panic,
 }
 
 #[derive(Debug)]
@@ -189,6 +191,7 @@ impl FakeApi {
             Some(Fault::TimeOut { last_observed }) => Err(ApiFailure::new(format!(
                 "timed out after {timeout:?} waiting for `{line}`; last observed: {last_observed}"
             ))),
+            Some(Fault::Panic) => panic!("injected panic in `{line}`"),
             Some(Fault::Stall(d)) => {
                 tokio::time::sleep(d).await;
                 Ok(ok())
