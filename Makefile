@@ -23,7 +23,7 @@ test: lint kyverno-cli
 ## (or one scenario: make e2e SCENARIO=documented-recipe). A missing prerequisite fails.
 e2e:
 	$(KYVTEL) tools install
-	KYVTEL_REQUIRE_LIVE=1 $(CARGO) test --test e2e -- $(SCENARIO)
+	KYVTEL_REQUIRE_LIVE=1 $(CARGO) test --test e2e -- $(if $(SCENARIO),--exact $(SCENARIO))
 
 ## doctor: what a live run needs and what is missing.
 doctor:

@@ -69,7 +69,9 @@ fn run_scenario(path: &Path) -> Result<Completion, Failed> {
 
 fn main() {
     std::env::set_current_dir(root()).expect("repository root");
-    let args = Arguments::from_args();
+    let mut args = Arguments::from_args();
+    // Telepresence's daemons are machine-wide: scenarios never run concurrently.
+    args.test_threads = Some(1);
     let mut files: Vec<PathBuf> = std::fs::read_dir("scenarios")
         .expect("scenarios/")
         .filter_map(|e| e.ok().map(|e| e.path()))

@@ -30,7 +30,15 @@ fn the_cell() -> Cell {
 fn settings(runner: &Arc<RecordingRunner>, api: &FakeApi) -> Settings {
     let (_tx, rx) = watch::channel(false);
     let r: Arc<dyn Runner> = Arc::new(JournalRunner::new(runner.clone(), api.journal()));
-    Settings { runner: r, token: "t".into(), keep: false, cancel: rx, progress: None }
+    Settings {
+        runner: r,
+        token: "t".into(),
+        keep: false,
+        cancel: rx,
+        progress: None,
+        as_root: false,
+        owns_cluster: true,
+    }
 }
 
 fn index_of(journal: &[String], needle: &str) -> Vec<usize> {

@@ -233,6 +233,10 @@ async fn delete_ignores_missing_objects_and_waits_until_gone() {
         match seen.method.as_str() {
             "DELETE" if seen.uri.contains("configmaps") => Reply::Json(404, status(404, "NotFound", "not found")),
             "DELETE" => Reply::Json(200, status(200, "Success", "")),
+            "GET" if seen.uri == "/api/v1/namespaces/app" => Reply::Json(200, owned("Namespace", "app")),
+            "GET" if seen.uri == "/api/v1/namespaces/app/configmaps/demo" => {
+                Reply::Json(200, owned("ConfigMap", "demo"))
+            }
             _ if seen.uri.contains("watch=true") => Reply::Hang,
             _ => Reply::Json(200, list_of("Namespace", vec![])),
         }
@@ -248,6 +252,31 @@ async fn delete_ignores_missing_objects_and_waits_until_gone() {
     assert_eq!(deletes, ["/api/v1/namespaces/app/configmaps/demo?", "/api/v1/namespaces/app?"]);
 }
 
+/// An object labelled as kyvtel's.
+fn owned(kind: &str, name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": kind,
+           "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "kyvtel"}}})
+}
+
+#[tokio::test]
+async fn delete_never_touches_an_object_kyvtel_does_not_own() {
+    let (api, log) = mock(|seen| {
+        if let Some(r) = discovery(seen) {
+            return r;
+        }
+        match seen.method.as_str() {
+            // The user's own namespace of the same name: no kyvtel label.
+            "GET" if seen.uri == "/api/v1/namespaces/app" => {
+                Reply::Json(200, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "app"}}))
+            }
+            _ => Reply::Json(200, status(200, "Success", "")),
+        }
+    });
+    let refs = [json!({"apiVersion": "v1", "kind": "Namespace", "name": "app"})];
+    api.delete(&refs, Duration::from_secs(2)).await.unwrap();
+    assert!(log.lock().unwrap().iter().all(|s| s.method != "DELETE"), "a foreign namespace was deleted");
+}
+
 #[tokio::test]
 async fn a_namespace_stuck_terminating_times_out_with_its_state() {
     let (api, _log) = mock(|seen| {
@@ -256,6 +285,7 @@ async fn a_namespace_stuck_terminating_times_out_with_its_state() {
         }
         match seen.method.as_str() {
             "DELETE" => Reply::Json(200, status(200, "Success", "")),
+            "GET" if seen.uri == "/api/v1/namespaces/app" => Reply::Json(200, owned("Namespace", "app")),
             _ if seen.uri.contains("watch=true") => Reply::Hang,
             _ => Reply::Json(
                 200,

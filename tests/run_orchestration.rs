@@ -196,7 +196,18 @@ struct Ran {
 fn settings(runner: &Arc<RecordingRunner>, api: &FakeApi, keep: bool) -> (Settings, watch::Sender<bool>) {
     let (tx, rx) = watch::channel(false);
     let journalled: Arc<dyn Runner> = Arc::new(JournalRunner::new(runner.clone(), api.journal()));
-    (Settings { runner: journalled, token: TOKEN.into(), keep, cancel: rx, progress: None }, tx)
+    (
+        Settings {
+            runner: journalled,
+            token: TOKEN.into(),
+            keep,
+            cancel: rx,
+            progress: None,
+            as_root: false,
+            owns_cluster: true,
+        },
+        tx,
+    )
 }
 
 async fn run(plan: &Plan, api: &FakeApi, runner: RecordingRunner, keep: bool) -> Ran {
@@ -928,4 +939,51 @@ async fn a_panic_inside_the_run_still_tears_everything_down_lifo() {
     assert!(r.teardown.last().unwrap().label.contains("delete the kind cluster"), "{:?}", r.teardown);
     let cmds = runner.command_lines();
     assert!(cmds.last().unwrap().starts_with("kind delete cluster"), "{cmds:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_cluster_kyvtel_does_not_own_a_failed_install_is_never_uninstalled() {
+    let mut b = recipe(Tp::Shipped);
+    route_to_loopback(&mut b.plan);
+    let api = FakeApi::new();
+    let runner = Arc::new(RecordingRunner::new());
+    runner.once(
+        Tool::Telepresence,
+        &["helm", "install"],
+        Scripted::fail(1, "Error: INSTALLATION FAILED: cannot re-use a name that is still in use"),
+    );
+    answer_the_rest(&runner);
+    let (mut s, _tx) = settings(&runner, &api, false);
+    s.owns_cluster = false;
+    let r = execute(&b.plan, &api, &s).await;
+    assert!(!r.passed);
+    let cmds = runner.command_lines();
+    assert!(!cmds.iter().any(|l| l.starts_with("telepresence helm uninstall")), "{cmds:#?}");
+    let Status::Skipped(why) = teardown_status(&r, "uninstall the traffic-manager") else { panic!("{:?}", r.teardown) };
+    assert!(why.contains("left alone on a cluster it does not own"), "{why}");
+    // What kyvtel did install (Kyverno, in this plan) is still removed.
+    assert!(cmds.iter().any(|l| l.starts_with("helm uninstall kyverno")), "{cmds:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expected_denied_install_is_cleaned_up_without_hooks() {
+    let mut b = recipe(Tp::Shipped);
+    route_to_loopback(&mut b.plan);
+    for p in &mut b.plan.phases {
+        for a in &mut p.actions {
+            if let Action::Run { command, expect_failure, .. } = a
+                && command.args.starts_with(&["helm".to_string(), "install".to_string()])
+            {
+                *expect_failure = true;
+            }
+        }
+    }
+    let api = FakeApi::new();
+    let runner = RecordingRunner::new();
+    runner.once(Tool::Telepresence, &["helm", "install"], Scripted::fail(1, "denied"));
+    answer_the_rest(&runner);
+    let ran = run(&b.plan, &api, runner, false).await;
+    let uninstalls: Vec<String> =
+        ran.runner.command_lines().into_iter().filter(|l| l.starts_with("telepresence helm uninstall")).collect();
+    assert_eq!(uninstalls, ["telepresence helm uninstall --manager-namespace ambassador --no-hooks"]);
 }

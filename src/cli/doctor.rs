@@ -24,21 +24,13 @@ pub fn machine_findings() -> Vec<doctor::Finding> {
     let probe = Probe {
         runner: &runner,
         pins: &pins,
-        is_root: is_root(),
+        is_root: crate::tools::is_root(),
         tun: PathBuf::from("/dev/net/tun"),
         work_dir: PathBuf::from("target"),
     };
     let findings = doctor::check(&probe);
     let _ = std::fs::remove_dir_all(&scratch);
     findings
-}
-
-/// Whether this process runs as root (uid 0), read from `/proc/self/status`.
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
-        .unwrap_or(false)
 }
 
 /// Runs `kyvtel doctor`.

@@ -64,12 +64,15 @@ pub fn run(args: Args) -> Result<Exit> {
             })?,
             context: args.context,
         },
-        ProviderKind::K3s => {
-            return Err(Error::NotImplemented(
-                "--provider k3s in kyvtel run (the provider exists in src/provider/k3s.rs but is not wired into the run yet)",
-            ));
-        }
+        ProviderKind::K3s => Provider::K3s {
+            image: args.k3s_image.clone().ok_or_else(|| {
+                Error::Usage("--provider k3s needs --k3s-image rancher/k3s:<tag> (kyvtel pins none)".into())
+            })?,
+        },
     };
+    if args.k3s_image.is_some() && !matches!(provider, Provider::K3s { .. }) {
+        return Err(Error::Usage("--k3s-image goes with --provider k3s".into()));
+    }
     if args.reuse && !matches!(provider, Provider::Kind) {
         return Err(Error::Usage("--reuse goes with --provider kind".into()));
     }

@@ -204,6 +204,11 @@ pub struct Teardown {
     pub on_failure: Vec<Action>,
     /// Skipped when the cluster is kept (`--keep`, `--reuse`).
     pub skip_if_kept: bool,
+    /// Undoes a Helm install. When that install did not succeed, it runs (as `on_failure`, if
+    /// given) only on a cluster kyvtel owns: on an existing cluster the release may be someone
+    /// else's, and is left alone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub undoes_install: bool,
 }
 
 /// One phase: a scenario step (or an implicit setup/assert phase) and its actions.

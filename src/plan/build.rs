@@ -134,8 +134,16 @@ impl Builder {
             actions,
             on_failure,
             skip_if_kept,
+            undoes_install: false,
         });
         self.teardown.len() - 1
+    }
+
+    /// Marks the newest teardown entry as undoing a Helm install (see [`Teardown::undoes_install`]).
+    fn undoes_install(&mut self) {
+        if let Some(t) = self.teardown.last_mut() {
+            t.undoes_install = true;
+        }
     }
 }
 
@@ -259,6 +267,7 @@ pub fn build_in(loaded: &Loaded, opts: &Options, target: &ClusterTarget) -> Plan
                 });
                 let un = b.run(helm::uninstall_kyverno(), limits::TEARDOWN);
                 b.push_undo(name, "uninstall Kyverno", vec![un], vec![], true);
+                b.undoes_install();
                 actions.push(Action::Wait {
                     until: WaitFor::DeploymentAvailable {
                         namespace: "kyverno".into(),
@@ -314,6 +323,7 @@ pub fn build_in(loaded: &Loaded, opts: &Options, target: &ClusterTarget) -> Plan
                 let un_no_hooks = b.run(telepresence::helm_uninstall(mgr_ns, true), limits::TEARDOWN);
                 // Registered before the install: a failed atomic install can leave objects behind.
                 b.push_undo(name, "uninstall the traffic-manager", vec![un], vec![un_no_hooks], false);
+                b.undoes_install();
                 actions.push(Action::Run {
                     command: b.cmd(telepresence::helm_install(mgr_ns, values.as_deref())),
                     timeout: timeout_for(step, limits::TP_INSTALL),

@@ -52,7 +52,6 @@ pub async fn execute_cell<A: ClusterApi>(
         .filter(|p| !matches!(p.status, Status::Skipped(_)))
         .map(|p| p.name.clone())
         .collect();
-    let failed = setup_result.phases.iter().find(|p| matches!(p.status, Status::Failed(_))).map(|p| p.name.clone());
-    let teardown = teardown_only(setup, api, setup_settings, &started, failed.as_deref()).await;
+    let teardown = teardown_only(setup, api, setup_settings, &started).await;
     CellResult { setup: setup_result, members, teardown, cancelled }
 }

@@ -98,6 +98,11 @@ pub struct Settings {
     pub cancel: watch::Receiver<bool>,
     /// Shows each phase with its elapsed time (spinners on a terminal, plain lines otherwise).
     pub progress: Option<crate::report::progress::Progress>,
+    /// kyvtel runs as root: the passwordless-sudo probe is skipped.
+    pub as_root: bool,
+    /// The cluster is kyvtel's own (kind, k3s): after a failed Helm install, its leftovers are
+    /// removed. On an existing cluster, a release kyvtel did not install is never uninstalled.
+    pub owns_cluster: bool,
 }
 
 /// Mutable state of one execution.
@@ -110,6 +115,9 @@ struct State {
     servers: Vec<Server>,
     undone: HashSet<usize>,
     checks: Vec<Check>,
+    /// The phase running now, and the phases whose commands all succeeded so far (installs).
+    phase: String,
+    installed: HashSet<String>,
     drift: Vec<String>,
 }
 
@@ -190,13 +198,20 @@ async fn exec_action<A: ClusterApi>(
     a: &Action,
 ) -> Result<(), String> {
     match a {
+        Action::Run { command, .. } if command.tool == Tool::Sudo && s.as_root => {
+            // Running as root: Telepresence's root daemon needs no sudo (doctor says the same).
+            Ok(())
+        }
         Action::Run { command, timeout, expect_failure, best_effort } => {
             let out = run_command(s, command, *timeout).await;
             match out {
                 Ok(o) if o.success() && *expect_failure => {
                     Err(format!("`{command}` succeeded, but the scenario expects it to be denied"))
                 }
-                Ok(o) if o.success() => Ok(()),
+                Ok(o) if o.success() => {
+                    st.installed.insert(st.phase.clone());
+                    Ok(())
+                }
                 Ok(o) if *expect_failure => {
                     st.last_failed_output = Some(format!("{}\n{}", o.stderr, o.stdout));
                     Ok(())
@@ -358,6 +373,7 @@ pub async fn execute<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) -> Scena
             continue;
         }
         started.insert(phase.name.as_str());
+        st.phase = phase.name.clone();
         let shown = s.progress.as_ref().map(|p| p.phase(&plan.scenario, &phase.name));
         let t0 = Instant::now();
         let mut status = Status::Passed;
@@ -381,7 +397,7 @@ pub async fn execute<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) -> Scena
     }
     let passed = failed_phase.is_none() && !is_cancelled(s);
     let evidence = if passed { Vec::new() } else { collect_evidence(plan, api).await };
-    let teardown = teardown(plan, api, s, &mut st, &started, failed_phase).await;
+    let teardown = teardown(plan, api, s, &mut st, &started).await;
     ScenarioResult {
         scenario: plan.scenario.clone(),
         passed,
@@ -416,7 +432,6 @@ async fn teardown<A: ClusterApi>(
     s: &Settings,
     st: &mut State,
     started: &HashSet<&str>,
-    failed_phase: Option<&str>,
 ) -> Vec<TeardownResult> {
     let mut out = Vec::new();
     // Teardown must run even after Ctrl-C: it uses a settings copy that is never cancelled.
@@ -436,11 +451,19 @@ async fn teardown<A: ClusterApi>(
             out.push(TeardownResult { label: entry.label.clone(), status: Status::Skipped(why) });
             continue;
         }
-        let actions = if failed_phase == Some(entry.registered_by.as_str()) && !entry.on_failure.is_empty() {
-            &entry.on_failure
-        } else {
-            &entry.actions
-        };
+        let install_failed = entry.undoes_install && !st.installed.contains(&entry.registered_by);
+        if install_failed && !s.owns_cluster {
+            out.push(TeardownResult {
+                label: entry.label.clone(),
+                status: Status::Skipped(
+                    "the install did not succeed: a release kyvtel did not install is left alone on a cluster it \
+                     does not own"
+                        .into(),
+                ),
+            });
+            continue;
+        }
+        let actions = if install_failed && !entry.on_failure.is_empty() { &entry.on_failure } else { &entry.actions };
         let mut status = Status::Passed;
         for a in actions {
             if let Err(e) = exec_action(api, &ts, st, plan, a).await {
@@ -469,7 +492,7 @@ pub async fn execute_guarded<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) 
                 .unwrap_or_else(|| "unknown panic".into());
             let message = format!("kyvtel panicked ({what}); tore down everything the plan registers");
             let all: Vec<String> = plan.phases.iter().map(|p| p.name.clone()).collect();
-            let teardown = teardown_only(plan, api, s, &all, None).await;
+            let teardown = teardown_only(plan, api, s, &all).await;
             ScenarioResult {
                 scenario: plan.scenario.clone(),
                 passed: false,
@@ -484,18 +507,18 @@ pub async fn execute_guarded<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) 
     }
 }
 
-/// Runs only the teardown of `plan`, as if the phases in `started` had run (and `failed_phase`
-/// failed). Used for a cell's shared setup, whose teardown waits until its last scenario is done.
+/// Runs only the teardown of `plan`, as if the phases in `started` had run (with no record of
+/// which installs succeeded, so [`crate::plan::Teardown::undoes_install`] entries follow the
+/// failed-install rule). Used for a cell's shared setup, whose teardown waits until its last scenario is done.
 pub async fn teardown_only<A: ClusterApi>(
     plan: &Plan,
     api: &A,
     s: &Settings,
     started: &[String],
-    failed_phase: Option<&str>,
 ) -> Vec<TeardownResult> {
     let mut st = State::default();
     let started: HashSet<&str> = started.iter().map(String::as_str).collect();
-    teardown(plan, api, s, &mut st, &started, failed_phase).await
+    teardown(plan, api, s, &mut st, &started).await
 }
 
 /// Where a failed scenario's evidence bundle goes.

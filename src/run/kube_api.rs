@@ -152,6 +152,26 @@ impl KubeApi {
         Ok(out)
     }
 
+    /// Keeps the targets that are kyvtel's (labelled `app.kubernetes.io/managed-by=kyvtel`) or
+    /// already gone. Anything else is left alone: an existing cluster's own namespace or policy of
+    /// the same name is never deleted.
+    async fn owned_only(&self, client: &::kube::Client, targets: Vec<AppliedRef>) -> ApiResult<Vec<AppliedRef>> {
+        let mut out = Vec::new();
+        for t in targets {
+            let api: Api<DynamicObject> = match &t.namespace {
+                Some(ns) => Api::namespaced_with(client.clone(), ns, &t.resource),
+                None => Api::all_with(client.clone(), &t.resource),
+            };
+            match api.get_opt(&t.name).await {
+                Ok(Some(obj)) if crate::kube::ownership::is_owned(&obj.metadata) => out.push(t),
+                Ok(Some(_)) => tracing::warn!("not deleting {t}: it is not labelled as kyvtel's"),
+                Ok(None) => {}
+                Err(e) => return Err(ApiFailure::new(format!("read {t} before deleting it: {e}"))),
+            }
+        }
+        Ok(out)
+    }
+
     /// Waits until every target is gone, sharing one deadline; reports the last observed state.
     async fn await_gone(&self, client: &::kube::Client, targets: &[AppliedRef], timeout: Duration) -> ApiResult<()> {
         let deadline = Instant::now() + timeout;
@@ -301,7 +321,8 @@ impl ClusterApi for KubeApi {
 
     async fn delete(&self, refs: &[Value], timeout: Duration) -> ApiResult<()> {
         let client = self.client().await?;
-        let targets = self.bounded("delete", self.resolve(client, refs)).await?;
+        let resolved = self.bounded("delete", self.resolve(client, refs)).await?;
+        let targets = self.bounded("delete", self.owned_only(client, resolved)).await?;
         self.bounded("delete", async { apply::delete(client, &targets).await.map_err(failure) }).await?;
         self.await_gone(client, &targets, timeout).await
     }

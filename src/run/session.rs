@@ -202,6 +202,8 @@ impl Session<'_> {
             keep,
             cancel: self.cancel.clone(),
             progress: Some(self.progress.clone()),
+            as_root: crate::tools::is_root(),
+            owns_cluster: !matches!(self.opts.provider, Provider::Existing { .. }),
         }
     }
 
@@ -409,6 +411,8 @@ impl Session<'_> {
                 keep,
                 cancel: cancel.clone(),
                 progress: Some(progress.clone()),
+                as_root: crate::tools::is_root(),
+                owns_cluster: true,
             }));
             self.note_server_version(&api);
             self.record_fingerprint(&api, &result.setup, record);

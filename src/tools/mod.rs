@@ -160,3 +160,13 @@ pub trait Runner: Send + Sync {
 pub mod helm;
 pub mod kind;
 pub mod telepresence;
+
+/// Whether this process runs as root (uid 0), read from `/proc/self/status`; then Telepresence's
+/// root daemon needs no sudo.
+#[must_use]
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false)
+}
