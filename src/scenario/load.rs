@@ -11,7 +11,7 @@ use super::policy;
 use super::resolve::Versions;
 use super::version::VersionReq;
 use crate::error::{Diagnostic, Error, Result};
-use crate::outcome::expect::When;
+use crate::outcome::expect::{StepOutcome, When};
 use crate::yaml::{self, Document, Index};
 
 /// Namespaces Kyverno never validates by default, so they cannot host a test (facts.md §3).
@@ -89,6 +89,12 @@ struct Problems<'a> {
 }
 
 impl Problems<'_> {
+    /// A problem with the key at `pointer` (a step, a field), located at the key.
+    fn at_key(&mut self, pointer: &str, message: impl Into<String>) {
+        let loc = self.index.key(pointer).or_else(|| self.index.nearest(pointer));
+        self.list.push(Diagnostic::at(self.file, loc, message));
+    }
+
     fn at(&mut self, pointer: &str, message: impl Into<String>) {
         let loc = self.index.value(pointer).or_else(|| self.index.nearest(pointer));
         self.list.push(Diagnostic::at(self.file, loc, message));
@@ -291,10 +297,75 @@ fn check_when(p: &mut Problems<'_>, at: &str, w: &When) {
     }
 }
 
+/// Whether `name` is an RFC 1123 DNS label (what Kubernetes requires of a namespace name).
+fn is_dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+fn check_namespaces(p: &mut Problems<'_>, s: &Scenario) {
+    let spec = &s.spec;
+    let mut names = vec![
+        ("/spec/workload/namespace".to_string(), spec.workload.namespace.as_str()),
+        ("/spec/telepresence/managerNamespace".to_string(), spec.telepresence.manager_namespace.as_str()),
+    ];
+    for (i, ex) in spec.kyverno.exclusions.iter().enumerate() {
+        for (j, ns) in ex.namespaces.iter().enumerate() {
+            names.push((format!("/spec/kyverno/exclusions/{i}/namespaces/{j}"), ns.as_str()));
+        }
+    }
+    for (at, ns) in names {
+        if !is_dns_label(ns) {
+            p.at(&at, format!("`{ns}` is not a valid namespace name (a DNS label: lower-case letters, digits, `-`)"));
+        }
+    }
+}
+
+/// Checks that each step can run where it stands: one-time steps appear once, an intercept needs
+/// the workload deployed and a connection, traffic and `leave` need an active intercept.
+fn check_step_order(p: &mut Problems<'_>, s: &Scenario) {
+    let mut seen: Vec<&'static str> = Vec::new();
+    let mut intercepting = false;
+    for (i, step) in s.spec.steps.iter().enumerate() {
+        let key = step_key(step);
+        let at = format!("/spec/steps/{i}/{key}");
+        let once = !matches!(step, Step::Intercept(_) | Step::SendTraffic(_) | Step::Leave(_));
+        if once && seen.contains(&key) {
+            p.at_key(&at, format!("`{key}` appears twice; each setup step runs once"));
+        }
+        let missing = |need: &str, seen: &[&str]| !seen.contains(&need);
+        match step {
+            Step::Intercept(_) if intercepting => p.at_key(&at, "an intercept is already active; `leave` first"),
+            Step::Intercept(_) if missing("connect", &seen) => p.at_key(&at, "`intercept` needs an earlier `connect`"),
+            Step::Intercept(_) if missing("deployWorkload", &seen) => {
+                p.at_key(&at, "`intercept` needs an earlier `deployWorkload`")
+            }
+            Step::SendTraffic(_) | Step::Leave(_) if !intercepting => {
+                p.at_key(&at, format!("`{key}` needs an active intercept (an earlier `intercept`, not yet left)"))
+            }
+            Step::Connect(_) if missing("installTelepresence", &seen) => {
+                p.at_key(&at, "`connect` needs an earlier `installTelepresence`")
+            }
+            _ => {}
+        }
+        match step {
+            Step::Intercept(x) if x.expect.as_ref().is_none_or(|e| *e == StepOutcome::Ok) => intercepting = true,
+            Step::Leave(_) => intercepting = false,
+            _ => {}
+        }
+        seen.push(key);
+    }
+}
+
 fn check_steps(p: &mut Problems<'_>, s: &Scenario) {
     if s.spec.steps.is_empty() {
         p.at("/spec/steps", "list at least one step");
     }
+    check_step_order(p, s);
+    check_namespaces(p, s);
     for (i, step) in s.spec.steps.iter().enumerate() {
         let at = format!("/spec/steps/{i}/{}", step_key(step));
         if let Some(t) = step.timeout()
