@@ -89,7 +89,13 @@ impl ScenarioCheck {
 
 /// The expected outcome of the first step of the given kind, if the scenario has one.
 fn step_outcome(loaded: &Loaded, pick: fn(&Step) -> bool) -> Option<StepOutcome> {
-    loaded.scenario.spec.steps.iter().find(|s| pick(s)).map(Step::expect)
+    loaded
+        .scenario
+        .spec
+        .steps
+        .iter()
+        .find(|s| pick(s))
+        .map(|s| s.expect().for_versions(|w| loaded.versions.satisfies(w)))
 }
 
 /// What the scenario expects of an object in `role`.
@@ -213,7 +219,7 @@ mod tests {
         assert!(compare(&d, &Expected::Admitted).is_some_and(|m| m.contains("p/r at /spec/containers/1/")));
         assert!(compare(&ok, &Expected::Denied(vec![])).is_some());
         assert_eq!(compare(&d, &Expected::Denied(vec![])), None);
-        let want = |path: &str| DeniedBy { policy: "p".into(), rule: "r".into(), path: Some(path.into()) };
+        let want = |path: &str| DeniedBy { policy: "p".into(), rule: "r".into(), path: Some(path.into()), when: None };
         assert_eq!(compare(&d, &Expected::Denied(vec![want("/spec/containers/1/securityContext/")])), None);
         let m = compare(&d, &Expected::Denied(vec![want("/spec/containers/0/")]));
         assert!(m.is_some_and(|m| m.contains("p/r at /spec/containers/0/")));

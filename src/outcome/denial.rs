@@ -480,11 +480,13 @@ mod tests {
                 policy: "restrict-image-registries".into(),
                 rule: "validate-registries".into(),
                 path: Some("/spec/containers/1/".into()),
+                when: None,
             },
             DeniedBy {
                 policy: "require-security-context".into(),
                 rule: "require-init-container-security-context".into(),
                 path: None,
+                when: None,
             },
         ];
         assert_eq!(d.unmet(&want), vec![&want[1]]);

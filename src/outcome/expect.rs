@@ -77,6 +77,9 @@ pub struct DeniedBy {
     /// A prefix of the reported path, e.g. `/spec/containers/1/securityContext/`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// This violation is expected only when these versions hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<When>,
 }
 
 /// The expected outcome of a step.
@@ -88,6 +91,20 @@ pub enum StepOutcome {
     Ok,
     /// Kyverno denies the step's object; every listed violation must appear.
     Denied(Vec<DeniedBy>),
+}
+
+impl StepOutcome {
+    /// The outcome for the run's versions: expected violations whose `when` does not hold (per
+    /// `holds`) are dropped.
+    #[must_use]
+    pub fn for_versions(self, holds: impl Fn(&When) -> bool) -> StepOutcome {
+        match self {
+            StepOutcome::Ok => StepOutcome::Ok,
+            StepOutcome::Denied(v) => {
+                StepOutcome::Denied(v.into_iter().filter(|d| d.when.as_ref().is_none_or(&holds)).collect())
+            }
+        }
+    }
 }
 
 /// One violation reported in a Kyverno denial (parsed from the webhook text or from the Kyverno CLI).
@@ -119,6 +136,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn version_guarded_violations_apply_only_when_their_condition_holds() {
+        let guarded = |v: &str| DeniedBy {
+            policy: "p".into(),
+            rule: v.into(),
+            path: None,
+            when: Some(When { telepresence: Some(v.into()), ..Default::default() }),
+        };
+        let outcome = StepOutcome::Denied(vec![guarded(">=2.22"), guarded("<2.22")]);
+        let kept = outcome.for_versions(|w| w.telepresence.as_deref() == Some(">=2.22"));
+        assert_eq!(kept, StepOutcome::Denied(vec![guarded(">=2.22")]));
+        assert_eq!(StepOutcome::Ok.for_versions(|_| false), StepOutcome::Ok);
+    }
+
+    #[test]
     fn denied_by_matches_policy_rule_and_path_prefix() {
         let v = Violation {
             policy: "p".into(),
@@ -126,13 +157,13 @@ mod tests {
             paths: vec!["/spec/containers/1/securityContext/allowPrivilegeEscalation/".into()],
             message: String::new(),
         };
-        let mut d = DeniedBy { policy: "p".into(), rule: "r".into(), path: None };
+        let mut d = DeniedBy { policy: "p".into(), rule: "r".into(), path: None, when: None };
         assert!(d.matches(&v));
         d.path = Some("/spec/containers/1/securityContext/".into());
         assert!(d.matches(&v));
         d.path = Some("/spec/containers/0/".into());
         assert!(!d.matches(&v));
-        d = DeniedBy { policy: "p".into(), rule: "other".into(), path: None };
+        d = DeniedBy { policy: "p".into(), rule: "other".into(), path: None, when: None };
         assert!(!d.matches(&v));
     }
 }

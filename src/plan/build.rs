@@ -242,7 +242,7 @@ pub fn build_in(loaded: &Loaded, opts: &Options, target: &ClusterTarget) -> Plan
 
     for step in &s.steps {
         let name = step.name();
-        let expected = step.expect();
+        let expected = step.expect().for_versions(|w| v.satisfies(w));
         let denial = match &expected {
             StepOutcome::Denied(d) => Some(d.clone()),
             StepOutcome::Ok => None,

@@ -368,6 +368,13 @@ fn check_steps(p: &mut Problems<'_>, s: &Scenario) {
     check_namespaces(p, s);
     for (i, step) in s.spec.steps.iter().enumerate() {
         let at = format!("/spec/steps/{i}/{}", step_key(step));
+        if let StepOutcome::Denied(list) = step.expect() {
+            for (j, d) in list.iter().enumerate() {
+                if let Some(w) = &d.when {
+                    check_when(p, &format!("{at}/expect/denied/{j}/when"), w);
+                }
+            }
+        }
         if let Some(t) = step.timeout()
             && let Err(m) = crate::plan::duration::parse(t)
         {
