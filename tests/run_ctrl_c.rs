@@ -43,6 +43,9 @@ fn ctrl_c_interrupts_the_step_and_teardown_still_runs() {
     let tools = tmp.join("tools");
     std::fs::create_dir_all(&tools).unwrap();
     let log = tmp.join("calls.log");
+    // `kyvtel run` checks that the pinned Kyverno chart is downloaded before it starts.
+    std::fs::create_dir_all(tools.join("charts")).unwrap();
+    std::fs::write(tools.join("charts/kyverno-3.9.0.tgz"), b"not a real chart").unwrap();
     script(&tools, "helm", &log, "case \"$1\" in version) echo v3.21.4;; install) sleep 120;; esac");
     script(&tools, "telepresence", &log, "case \"$1\" in version) echo 'OSS Client : v2.32.1';; esac");
     let kubeconfig = tmp.join("kubeconfig");

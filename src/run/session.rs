@@ -79,6 +79,37 @@ fn new_token(run_id: &str) -> String {
 
 pub use crate::scenario::load_all;
 
+/// Refuses scenarios that need a Telepresence other than the one provisioned tool (the pinned
+/// default), or a Kyverno chart that is not downloaded: the plan would be built for one version
+/// while another one runs.
+fn check_provisioned_versions(loaded: &[Loaded]) -> Result<()> {
+    let pins = crate::scenario::pins::Pins::builtin();
+    let charts = ToolsDir::at(default_tools_dir()).charts();
+    let mut problems = Vec::new();
+    for l in loaded {
+        let v = &l.versions;
+        if v.telepresence != pins.telepresence.default {
+            problems.push(format!(
+                "{}: needs Telepresence {}, but kyvtel provisions one Telepresence binary, the pinned {} \
+                 (runs across Telepresence versions are not supported yet)",
+                l.name(),
+                v.telepresence,
+                pins.telepresence.default
+            ));
+        }
+        let chart = charts.join(format!("kyverno-{}.tgz", v.kyverno_chart));
+        if !chart.is_file() {
+            problems.push(format!(
+                "{}: the Kyverno chart {} is not downloaded ({} missing; run `kyvtel tools install`)",
+                l.name(),
+                v.kyverno_chart,
+                chart.display()
+            ));
+        }
+    }
+    if problems.is_empty() { Ok(()) } else { Err(Error::Prerequisite(problems.join("; "))) }
+}
+
 /// Rewrites a kind plan for an existing cluster: no cluster creation, no image preloading, and
 /// nothing in the teardown that deletes the cluster.
 pub fn for_existing_cluster(plan: Plan) -> Plan {
@@ -131,15 +162,22 @@ fn write_evidence(
         }
     }
     if kind_cluster {
-        let dir = b.dir().join("kind-logs");
-        let _ = runner.run(&kind::export_logs(&plan.cluster, &dir), Duration::from_secs(180));
-        if dir.is_dir() {
-            b.add(
-                "kind-logs.txt",
-                "kind export logs (directory kind-logs/ next to this file)",
-                dir.display().to_string().as_bytes(),
-            )?;
+        let tmp = std::env::temp_dir().join(format!("kyvtel-kind-logs-{}-{}", std::process::id(), plan.scenario));
+        let _ = runner.run(&kind::export_logs(&plan.cluster, &tmp), Duration::from_secs(180));
+        // Every exported file goes through the bundle, which redacts tokens and certificates.
+        let mut stack = vec![tmp.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if let Ok(rel) = path.strip_prefix(&tmp) {
+                    let name = format!("kind-logs/{}", rel.display()).replace('/', "__");
+                    b.add_file(&name, "kind export logs", &path)?;
+                }
+            }
         }
+        let _ = std::fs::remove_dir_all(&tmp);
     }
     b.finish()
 }
@@ -473,6 +511,7 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
     {
         return Err(Error::input(kubeconfig, None, "file not found"));
     }
+    check_provisioned_versions(&loaded)?;
     let findings = crate::cli::doctor::machine_findings();
     let needed: &[&str] = match opts.provider {
         Provider::Kind => &["docker", "kind", "helm", "telepresence", "sudo", "tun"],
