@@ -40,7 +40,10 @@ pub fn status_json(version: &Version) -> CommandLine {
     CommandLine::new(Tool::Telepresence).args(["status", flag, "json"])
 }
 
-/// `telepresence intercept WORKLOAD --port LOCAL[:SVCPORT] --mount=false`.
+/// `telepresence intercept WORKLOAD --port LOCAL[:SVCPORT] --mount=false`. The intercept is named
+/// after the workload (no `--workload`), so `leave`/`detach` takes the workload name.
+// upstream: telepresenceio/telepresence pkg/client/cli/intercept (flag `--workload`/`-w`: "Name of
+// workload (Deployment, ReplicaSet) to intercept, if different from <name>").
 pub fn intercept(workload: &str, port: u16, service_port: Option<u16>) -> CommandLine {
     let port = match service_port {
         Some(s) => format!("{port}:{s}"),
@@ -73,7 +76,9 @@ pub fn sudo_probe() -> CommandLine {
 }
 
 /// The agent/manager image for a Telepresence version: `docker.io/datawire/tel2` up to 2.19,
-/// `ghcr.io/telepresenceio/tel2` from 2.20.
+/// `ghcr.io/telepresenceio/tel2` from 2.20 (facts.md §4). The tag is the bare version, no `v`.
+// upstream: telepresenceio/telepresence docs, `telepresence genyaml config` (`--agent-image` default
+// "ghcr.io/telepresenceio/tel2:2.24.1"); cmd/traffic manager tests use "ghcr.io/telepresenceio/tel2:2.32.0".
 pub fn image(version: &Version) -> String {
     let repo = if *version >= v("2.20") { "ghcr.io/telepresenceio/tel2" } else { "docker.io/datawire/tel2" };
     format!("{repo}:{version}")
