@@ -73,6 +73,34 @@ pub fn cluster_policy_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("kyverno.io", "v1", "ClusterPolicy"), "clusterpolicies")
 }
 
+/// The names among `names` that exist (read through `api`) without kyvtel's label.
+async fn foreign<K>(api: &Api<K>, kind: &str, names: &[&str]) -> Result<Vec<String>, KubeError>
+where
+    K: ::kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+{
+    let mut out = Vec::new();
+    for name in names {
+        match api.get(name).await {
+            Ok(obj) if is_owned(obj.meta()) => {}
+            Ok(_) => out.push((*name).to_string()),
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(KubeError::api(format!("read {kind}/{name}"), e)),
+        }
+    }
+    Ok(out)
+}
+
+/// `Ok` when nothing is foreign; otherwise a refusal naming every foreign object and what to do.
+fn refuse_foreign(kind: &str, foreign: &[String], what_then: &str) -> Result<(), KubeError> {
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    Err(KubeError::Refused(format!(
+        "{kind} {} exists and is not labelled {MANAGED_BY_KEY}={MANAGED_BY_VALUE}; {what_then}",
+        foreign.join(", ")
+    )))
+}
+
 /// Refuses when any of the named ClusterPolicies exists and is not kyvtel's.
 ///
 /// A policy that does not exist is fine (it will be created, with the labels). Used before applying
@@ -82,24 +110,12 @@ pub fn cluster_policy_resource() -> ApiResource {
 /// [`KubeError::Refused`] naming every foreign policy; [`KubeError::Api`] when a read fails.
 pub async fn ensure_policies_replaceable(client: &::kube::Client, names: &[&str]) -> Result<(), KubeError> {
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &cluster_policy_resource());
-    let mut foreign = Vec::new();
-    for name in names {
-        match api.get(name).await {
-            Ok(obj) if is_owned(&obj.metadata) => {}
-            Ok(_) => foreign.push((*name).to_string()),
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(KubeError::api(format!("read ClusterPolicy/{name}"), e)),
-        }
-    }
-    if foreign.is_empty() {
-        Ok(())
-    } else {
-        Err(KubeError::Refused(format!(
-            "ClusterPolicy {} exists and is not labelled {MANAGED_BY_KEY}={MANAGED_BY_VALUE}; \
-             kyvtel will not replace a policy it does not own (delete or relabel it, or use another cluster)",
-            foreign.join(", ")
-        )))
-    }
+    let found = foreign(&api, "ClusterPolicy", names).await?;
+    refuse_foreign(
+        "ClusterPolicy",
+        &found,
+        "kyvtel will not replace a policy it does not own (delete or relabel it, or use another cluster)",
+    )
 }
 
 /// Refuses when any of the named Namespaces exists and is not kyvtel's: on an `existing` cluster,
@@ -109,24 +125,12 @@ pub async fn ensure_policies_replaceable(client: &::kube::Client, names: &[&str]
 /// [`KubeError::Refused`] naming every foreign namespace; [`KubeError::Api`] when a read fails.
 pub async fn ensure_namespaces_ownable(client: &::kube::Client, names: &[&str]) -> Result<(), KubeError> {
     let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-    let mut foreign = Vec::new();
-    for name in names {
-        match api.get(name).await {
-            Ok(ns) if is_owned(&ns.metadata) => {}
-            Ok(_) => foreign.push((*name).to_string()),
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(KubeError::api(format!("read Namespace/{name}"), e)),
-        }
-    }
-    if foreign.is_empty() {
-        Ok(())
-    } else {
-        Err(KubeError::Refused(format!(
-            "Namespace {} exists and is not labelled {MANAGED_BY_KEY}={MANAGED_BY_VALUE}; kyvtel only uses \
-             namespaces it created (choose another spec.workload.namespace, or use another cluster)",
-            foreign.join(", ")
-        )))
-    }
+    let found = foreign(&api, "Namespace", names).await?;
+    refuse_foreign(
+        "Namespace",
+        &found,
+        "kyvtel only uses namespaces it created (choose another spec.workload.namespace, or use another cluster)",
+    )
 }
 
 #[cfg(test)]
