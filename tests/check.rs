@@ -7,8 +7,10 @@
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use kyvtel::check::kyverno::{self, ObjectRef, ProgramRunner};
+use kyvtel::check::kyverno::{self, ObjectRef};
 use kyvtel::check::{render, serialize};
+use kyvtel::tools::Tool;
+use kyvtel::tools::runner::DuctRunner;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use serde_json::Value;
 
@@ -94,8 +96,8 @@ fn judge(
 ) -> std::collections::BTreeMap<ObjectRef, kyverno::Judgement> {
     let policies: Vec<Value> = policy_files.iter().flat_map(|p| yaml_docs(&root().join(p))).collect();
     let dir = workdir(name);
-    let out =
-        kyverno::evaluate(&ProgramRunner::new(bin.to_path_buf()), &dir, &policies, resources).expect("kyverno apply");
+    let runner = DuctRunner::new(&dir).with_program(Tool::Kyverno, bin.to_path_buf());
+    let out = kyverno::evaluate(&runner, &dir, &policies, resources).expect("kyverno apply");
     let _ = std::fs::remove_dir_all(&dir);
     out
 }

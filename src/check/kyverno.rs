@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use crate::outcome::expect::Violation;
 use crate::scenario::policy;
-use crate::tools::{CommandLine, Output, RunError, Runner, Tool};
+use crate::tools::{CommandLine, Output, Runner, Tool};
 use crate::{Error, Result};
 
 /// The environment variable naming the Kyverno CLI binary.
@@ -54,45 +54,6 @@ pub fn locate() -> Result<PathBuf> {
                 "the Kyverno CLI was not found (${ENV_BIN}, {TOOLS_BIN}, `kyverno` on PATH); build it with `make kyverno-cli`"
             ))
         })
-}
-
-/// A minimal real [`Runner`] that runs one program by path, whatever `cmd.tool` says.
-///
-/// Private to `check` on purpose: the crate-wide runner lives in `crate::tools`; once it can run a
-/// tool from an explicit path, this one should go.
-#[derive(Debug, Clone)]
-pub struct ProgramRunner {
-    program: PathBuf,
-}
-
-impl ProgramRunner {
-    /// Runs `program` for every command.
-    pub fn new(program: PathBuf) -> Self {
-        ProgramRunner { program }
-    }
-}
-
-impl Runner for ProgramRunner {
-    fn run(&self, cmd: &CommandLine, timeout: Duration) -> Result<Output, RunError> {
-        let display = format!("{} {}", self.program.display(), cmd.args.join(" "));
-        let mut expr = duct::cmd(&self.program, &cmd.args).stdout_capture().stderr_capture().unchecked();
-        for (k, v) in &cmd.env {
-            expr = expr.env(k, v);
-        }
-        let io = |source| RunError::Io { command: display.clone(), source };
-        let handle = expr.start().map_err(io)?;
-        match handle.wait_timeout(timeout).map_err(io)? {
-            Some(out) => Ok(Output {
-                status: out.status.code(),
-                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            }),
-            None => {
-                let _ = handle.kill();
-                Err(RunError::Timeout { command: display, timeout, last_output: String::new() })
-            }
-        }
-    }
 }
 
 /// Which object a result is about.
@@ -300,6 +261,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::tools::RunError;
 
     #[test]
     fn paths_are_read_from_messages() {

@@ -9,10 +9,11 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::Output;
-use crate::check::kyverno::{self, ProgramRunner};
+use crate::check::kyverno;
 use crate::check::{self, Expected, ScenarioCheck};
 use crate::error::Diagnostic;
 use crate::scenario::{self, load_all};
+use crate::tools::runner::DuctRunner;
 use crate::tools::{CommandLine, Runner, Tool};
 use crate::{Error, Exit, Result};
 
@@ -45,7 +46,8 @@ pub fn run(args: Args) -> Result<Exit> {
     let files = scenario_files(&args.scenarios)?;
     let loaded = load_all(&files)?;
     let bin = kyverno::locate()?;
-    let runner = ProgramRunner::new(bin.clone());
+    let scratch = workdir("kyverno-cli")?;
+    let runner = DuctRunner::new(&scratch).with_program(Tool::Kyverno, bin.clone());
     let cli_version = cli_version(&runner);
     let mut scenarios = Vec::new();
     for l in &loaded {
@@ -60,6 +62,7 @@ pub fn run(args: Args) -> Result<Exit> {
         }
         scenarios.push(c);
     }
+    let _ = std::fs::remove_dir_all(&scratch);
     let report = Report {
         kyverno_cli: bin,
         kyverno_cli_version: cli_version,

@@ -87,12 +87,20 @@ fn is_executable(p: &Path) -> bool {
 pub struct DuctRunner {
     run_dir: PathBuf,
     tools_dir: Option<PathBuf>,
+    programs: BTreeMap<Tool, PathBuf>,
 }
 
 impl DuctRunner {
     /// A runner for the run directory `run_dir`, using [`default_tools_dir`].
     pub fn new(run_dir: impl Into<PathBuf>) -> Self {
-        DuctRunner { run_dir: run_dir.into(), tools_dir: Some(default_tools_dir()) }
+        DuctRunner { run_dir: run_dir.into(), tools_dir: Some(default_tools_dir()), programs: BTreeMap::new() }
+    }
+
+    /// Runs `tool` from `path` instead of resolving it (e.g. the Kyverno CLI from `$KYVERNO_BIN`).
+    #[must_use]
+    pub fn with_program(mut self, tool: Tool, path: PathBuf) -> Self {
+        self.programs.insert(tool, path);
+        self
     }
 
     /// Uses `dir` as the tools directory, or none (PATH only).
@@ -105,6 +113,9 @@ impl DuctRunner {
     /// The program `tool` resolves to, if any.
     #[must_use]
     pub fn program_path(&self, tool: Tool) -> Option<PathBuf> {
+        if let Some(p) = self.programs.get(&tool) {
+            return Some(p.clone());
+        }
         resolve(tool.program(), self.tools_dir.as_deref(), std::env::var_os("PATH").as_deref())
     }
 
