@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::fake_api::{FakeApi, Fault, JournalRunner};
+use common::fake_api::{FakeApi, Fault, JournalRunner, answer_the_rest};
 use kyvtel::plan::Options;
 use kyvtel::plan::cells::{Cell, group};
 use kyvtel::run::Settings;
@@ -52,9 +52,7 @@ async fn the_cell_sets_up_once_runs_each_member_and_tears_down_last() {
     // Each member stops at its workload wait; that is enough to see what each one set up and undid.
     api.on("wait", "DeploymentAvailable kyvtel-app/demo", Fault::Fail("no pods".into()));
     let runner = Arc::new(RecordingRunner::new());
-    for tool in [Tool::Kind, Tool::Helm, Tool::Telepresence, Tool::Docker, Tool::Sudo] {
-        runner.on(tool, &[], Scripted::ok(""));
-    }
+    answer_the_rest(&runner);
     let s = settings(&runner, &api);
     let r = execute_cell(&cell, &cell.setup, &api, &s, |_| s.clone()).await;
     let j = api.calls();
@@ -83,9 +81,7 @@ async fn a_failed_shared_setup_runs_no_member_and_still_tears_down() {
     let api = FakeApi::new();
     let runner = Arc::new(RecordingRunner::new());
     runner.on(Tool::Helm, &["install", "kyverno"], Scripted::fail(1, "Error: INSTALLATION FAILED: timed out"));
-    for tool in [Tool::Kind, Tool::Helm, Tool::Telepresence, Tool::Docker, Tool::Sudo] {
-        runner.on(tool, &[], Scripted::ok(""));
-    }
+    answer_the_rest(&runner);
     let s = settings(&runner, &api);
     let r = execute_cell(&cell, &cell.setup, &api, &s, |_| s.clone()).await;
     let j = api.calls();
@@ -103,9 +99,7 @@ async fn keep_leaves_the_cells_cluster_and_kyverno() {
     let api = FakeApi::new();
     api.on("wait", "DeploymentAvailable kyvtel-app/demo", Fault::Fail("no pods".into()));
     let runner = Arc::new(RecordingRunner::new());
-    for tool in [Tool::Kind, Tool::Helm, Tool::Telepresence, Tool::Docker, Tool::Sudo] {
-        runner.on(tool, &[], Scripted::ok(""));
-    }
+    answer_the_rest(&runner);
     let s = Settings { keep: true, ..settings(&runner, &api) };
     execute_cell(&cell, &cell.setup, &api, &s, |_| s.clone()).await;
     let j = api.calls();

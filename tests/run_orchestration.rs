@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::fake_api::{FakeApi, Fault, JournalRunner, kyverno_denial};
+use common::fake_api::{FakeApi, Fault, JournalRunner, answer_the_rest, kyverno_denial};
 use kyvtel::plan::{Action, Options, Plan};
 use kyvtel::run::executor::TeardownResult;
 use kyvtel::run::{ScenarioResult, Settings, Status, execute};
@@ -175,14 +175,6 @@ fn recipe_pod(version: &str) -> Value {
     let v = kyvtel::scenario::version::Version::parse(version).expect("version");
     let at_least_2_29 = v >= kyvtel::scenario::version::Version::parse("2.29").expect("literal");
     pod_fixture(if at_least_2_29 { "agent-recipe-2.32.yaml" } else { "agent-recipe-2.28.yaml" })
-}
-
-/// Answers every command of the tools a plan uses with success. Call after adding failure rules
-/// (rules match in the order they were added).
-fn answer_the_rest(r: &RecordingRunner) {
-    for tool in [Tool::Kind, Tool::Helm, Tool::Telepresence, Tool::Docker, Tool::Sudo] {
-        r.on(tool, &[], Scripted::ok(""));
-    }
 }
 
 /// One finished execution and everything it left behind.
