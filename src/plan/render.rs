@@ -192,7 +192,11 @@ fn teardown(out: &mut String, plan: &Plan, heading: &str) {
             action(out, a, "       ");
         }
         if !t.on_failure.is_empty() {
-            let _ = writeln!(out, "       if {} failed, instead:", t.registered_by);
+            let _ = writeln!(
+                out,
+                "       if the install in {} did not succeed (on a cluster kyvtel owns), instead:",
+                t.registered_by
+            );
             for a in &t.on_failure {
                 action(out, a, "       ");
             }
