@@ -81,6 +81,17 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         best_effort: bool,
     },
+    /// Run an external command and write its stdout to a run-private file, replacing it
+    /// (`kind get kubeconfig` into the run's kubeconfig).
+    SaveOutput {
+        /// The command.
+        command: CommandLine,
+        /// Where its stdout goes.
+        path: PathBuf,
+        /// Its time limit.
+        #[serde(serialize_with = "dur")]
+        timeout: Duration,
+    },
     /// Write a run-private file.
     WriteFile {
         /// Where.

@@ -231,7 +231,14 @@ pub fn build_in(loaded: &Loaded, opts: &Options, target: &ClusterTarget) -> Plan
             &kubeconfig,
             kind::CREATE_WAIT,
         );
-        let actions = vec![b.run(create, limits::CREATE_CLUSTER)];
+        // The run's kubeconfig is what `kind get kubeconfig` prints (facts.md §2), replacing the file
+        // `create` wrote through `--kubeconfig` (which only keeps kind away from `~/.kube/config`).
+        let save = Action::SaveOutput {
+            command: b.cmd(kind::get_kubeconfig(&cluster)),
+            path: kubeconfig.clone(),
+            timeout: limits::QUICK,
+        };
+        let actions = vec![b.run(create, limits::CREATE_CLUSTER), save];
         let del = b.run(kind::delete(&cluster, &kubeconfig), limits::TEARDOWN);
         b.push_undo(name, "delete the kind cluster", vec![del], vec![], true);
         b.phases.push(Phase { name: name.into(), expects_denial: false, actions });

@@ -52,6 +52,9 @@ fn action(out: &mut String, a: &Action, indent: &str) {
             };
             writeln!(out, "{indent}run     {command}   (timeout {}{note})", d(*timeout))
         }
+        Action::SaveOutput { command, path, timeout } => {
+            writeln!(out, "{indent}run     {command} > {}   (timeout {})", path.display(), d(*timeout))
+        }
         Action::WriteFile { path, contents } => {
             let _ = writeln!(out, "{indent}write   {}", path.display());
             contents.lines().try_for_each(|l| writeln!(out, "{indent}          {l}"))

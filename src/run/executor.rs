@@ -234,6 +234,16 @@ async fn exec_action<A: ClusterApi>(
                 Err(e) => Err(e.to_string()),
             }
         }
+        Action::SaveOutput { command, path, timeout } => {
+            let o = run_command(s, command, *timeout).await.map_err(|e| e.to_string())?;
+            if !o.success() {
+                return Err(format!("`{command}` exited {:?}: {}", o.status, tail(&o.stderr, 8)));
+            }
+            if o.stdout.trim().is_empty() {
+                return Err(format!("`{command}` printed nothing; {} was not written", path.display()));
+            }
+            crate::tools::env::write_private(path, &o.stdout).map_err(|e| format!("write {}: {e}", path.display()))
+        }
         Action::WriteFile { path, contents } => {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;

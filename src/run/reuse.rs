@@ -61,10 +61,8 @@ pub async fn decide<A: ClusterApi>(
         Ok(o) if o.success() && !o.stdout.trim().is_empty() => o,
         _ => return Ok(Decision::Create),
     };
-    if let Some(dir) = kubeconfig.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-    }
-    std::fs::write(kubeconfig, &out.stdout).map_err(|e| format!("write {}: {e}", kubeconfig.display()))?;
+    crate::tools::env::write_private(kubeconfig, &out.stdout)
+        .map_err(|e| format!("write {}: {e}", kubeconfig.display()))?;
     let found = api.read_fingerprint().await.map_err(|e| format!("read the cluster's fingerprint: {e}"))?;
     let want = Fingerprint { entries: expected.clone() };
     let found = found.map(|entries| Fingerprint { entries });

@@ -68,6 +68,22 @@ impl ToolEnv {
     }
 }
 
+/// Writes a run-private file that only the user can read (a kubeconfig carries credentials),
+/// creating its directory and replacing any earlier content.
+///
+/// # Errors
+/// The I/O error of creating the directory or writing the file.
+pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(contents.as_bytes())
+}
+
 /// The run's private kubeconfig file.
 #[must_use]
 pub fn kubeconfig(run: &Path) -> PathBuf {
