@@ -70,11 +70,20 @@ pub fn new_run_id() -> String {
     format!("run-{secs}-{}", std::process::id())
 }
 
-/// A random-enough per-run token for the traffic check (time, pid and address entropy).
-fn new_token(run_id: &str) -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or_default();
-    let local = 0u8;
-    format!("{run_id}-{nanos:08x}-{:x}", std::ptr::addr_of!(local) as usize & 0xffff)
+/// The per-run token the intercepted local server answers with: `<run-id>-<32 hex digits>`, the
+/// digits being 16 bytes from the operating system's CSPRNG (ring's `SystemRandom`).
+///
+/// The token is no credential (it opens nothing); it proves that a response came from this run's
+/// server through the intercept, so it must not be guessable. If the system RNG fails the run
+/// stops (exit 3) rather than fall back to a predictable value.
+fn new_token(run_id: &str) -> Result<String> {
+    use ring::rand::SecureRandom as _;
+    let mut bytes = [0u8; 16];
+    ring::rand::SystemRandom::new().fill(&mut bytes).map_err(|ring::error::Unspecified| {
+        Error::infra("draw the run's traffic token", std::io::Error::other("the system random number generator failed"))
+    })?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("{run_id}-{hex}"))
 }
 
 pub use crate::scenario::load_all;
@@ -210,6 +219,8 @@ struct Session<'a> {
     opts: &'a SessionOptions,
     rt: tokio::runtime::Runtime,
     run_id: String,
+    /// The traffic token of this run (see [`new_token`]).
+    token: String,
     root: PathBuf,
     cancel: watch::Receiver<bool>,
     progress: report::progress::Progress,
@@ -236,7 +247,7 @@ impl Session<'_> {
     fn settings(&self, runner: &Arc<dyn Runner>, keep: bool) -> Settings {
         Settings {
             runner: runner.clone(),
-            token: new_token(&self.run_id),
+            token: self.token.clone(),
             keep,
             cancel: self.cancel.clone(),
             progress: Some(self.progress.clone()),
@@ -435,7 +446,7 @@ impl Session<'_> {
                 member_runners.push((m.scenario.clone(), self.runner(&work.join(&m.scenario))?));
             }
             let keep = self.keep();
-            let token = new_token(&self.run_id);
+            let token = self.token.clone();
             let cancel = self.cancel.clone();
             let progress = self.progress.clone();
             let setup_settings = self.settings(&runner, keep);
@@ -528,6 +539,7 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
     }
 
     let run_id = new_run_id();
+    let token = new_token(&run_id)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -545,6 +557,7 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
         opts,
         rt,
         run_id: run_id.clone(),
+        token,
         root: opts.report_dir.clone(),
         cancel: cancel_rx,
         progress: report::progress::Progress::detect(),
@@ -609,6 +622,18 @@ mod tests {
             _ => None,
         });
         assert!(p.teardown[undo.unwrap()].label.starts_with("leave the intercept"));
+    }
+
+    #[test]
+    fn traffic_tokens_are_the_run_id_and_32_random_hex_digits() {
+        let a = new_token("run-1-2").unwrap();
+        let b = new_token("run-1-2").unwrap();
+        assert_ne!(a, b, "two draws gave the same token");
+        for t in [&a, &b] {
+            let hex = t.strip_prefix("run-1-2-").unwrap_or_else(|| panic!("no run-id prefix: {t}"));
+            assert_eq!(hex.len(), 32, "{t}");
+            assert!(hex.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)), "{t}");
+        }
     }
 
     #[test]
