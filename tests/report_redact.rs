@@ -51,7 +51,7 @@ fn structure_and_harmless_text_survive() {
 }
 
 #[test]
-fn bundle_redacts_text_lists_files_and_keeps_binaries() {
+fn bundle_redacts_text_lists_files_and_never_writes_binaries() {
     let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bundle-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     let mut bundle = Bundle::create(&root, "run-1", "documented-recipe").unwrap();
@@ -60,23 +60,29 @@ fn bundle_redacts_text_lists_files_and_keeps_binaries() {
         .unwrap();
     bundle.add("../escape.txt", "a name that tries to leave the bundle", b"Bearer abcdef").unwrap();
     let binary = [0x50, 0x4b, 0x03, 0x04, 0xff, 0xfe, 0x00];
-    bundle.add("gather-logs.zip", "telepresence gather-logs", &binary).unwrap();
+    assert_eq!(bundle.add("gather-logs.zip", "telepresence gather-logs", &binary).unwrap(), None);
     let dir = bundle.finish().unwrap();
     assert_eq!(dir, root.join("run-1/documented-recipe"));
 
     let pod = std::fs::read_to_string(dir.join("pod.yaml")).unwrap();
     assert!(!pod.contains("eyJ") && pod.contains("name: app"), "{pod}");
     assert!(!root.join("run-1/escape.txt").exists());
-    assert_eq!(std::fs::read(dir.join("gather-logs.zip")).unwrap(), binary);
+    assert!(!dir.join("gather-logs.zip").exists(), "binary content cannot be redacted and is not written");
 
     let index: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).unwrap()).unwrap();
     let files = index["files"].as_array().unwrap();
-    assert_eq!(files.len(), 3);
+    assert_eq!(files.len(), 2);
     assert_eq!(files[0]["name"], "pod.yaml");
     assert_eq!(files[0]["description"], "app pod with managedFields");
     assert_eq!(files[0]["bytes"], pod.len());
     assert_eq!(files[0]["redacted"], true);
     assert_eq!(files[1]["name"], "_escape.txt");
-    assert_eq!(files[2]["redacted"], false);
+    assert_eq!(std::fs::read_to_string(dir.join("_escape.txt")).unwrap(), "Bearer REDACTED");
+    let skipped = index["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0]["name"], "gather-logs.zip");
+    assert_eq!(skipped[0]["description"], "telepresence gather-logs");
+    assert_eq!(skipped[0]["bytes"], binary.len());
+    assert!(skipped[0]["reason"].as_str().unwrap().contains("cannot be redacted"), "{skipped:?}");
 }

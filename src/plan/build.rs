@@ -14,7 +14,7 @@ use crate::scenario::model::Step;
 use crate::scenario::policy;
 use crate::tools::env::{self, TelepresenceTimeouts};
 use crate::tools::install::ToolsDir;
-use crate::tools::{CommandLine, Tool, helm, kind, telepresence};
+use crate::tools::{CommandLine, Tool, docker, helm, kind, telepresence};
 
 /// Where a plan puts things; the defaults are what `kyvtel plan` prints.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,7 +190,7 @@ pub fn preload_phase(images: &[String], run_dir: &Path, cluster: &ClusterTarget)
     };
     let mut actions = Vec::new();
     for img in images {
-        actions.push(b.run(helm::docker_pull(img), limits::PULL_IMAGE));
+        actions.push(b.run(docker::pull(img), limits::PULL_IMAGE));
         actions.push(b.run(kind::load_image(&cluster.name, img), limits::PULL_IMAGE));
     }
     Phase { name: "preload-images".into(), expects_denial: false, actions }

@@ -6,5 +6,6 @@ pub mod evidence;
 pub mod progress;
 pub mod redact;
 pub mod summary;
+pub mod zip_members;
 
 pub use summary::{Counts, Phase, RunReport, ScenarioReport, Verdict, Written};

@@ -44,13 +44,3 @@ pub fn redact(text: &str) -> String {
     let s = BEARER.replace_all(&s, format!("${{1}}{REDACTED}"));
     JWT.replace_all(&s, REDACTED).into_owned()
 }
-
-/// Redacts `bytes` if they are UTF-8 text; other content (archives) is returned unchanged, and
-/// the flag says so.
-#[must_use]
-pub fn redact_bytes(bytes: &[u8]) -> (Vec<u8>, bool) {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => (redact(text).into_bytes(), true),
-        Err(_) => (bytes.to_vec(), false),
-    }
-}

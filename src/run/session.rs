@@ -19,7 +19,7 @@ use crate::kube::ownership::Owner;
 use crate::plan::{self, Options, Plan};
 use crate::provider::ClusterProvider;
 use crate::provider::k3s::{K3sProvider, K3sSpec};
-use crate::report::evidence::Bundle;
+use crate::report::evidence::{Bundle, nested_name, safe_name};
 use crate::report::{self, Phase, RunReport, ScenarioReport, Verdict};
 use crate::scenario::Loaded;
 use crate::tools::install::ToolsDir;
@@ -70,11 +70,20 @@ pub fn new_run_id() -> String {
     format!("run-{secs}-{}", std::process::id())
 }
 
-/// A random-enough per-run token for the traffic check (time, pid and address entropy).
-fn new_token(run_id: &str) -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or_default();
-    let local = 0u8;
-    format!("{run_id}-{nanos:08x}-{:x}", std::ptr::addr_of!(local) as usize & 0xffff)
+/// The per-run token the intercepted local server answers with: `<run-id>-<32 hex digits>`, the
+/// digits being 16 bytes from the operating system's CSPRNG (ring's `SystemRandom`).
+///
+/// The token is no credential (it opens nothing); it proves that a response came from this run's
+/// server through the intercept, so it must not be guessable. If the system RNG fails the run
+/// stops (exit 3) rather than fall back to a predictable value.
+fn new_token(run_id: &str) -> Result<String> {
+    use ring::rand::SecureRandom as _;
+    let mut bytes = [0u8; 16];
+    ring::rand::SystemRandom::new().fill(&mut bytes).map_err(|ring::error::Unspecified| {
+        Error::infra("draw the run's traffic token", std::io::Error::other("the system random number generator failed"))
+    })?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("{run_id}-{hex}"))
 }
 
 pub use crate::scenario::load_all;
@@ -152,15 +161,12 @@ fn write_evidence(
     for (name, content) in &result.evidence {
         b.add(name, "collected from the cluster after the failure", content.as_bytes())?;
     }
-    let zip = b.dir().join("telepresence-gather-logs.zip");
-    if let Ok(o) = runner.run(&telepresence::gather_logs(&zip), Duration::from_secs(120)) {
-        let note = if o.success() { "telepresence gather-logs" } else { "telepresence gather-logs (failed)" };
-        if zip.is_file() {
-            let _ = b.add_file("telepresence-gather-logs.zip", note, &zip);
-        } else {
-            b.add("telepresence-gather-logs.txt", note, format!("{}\n{}", o.stdout, o.stderr).as_bytes())?;
-        }
-    }
+    let scratch = std::env::temp_dir().join(format!(
+        "kyvtel-gather-logs-{}-{}.zip",
+        std::process::id(),
+        safe_name(&plan.scenario)
+    ));
+    add_gather_logs(&mut b, runner, &scratch)?;
     if kind_cluster {
         let tmp = std::env::temp_dir().join(format!("kyvtel-kind-logs-{}-{}", std::process::id(), plan.scenario));
         let _ = runner.run(&kind::export_logs(&plan.cluster, &tmp), Duration::from_secs(180));
@@ -172,7 +178,7 @@ fn write_evidence(
                 if path.is_dir() {
                     stack.push(path);
                 } else if let Ok(rel) = path.strip_prefix(&tmp) {
-                    let name = format!("kind-logs/{}", rel.display()).replace('/', "__");
+                    let name = nested_name("kind-logs", &rel.to_string_lossy());
                     b.add_file(&name, "kind export logs", &path)?;
                 }
             }
@@ -180,6 +186,32 @@ fn write_evidence(
         let _ = std::fs::remove_dir_all(&tmp);
     }
     b.finish()
+}
+
+/// Adds `telepresence gather-logs` to the bundle. The zip is written to `scratch`, outside the
+/// bundle, and every member is added redacted under `telepresence-gather-logs__<member path>`;
+/// then the zip is removed, so no unredacted copy is left. Without a zip, the command's output (or
+/// why it could not run) is added as `telepresence-gather-logs.txt`, redacted too.
+fn add_gather_logs(b: &mut Bundle, runner: &dyn Runner, scratch: &Path) -> std::io::Result<()> {
+    const GROUP: &str = "telepresence-gather-logs";
+    let _ = std::fs::remove_file(scratch);
+    let ran = runner.run(&telepresence::gather_logs(scratch), Duration::from_secs(120));
+    let zip = std::fs::read(scratch);
+    let _ = std::fs::remove_file(scratch);
+    match (ran, zip) {
+        (Ok(o), Ok(zip)) => {
+            let note = if o.success() { "telepresence gather-logs" } else { "telepresence gather-logs (failed)" };
+            b.add_zip(GROUP, note, &zip)
+        }
+        (Ok(o), Err(_)) => {
+            let note = "telepresence gather-logs (failed, no zip written): its output";
+            b.add(&format!("{GROUP}.txt"), note, format!("{}\n{}", o.stdout, o.stderr).as_bytes()).map(drop)
+        }
+        (Err(e), _) => {
+            let note = "telepresence gather-logs (could not run)";
+            b.add(&format!("{GROUP}.txt"), note, e.to_string().as_bytes()).map(drop)
+        }
+    }
 }
 
 fn scenario_report(plan: &Plan, r: &ScenarioResult, took: Duration, evidence: Option<PathBuf>) -> ScenarioReport {
@@ -210,6 +242,8 @@ struct Session<'a> {
     opts: &'a SessionOptions,
     rt: tokio::runtime::Runtime,
     run_id: String,
+    /// The traffic token of this run (see [`new_token`]).
+    token: String,
     root: PathBuf,
     cancel: watch::Receiver<bool>,
     progress: report::progress::Progress,
@@ -236,7 +270,7 @@ impl Session<'_> {
     fn settings(&self, runner: &Arc<dyn Runner>, keep: bool) -> Settings {
         Settings {
             runner: runner.clone(),
-            token: new_token(&self.run_id),
+            token: self.token.clone(),
             keep,
             cancel: self.cancel.clone(),
             progress: Some(self.progress.clone()),
@@ -435,7 +469,7 @@ impl Session<'_> {
                 member_runners.push((m.scenario.clone(), self.runner(&work.join(&m.scenario))?));
             }
             let keep = self.keep();
-            let token = new_token(&self.run_id);
+            let token = self.token.clone();
             let cancel = self.cancel.clone();
             let progress = self.progress.clone();
             let setup_settings = self.settings(&runner, keep);
@@ -528,6 +562,7 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
     }
 
     let run_id = new_run_id();
+    let token = new_token(&run_id)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -545,6 +580,7 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
         opts,
         rt,
         run_id: run_id.clone(),
+        token,
         root: opts.report_dir.clone(),
         cancel: cancel_rx,
         progress: report::progress::Progress::detect(),
@@ -609,6 +645,146 @@ mod tests {
             _ => None,
         });
         assert!(p.teardown[undo.unwrap()].label.starts_with("leave the intercept"));
+    }
+
+    #[test]
+    fn traffic_tokens_are_the_run_id_and_32_random_hex_digits() {
+        let a = new_token("run-1-2").unwrap();
+        let b = new_token("run-1-2").unwrap();
+        assert_ne!(a, b, "two draws gave the same token");
+        for t in [&a, &b] {
+            let hex = t.strip_prefix("run-1-2-").unwrap_or_else(|| panic!("no run-id prefix: {t}"));
+            assert_eq!(hex.len(), 32, "{t}");
+            assert!(hex.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)), "{t}");
+        }
+    }
+
+    /// A `telepresence gather-logs -o FILE` double: writes `zip` to FILE (if any) and answers
+    /// `answer`, or "not found" when that is `None`.
+    struct GatherLogs {
+        zip: Option<Vec<u8>>,
+        answer: Option<crate::tools::Output>,
+    }
+
+    impl Runner for GatherLogs {
+        fn run(
+            &self,
+            cmd: &crate::tools::CommandLine,
+            _: Duration,
+        ) -> std::result::Result<crate::tools::Output, crate::tools::RunError> {
+            assert_eq!((cmd.tool, &cmd.args[..2]), (Tool::Telepresence, &["gather-logs".to_string(), "-o".into()][..]));
+            if let Some(zip) = &self.zip {
+                std::fs::write(&cmd.args[2], zip).unwrap();
+            }
+            self.answer.clone().ok_or(crate::tools::RunError::NotFound("telepresence"))
+        }
+    }
+
+    fn output(status: i32, stdout: &str, stderr: &str) -> crate::tools::Output {
+        crate::tools::Output { status: Some(status), stdout: stdout.into(), stderr: stderr.into() }
+    }
+
+    /// A fresh bundle directory and scratch path under the test's temporary directory.
+    fn bundle_for(test: &str) -> (Bundle, PathBuf, PathBuf) {
+        let root = std::env::temp_dir().join(format!("kyvtel-gather-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let b = Bundle::create(&root, "run-1", "documented-recipe").unwrap();
+        (b, root.join("gather-logs.zip"), root)
+    }
+
+    fn index(dir: &Path) -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).unwrap()).unwrap()
+    }
+
+    const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----\n";
+
+    #[test]
+    fn gather_logs_members_are_redacted_one_by_one_and_the_zip_is_not_kept() {
+        let connector = "2026-01-01 connector: GET /api Authorization: Bearer s3cr3t-bearer.value\n".to_string();
+        let zip = crate::report::zip_members::tests::zip_of(&[
+            ("connector.log", connector.as_bytes()),
+            ("pods/", b""),
+            ("pods/traffic-manager-0.yaml", format!("ca: |\n{PEM}name: traffic-manager-0\n").as_bytes()),
+            ("core.bin", &[0xff, 0xfe, 0x00, 0x01]),
+        ]);
+        let (mut b, scratch, root) = bundle_for("zip");
+        let runner = GatherLogs { zip: Some(zip), answer: Some(output(0, "", "")) };
+        add_gather_logs(&mut b, &runner, &scratch).unwrap();
+        let dir = b.finish().unwrap();
+
+        let log = std::fs::read_to_string(dir.join("telepresence-gather-logs__connector.log")).unwrap();
+        assert!(!log.contains("s3cr3t-bearer") && log.contains("Bearer REDACTED"), "{log}");
+        let pod = std::fs::read_to_string(dir.join("telepresence-gather-logs__pods__traffic-manager-0.yaml")).unwrap();
+        assert!(!pod.contains("MIIBszCCAVmgAwIBAgIU") && pod.contains("name: traffic-manager-0"), "{pod}");
+        assert!(!scratch.exists(), "the raw zip was left at {}", scratch.display());
+        let mut names: Vec<String> =
+            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "index.json",
+                "telepresence-gather-logs__connector.log",
+                "telepresence-gather-logs__pods__traffic-manager-0.yaml"
+            ],
+            "no zip and no binary member in the bundle"
+        );
+
+        let index = index(&dir);
+        let files: Vec<(&str, &str, bool)> = index["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| (f["name"].as_str().unwrap(), f["description"].as_str().unwrap(), f["redacted"] == true))
+            .collect();
+        assert_eq!(
+            files,
+            [
+                ("telepresence-gather-logs__connector.log", "telepresence gather-logs: connector.log", true),
+                (
+                    "telepresence-gather-logs__pods__traffic-manager-0.yaml",
+                    "telepresence gather-logs: pods/traffic-manager-0.yaml",
+                    true
+                ),
+            ]
+        );
+        let skipped = index["skipped"].as_array().unwrap();
+        assert_eq!(skipped.len(), 1, "{skipped:?}");
+        assert_eq!(skipped[0]["name"], "telepresence-gather-logs__core.bin");
+        assert_eq!(skipped[0]["bytes"], 4);
+        assert!(skipped[0]["reason"].as_str().unwrap().contains("cannot be redacted"), "{skipped:?}");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn without_a_zip_the_output_of_gather_logs_is_kept_redacted() {
+        let (mut b, scratch, root) = bundle_for("nozip");
+        let stderr = "connector: token=abc.def-123 rejected; no logs to gather";
+        add_gather_logs(&mut b, &GatherLogs { zip: None, answer: Some(output(1, "", stderr)) }, &scratch).unwrap();
+        let dir = b.finish().unwrap();
+        let text = std::fs::read_to_string(dir.join("telepresence-gather-logs.txt")).unwrap();
+        assert!(text.contains("no logs to gather") && !text.contains("abc.def-123"), "{text}");
+        let index = index(&dir);
+        assert_eq!(index["files"][0]["name"], "telepresence-gather-logs.txt");
+        assert!(index["files"][0]["description"].as_str().unwrap().contains("no zip"), "{index}");
+        assert_eq!(index["skipped"], serde_json::json!([]));
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_gather_logs_that_cannot_run_is_noted_and_a_broken_zip_is_not_kept() {
+        let (mut b, scratch, root) = bundle_for("broken");
+        add_gather_logs(&mut b, &GatherLogs { zip: None, answer: None }, &scratch).unwrap();
+        let half = GatherLogs { zip: Some(b"PK\x03\x04 cut short".to_vec()), answer: Some(output(1, "", "")) };
+        add_gather_logs(&mut b, &half, &scratch).unwrap();
+        let dir = b.finish().unwrap();
+        let text = std::fs::read_to_string(dir.join("telepresence-gather-logs.txt")).unwrap();
+        assert!(text.contains("telepresence not found"), "{text}");
+        assert!(!dir.join("telepresence-gather-logs.zip").exists() && !scratch.exists());
+        let index = index(&dir);
+        assert_eq!(index["skipped"][0]["name"], "telepresence-gather-logs.zip");
+        assert!(index["skipped"][0]["reason"].as_str().unwrap().starts_with("not a readable zip"), "{index}");
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]

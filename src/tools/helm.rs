@@ -24,8 +24,3 @@ pub fn install_kyverno(chart: &Path, values: Option<&Path>) -> CommandLine {
 pub fn uninstall_kyverno() -> CommandLine {
     CommandLine::new(Tool::Helm).args(["uninstall", "kyverno", "-n", "kyverno", "--wait", "--timeout", "5m"])
 }
-
-/// `docker pull IMG` (images are pulled once on the host, then loaded into kind).
-pub fn docker_pull(image: &str) -> CommandLine {
-    CommandLine::new(Tool::Docker).args(["pull", image])
-}

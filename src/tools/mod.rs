@@ -157,6 +157,7 @@ pub trait Runner: Send + Sync {
     fn run(&self, cmd: &CommandLine, timeout: Duration) -> Result<Output, RunError>;
 }
 
+pub mod docker;
 pub mod helm;
 pub mod kind;
 pub mod telepresence;
