@@ -463,7 +463,10 @@ fn a_tool_without_a_pinned_sha256_is_locked_after_its_checksum_file_verified_it(
     let out = installer.install(&req(Item::Kind, "v0.33.0")).unwrap();
     let Outcome::Installed { verified_by, .. } = &out[0].outcome else { panic!("{out:?}") };
     assert!(verified_by[0].contains("checksum file"), "{verified_by:?}");
-    assert!(verified_by[1].contains("first use, recorded in") && verified_by[1].contains("tools.lock"), "{verified_by:?}");
+    assert!(
+        verified_by[1].contains("first use, recorded in") && verified_by[1].contains("tools.lock"),
+        "{verified_by:?}"
+    );
     let lock = std::fs::read_to_string(&lock_path).unwrap();
     assert!(lock.contains(&format!("kind v0.33.0 {}", sha256_hex(&first))), "{lock}");
 
@@ -530,11 +533,14 @@ fn helm_index(charts: &[(&str, &str)]) -> String {
 fn charts_are_verified_against_the_repository_index() {
     let server = Server::start();
     let (new, old) = (b"chart-3.9.0".to_vec(), b"chart-3.7.2".to_vec());
-    let index = server.serve(
-        "/kyverno/index.yaml",
-        helm_index(&[("3.9.0", &sha256_hex(&new)), ("3.7.2", &sha256_hex(&old))]),
+    let index =
+        server.serve("/kyverno/index.yaml", helm_index(&[("3.9.0", &sha256_hex(&new)), ("3.7.2", &sha256_hex(&old))]));
+    let pinned = release(
+        server.serve("/kyverno/kyverno-3.9.0.tgz", new.clone()),
+        Some(index.clone()),
+        Some(sha256_hex(&new)),
+        None,
     );
-    let pinned = release(server.serve("/kyverno/kyverno-3.9.0.tgz", new.clone()), Some(index.clone()), Some(sha256_hex(&new)), None);
     let unpinned = release(server.serve("/kyverno/kyverno-3.7.2.tgz", old.clone()), Some(index), None, None);
     let pins = pins_with_releases(Item::KyvernoChart, vec![("3.9.0", pinned), ("3.7.2", unpinned)]);
     let dir = scratch("chart-index");

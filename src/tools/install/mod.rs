@@ -36,10 +36,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use self::lock::Lock;
-use crate::scenario::Loaded;
 use self::source::{FetchError, Source};
 use super::{Runner, Tool};
 use crate::Error;
+use crate::scenario::Loaded;
 use crate::scenario::pins::{self, Pins};
 
 /// The manifest file inside the tools directory.
@@ -419,7 +419,14 @@ pub struct Installer<'a> {
 impl<'a> Installer<'a> {
     /// An installer into `dir`, recording first-use digests in `lock_path`, downloading from `source`.
     pub fn new(pins: &'a Pins, dir: ToolsDir, lock_path: impl Into<PathBuf>, source: &'a dyn Source) -> Self {
-        Installer { pins, dir, lock_path: lock_path.into(), source, path_runner: None, checksum_files: Default::default() }
+        Installer {
+            pins,
+            dir,
+            lock_path: lock_path.into(),
+            source,
+            path_runner: None,
+            checksum_files: Default::default(),
+        }
     }
 
     /// Probes tools on PATH with `runner` (which must resolve programs on PATH only); without it,
