@@ -49,6 +49,7 @@ $(KYVERNO_CLI): tools/kyverno-cli/go.mod tools/kyverno-cli/go.sum
 	@mkdir -p .tools/bin
 	cd tools/kyverno-cli && GOFLAGS="-mod=readonly -buildvcs=false" go build -o $(CURDIR)/$(KYVERNO_CLI) github.com/kyverno/kyverno/cmd/cli/kubectl-kyverno
 
-## tools: download the pinned kind, helm, telepresence, kubectl and kyverno into .tools/bin.
+## tools: download the pinned kind, helm, telepresence, kubectl and kyverno into .tools/bin, plus the
+## Telepresence versions and Kyverno charts the catalog's scenarios need (first-use digests: tools.lock).
 tools:
 	$(KYVTEL) tools install

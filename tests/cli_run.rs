@@ -1,17 +1,95 @@
 //! `kyvtel run` input and prerequisite handling: nothing runs on bad input (exit 2) or when the
-//! provisioned tools cannot honour a scenario's versions (exit 3).
+//! provisioned tools cannot honour a scenario's versions (exit 3); a scenario runs the
+//! Telepresence binary of its own version.
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+
 use common::kyvtel;
 
+/// A fresh directory under the test target dir.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-run-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A fake tool in `dir` that appends `<name> <args>` to `log`, then runs `body`.
+fn script(dir: &Path, name: &str, log: &Path, body: &str) {
+    let p = dir.join(name);
+    std::fs::write(&p, format!("#!/bin/sh\necho \"{name} $*\" >> '{}'\n{body}\n", log.display())).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A tools directory holding only the pinned default Kyverno chart.
+fn tools_with_chart(dir: &Path) -> PathBuf {
+    let tools = dir.join("tools");
+    std::fs::create_dir_all(tools.join("charts")).unwrap();
+    std::fs::write(tools.join("charts/kyverno-3.9.0.tgz"), b"not a real chart").unwrap();
+    tools
+}
+
 #[test]
-fn a_telepresence_version_the_tools_cannot_run_is_refused_before_anything_runs() {
-    let out = kyvtel().args(["run", "tests/fixtures/run/recipe-telepresence-2.27.yaml"]).output().unwrap();
+fn a_missing_telepresence_binary_for_the_scenarios_version_is_refused_before_anything_runs() {
+    let dir = scratch("tp-missing");
+    let tools = tools_with_chart(&dir);
+    let log = dir.join("calls.log");
+    // The default binary is there, but it does not stand in for 2.27.4.
+    script(&tools, "telepresence", &log, "echo 'OSS Client : v2.32.1'");
+    let out = kyvtel()
+        .args(["run", "tests/fixtures/run/recipe-telepresence-2.27.yaml"])
+        .env("KYVTEL_TOOLS_DIR", &tools)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("recipe-on-telepresence-2-27: needs Telepresence 2.27.4"), "{stderr}");
+    assert!(stderr.contains(&tools.join("telepresence-2.27.4").display().to_string()), "{stderr}");
+    assert!(stderr.contains("run `kyvtel tools install --telepresence 2.27.4`"), "{stderr}");
     assert!(out.stdout.is_empty());
+    assert!(!log.exists(), "nothing ran: {:?}", std::fs::read_to_string(&log));
+}
+
+#[test]
+fn a_scenario_runs_its_own_telepresence_version() {
+    let findings = kyvtel::cli::doctor::machine_findings();
+    if let Some(f) = findings.iter().find(|f| !f.ok && (f.check == "sudo" || f.check == "tun")) {
+        eprintln!("SKIPPED: the run checks `{}` before it starts, and it fails here: {}", f.check, f.detail);
+        return;
+    }
+    let dir = scratch("tp-versioned");
+    let tools = tools_with_chart(&dir);
+    let log = dir.join("calls.log");
+    // Kyverno's install fails at once, so the scenario fails and its evidence bundle is written,
+    // which runs `telepresence gather-logs` with the scenario's runner.
+    script(&tools, "helm", &log, "case \"$1\" in version) echo v3.21.4;; install) echo denied >&2; exit 1;; esac");
+    script(&tools, "telepresence-2.27.4", &log, "case \"$1\" in version) echo 'OSS Client : v2.27.4';; esac");
+    // No default `telepresence` at all: a run that needs only 2.27.4 does not ask for it.
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:9'}\n\
+         contexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\nusers:\n- name: u\n  user: {token: not-a-real-token}\n",
+    )
+    .unwrap();
+    let out = kyvtel()
+        .args(["run", "tests/fixtures/run/recipe-telepresence-2.27.yaml", "--provider", "existing", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .arg("--report-dir")
+        .arg(dir.join("reports"))
+        .env("KYVTEL_TOOLS_DIR", &tools)
+        .timeout(std::time::Duration::from_secs(300))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let calls = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(out.status.code(), Some(1), "{stderr}\ncalls:\n{calls}");
+    assert!(calls.contains("helm install kyverno"), "{calls}");
+    assert!(calls.contains("telepresence-2.27.4 gather-logs"), "the evidence used another binary:\n{calls}");
+    assert!(calls.lines().all(|l| !l.starts_with("telepresence ")), "the default binary never runs:\n{calls}");
 }
 
 #[test]

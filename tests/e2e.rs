@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use kyvtel::Exit;
 use kyvtel::run::session::{self, Provider, SessionOptions};
 use kyvtel::scenario::pins::Pins;
-use kyvtel::tools::install::{self, Item, Request, ToolsDir};
+use kyvtel::tools::install::{self, Item, Request, ToolsDir, lock};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
 fn root() -> PathBuf {
@@ -27,11 +27,16 @@ fn missing_prerequisites() -> &'static Vec<String> {
         // Tools are only worth downloading where a cluster can run at all.
         if docker.is_some_and(|d| d.ok) {
             let pins = Pins::builtin();
-            let requests: Vec<Request> = [Item::Kind, Item::Helm, Item::Telepresence, Item::KyvernoChart]
+            let mut requests: Vec<Request> = [Item::Kind, Item::Helm, Item::Telepresence, Item::KyvernoChart]
                 .into_iter()
                 .map(|i| Request::default_for(i, &pins))
                 .collect();
-            if let Err(e) = install::ensure_tools(&ToolsDir::from_env(), &root().join("telepresence.lock"), &requests) {
+            // Every catalog scenario's own Telepresence and chart. A scenario that does not load
+            // adds nothing here; its own test reports the input error.
+            let loaded: Vec<_> = catalog().iter().filter_map(|p| kyvtel::scenario::load(p).ok()).collect();
+            requests.extend(Request::for_scenarios(&loaded));
+            let requests = install::dedup(requests);
+            if let Err(e) = install::ensure_tools(&ToolsDir::from_env(), &root().join(lock::FILE_NAME), &requests) {
                 return vec![format!("tools: {e}")];
             }
         }
@@ -41,6 +46,17 @@ fn missing_prerequisites() -> &'static Vec<String> {
             .map(|f| format!("{}: {}", f.check, f.detail))
             .collect()
     })
+}
+
+/// The catalog: `scenarios/*.yaml`, sorted (relative to the repository root, the working directory).
+fn catalog() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir("scenarios")
+        .expect("scenarios/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    files
 }
 
 fn run_scenario(path: &Path) -> Result<Completion, Failed> {
@@ -72,13 +88,7 @@ fn main() {
     let mut args = Arguments::from_args();
     // Telepresence's daemons are machine-wide: scenarios never run concurrently.
     args.test_threads = Some(1);
-    let mut files: Vec<PathBuf> = std::fs::read_dir("scenarios")
-        .expect("scenarios/")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .collect();
-    files.sort();
-    let trials = files
+    let trials = catalog()
         .into_iter()
         .map(|p| {
             let name = p.file_stem().unwrap_or_default().to_string_lossy().to_string();

@@ -2,10 +2,10 @@
 
 use std::path::PathBuf;
 
-use crate::scenario::pins::Pins;
+use crate::scenario::{self, pins::Pins};
 use crate::tools::install::{self, Installer, Item, Outcome, Request, ToolsDir, source::DefaultSource};
 use crate::tools::runner::DuctRunner;
-use crate::{Exit, Result};
+use crate::{Error, Exit, Result};
 
 /// Arguments of `kyvtel tools`.
 #[derive(Debug, clap::Args)]
@@ -21,25 +21,76 @@ pub enum Action {
     /// Download the pinned kind, helm, kubectl, telepresence, kyverno CLI and Kyverno chart into
     /// `.tools/bin` (or `$KYVTEL_TOOLS_DIR`), verified by sha256.
     ///
-    /// Exit codes: 0 installed or already up to date, 2 bad usage, 3 a download or check failed.
+    /// Installs the pinned default of every item (or of the `--only` items), plus every Telepresence
+    /// version and Kyverno chart the scenarios resolve to (`--for-scenarios`, by default the catalog
+    /// under `scenarios/` when that directory exists), plus each `--telepresence VERSION`. The
+    /// default Telepresence is `<dir>/telepresence`; any other version is
+    /// `<dir>/telepresence-<version>`, which `kyvtel run` uses for scenarios that need it.
+    ///
+    /// Downloads without a pinned sha256 are recorded in `tools.lock` on first use and must match
+    /// it afterwards.
+    ///
+    /// Exit codes: 0 installed or already up to date, 2 bad usage or a bad scenario file, 3 a
+    /// download or check failed.
     Install(InstallArgs),
 }
 
 /// Arguments of `kyvtel tools install`.
 #[derive(Debug, clap::Args)]
 pub struct InstallArgs {
-    /// Install only these (default: all).
+    /// Install only these (default: all); also limits what `--for-scenarios` adds.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub only: Vec<Item>,
+    /// Also install this pinned Telepresence version, as `<dir>/telepresence-<version>` (repeatable;
+    /// added even with `--only`). An unknown version is a usage error.
+    #[arg(long = "telepresence", value_name = "VERSION")]
+    pub telepresence: Vec<String>,
+    /// Also install the Telepresence versions and Kyverno charts these scenarios resolve to: scenario
+    /// files, or directories of them (default: `scenarios/` when it exists).
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    pub for_scenarios: Vec<PathBuf>,
+    /// Install only the pinned defaults (and any `--telepresence`), ignoring the scenario catalog.
+    #[arg(long, conflicts_with = "for_scenarios")]
+    pub defaults_only: bool,
     /// Tools directory (default: `$KYVTEL_TOOLS_DIR`, else `.tools/bin`).
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// Telepresence lock file (default: `$KYVTEL_LOCK_FILE`, else `./telepresence.lock`).
+    /// Trust-on-first-use lock file (default: `$KYVTEL_LOCK_FILE`, else `./tools.lock`).
     #[arg(long)]
     pub lock: Option<PathBuf>,
     /// Never use a tool found on PATH, even if its version matches.
     #[arg(long)]
     pub ignore_path: bool,
+}
+
+/// What `kyvtel tools install` installs for `args`: defaults, then the scenarios' versions, then
+/// `--telepresence` (without repeats, in install order).
+fn requests(pins: &Pins, args: &InstallArgs) -> Result<Vec<Request>> {
+    for v in &args.telepresence {
+        if pins.telepresence.release(v).is_none() {
+            return Err(Error::Usage(format!(
+                "--telepresence {v}: not a pinned Telepresence version (known: {})",
+                pins.telepresence.known()
+            )));
+        }
+    }
+    let items: Vec<Item> = if args.only.is_empty() { Item::ALL.to_vec() } else { args.only.clone() };
+    let mut out: Vec<Request> = items.iter().map(|i| Request::default_for(*i, pins)).collect();
+    let scenario_paths = if args.defaults_only {
+        Vec::new()
+    } else if !args.for_scenarios.is_empty() {
+        args.for_scenarios.clone()
+    } else if super::default_scenario_dir().is_dir() {
+        vec![super::default_scenario_dir()]
+    } else {
+        Vec::new()
+    };
+    if !scenario_paths.is_empty() {
+        let loaded = scenario::load_all(&super::validate::scenario_files(&scenario_paths)?)?;
+        out.extend(Request::for_scenarios(&loaded).into_iter().filter(|r| items.contains(&r.item)));
+    }
+    out.extend(args.telepresence.iter().map(|v| Request::new(Item::Telepresence, v.clone())));
+    Ok(install::dedup(out))
 }
 
 /// Runs `kyvtel tools`.
@@ -51,10 +102,9 @@ pub fn run(args: Args) -> Result<Exit> {
 
 fn install(args: InstallArgs) -> Result<Exit> {
     let pins = Pins::builtin();
+    let requests = requests(&pins, &args)?;
     let dir = args.dir.map_or_else(ToolsDir::from_env, ToolsDir::at);
     let lock = args.lock.unwrap_or_else(install::default_lock_path);
-    let items: Vec<Item> = if args.only.is_empty() { Item::ALL.to_vec() } else { args.only };
-    let requests: Vec<Request> = items.iter().map(|i| Request::default_for(*i, &pins)).collect();
     let source = DefaultSource::default();
     let probe =
         DuctRunner::new(std::env::temp_dir().join(format!("kyvtel-probe-{}", std::process::id()))).with_tools_dir(None);

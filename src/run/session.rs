@@ -22,8 +22,9 @@ use crate::provider::k3s::{K3sProvider, K3sSpec};
 use crate::report::evidence::{Bundle, nested_name, safe_name};
 use crate::report::{self, Phase, RunReport, ScenarioReport, Verdict};
 use crate::scenario::Loaded;
+use crate::scenario::pins::Pins;
 use crate::tools::install::ToolsDir;
-use crate::tools::runner::{DuctRunner, default_tools_dir, interrupt_all};
+use crate::tools::runner::{DuctRunner, default_tools_dir, interrupt_all, is_executable};
 use crate::tools::{Runner, Tool, kind, telepresence};
 use crate::{Error, Exit, Result};
 
@@ -88,35 +89,54 @@ fn new_token(run_id: &str) -> Result<String> {
 
 pub use crate::scenario::load_all;
 
-/// Refuses scenarios that need a Telepresence other than the one provisioned tool (the pinned
-/// default), or a Kyverno chart that is not downloaded: the plan would be built for one version
-/// while another one runs.
-fn check_provisioned_versions(loaded: &[Loaded]) -> Result<()> {
-    let pins = crate::scenario::pins::Pins::builtin();
-    let charts = ToolsDir::at(default_tools_dir()).charts();
+/// Refuses scenarios whose Telepresence binary or Kyverno chart is not installed in `tools`: the
+/// plan would be built for one version while another one (or none) runs.
+///
+/// A non-default Telepresence must be `<tools>/telepresence-<version>` (PATH never stands in for
+/// it); the pinned default is checked with the other tools by `kyvtel doctor`'s findings (tools
+/// directory, or PATH when its version matches).
+fn check_provisioned_versions(loaded: &[Loaded], tools: &ToolsDir, pins: &Pins) -> Result<()> {
     let mut problems = Vec::new();
     for l in loaded {
         let v = &l.versions;
         if v.telepresence != pins.telepresence.default {
-            problems.push(format!(
-                "{}: needs Telepresence {}, but kyvtel provisions one Telepresence binary, the pinned {} \
-                 (runs across Telepresence versions are not supported yet)",
-                l.name(),
-                v.telepresence,
-                pins.telepresence.default
-            ));
+            let binary = tools.telepresence(pins, &v.telepresence);
+            if !is_executable(&binary) {
+                problems.push(format!(
+                    "{}: needs Telepresence {}, but {} is missing (run `kyvtel tools install --telepresence {}`)",
+                    l.name(),
+                    v.telepresence,
+                    binary.display(),
+                    v.telepresence
+                ));
+            }
         }
-        let chart = charts.join(format!("kyverno-{}.tgz", v.kyverno_chart));
+        let chart = tools.charts().join(format!("kyverno-{}.tgz", v.kyverno_chart));
         if !chart.is_file() {
             problems.push(format!(
-                "{}: the Kyverno chart {} is not downloaded ({} missing; run `kyvtel tools install`)",
+                "{}: the Kyverno chart {} is not downloaded ({} missing; run `kyvtel tools install --for-scenarios {}`)",
                 l.name(),
                 v.kyverno_chart,
-                chart.display()
+                chart.display(),
+                l.path.display()
             ));
         }
     }
     if problems.is_empty() { Ok(()) } else { Err(Error::Prerequisite(problems.join("; "))) }
+}
+
+/// The runner of commands whose run-private directories live under `work`, with tools from
+/// `tools`. With `telepresence` (the version a scenario resolved to), `telepresence` commands run
+/// that version's binary: a non-default version always from `<tools>/telepresence-<version>`,
+/// the default as before (tools directory, then PATH).
+fn scenario_runner(work: &Path, tools: &ToolsDir, pins: &Pins, telepresence: Option<&str>) -> DuctRunner {
+    let runner = DuctRunner::new(work).with_tools_dir(Some(tools.bin.clone()));
+    match telepresence {
+        Some(v) if v != pins.telepresence.default => {
+            runner.with_program(Tool::Telepresence, tools.telepresence(pins, v))
+        }
+        _ => runner,
+    }
 }
 
 /// Rewrites a kind plan for an existing cluster: no cluster creation, no image preloading, and
@@ -258,13 +278,15 @@ enum Gate {
 }
 
 impl Session<'_> {
-    /// A runner for commands whose run-private directories live under `work` (created here).
-    fn runner(&self, work: &Path) -> Result<Arc<dyn Runner>> {
+    /// A runner for commands whose run-private directories live under `work` (created here),
+    /// running the Telepresence binary of `telepresence` (see [`scenario_runner`]).
+    fn runner(&self, work: &Path, telepresence: Option<&str>) -> Result<Arc<dyn Runner>> {
         for tool in [Tool::Kind, Tool::Helm, Tool::Telepresence, Tool::Docker] {
             crate::tools::env::materialize(&crate::tools::env::for_tool(tool, work, &Default::default()))
                 .map_err(|e| Error::infra(format!("prepare the run directory {}", work.display()), e))?;
         }
-        Ok(Arc::new(DuctRunner::new(work).with_tools_dir(Some(default_tools_dir()))))
+        let tools = ToolsDir::at(default_tools_dir());
+        Ok(Arc::new(scenario_runner(work, &tools, &Pins::builtin(), telepresence)))
     }
 
     fn settings(&self, runner: &Arc<dyn Runner>, keep: bool) -> Settings {
@@ -422,7 +444,8 @@ impl Session<'_> {
                 (private, None)
             }
         };
-        let runner = self.runner(&work)?;
+        // The scenario's own Telepresence version, for the plan and for the evidence bundle.
+        let runner = self.runner(&work, Some(&l.versions.telepresence))?;
         let api = KubeApi::new(kubeconfig, context, Owner::new(&self.run_id));
         let t0 = Instant::now();
         let (p, record) = if kind_cluster {
@@ -453,7 +476,8 @@ impl Session<'_> {
             plan::cells::group(loaded, &Options { run_dir: work.clone(), tools: ToolsDir::at(default_tools_dir()) });
         for cell in cells {
             let names: Vec<&str> = cell.scenarios.iter().map(|p| p.scenario.as_str()).collect();
-            let runner = self.runner(&cell.run_dir)?;
+            // The shared setup (cluster, Kyverno) runs no Telepresence command.
+            let runner = self.runner(&cell.run_dir, None)?;
             let api = KubeApi::new(cell.kubeconfig.clone(), None, Owner::new(&self.run_id));
             let kind_config = loaded
                 .iter()
@@ -466,7 +490,8 @@ impl Session<'_> {
             };
             let mut member_runners = Vec::new();
             for m in &cell.scenarios {
-                member_runners.push((m.scenario.clone(), self.runner(&work.join(&m.scenario))?));
+                let own = self.runner(&work.join(&m.scenario), Some(&m.versions.telepresence))?;
+                member_runners.push((m.scenario.clone(), own));
             }
             let keep = self.keep();
             let token = self.token.clone();
@@ -545,16 +570,20 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
     {
         return Err(Error::input(kubeconfig, None, "file not found"));
     }
-    check_provisioned_versions(&loaded)?;
+    let pins = Pins::builtin();
+    check_provisioned_versions(&loaded, &ToolsDir::at(default_tools_dir()), &pins)?;
     let findings = crate::cli::doctor::machine_findings();
     let needed: &[&str] = match opts.provider {
         Provider::Kind => &["docker", "kind", "helm", "telepresence", "sudo", "tun"],
         Provider::K3s { .. } => &["docker", "helm", "telepresence", "sudo", "tun"],
         Provider::Existing { .. } => &["helm", "telepresence", "sudo", "tun"],
     };
+    // doctor checks the default Telepresence; other versions were checked above.
+    let default_telepresence = loaded.iter().any(|l| l.versions.telepresence == pins.telepresence.default);
     let missing: Vec<String> = findings
         .iter()
         .filter(|f| !f.ok && needed.contains(&f.check.as_str()))
+        .filter(|f| f.check != "telepresence" || default_telepresence)
         .map(|f| format!("{}: {} (fix: {})", f.check, f.detail, f.fix))
         .collect();
     if !missing.is_empty() {
@@ -800,6 +829,66 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&user).unwrap(), src);
         let err = private_kubeconfig(&user, Some("zz"), &target).unwrap_err().to_string();
         assert!(err.contains("no context `zz`"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn fake_tools(name: &str) -> (PathBuf, ToolsDir) {
+        let dir = std::env::temp_dir().join(format!("kyvtel-session-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("bin/charts")).unwrap();
+        std::fs::write(dir.join("bin/charts/kyverno-3.9.0.tgz"), b"chart").unwrap();
+        (dir.clone(), ToolsDir::at(dir.join("bin")))
+    }
+
+    fn executable(path: &Path) {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::write(path, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[test]
+    fn a_missing_non_default_telepresence_is_refused_naming_the_install_command() {
+        let l = crate::scenario::load(Path::new("tests/fixtures/run/recipe-telepresence-2.27.yaml")).unwrap();
+        let pins = Pins::builtin();
+        let (dir, tools) = fake_tools("tp-missing");
+        // The default binary does not stand in for another version.
+        executable(&tools.binary(Tool::Telepresence));
+        let err = check_provisioned_versions(std::slice::from_ref(&l), &tools, &pins).unwrap_err();
+        assert_eq!(err.exit(), Exit::Infra);
+        let msg = err.to_string();
+        assert!(msg.contains("recipe-on-telepresence-2-27: needs Telepresence 2.27.4"), "{msg}");
+        assert!(msg.contains(&tools.bin.join("telepresence-2.27.4").display().to_string()), "{msg}");
+        assert!(msg.contains("run `kyvtel tools install --telepresence 2.27.4`"), "{msg}");
+
+        executable(&tools.telepresence(&pins, "2.27.4"));
+        check_provisioned_versions(std::slice::from_ref(&l), &tools, &pins).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_missing_chart_is_refused_naming_the_scenario_to_install_for() {
+        let l = crate::scenario::load(Path::new("scenarios/documented-recipe.yaml")).unwrap();
+        let (dir, tools) = fake_tools("chart-missing");
+        std::fs::remove_file(tools.charts().join("kyverno-3.9.0.tgz")).unwrap();
+        let msg = check_provisioned_versions(&[l], &tools, &Pins::builtin()).unwrap_err().to_string();
+        assert!(msg.contains("the Kyverno chart 3.9.0 is not downloaded"), "{msg}");
+        assert!(msg.contains("kyvtel tools install --for-scenarios scenarios/documented-recipe.yaml"), "{msg}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_runner_runs_the_scenarios_own_telepresence() {
+        let pins = Pins::builtin();
+        let (dir, tools) = fake_tools("runner");
+        executable(&tools.binary(Tool::Telepresence));
+        executable(&tools.telepresence(&pins, "2.27.4"));
+        let work = dir.join("work");
+        let other = scenario_runner(&work, &tools, &pins, Some("2.27.4"));
+        assert_eq!(other.program_path(Tool::Telepresence), Some(tools.bin.join("telepresence-2.27.4")));
+        let default = scenario_runner(&work, &tools, &pins, Some(&pins.telepresence.default));
+        assert_eq!(default.program_path(Tool::Telepresence), Some(tools.bin.join("telepresence")));
+        let setup = scenario_runner(&work, &tools, &pins, None);
+        assert_eq!(setup.program_path(Tool::Telepresence), Some(tools.bin.join("telepresence")));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

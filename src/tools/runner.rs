@@ -70,7 +70,9 @@ pub fn resolve(program: &str, tools_dir: Option<&Path>, path: Option<&std::ffi::
     in_tools.or_else(|| path.and_then(|p| std::env::split_paths(p).map(|d| d.join(program)).find(|c| is_executable(c))))
 }
 
-fn is_executable(p: &Path) -> bool {
+/// Whether `p` is a file with an executable bit set.
+#[must_use]
+pub fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt as _;
     p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }

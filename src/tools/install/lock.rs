@@ -1,14 +1,21 @@
-//! `telepresence.lock`: trust on first use for Telepresence, which publishes no checksums.
+//! `tools.lock`: trust on first use for every download that has no pinned sha256.
+//!
+//! Telepresence publishes no checksums, and kind, kubectl, the kyverno CLI and some Kyverno charts
+//! are pinned without a digest (only their upstream checksum file or chart index vouches for them,
+//! and upstream could re-publish that file together with the artifact). So the sha256 of the first
+//! verified download of each such release is recorded here, and every later download must match.
+//! A pinned `sha256` in pins.yaml stays authoritative: releases that carry one are never locked.
 //!
 //! Format (one release per line; `#` starts a comment; blank lines are ignored):
 //!
 //! ```text
-//! <version> <sha256> <url>
-//! 2.32.1 0123…cdef https://github.com/telepresenceio/telepresence/releases/download/v2.32.1/telepresence-linux-amd64
+//! <item> <version> <sha256> <url>
+//! telepresence 2.32.1 0123…cdef https://github.com/telepresenceio/telepresence/releases/download/v2.32.1/telepresence-linux-amd64
+//! kind v0.33.0 4567…89ab https://github.com/kubernetes-sigs/kind/releases/download/v0.33.0/kind-linux-amd64
 //! ```
 //!
-//! The first download of a version records its digest; every later download of that version must
-//! match it, or the install fails (exit 3) naming both digests. Commit the file.
+//! A mismatch fails the install (exit 3) naming the item, the version, both digests and the lock
+//! file. Commit the file.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,13 +24,39 @@ use super::verify::is_sha256;
 use crate::Error;
 use crate::error::Location;
 
+/// The lock file's name in the repository root.
+pub const FILE_NAME: &str = "tools.lock";
+
 /// The header written at the top of a new lock file.
 pub const HEADER: &str = "\
-# telepresence.lock: sha256 of every Telepresence release kyvtel has downloaded.
-# Telepresence publishes no checksums, so the first download is trusted and recorded here;
-# later downloads must match. Written by `kyvtel tools install`; commit it.
-# Format: <version> <sha256> <url>
+# tools.lock: sha256 of every download kyvtel verified without a pinned sha256 (trust on first use).
+# Telepresence publishes no checksums, and kind, kubectl, the kyverno CLI and some Kyverno charts are
+# pinned without a digest: the first verified download is recorded here, later downloads must match.
+# Written by `kyvtel tools install`; commit it.
+# Format: <item> <version> <sha256> <url>
 ";
+
+/// Which release a lock entry is for: an item name (`kind`, `telepresence`, ...) and a version.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key {
+    /// The item's name, as in `kyvtel tools install --only`.
+    pub item: String,
+    /// The pinned version, as written in pins.yaml.
+    pub version: String,
+}
+
+impl Key {
+    /// The key of `item` at `version`.
+    pub fn new(item: impl Into<String>, version: impl Into<String>) -> Self {
+        Key { item: item.into(), version: version.into() }
+    }
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.item, self.version)
+    }
+}
 
 /// One locked release.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,8 +72,8 @@ pub struct Entry {
 pub struct Lock {
     /// Where it is read from and written to.
     pub path: PathBuf,
-    /// Locked releases by version.
-    pub entries: BTreeMap<String, Entry>,
+    /// Locked releases.
+    pub entries: BTreeMap<Key, Entry>,
 }
 
 impl Lock {
@@ -59,26 +92,40 @@ impl Lock {
             }
             let at = Some(Location { line: i + 1, column: 1 });
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let [version, sha, url] = fields.as_slice() else {
-                return Err(Error::input(path, at, "expected `<version> <sha256> <url>`"));
+            let [item, version, sha, url] = fields.as_slice() else {
+                return Err(Error::input(path, at, "expected `<item> <version> <sha256> <url>`"));
             };
             if !is_sha256(sha) {
                 return Err(Error::input(path, at, format!("`{sha}` is not a sha256")));
             }
+            let key = Key::new(*item, *version);
             let entry = Entry { sha256: sha.to_ascii_lowercase(), url: (*url).to_string() };
-            if entries.insert((*version).to_string(), entry).is_some() {
-                return Err(Error::input(path, at, format!("version {version} is listed twice")));
+            if entries.contains_key(&key) {
+                return Err(Error::input(path, at, format!("{key} is listed twice")));
             }
+            entries.insert(key, entry);
         }
         Ok(Lock { path: path.to_path_buf(), entries })
     }
 
-    /// The file's text: header, then one line per version.
+    /// The entry of `item` at `version`, if recorded.
+    #[must_use]
+    pub fn get(&self, item: &str, version: &str) -> Option<&Entry> {
+        self.entries.get(&Key::new(item, version))
+    }
+
+    /// Records `item` at `version` and writes the file.
+    pub fn record(&mut self, item: &str, version: &str, entry: Entry) -> Result<(), Error> {
+        self.entries.insert(Key::new(item, version), entry);
+        self.write()
+    }
+
+    /// The file's text: header, then one line per release.
     #[must_use]
     pub fn render(&self) -> String {
         let mut s = HEADER.to_string();
-        for (v, e) in &self.entries {
-            s.push_str(&format!("{v} {} {}\n", e.sha256, e.url));
+        for (k, e) in &self.entries {
+            s.push_str(&format!("{} {} {} {}\n", k.item, k.version, e.sha256, e.url));
         }
         s
     }
@@ -98,15 +145,30 @@ mod tests {
     fn round_trip_and_errors() {
         let dir = std::env::temp_dir().join(format!("kyvtel-lock-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("telepresence.lock");
+        let path = dir.join(FILE_NAME);
         assert!(Lock::read(&path).unwrap().entries.is_empty());
         let mut lock = Lock::read(&path).unwrap();
-        lock.entries.insert("2.32.1".into(), Entry { sha256: "a".repeat(64), url: "https://x/t".into() });
-        lock.write().unwrap();
-        assert_eq!(Lock::read(&path).unwrap(), lock);
-        std::fs::write(&path, format!("{HEADER}\n2.32.1 nothex https://x\n")).unwrap();
+        lock.record("telepresence", "2.32.1", Entry { sha256: "a".repeat(64), url: "https://x/t".into() }).unwrap();
+        lock.record("kind", "v0.33.0", Entry { sha256: "b".repeat(64), url: "https://x/k".into() }).unwrap();
+        let back = Lock::read(&path).unwrap();
+        assert_eq!(back, lock);
+        assert_eq!(back.get("kind", "v0.33.0").unwrap().sha256, "b".repeat(64));
+        assert!(back.get("telepresence", "v0.33.0").is_none(), "keys distinguish items");
+        let header_lines = HEADER.lines().count();
+
+        std::fs::write(&path, format!("{HEADER}\ntelepresence 2.32.1 nothex https://x\n")).unwrap();
         let err = Lock::read(&path).unwrap_err().to_string();
-        assert!(err.contains("telepresence.lock:6:1") && err.contains("not a sha256"), "{err}");
+        assert!(err.contains(&format!("tools.lock:{}:1", header_lines + 2)) && err.contains("not a sha256"), "{err}");
+
+        // The pre-rename format (no item) is rejected with the expected format.
+        std::fs::write(&path, format!("2.32.1 {} https://x\n", "a".repeat(64))).unwrap();
+        let err = Lock::read(&path).unwrap_err().to_string();
+        assert!(err.contains("tools.lock:1:1") && err.contains("<item> <version> <sha256> <url>"), "{err}");
+
+        let twice = format!("kind v0.33.0 {0} https://x\nkind v0.33.0 {0} https://x\n", "c".repeat(64));
+        std::fs::write(&path, twice).unwrap();
+        let err = Lock::read(&path).unwrap_err().to_string();
+        assert!(err.contains("tools.lock:2:1") && err.contains("kind v0.33.0 is listed twice"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -3,18 +3,25 @@
 //! For each item (kind, helm, kubectl, telepresence, the kyverno CLI, the Kyverno chart):
 //!
 //! 1. **Up to date?** The tools directory keeps a manifest, `.kyvtel-installed.json`, with the
-//!    version, URL and digests of every file it installed. A file whose version and sha256 still
-//!    match is left alone (idempotent; no network).
+//!    version, URL and digests of every file it installed, keyed by item name for the pinned default
+//!    and `<item>@<version>` for any other version ([`manifest_key`]), so several versions stay
+//!    installed side by side. A file whose version and sha256 still match is left alone
+//!    (idempotent; no network).
 //! 2. **On PATH?** If the tools directory has no file for the tool, a tool on PATH is used only
-//!    when its version (see [`version`]) equals the pin.
+//!    for the pinned default version, and only when its version (see [`version`]) equals it.
 //! 3. **Download and verify**, every check that applies, and at least one:
-//!    - the pinned `sha256` of pins.yaml;
-//!    - the upstream checksum file (`checksumUrl`);
-//!    - Telepresence: `telepresence.lock` (trust on first use, then enforced; see [`lock`]).
+//!    - the pinned `sha256` of pins.yaml (authoritative when present);
+//!    - the upstream checksum file (`checksumUrl`): a `sha256sum`-style file, or for charts the
+//!      Helm repository's `index.yaml` (its `digest` field);
+//!    - without a pinned `sha256`: `tools.lock` ([`lock`]). The first download that the checksum
+//!      file verified (or, for Telepresence, which publishes no checksums, the first download) is
+//!      recorded; every later download must match.
 //! 4. Extract the archive member if the release names one, write atomically (`.part` + rename),
 //!    mark binaries executable, and record the manifest entry.
 //!
-//! Binaries go to `<bin>/<program>`, the chart to `<bin>/charts/<file>` ([`ToolsDir`]).
+//! Binaries go to `<bin>/<program>` for the pinned default and `<bin>/<program>-<version>` for any
+//! other version (e.g. `telepresence-2.27.4`, see [`ToolsDir::telepresence`]); charts go to
+//! `<bin>/charts/<file>` ([`ToolsDir`]).
 
 pub mod archive;
 pub mod lock;
@@ -32,6 +39,7 @@ use self::lock::Lock;
 use self::source::{FetchError, Source};
 use super::{Runner, Tool};
 use crate::Error;
+use crate::scenario::Loaded;
 use crate::scenario::pins::{self, Pins};
 
 /// The manifest file inside the tools directory.
@@ -125,10 +133,23 @@ impl ToolsDir {
         self.bin.join("charts")
     }
 
-    /// Where `tool`'s binary is installed.
+    /// Where `tool`'s binary is installed at its pinned default version.
     #[must_use]
     pub fn binary(&self, tool: Tool) -> PathBuf {
         self.bin.join(tool.program())
+    }
+
+    /// Where the Telepresence binary of `version` is installed: the pinned default (from `pins`) at
+    /// `<bin>/telepresence`, so that PATH use and a single-version setup keep working; any other
+    /// version at `<bin>/telepresence-<version>`, e.g. `telepresence-2.27.4`.
+    #[must_use]
+    pub fn telepresence(&self, pins: &Pins, version: &str) -> PathBuf {
+        self.versioned_binary(Tool::Telepresence, &pins.telepresence.default, version)
+    }
+
+    /// `<bin>/<program>` for the `default` version, `<bin>/<program>-<version>` for any other.
+    fn versioned_binary(&self, tool: Tool, default: &str, version: &str) -> PathBuf {
+        if version == default { self.binary(tool) } else { self.bin.join(format!("{}-{version}", tool.program())) }
     }
 
     /// Where the Kyverno chart of `release` is kept: `<bin>/charts/<file name of its URL>`.
@@ -137,9 +158,9 @@ impl ToolsDir {
         self.charts().join(verify::file_name_of(&release.url))
     }
 
-    fn destination(&self, item: Item, release: &pins::Release) -> PathBuf {
+    fn destination(&self, item: Item, pins: &Pins, version: &str, release: &pins::Release) -> PathBuf {
         match item.tool() {
-            Some(tool) => self.binary(tool),
+            Some(tool) => self.versioned_binary(tool, &item.pinned(pins).default, version),
             None => self.chart(release),
         }
     }
@@ -160,6 +181,47 @@ impl Request {
     pub fn default_for(item: Item, pins: &Pins) -> Request {
         Request { item, version: item.pinned(pins).default.clone() }
     }
+
+    /// `item` at `version` (checked against the pins when installed).
+    #[must_use]
+    pub fn new(item: Item, version: impl Into<String>) -> Request {
+        Request { item, version: version.into() }
+    }
+
+    /// What the scenarios need beyond the defaults: the Telepresence version and the Kyverno chart
+    /// each of them resolves to (scenario order, without repeats).
+    #[must_use]
+    pub fn for_scenarios(loaded: &[Loaded]) -> Vec<Request> {
+        let mut out = Vec::new();
+        for l in loaded {
+            out.push(Request::new(Item::Telepresence, l.versions.telepresence.clone()));
+            out.push(Request::new(Item::KyvernoChart, l.versions.kyverno_chart.clone()));
+        }
+        dedup(out)
+    }
+}
+
+/// `requests` without repeats, grouped by item in install order ([`Item::ALL`]), keeping the
+/// given order of versions within an item.
+#[must_use]
+pub fn dedup(requests: Vec<Request>) -> Vec<Request> {
+    let mut out: Vec<Request> = Vec::new();
+    for item in Item::ALL {
+        for r in requests.iter().filter(|r| r.item == item) {
+            if !out.contains(r) {
+                out.push(r.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The manifest key of `item` at `version`: its name for the pinned default, `<name>@<version>`
+/// otherwise (e.g. `telepresence@2.27.4`), so that versions installed side by side each stay
+/// up to date.
+#[must_use]
+pub fn manifest_key(item: Item, pins: &Pins, version: &str) -> String {
+    if version == item.pinned(pins).default { item.name().to_string() } else { format!("{}@{version}", item.name()) }
 }
 
 /// What happened to one item.
@@ -258,13 +320,15 @@ pub enum InstallError {
         /// What is wrong.
         reason: String,
     },
-    /// Telepresence changed since it was first recorded.
+    /// The download changed since its first verified download was recorded in the lock file.
     #[error(
-        "telepresence {version}: sha256 {actual} does not match {locked} recorded in {lock} \
+        "{item} {version}: sha256 {actual} does not match {locked} recorded in {lock} \
          (if upstream re-published the release on purpose, delete that line and reinstall)"
     )]
     LockMismatch {
-        /// Telepresence version.
+        /// Item name.
+        item: &'static str,
+        /// Version.
         version: String,
         /// The lock file.
         lock: PathBuf,
@@ -327,7 +391,7 @@ pub struct ManifestEntry {
     pub file_sha256: String,
 }
 
-/// The tools directory's record of what it installed, keyed by item name.
+/// The tools directory's record of what it installed, keyed by [`manifest_key`].
 pub type Manifest = BTreeMap<String, ManifestEntry>;
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> InstallError + '_ {
@@ -347,16 +411,26 @@ pub struct Installer<'a> {
     lock_path: PathBuf,
     source: &'a dyn Source,
     path_runner: Option<&'a dyn Runner>,
+    /// Checksum files already fetched in the current [`Installer::install`] (one chart index serves
+    /// every chart); emptied at the start of each call.
+    checksum_files: std::cell::RefCell<BTreeMap<String, String>>,
 }
 
 impl<'a> Installer<'a> {
-    /// An installer into `dir`, recording Telepresence digests in `lock_path`, downloading from `source`.
+    /// An installer into `dir`, recording first-use digests in `lock_path`, downloading from `source`.
     pub fn new(pins: &'a Pins, dir: ToolsDir, lock_path: impl Into<PathBuf>, source: &'a dyn Source) -> Self {
-        Installer { pins, dir, lock_path: lock_path.into(), source, path_runner: None }
+        Installer {
+            pins,
+            dir,
+            lock_path: lock_path.into(),
+            source,
+            path_runner: None,
+            checksum_files: Default::default(),
+        }
     }
 
     /// Probes tools on PATH with `runner` (which must resolve programs on PATH only); without it,
-    /// PATH is never considered.
+    /// PATH is never considered. Only the pinned default version of a tool may come from PATH.
     #[must_use]
     pub fn with_path_probe(mut self, runner: &'a dyn Runner) -> Self {
         self.path_runner = Some(runner);
@@ -365,6 +439,7 @@ impl<'a> Installer<'a> {
 
     /// Installs every request, in order, stopping at the first failure.
     pub fn install(&self, requests: &[Request]) -> Result<Vec<Installed>, InstallError> {
+        self.checksum_files.borrow_mut().clear();
         let mut manifest = read_manifest(&self.dir);
         let mut lock = Lock::read(&self.lock_path).map_err(|e| InstallError::Lock(Box::new(e)))?;
         let mut done = Vec::new();
@@ -383,11 +458,13 @@ impl<'a> Installer<'a> {
             version: req.version.clone(),
             known: pinned.known(),
         })?;
-        let dest = self.dir.destination(item, release);
-        if self.up_to_date(item, &req.version, release, &dest, manifest, lock)? {
+        let dest = self.dir.destination(item, self.pins, &req.version, release);
+        let key = manifest_key(item, self.pins, &req.version);
+        if self.up_to_date(item, &key, &req.version, release, &dest, manifest, lock)? {
             return Ok(Outcome::UpToDate { path: dest });
         }
         if !dest.exists()
+            && req.version == pinned.default
             && let Some(version) = self.matching_on_path(item, &req.version)
         {
             return Ok(Outcome::OnPath { version });
@@ -400,7 +477,7 @@ impl<'a> Installer<'a> {
         };
         write_atomically(&dest, &contents, item.tool().is_some())?;
         manifest.insert(
-            item.name().to_string(),
+            key,
             ManifestEntry {
                 version: req.version.clone(),
                 url: release.url.clone(),
@@ -415,16 +492,18 @@ impl<'a> Installer<'a> {
         Ok(Outcome::Installed { path: dest, sha256, verified_by })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn up_to_date(
         &self,
         item: Item,
+        key: &str,
         version: &str,
         release: &pins::Release,
         dest: &Path,
         manifest: &Manifest,
         lock: &mut Lock,
     ) -> Result<bool, InstallError> {
-        let Some(entry) = manifest.get(item.name()) else {
+        let Some(entry) = manifest.get(key) else {
             return Ok(false);
         };
         if entry.version != version || entry.url != release.url {
@@ -439,15 +518,15 @@ impl<'a> Installer<'a> {
         if verify::sha256_hex(&bytes) != entry.file_sha256 {
             return Ok(false);
         }
-        if item == Item::Telepresence {
-            match lock.entries.get(version) {
+        if release.sha256.is_none() {
+            match lock.get(item.name(), version) {
                 Some(locked) if locked.sha256 == entry.download_sha256 => {}
                 Some(_) => return Ok(false),
                 None => {
-                    // The installed file was itself the first use; record it.
+                    // The installed file was verified when it was downloaded (the manifest only
+                    // records verified downloads): it is the first use; record it.
                     let entry = lock::Entry { sha256: entry.download_sha256.clone(), url: release.url.clone() };
-                    lock.entries.insert(version.to_string(), entry);
-                    lock.write().map_err(|e| InstallError::Lock(Box::new(e)))?;
+                    lock.record(item.name(), version, entry).map_err(|e| InstallError::Lock(Box::new(e)))?;
                 }
             }
         }
@@ -488,15 +567,28 @@ impl<'a> Installer<'a> {
             verified_by.push("pinned sha256".to_string());
         }
         if let Some(checksum_url) = &release.checksum_url {
-            let text = self.fetch(item, checksum_url)?;
             let bad = |reason: String| InstallError::ChecksumFile {
                 item: item.name(),
                 checksum_url: checksum_url.clone(),
                 reason,
             };
-            let text = String::from_utf8(text).map_err(|_| bad("not UTF-8 text".into()))?;
-            let expected =
-                verify::expected_from_checksum_file(&text, verify::file_name_of(&release.url)).map_err(bad)?;
+            let cached = self.checksum_files.borrow().get(checksum_url).cloned();
+            let text = match cached {
+                Some(text) => text,
+                None => {
+                    let bytes = self.fetch(item, checksum_url)?;
+                    let text = String::from_utf8(bytes).map_err(|_| bad("not UTF-8 text".into()))?;
+                    self.checksum_files.borrow_mut().insert(checksum_url.clone(), text.clone());
+                    text
+                }
+            };
+            let file_name = verify::file_name_of(&release.url);
+            let expected = if verify::is_helm_index(checksum_url) {
+                verify::expected_from_helm_index(&text, file_name, version)
+            } else {
+                verify::expected_from_checksum_file(&text, file_name)
+            }
+            .map_err(bad)?;
             if expected != actual {
                 return Err(InstallError::ChecksumMismatch {
                     item: item.name(),
@@ -508,25 +600,29 @@ impl<'a> Installer<'a> {
             }
             verified_by.push(format!("checksum file {checksum_url}"));
         }
-        if item == Item::Telepresence {
-            match lock.entries.get(version) {
+        // Without a pinned sha256, the lock file guards against a re-published release (the
+        // checksum file could be re-published with it). A first use is recorded only once another
+        // check passed, except for Telepresence, which publishes no checksums at all.
+        if release.sha256.is_none() {
+            match lock.get(item.name(), version) {
                 Some(locked) if locked.sha256 == actual => {
                     verified_by.push(format!("{}", lock.path.display()));
                 }
                 Some(locked) => {
                     return Err(InstallError::LockMismatch {
+                        item: item.name(),
                         version: version.to_string(),
                         lock: lock.path.clone(),
                         locked: locked.sha256.clone(),
                         actual,
                     });
                 }
-                None => {
-                    lock.entries
-                        .insert(version.to_string(), lock::Entry { sha256: actual.clone(), url: release.url.clone() });
-                    lock.write().map_err(|e| InstallError::Lock(Box::new(e)))?;
+                None if !verified_by.is_empty() || item == Item::Telepresence => {
+                    let entry = lock::Entry { sha256: actual.clone(), url: release.url.clone() };
+                    lock.record(item.name(), version, entry).map_err(|e| InstallError::Lock(Box::new(e)))?;
                     verified_by.push(format!("first use, recorded in {}", lock.path.display()));
                 }
+                None => {}
             }
         }
         if verified_by.is_empty() {
@@ -550,21 +646,21 @@ fn write_atomically(dest: &Path, contents: &[u8], executable: bool) -> Result<()
     std::fs::rename(&part, dest).map_err(io_err(dest))
 }
 
-/// The lock file used when none is named: `$KYVTEL_LOCK_FILE`, or `telepresence.lock` in the
-/// working directory (the repository root under `make`).
+/// The lock file used when none is named: `$KYVTEL_LOCK_FILE`, or `tools.lock` in the working
+/// directory (the repository root under `make`).
 #[must_use]
 pub fn default_lock_path() -> PathBuf {
     match std::env::var_os("KYVTEL_LOCK_FILE") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from("telepresence.lock"),
+        _ => PathBuf::from(lock::FILE_NAME),
     }
 }
 
 /// Provisions whatever of `requests` is missing, with the same code as `kyvtel tools install`:
 /// the real HTTP source, PATH probing with a PATH-only [`super::runner::DuctRunner`].
 ///
-/// For `cargo test --test e2e`: pass `ToolsDir::from_env()` and the repository's
-/// `telepresence.lock`. Blocking; do not call from inside an async task.
+/// For `cargo test --test e2e`: pass `ToolsDir::from_env()` and the repository's `tools.lock`.
+/// Blocking; do not call from inside an async task.
 pub fn ensure_tools(dir: &ToolsDir, lock_path: &Path, requests: &[Request]) -> Result<Vec<Installed>, Error> {
     let pins = Pins::builtin();
     let source = source::DefaultSource::default();

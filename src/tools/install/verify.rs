@@ -48,6 +48,70 @@ pub fn expected_from_checksum_file(contents: &str, file_name: &str) -> Result<St
     Err(format!("checksum file has no entry for {file_name}"))
 }
 
+/// Whether `checksum_url` names a Helm chart repository index (`.../index.yaml`) rather than a
+/// `sha256sum`-style checksum file.
+#[must_use]
+pub fn is_helm_index(checksum_url: &str) -> bool {
+    file_name_of(checksum_url) == "index.yaml"
+}
+
+/// The parts of a Helm repository index kyvtel reads; every other field is ignored.
+// upstream: helm/helm pkg/repo/index.go@01e913a7ea0f (`IndexFile.Entries map[string]ChartVersions`
+// under `entries`; each `ChartVersion` carries the chart metadata (`name`, `version`), `urls` and
+// `digest`, the sha256 hex of the packaged `.tgz` from provenance.DigestFile).
+#[derive(Debug, serde::Deserialize)]
+struct HelmIndex {
+    entries: std::collections::BTreeMap<String, Vec<Option<HelmChartVersion>>>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct HelmChartVersion {
+    version: String,
+    #[serde(default)]
+    digest: Option<String>,
+    #[serde(default)]
+    urls: Vec<String>,
+}
+
+/// The digest a Helm repository index (`index.yaml`) gives for the chart file `file_name` at
+/// `version`.
+///
+/// The chart name is the file name without `-<version>.tgz` (Helm's packaging convention); the entry
+/// is the one under `entries.<chart>` whose `version` equals `version`. If the file name does not
+/// follow the convention, any entry with that `version` whose `urls` end in `file_name` is used.
+///
+/// Errors name what was wrong: not a Helm index, chart or version missing, no or malformed digest.
+pub fn expected_from_helm_index(contents: &str, file_name: &str, version: &str) -> Result<String, String> {
+    // Real indexes are large (every chart version with its annotations): raise the node and event
+    // limits far above serde-saphyr's defaults, which are sized for configuration files.
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! { max_events: 50_000_000, max_nodes: 20_000_000 },
+    };
+    let index: HelmIndex = serde_saphyr::from_str_with_options(contents, options)
+        .map_err(|e| format!("not a Helm repository index: {}", e.to_string().lines().next().unwrap_or("")))?;
+    let by_name = file_name.strip_suffix(&format!("-{version}.tgz"));
+    let url_matches = |v: &HelmChartVersion| v.urls.iter().any(|u| file_name_of(u) == file_name);
+    let found = match by_name.and_then(|chart| index.entries.get(chart).map(|vs| (chart, vs))) {
+        Some((chart, versions)) => versions
+            .iter()
+            .flatten()
+            .find(|v| v.version == version)
+            .ok_or_else(|| format!("the index lists no version {version} of chart {chart}"))?,
+        None => index
+            .entries
+            .values()
+            .flatten()
+            .flatten()
+            .find(|v| v.version == version && url_matches(v))
+            .ok_or_else(|| format!("the index has no chart entry for {file_name}"))?,
+    };
+    match found.digest.as_deref() {
+        Some(d) if is_sha256(d) => Ok(d.to_ascii_lowercase()),
+        Some(d) => Err(format!("the index has a malformed digest for {file_name}: `{d}`")),
+        None => Err(format!("the index has no digest for {file_name}")),
+    }
+}
+
 /// The last path segment of a URL: the published file name.
 #[must_use]
 pub fn file_name_of(url: &str) -> &str {
@@ -87,5 +151,47 @@ mod tests {
             "helm-v3.21.4-linux-amd64.tar.gz"
         );
         assert_eq!(file_name_of("http://127.0.0.1:1/a/kind?x=1"), "kind");
+    }
+
+    fn helm_index(entries: &str) -> String {
+        format!("apiVersion: v1\nentries:\n{entries}generated: \"2026-01-01T00:00:00Z\"\n")
+    }
+
+    #[test]
+    fn helm_index_digest_by_chart_and_version() {
+        let index = helm_index(&format!(
+            "  kyverno:\n  - name: kyverno\n    version: 3.9.0\n    digest: {HEX}\n    urls:\n    - https://kyverno.github.io/kyverno/kyverno-3.9.0.tgz\n    annotations:\n      artifacthub.io/changes: |\n        - kind: added\n          description: x\n  - name: kyverno\n    version: 3.8.2\n    digest: {}\n    urls: [kyverno-3.8.2.tgz]\n  kyverno-policies:\n  - name: kyverno-policies\n    version: 3.9.0\n    digest: {}\n    urls: [kyverno-policies-3.9.0.tgz]\n  legacy:\n  - version: 1.0\n    created: 2019-01-01T00:00:00Z\n  other:\n  - version: 1.0.0\n    digest: {}\n    urls: [https://m.example/charts/renamed.tgz]\n",
+            "1".repeat(64),
+            "2".repeat(64),
+            "3".repeat(64)
+        ));
+        assert_eq!(expected_from_helm_index(&index, "kyverno-3.9.0.tgz", "3.9.0").unwrap(), HEX);
+        assert_eq!(expected_from_helm_index(&index, "kyverno-3.8.2.tgz", "3.8.2").unwrap(), "1".repeat(64));
+        assert_eq!(expected_from_helm_index(&index, "kyverno-policies-3.9.0.tgz", "3.9.0").unwrap(), "2".repeat(64));
+        // A file name off the convention is found by its URL.
+        assert_eq!(expected_from_helm_index(&index, "renamed.tgz", "1.0.0").unwrap(), "3".repeat(64));
+        // Versions that YAML would read as numbers are compared as written.
+        let legacy = expected_from_helm_index(&index, "legacy-1.0.tgz", "1.0").unwrap_err();
+        assert!(legacy.contains("no digest for legacy-1.0.tgz"), "{legacy}");
+        let missing = expected_from_helm_index(&index, "kyverno-3.7.2.tgz", "3.7.2").unwrap_err();
+        assert!(missing.contains("no version 3.7.2 of chart kyverno"), "{missing}");
+        let other = expected_from_helm_index(&index, "cilium-1.0.0.tgz", "1.0.0").unwrap_err();
+        assert!(other.contains("no chart entry for cilium-1.0.0.tgz"), "{other}");
+    }
+
+    #[test]
+    fn helm_index_errors() {
+        let bad_digest = helm_index("  kyverno:\n  - version: 3.9.0\n    digest: nothex\n");
+        let e = expected_from_helm_index(&bad_digest, "kyverno-3.9.0.tgz", "3.9.0").unwrap_err();
+        assert!(e.contains("malformed digest"), "{e}");
+        let no_digest = helm_index("  kyverno:\n  - version: 3.9.0\n");
+        let e = expected_from_helm_index(&no_digest, "kyverno-3.9.0.tgz", "3.9.0").unwrap_err();
+        assert!(e.contains("no digest"), "{e}");
+        for malformed in ["entries: [1, 2", "just text", "apiVersion: v1\n"] {
+            let e = expected_from_helm_index(malformed, "kyverno-3.9.0.tgz", "3.9.0").unwrap_err();
+            assert!(e.starts_with("not a Helm repository index"), "{malformed}: {e}");
+        }
+        assert!(is_helm_index("https://kyverno.github.io/kyverno/index.yaml"));
+        assert!(!is_helm_index("https://get.helm.sh/helm.tar.gz.sha256sum"));
     }
 }
