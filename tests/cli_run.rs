@@ -47,7 +47,7 @@ fn a_missing_telepresence_binary_for_the_scenarios_version_is_refused_before_any
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("recipe-on-telepresence-2-27: needs Telepresence 2.27.4"), "{stderr}");
-    assert!(stderr.contains(&tools.join("telepresence-2.27.4").display().to_string()), "{stderr}");
+    assert!(stderr.contains(&tools.join("telepresence-2.27.4/telepresence").display().to_string()), "{stderr}");
     assert!(stderr.contains("run `kyvtel tools install --telepresence 2.27.4`"), "{stderr}");
     assert!(out.stdout.is_empty());
     assert!(!log.exists(), "nothing ran: {:?}", std::fs::read_to_string(&log));
@@ -66,7 +66,18 @@ fn a_scenario_runs_its_own_telepresence_version() {
     // Kyverno's install fails at once, so the scenario fails and its evidence bundle is written,
     // which runs `telepresence gather-logs` with the scenario's runner.
     script(&tools, "helm", &log, "case \"$1\" in version) echo v3.21.4;; install) echo denied >&2; exit 1;; esac");
-    script(&tools, "telepresence-2.27.4", &log, "case \"$1\" in version) echo 'OSS Client : v2.27.4';; esac");
+    // The binary keeps its name in a directory of its own; `$0` shows which one ran.
+    let versioned = tools.join("telepresence-2.27.4");
+    std::fs::create_dir_all(&versioned).unwrap();
+    std::fs::write(
+        versioned.join("telepresence"),
+        format!(
+            "#!/bin/sh\necho \"telepresence-2.27.4 $*\" >> '{}'\ncase \"$1\" in version) echo 'OSS Client : v2.27.4';; esac\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(versioned.join("telepresence"), std::fs::Permissions::from_mode(0o755)).unwrap();
     // No default `telepresence` at all: a run that needs only 2.27.4 does not ask for it.
     let kubeconfig = dir.join("kubeconfig");
     std::fs::write(

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::fake_api::{FakeApi, Fault, JournalRunner, answer_the_rest, kyverno_denial};
+use common::fake_api::{FAKE_KUBECONFIG, FakeApi, Fault, JournalRunner, answer_the_rest, kyverno_denial};
 use kyvtel::plan::{Action, Options, Plan};
 use kyvtel::run::executor::TeardownResult;
 use kyvtel::run::{ScenarioResult, Settings, Status, execute};
@@ -305,8 +305,15 @@ async fn the_documented_recipe_runs_every_phase_in_order_and_tears_down_lifo() {
     assert!(!r.checks.is_empty() && r.checks.iter().all(|c| c.ok), "the pod was judged: {:?}", r.checks);
     assert!(ran.elapsed < Duration::from_secs(20), "took {:?}", ran.elapsed);
 
+    // The run's kubeconfig is what `kind get kubeconfig` printed, readable by the user only.
+    let kubeconfig = b.tmp.run_dir().join("kubeconfig");
+    assert_eq!(std::fs::read_to_string(&kubeconfig).unwrap(), FAKE_KUBECONFIG);
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&kubeconfig).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+
     let expected: Vec<String> = [
         "$ kind create cluster --name kyvtel-documented-recipe --config {repo}/kind-config/default.yaml --image {node} --kubeconfig {run}/kubeconfig --wait 120s",
+        "$ kind get kubeconfig --name kyvtel-documented-recipe",
         "$ docker pull registry.k8s.io/e2e-test-images/agnhost:2.53",
         "$ kind load docker-image registry.k8s.io/e2e-test-images/agnhost:2.53 --name kyvtel-documented-recipe",
         "$ docker pull ghcr.io/telepresenceio/tel2:2.32.1",
@@ -480,6 +487,7 @@ async fn command_lines_follow_the_telepresence_version(
     let image = format!("{image_repo}:{version}");
     let expected: Vec<String> = [
         "kind create cluster --name kyvtel-documented-recipe --config {repo}/kind-config/default.yaml --image {node} --kubeconfig {run}/kubeconfig --wait 120s".to_string(),
+        "kind get kubeconfig --name kyvtel-documented-recipe".into(),
         "docker pull registry.k8s.io/e2e-test-images/agnhost:2.53".into(),
         "kind load docker-image registry.k8s.io/e2e-test-images/agnhost:2.53 --name kyvtel-documented-recipe".into(),
         format!("docker pull {image}"),

@@ -65,7 +65,7 @@ fn a_malformed_lock_file_is_an_input_error() {
 /// Writes `contents` as an installed file with its manifest entry under `key`.
 fn installed(bin: &Path, key: &str, file: &str, version: &str, url: &str, contents: &[u8]) {
     use std::os::unix::fs::PermissionsExt as _;
-    std::fs::create_dir_all(bin).unwrap();
+    std::fs::create_dir_all(bin.join(file).parent().unwrap()).unwrap();
     std::fs::write(bin.join(file), contents).unwrap();
     std::fs::set_permissions(bin.join(file), std::fs::Permissions::from_mode(0o755)).unwrap();
     let path = bin.join(MANIFEST);
@@ -113,8 +113,8 @@ fn the_telepresence_versions_of_the_scenarios_and_of_the_flag_are_installed_side
     let pins = Pins::builtin();
     let url = |v: &str| pins.telepresence.release(v).unwrap().url.clone();
     installed(&bin, "telepresence", "telepresence", "2.32.1", &url("2.32.1"), b"tp-2.32.1");
-    installed(&bin, "telepresence@2.27.4", "telepresence-2.27.4", "2.27.4", &url("2.27.4"), b"tp-2.27.4");
-    installed(&bin, "telepresence@2.22.6", "telepresence-2.22.6", "2.22.6", &url("2.22.6"), b"tp-2.22.6");
+    installed(&bin, "telepresence@2.27.4", "telepresence-2.27.4/telepresence", "2.27.4", &url("2.27.4"), b"tp-2.27.4");
+    installed(&bin, "telepresence@2.22.6", "telepresence-2.22.6/telepresence", "2.22.6", &url("2.22.6"), b"tp-2.22.6");
     let lock = dir.join("tools.lock");
     let out = Command::cargo_bin("kyvtel")
         .unwrap()
@@ -136,11 +136,13 @@ fn the_telepresence_versions_of_the_scenarios_and_of_the_flag_are_installed_side
         "{stdout}"
     );
     assert!(
-        lines[1].starts_with("telepresence 2.27.4: up to date") && lines[1].contains("telepresence-2.27.4"),
+        lines[1].starts_with("telepresence 2.27.4: up to date")
+            && lines[1].contains("telepresence-2.27.4/telepresence"),
         "{stdout}"
     );
     assert!(
-        lines[2].starts_with("telepresence 2.22.6: up to date") && lines[2].contains("telepresence-2.22.6"),
+        lines[2].starts_with("telepresence 2.22.6: up to date")
+            && lines[2].contains("telepresence-2.22.6/telepresence"),
         "{stdout}"
     );
     // The installed files were the first use: recorded per version.

@@ -408,11 +408,11 @@ fn a_non_default_telepresence_is_installed_beside_the_default_and_locked_per_ver
             other => panic!("{other:?}"),
         })
         .collect();
-    assert_eq!(paths, [&dir.join("bin/telepresence"), &dir.join("bin/telepresence-2.27.4")]);
+    assert_eq!(paths, [&dir.join("bin/telepresence"), &dir.join("bin/telepresence-2.27.4/telepresence")]);
     assert_eq!(tools.telepresence(&pins, "2.32.1"), dir.join("bin/telepresence"));
-    assert_eq!(tools.telepresence(&pins, "2.27.4"), dir.join("bin/telepresence-2.27.4"));
+    assert_eq!(tools.telepresence(&pins, "2.27.4"), dir.join("bin/telepresence-2.27.4/telepresence"));
     assert_eq!(std::fs::read(dir.join("bin/telepresence")).unwrap(), default_bytes);
-    assert_eq!(std::fs::read(dir.join("bin/telepresence-2.27.4")).unwrap(), other_bytes);
+    assert_eq!(std::fs::read(dir.join("bin/telepresence-2.27.4/telepresence")).unwrap(), other_bytes);
     assert_eq!(path.command_lines(), ["telepresence version"], "PATH is probed for the default only");
 
     let lock = std::fs::read_to_string(&lock_path).unwrap();

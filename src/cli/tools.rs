@@ -25,7 +25,7 @@ pub enum Action {
     /// version and Kyverno chart the scenarios resolve to (`--for-scenarios`, by default the catalog
     /// under `scenarios/` when that directory exists), plus each `--telepresence VERSION`. The
     /// default Telepresence is `<dir>/telepresence`; any other version is
-    /// `<dir>/telepresence-<version>`, which `kyvtel run` uses for scenarios that need it.
+    /// `<dir>/telepresence-<version>/telepresence`, which `kyvtel run` uses for scenarios that need it.
     ///
     /// Downloads without a pinned sha256 are recorded in `tools.lock` on first use and must match
     /// it afterwards.
@@ -41,7 +41,7 @@ pub struct InstallArgs {
     /// Install only these (default: all); also limits what `--for-scenarios` adds.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub only: Vec<Item>,
-    /// Also install this pinned Telepresence version, as `<dir>/telepresence-<version>` (repeatable;
+    /// Also install this pinned Telepresence version, as `<dir>/telepresence-<version>/telepresence` (repeatable;
     /// added even with `--only`). An unknown version is a usage error.
     #[arg(long = "telepresence", value_name = "VERSION")]
     pub telepresence: Vec<String>,

@@ -92,7 +92,7 @@ pub use crate::scenario::load_all;
 /// Refuses scenarios whose Telepresence binary or Kyverno chart is not installed in `tools`: the
 /// plan would be built for one version while another one (or none) runs.
 ///
-/// A non-default Telepresence must be `<tools>/telepresence-<version>` (PATH never stands in for
+/// A non-default Telepresence must be `<tools>/telepresence-<version>/telepresence` (PATH never stands in for
 /// it); the pinned default is checked with the other tools by `kyvtel doctor`'s findings (tools
 /// directory, or PATH when its version matches).
 fn check_provisioned_versions(loaded: &[Loaded], tools: &ToolsDir, pins: &Pins) -> Result<()> {
@@ -127,7 +127,7 @@ fn check_provisioned_versions(loaded: &[Loaded], tools: &ToolsDir, pins: &Pins) 
 
 /// The runner of commands whose run-private directories live under `work`, with tools from
 /// `tools`. With `telepresence` (the version a scenario resolved to), `telepresence` commands run
-/// that version's binary: a non-default version always from `<tools>/telepresence-<version>`,
+/// that version's binary: a non-default version always from `<tools>/telepresence-<version>/telepresence`,
 /// the default as before (tools directory, then PATH).
 fn scenario_runner(work: &Path, tools: &ToolsDir, pins: &Pins, telepresence: Option<&str>) -> DuctRunner {
     let runner = DuctRunner::new(work).with_tools_dir(Some(tools.bin.clone()));
@@ -842,6 +842,7 @@ mod tests {
 
     fn executable(path: &Path) {
         use std::os::unix::fs::PermissionsExt as _;
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, "#!/bin/sh\n").unwrap();
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
@@ -857,7 +858,7 @@ mod tests {
         assert_eq!(err.exit(), Exit::Infra);
         let msg = err.to_string();
         assert!(msg.contains("recipe-on-telepresence-2-27: needs Telepresence 2.27.4"), "{msg}");
-        assert!(msg.contains(&tools.bin.join("telepresence-2.27.4").display().to_string()), "{msg}");
+        assert!(msg.contains(&tools.bin.join("telepresence-2.27.4/telepresence").display().to_string()), "{msg}");
         assert!(msg.contains("run `kyvtel tools install --telepresence 2.27.4`"), "{msg}");
 
         executable(&tools.telepresence(&pins, "2.27.4"));
@@ -884,7 +885,7 @@ mod tests {
         executable(&tools.telepresence(&pins, "2.27.4"));
         let work = dir.join("work");
         let other = scenario_runner(&work, &tools, &pins, Some("2.27.4"));
-        assert_eq!(other.program_path(Tool::Telepresence), Some(tools.bin.join("telepresence-2.27.4")));
+        assert_eq!(other.program_path(Tool::Telepresence), Some(tools.bin.join("telepresence-2.27.4/telepresence")));
         let default = scenario_runner(&work, &tools, &pins, Some(&pins.telepresence.default));
         assert_eq!(default.program_path(Tool::Telepresence), Some(tools.bin.join("telepresence")));
         let setup = scenario_runner(&work, &tools, &pins, None);

@@ -136,6 +136,14 @@ impl DuctRunner {
             let joined = if path.is_empty() { abs.display().to_string() } else { format!("{}:{path}", abs.display()) };
             env.insert("PATH".into(), joined);
         }
+        // A tool run from an explicit path (e.g. a non-default Telepresence) has its directory
+        // first on PATH, so that whatever it starts by name (its daemons) is the same binary.
+        if let Some(dir) = self.programs.get(&cmd.tool).and_then(|p| p.parent()).filter(|d| !d.as_os_str().is_empty()) {
+            let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+            let path = env.get("PATH").cloned().unwrap_or_default();
+            let joined = if path.is_empty() { abs.display().to_string() } else { format!("{}:{path}", abs.display()) };
+            env.insert("PATH".into(), joined);
+        }
         if !env.contains_key("DOCKER_CONFIG")
             && let Some(home) = std::env::var_os("HOME")
         {
@@ -429,6 +437,18 @@ mod tests {
         let err = r.run(&other, Duration::from_secs(1)).unwrap_err();
         assert!(err.to_string().contains("no scripted answer"), "{err}");
         assert_eq!(r.command_lines(), ["kind get clusters", "kind get clusters", "helm list"]);
+    }
+
+    #[test]
+    fn a_tool_run_from_a_path_has_its_directory_first_on_path() {
+        let r = DuctRunner::new("/run/r1")
+            .with_tools_dir(Some(PathBuf::from("/opt/tools")))
+            .with_program(Tool::Telepresence, PathBuf::from("/opt/tools/telepresence-2.27.4/telepresence"));
+        let tp = r.environment(&CommandLine::new(Tool::Telepresence).args(["connect"]));
+        let path = tp.get("PATH").cloned().unwrap_or_default();
+        assert!(path.starts_with("/opt/tools/telepresence-2.27.4:/opt/tools"), "{path}");
+        let helm = r.environment(&CommandLine::new(Tool::Helm).args(["list"]));
+        assert!(helm.get("PATH").is_some_and(|p| p.starts_with("/opt/tools") && !p.contains("telepresence-2.27.4")));
     }
 
     #[test]

@@ -352,9 +352,13 @@ pub fn kyverno_denial(resource: &str, violations: &[(&str, &str, &str, &str)]) -
     s
 }
 
+/// What the fake `kind get kubeconfig` prints.
+pub const FAKE_KUBECONFIG: &str = "apiVersion: v1\nkind: Config\nclusters: []\n# fake kind get kubeconfig\n";
+
 /// Answers every command of the tools a plan uses with success. Call after adding failure rules
 /// (rules match in the order they were added).
 pub fn answer_the_rest(r: &RecordingRunner) {
+    r.on(Tool::Kind, &["get", "kubeconfig"], Scripted::ok(FAKE_KUBECONFIG));
     for tool in [Tool::Kind, Tool::Helm, Tool::Telepresence, Tool::Docker, Tool::Sudo] {
         r.on(tool, &[], Scripted::ok(""));
     }

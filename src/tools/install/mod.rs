@@ -20,7 +20,7 @@
 //!    mark binaries executable, and record the manifest entry.
 //!
 //! Binaries go to `<bin>/<program>` for the pinned default and `<bin>/<program>-<version>` for any
-//! other version (e.g. `telepresence-2.27.4`, see [`ToolsDir::telepresence`]); charts go to
+//! other version (e.g. `telepresence-2.27.4/telepresence`, see [`ToolsDir::telepresence`]); charts go to
 //! `<bin>/charts/<file>` ([`ToolsDir`]).
 
 pub mod archive;
@@ -141,15 +141,22 @@ impl ToolsDir {
 
     /// Where the Telepresence binary of `version` is installed: the pinned default (from `pins`) at
     /// `<bin>/telepresence`, so that PATH use and a single-version setup keep working; any other
-    /// version at `<bin>/telepresence-<version>`, e.g. `telepresence-2.27.4`.
+    /// version at `<bin>/telepresence-<version>/telepresence`, e.g. `telepresence-2.27.4/telepresence`.
+    ///
+    /// Every binary keeps its own name, and the runner puts its directory first on the child's
+    /// `PATH`, so the daemons it starts are that version whether it finds itself by path or by name.
     #[must_use]
     pub fn telepresence(&self, pins: &Pins, version: &str) -> PathBuf {
         self.versioned_binary(Tool::Telepresence, &pins.telepresence.default, version)
     }
 
-    /// `<bin>/<program>` for the `default` version, `<bin>/<program>-<version>` for any other.
+    /// `<bin>/<program>` for the `default` version, `<bin>/<program>-<version>/<program>` for any other.
     fn versioned_binary(&self, tool: Tool, default: &str, version: &str) -> PathBuf {
-        if version == default { self.binary(tool) } else { self.bin.join(format!("{}-{version}", tool.program())) }
+        if version == default {
+            self.binary(tool)
+        } else {
+            self.bin.join(format!("{}-{version}", tool.program())).join(tool.program())
+        }
     }
 
     /// Where the Kyverno chart of `release` is kept: `<bin>/charts/<file name of its URL>`.
