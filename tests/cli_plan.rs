@@ -40,8 +40,8 @@ fn plan_commands_match_the_facts() {
     let plan = stdout(&["plan", "scenarios/documented-recipe.yaml"]);
     for expected in [
         // facts.md §2: digest-pinned node image, run-private kubeconfig on create and delete.
-        "kind create cluster --name kyvtel-documented-recipe --config kind-config/default.yaml --image kindest/node:v1.35.8@sha256:07b2536e30b803ed61d1677a79df6115f798ce64c80f9e22f6ed45afd09323c0 --kubeconfig target/kyvtel/RUN_ID/kubeconfig --wait 120s",
-        "kind delete cluster --name kyvtel-documented-recipe --kubeconfig target/kyvtel/RUN_ID/kubeconfig",
+        "kind create cluster --name kyvtel-documented-recipe --config kind-config/default.yaml --image kindest/node:v1.35.8@sha256:07b2536e30b803ed61d1677a79df6115f798ce64c80f9e22f6ed45afd09323c0 --kubeconfig target/kyvtel-work/RUN_ID/kubeconfig --wait 120s",
+        "kind delete cluster --name kyvtel-documented-recipe --kubeconfig target/kyvtel-work/RUN_ID/kubeconfig",
         // facts.md §3: install from the verified chart tgz.
         "helm install kyverno .tools/bin/charts/kyverno-3.9.0.tgz -n kyverno --create-namespace --wait --timeout 10m",
         // facts.md §4: explicit manager namespace, values file, --mount=false, detach from 2.30.
@@ -51,8 +51,8 @@ fn plan_commands_match_the_facts() {
         "telepresence detach demo",
         "telepresence helm uninstall --manager-namespace ambassador --no-hooks",
         "StatefulSet ambassador/traffic-manager is ready",
-        "KUBECONFIG=target/kyvtel/RUN_ID/kubeconfig",
-        "DEV_TELEPRESENCE_CONFIG_DIR=target/kyvtel/RUN_ID/telepresence/config",
+        "KUBECONFIG=target/kyvtel-work/RUN_ID/kubeconfig",
+        "DEV_TELEPRESENCE_CONFIG_DIR=target/kyvtel-work/RUN_ID/telepresence/config",
     ] {
         assert!(plan.contains(expected), "plan lacks `{expected}`");
     }
@@ -104,7 +104,7 @@ fn plan_all_shares_one_cluster_and_one_kyverno_install() {
         let section = &text[w[0]..w[1]];
         assert_eq!(section.matches("run     telepresence helm install --manager-namespace ambassador").count(), 1);
         assert!(!section.contains("helm install kyverno") && !section.contains("kind create cluster"), "{section}");
-        assert!(section.contains("KUBECONFIG=target/kyvtel/RUN_ID/kyvtel-cell-k1-35-8-kc3-9-0/kubeconfig"));
+        assert!(section.contains("KUBECONFIG=target/kyvtel-work/RUN_ID/kyvtel-cell-k1-35-8-kc3-9-0/kubeconfig"));
     }
     assert!(text[teardown..].contains("uninstall Kyverno"), "{}", &text[teardown..]);
 }

@@ -91,6 +91,8 @@ fn a_scenario_runs_its_own_telepresence_version() {
         .arg(&kubeconfig)
         .arg("--report-dir")
         .arg(dir.join("reports"))
+        .arg("--work-dir")
+        .arg(dir.join("work"))
         .env("KYVTEL_TOOLS_DIR", &tools)
         .timeout(std::time::Duration::from_secs(300))
         .output()
@@ -101,6 +103,22 @@ fn a_scenario_runs_its_own_telepresence_version() {
     assert!(calls.contains("helm install kyverno"), "{calls}");
     assert!(calls.contains("telepresence-2.27.4 gather-logs"), "the evidence used another binary:\n{calls}");
     assert!(calls.lines().all(|l| !l.starts_with("telepresence ")), "the default binary never runs:\n{calls}");
+}
+
+#[test]
+fn a_report_dir_that_would_hold_the_run_private_files_is_refused() {
+    let dir = scratch("work-in-reports");
+    let out = kyvtel()
+        .args(["run", "scenarios/documented-recipe.yaml", "--report-dir"])
+        .arg(&dir)
+        .arg("--work-dir")
+        .arg(dir.join("work"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is inside the report directory") && stderr.contains("holds credentials"), "{stderr}");
+    assert!(out.stdout.is_empty() && !dir.join("work").exists(), "nothing ran: {stderr}");
 }
 
 #[test]

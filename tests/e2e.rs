@@ -74,6 +74,7 @@ fn run_scenario(path: &Path) -> Result<Completion, Failed> {
         reuse: false,
         provider: Provider::Kind,
         report_dir: root().join("target/kyvtel"),
+        work_dir: root().join(session::DEFAULT_WORK_DIR),
         junit: None,
     };
     match session::run(&opts) {

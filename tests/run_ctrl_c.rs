@@ -63,6 +63,8 @@ fn ctrl_c_interrupts_the_step_and_teardown_still_runs() {
         .arg(&kubeconfig)
         .arg("--report-dir")
         .arg(&reports)
+        .arg("--work-dir")
+        .arg(tmp.join("work"))
         .env("KYVTEL_TOOLS_DIR", &tools)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -109,5 +111,21 @@ fn ctrl_c_interrupts_the_step_and_teardown_still_runs() {
         result.contains("uninstall Kyverno") && result.contains("left alone on a cluster it does not own"),
         "{result}"
     );
+    // The run-private files (a copy of the kubeconfig, with its token) are gone, and never were in
+    // the reports.
+    assert!(!tmp.join("work").exists(), "the run-private directory was left behind: {err}");
+    let mut stack = vec![reports.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                assert_ne!(path.file_name().unwrap(), "kubeconfig", "{}", path.display());
+                let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+                assert!(!text.contains("not-a-real-token"), "the kubeconfig token leaked into {}", path.display());
+            }
+        }
+    }
     let _ = std::fs::remove_dir_all(&tmp);
 }

@@ -44,6 +44,11 @@ pub struct Args {
     /// Where reports and evidence go (default `target/kyvtel`).
     #[arg(long)]
     pub report_dir: Option<PathBuf>,
+    /// Where run-private files go (default `target/kyvtel-work`): the run's kubeconfig and tool
+    /// state, unredacted. Never inside the report directory; removed after the run unless the
+    /// cluster is kept (`--keep`, `--reuse`).
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
     /// JUnit XML output file.
     #[arg(long)]
     pub junit: Option<PathBuf>,
@@ -82,6 +87,7 @@ pub fn run(args: Args) -> Result<Exit> {
         reuse: args.reuse,
         provider,
         report_dir: args.report_dir.unwrap_or_else(|| PathBuf::from("target/kyvtel")),
+        work_dir: args.work_dir.unwrap_or_else(|| PathBuf::from(session::DEFAULT_WORK_DIR)),
         junit: args.junit,
     })
 }

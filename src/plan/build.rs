@@ -19,7 +19,7 @@ use crate::tools::{CommandLine, Tool, docker, helm, kind, telepresence};
 /// Where a plan puts things; the defaults are what `kyvtel plan` prints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
-    /// The run directory (`target/kyvtel/RUN_ID`).
+    /// The run directory (`target/kyvtel-work/RUN_ID`).
     pub run_dir: PathBuf,
     /// Where `kyvtel tools install` put the binaries and charts.
     pub tools: ToolsDir,
@@ -28,7 +28,7 @@ pub struct Options {
 impl Default for Options {
     /// What `kyvtel plan` prints: a placeholder run id and the default tools directory.
     fn default() -> Self {
-        Options { run_dir: PathBuf::from("target/kyvtel/RUN_ID"), tools: ToolsDir::at(".tools/bin") }
+        Options { run_dir: PathBuf::from("target/kyvtel-work/RUN_ID"), tools: ToolsDir::at(".tools/bin") }
     }
 }
 

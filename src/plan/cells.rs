@@ -261,9 +261,9 @@ mod tests {
             assert!(phase_names(p).iter().all(|n| !SHARED_PHASES.contains(n)), "{:?}", phase_names(p));
             assert!(p.teardown.iter().all(|t| !SHARED_PHASES.contains(&t.registered_by.as_str())));
             assert_eq!(p.cluster, c.cluster);
-            assert_eq!(p.run_dir, Path::new("target/kyvtel/RUN_ID").join(&p.scenario));
+            assert_eq!(p.run_dir, Path::new("target/kyvtel-work/RUN_ID").join(&p.scenario));
             let kubeconfig = c.kubeconfig.display().to_string();
-            assert_eq!(kubeconfig, "target/kyvtel/RUN_ID/kyvtel-cell-k1-35-8-kc3-9-0/kubeconfig");
+            assert_eq!(kubeconfig, "target/kyvtel-work/RUN_ID/kyvtel-cell-k1-35-8-kc3-9-0/kubeconfig");
             assert!(p.env.contains(&("KUBECONFIG".into(), kubeconfig.clone())), "{:?}", p.env);
             for cmd in p.phases.iter().flat_map(|ph| &ph.actions).filter_map(|a| match a {
                 Action::Run { command, .. } => Some(command),
@@ -272,7 +272,7 @@ mod tests {
                 assert!(cmd.env.contains(&("KUBECONFIG".into(), kubeconfig.clone())), "{cmd}");
             }
         }
-        assert!(commands(&c.setup).iter().any(|c| c.contains("--kubeconfig target/kyvtel/RUN_ID/kyvtel-cell-")));
+        assert!(commands(&c.setup).iter().any(|c| c.contains("--kubeconfig target/kyvtel-work/RUN_ID/kyvtel-cell-")));
     }
 
     #[test]

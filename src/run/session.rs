@@ -59,10 +59,33 @@ pub struct SessionOptions {
     pub reuse: bool,
     /// The cluster provider.
     pub provider: Provider,
-    /// The report root (`target/kyvtel`).
+    /// The report root (`target/kyvtel`): reports and redacted evidence, safe to upload.
     pub report_dir: PathBuf,
+    /// The root of the run-private directories ([`DEFAULT_WORK_DIR`]): kubeconfigs and tool state,
+    /// unredacted. Never inside `report_dir`; removed after the run unless the cluster is kept.
+    pub work_dir: PathBuf,
     /// An extra JUnit output path.
     pub junit: Option<PathBuf>,
+}
+
+/// Where run-private directories go by default, `target/kyvtel-work/<run-id>/`: beside the reports,
+/// not in them, because they hold credentials (the run's kubeconfig) and unredacted tool logs.
+pub const DEFAULT_WORK_DIR: &str = "target/kyvtel-work";
+
+/// Refuses a work directory inside the report directory: the reports are meant to be uploaded
+/// (CI artifacts), and the work directory holds credentials.
+fn check_work_dir(opts: &SessionOptions) -> Result<()> {
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let (work, reports) = (abs(&opts.work_dir), abs(&opts.report_dir));
+    if work.starts_with(&reports) {
+        return Err(Error::Usage(format!(
+            "the run-private directory {} is inside the report directory {}; it holds credentials, so \
+             choose a report directory that does not contain it",
+            work.display(),
+            reports.display()
+        )));
+    }
+    Ok(())
 }
 
 /// A run id that sorts by time: `run-<unix seconds>-<pid>`.
@@ -265,6 +288,8 @@ struct Session<'a> {
     /// The traffic token of this run (see [`new_token`]).
     token: String,
     root: PathBuf,
+    /// This run's private directories, `<work_dir>/<run-id>`.
+    work: PathBuf,
     cancel: watch::Receiver<bool>,
     progress: report::progress::Progress,
     report: RunReport,
@@ -415,7 +440,7 @@ impl Session<'_> {
 
     /// One scenario on its own cluster: exactly `kyvtel plan SCENARIO`. Returns whether it was cancelled.
     fn run_one(&mut self, l: &Loaded) -> Result<bool> {
-        let work = self.root.join(&self.run_id).join("work").join(l.name());
+        let work = self.work.join(l.name());
         let mut p = plan::build(l, &Options { run_dir: work.clone(), tools: ToolsDir::at(default_tools_dir()) });
         let kind_cluster = self.opts.provider == Provider::Kind;
         let mut k3s = None;
@@ -471,7 +496,7 @@ impl Session<'_> {
     /// Several scenarios on kind: one cluster and one Kyverno install per cell, exactly
     /// `kyvtel plan --all`. Returns whether the run was cancelled.
     fn run_cells(&mut self, loaded: &[Loaded]) -> Result<bool> {
-        let work = self.root.join(&self.run_id).join("work");
+        let work = self.work.clone();
         let cells =
             plan::cells::group(loaded, &Options { run_dir: work.clone(), tools: ToolsDir::at(default_tools_dir()) });
         for cell in cells {
@@ -571,6 +596,7 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
         return Err(Error::input(kubeconfig, None, "file not found"));
     }
     let pins = Pins::builtin();
+    check_work_dir(opts)?;
     check_provisioned_versions(&loaded, &ToolsDir::at(default_tools_dir()), &pins)?;
     let findings = crate::cli::doctor::machine_findings();
     let needed: &[&str] = match opts.provider {
@@ -611,6 +637,7 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
         run_id: run_id.clone(),
         token,
         root: opts.report_dir.clone(),
+        work: opts.work_dir.join(&run_id),
         cancel: cancel_rx,
         progress: report::progress::Progress::detect(),
         report: RunReport {
@@ -638,6 +665,18 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
         .write(&root.join(&run_id), opts.junit.as_deref())
         .map_err(|e| Error::infra(format!("write reports under {}", root.display()), e))?;
     eprintln!("reports: {}, {}, {}", written.junit.display(), written.json.display(), written.markdown.display());
+    if opts.keep || opts.reuse {
+        eprintln!("kept: run-private files (kubeconfigs, tool state) in {}", session.work.display());
+    } else {
+        match std::fs::remove_dir_all(&session.work) {
+            // The work root itself goes too once no other run uses it (fails harmlessly otherwise).
+            Ok(()) => drop(std::fs::remove_dir(&opts.work_dir)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                eprintln!("warning: could not remove the run-private directory {}: {e}", session.work.display());
+            }
+        }
+    }
     println!("{}", session.report.closing_line());
     Ok(if session.refused {
         Exit::Infra
