@@ -254,6 +254,11 @@ pub struct Plan {
     pub manager_namespace: String,
     /// The run directory.
     pub run_dir: PathBuf,
+    /// The Telepresence binary every `telepresence` command runs, when the scenario needs a version
+    /// other than the pinned default (`<tools>/telepresence-<version>/telepresence`); `None` runs the
+    /// default (tools directory, then PATH).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub telepresence_binary: Option<PathBuf>,
     /// The run-private environment (the union over tools; each command carries its own part).
     pub env: Vec<(String, String)>,
     /// Warnings that do not stop the run (e.g. an unsupported Kubernetes version).

@@ -475,11 +475,18 @@ pub fn build_in(loaded: &Loaded, opts: &Options, target: &ClusterTarget) -> Plan
         workload: s.workload.name.clone(),
         manager_namespace: mgr_ns.to_string(),
         run_dir: opts.run_dir.clone(),
+        telepresence_binary: telepresence_binary(opts, &v.telepresence),
         env: tool_env(Tool::Telepresence, &opts.run_dir, &kubeconfig).vars,
         warnings: v.support_warning().into_iter().collect(),
         phases: b.phases,
         teardown: b.teardown,
     }
+}
+
+/// The binary of a non-default Telepresence `version`; `None` for the pinned default.
+fn telepresence_binary(opts: &Options, version: &str) -> Option<PathBuf> {
+    let pins = crate::scenario::pins::Pins::builtin();
+    (version != pins.telepresence.default).then(|| opts.tools.telepresence(&pins, version))
 }
 
 fn canary_pod(loaded: &Loaded) -> Value {

@@ -158,7 +158,10 @@ fn versions(out: &mut String, plan: &Plan) {
     let _ = writeln!(out, "  kind          {}", v.kind);
     let _ = writeln!(out, "  node image    {} (Kubernetes {})", v.node_image.reference, v.node_image.kubernetes);
     let _ = writeln!(out, "  kyverno chart {} (Kyverno {})", v.kyverno_chart, v.kyverno);
-    let _ = writeln!(out, "  telepresence  {}", v.telepresence);
+    let _ = match &plan.telepresence_binary {
+        Some(bin) => writeln!(out, "  telepresence  {} (runs {})", v.telepresence, bin.display()),
+        None => writeln!(out, "  telepresence  {}", v.telepresence),
+    };
     let _ = writeln!(out, "  helm          {}", v.helm);
     for w in &plan.warnings {
         let _ = writeln!(out, "warning: {w}");

@@ -149,16 +149,13 @@ fn check_provisioned_versions(loaded: &[Loaded], tools: &ToolsDir, pins: &Pins) 
 }
 
 /// The runner of commands whose run-private directories live under `work`, with tools from
-/// `tools`. With `telepresence` (the version a scenario resolved to), `telepresence` commands run
-/// that version's binary: a non-default version always from `<tools>/telepresence-<version>/telepresence`,
-/// the default as before (tools directory, then PATH).
-fn scenario_runner(work: &Path, tools: &ToolsDir, pins: &Pins, telepresence: Option<&str>) -> DuctRunner {
+/// `tools`. With `telepresence` (a plan's [`Plan::telepresence_binary`]), `telepresence` commands
+/// run that binary; otherwise the default (tools directory, then PATH).
+fn scenario_runner(work: &Path, tools: &ToolsDir, telepresence: Option<&Path>) -> DuctRunner {
     let runner = DuctRunner::new(work).with_tools_dir(Some(tools.bin.clone()));
     match telepresence {
-        Some(v) if v != pins.telepresence.default => {
-            runner.with_program(Tool::Telepresence, tools.telepresence(pins, v))
-        }
-        _ => runner,
+        Some(bin) => runner.with_program(Tool::Telepresence, bin.to_path_buf()),
+        None => runner,
     }
 }
 
@@ -304,14 +301,14 @@ enum Gate {
 
 impl Session<'_> {
     /// A runner for commands whose run-private directories live under `work` (created here),
-    /// running the Telepresence binary of `telepresence` (see [`scenario_runner`]).
-    fn runner(&self, work: &Path, telepresence: Option<&str>) -> Result<Arc<dyn Runner>> {
+    /// running the Telepresence binary `telepresence` (see [`scenario_runner`]).
+    fn runner(&self, work: &Path, telepresence: Option<&Path>) -> Result<Arc<dyn Runner>> {
         for tool in [Tool::Kind, Tool::Helm, Tool::Telepresence, Tool::Docker] {
             crate::tools::env::materialize(&crate::tools::env::for_tool(tool, work, &Default::default()))
                 .map_err(|e| Error::infra(format!("prepare the run directory {}", work.display()), e))?;
         }
         let tools = ToolsDir::at(default_tools_dir());
-        Ok(Arc::new(scenario_runner(work, &tools, &Pins::builtin(), telepresence)))
+        Ok(Arc::new(scenario_runner(work, &tools, telepresence)))
     }
 
     fn settings(&self, runner: &Arc<dyn Runner>, keep: bool) -> Settings {
@@ -470,7 +467,7 @@ impl Session<'_> {
             }
         };
         // The scenario's own Telepresence version, for the plan and for the evidence bundle.
-        let runner = self.runner(&work, Some(&l.versions.telepresence))?;
+        let runner = self.runner(&work, p.telepresence_binary.as_deref())?;
         let api = KubeApi::new(kubeconfig, context, Owner::new(&self.run_id));
         let t0 = Instant::now();
         let (p, record) = if kind_cluster {
@@ -515,7 +512,7 @@ impl Session<'_> {
             };
             let mut member_runners = Vec::new();
             for m in &cell.scenarios {
-                let own = self.runner(&work.join(&m.scenario), Some(&m.versions.telepresence))?;
+                let own = self.runner(&work.join(&m.scenario), m.telepresence_binary.as_deref())?;
                 member_runners.push((m.scenario.clone(), own));
             }
             let keep = self.keep();
@@ -923,12 +920,18 @@ mod tests {
         executable(&tools.binary(Tool::Telepresence));
         executable(&tools.telepresence(&pins, "2.27.4"));
         let work = dir.join("work");
-        let other = scenario_runner(&work, &tools, &pins, Some("2.27.4"));
-        assert_eq!(other.program_path(Tool::Telepresence), Some(tools.bin.join("telepresence-2.27.4/telepresence")));
-        let default = scenario_runner(&work, &tools, &pins, Some(&pins.telepresence.default));
+        let opts = Options { run_dir: work.clone(), tools: tools.clone() };
+        let other = crate::scenario::load(Path::new("tests/fixtures/run/recipe-telepresence-2.27.yaml")).unwrap();
+        let other = plan::build(&other, &opts);
+        let versioned = tools.bin.join("telepresence-2.27.4/telepresence");
+        assert_eq!(other.telepresence_binary.as_deref(), Some(versioned.as_path()));
+        let runner = scenario_runner(&work, &tools, other.telepresence_binary.as_deref());
+        assert_eq!(runner.program_path(Tool::Telepresence), Some(versioned));
+        let recipe = crate::scenario::load(Path::new("scenarios/documented-recipe.yaml")).unwrap();
+        let recipe = plan::build(&recipe, &opts);
+        assert_eq!(recipe.telepresence_binary, None);
+        let default = scenario_runner(&work, &tools, recipe.telepresence_binary.as_deref());
         assert_eq!(default.program_path(Tool::Telepresence), Some(tools.bin.join("telepresence")));
-        let setup = scenario_runner(&work, &tools, &pins, None);
-        assert_eq!(setup.program_path(Tool::Telepresence), Some(tools.bin.join("telepresence")));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
