@@ -25,25 +25,26 @@ fn an_installed_tool_is_left_alone_without_network() {
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let pins = Pins::builtin();
-    let kind = pins.kind.release(&pins.kind.default).unwrap();
-    std::fs::write(bin.join("kind"), b"installed-kind").unwrap();
+    // helm: the pinned sha256 is the archive's; the installed file is the binary extracted from it.
+    let helm = pins.helm.release(&pins.helm.default).unwrap();
+    std::fs::write(bin.join("helm"), b"installed-helm").unwrap();
     let entry = ManifestEntry {
-        version: pins.kind.default.clone(),
-        url: kind.url.clone(),
-        download_sha256: sha256_hex(b"installed-kind"),
-        file_sha256: sha256_hex(b"installed-kind"),
+        version: pins.helm.default.clone(),
+        url: helm.url.clone(),
+        download_sha256: helm.sha256.clone().expect("helm is pinned by sha256"),
+        file_sha256: sha256_hex(b"installed-helm"),
     };
-    let manifest = serde_json::json!({ "kind": entry });
+    let manifest = serde_json::json!({ "helm": entry });
     std::fs::write(bin.join(MANIFEST), manifest.to_string()).unwrap();
     let out = Command::cargo_bin("kyvtel")
         .unwrap()
-        .args(["tools", "install", "--only", "kind", "--ignore-path"])
+        .args(["tools", "install", "--only", "helm", "--ignore-path"])
         .env("KYVTEL_TOOLS_DIR", &bin)
         .env("KYVTEL_LOCK_FILE", dir.join("tools.lock"))
         .assert()
         .code(0);
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
-    assert!(stdout.contains("kind v0.33.0: up to date"), "{stdout}");
+    assert!(stdout.contains(&format!("helm {}: up to date", pins.helm.default)), "{stdout}");
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! `tools.lock`: trust on first use for every download that has no pinned sha256.
 //!
-//! Telepresence publishes no checksums, and kind, kubectl, the kyverno CLI and some Kyverno charts
-//! are pinned without a digest (only their upstream checksum file or chart index vouches for them,
-//! and upstream could re-publish that file together with the artifact). So the sha256 of the first
+//! Telepresence publishes no checksums, and the kyverno CLI and some Kyverno charts are pinned
+//! without a digest (only their upstream checksum file or chart index vouches for them, and
+//! upstream could re-publish that file together with the artifact). So the sha256 of the first
 //! verified download of each such release is recorded here, and every later download must match.
 //! A pinned `sha256` in pins.yaml stays authoritative: releases that carry one are never locked.
 //!
@@ -11,7 +11,7 @@
 //! ```text
 //! <item> <version> <sha256> <url>
 //! telepresence 2.32.1 0123…cdef https://github.com/telepresenceio/telepresence/releases/download/v2.32.1/telepresence-linux-amd64
-//! kind v0.33.0 4567…89ab https://github.com/kubernetes-sigs/kind/releases/download/v0.33.0/kind-linux-amd64
+//! kyverno-cli v1.19.0 4567…89ab https://github.com/kyverno/kyverno/releases/download/v1.19.0/kyverno-cli_v1.19.0_linux_x86_64.tar.gz
 //! ```
 //!
 //! A mismatch fails the install (exit 3) naming the item, the version, both digests and the lock
@@ -30,8 +30,8 @@ pub const FILE_NAME: &str = "tools.lock";
 /// The header written at the top of a new lock file.
 pub const HEADER: &str = "\
 # tools.lock: sha256 of every download kyvtel verified without a pinned sha256 (trust on first use).
-# Telepresence publishes no checksums, and kind, kubectl, the kyverno CLI and some Kyverno charts are
-# pinned without a digest: the first verified download is recorded here, later downloads must match.
+# Telepresence publishes no checksums, and the kyverno CLI and some Kyverno charts are pinned
+# without a digest: the first verified download is recorded here, later downloads must match.
 # Written by `kyvtel tools install`; commit it.
 # Format: <item> <version> <sha256> <url>
 ";
