@@ -61,6 +61,9 @@ fn bundle_redacts_text_lists_files_and_never_writes_binaries() {
     bundle.add("../escape.txt", "a name that tries to leave the bundle", b"Bearer abcdef").unwrap();
     let binary = [0x50, 0x4b, 0x03, 0x04, 0xff, 0xfe, 0x00];
     assert_eq!(bundle.add("gather-logs.zip", "telepresence gather-logs", &binary).unwrap(), None);
+    // A log cut mid-character is still text: kept, with the bad byte replaced, and redacted.
+    let cut = [b"kubelet: Bearer abcdef\n".as_slice(), &[0xe2, 0x82]].concat();
+    bundle.add("kubelet.log", "kind export logs", &cut).unwrap();
     let dir = bundle.finish().unwrap();
     assert_eq!(dir, root.join("run-1/documented-recipe"));
 
@@ -72,13 +75,16 @@ fn bundle_redacts_text_lists_files_and_never_writes_binaries() {
     let index: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).unwrap()).unwrap();
     let files = index["files"].as_array().unwrap();
-    assert_eq!(files.len(), 2);
+    assert_eq!(files.len(), 3);
     assert_eq!(files[0]["name"], "pod.yaml");
     assert_eq!(files[0]["description"], "app pod with managedFields");
     assert_eq!(files[0]["bytes"], pod.len());
     assert_eq!(files[0]["redacted"], true);
     assert_eq!(files[1]["name"], "_escape.txt");
     assert_eq!(std::fs::read_to_string(dir.join("_escape.txt")).unwrap(), "Bearer REDACTED");
+    assert_eq!(files[2]["name"], "kubelet.log");
+    assert_eq!(files[2]["description"], "kind export logs (invalid UTF-8 replaced)");
+    assert_eq!(std::fs::read_to_string(dir.join("kubelet.log")).unwrap(), "kubelet: Bearer REDACTED\n\u{fffd}");
     let skipped = index["skipped"].as_array().unwrap();
     assert_eq!(skipped.len(), 1);
     assert_eq!(skipped[0]["name"], "gather-logs.zip");

@@ -41,7 +41,7 @@ pub struct Skipped {
 }
 
 /// Why binary content is not written.
-const NOT_TEXT: &str = "not UTF-8 text, so it cannot be redacted; not written";
+const NOT_TEXT: &str = "binary (not UTF-8 text, with NUL bytes), so it cannot be redacted; not written";
 
 /// A bundle being written.
 #[derive(Debug)]
@@ -93,14 +93,21 @@ impl Bundle {
         let name = safe_name(name);
         self.entries.retain(|e| e.name != name);
         self.skipped.retain(|e| e.name != name);
-        let Ok(text) = std::str::from_utf8(contents) else {
-            self.skip(&name, description, contents.len() as u64, NOT_TEXT);
-            return Ok(None);
+        let (text, description) = match std::str::from_utf8(contents) {
+            Ok(t) => (std::borrow::Cow::Borrowed(t), redact(description)),
+            // A NUL byte means binary (compressed, an image): nothing in it can be found to redact.
+            Err(_) if contents.contains(&0) => {
+                self.skip(&name, description, contents.len() as u64, NOT_TEXT);
+                return Ok(None);
+            }
+            // Text with a few invalid bytes (a log line cut mid-character): keep it, with those
+            // bytes replaced, so that redaction sees all of it.
+            Err(_) => (String::from_utf8_lossy(contents), format!("{} (invalid UTF-8 replaced)", redact(description))),
         };
-        let data = redact(text);
+        let data = redact(&text);
         let path = self.dir.join(&name);
         std::fs::write(&path, &data)?;
-        self.entries.push(Entry { name, description: redact(description), bytes: data.len() as u64, redacted: true });
+        self.entries.push(Entry { name, description, bytes: data.len() as u64, redacted: true });
         Ok(Some(path))
     }
 
