@@ -273,12 +273,20 @@ fn expected_teardown(b: &Built, last_started: &str, failed: Option<&str>, done_b
     out
 }
 
-/// The teardown part of a journal: everything after the `evidence` call (failed runs collect
-/// evidence right before teardown).
-fn after_evidence(journal: &[String]) -> Vec<String> {
+/// The teardown part of a journal: everything after the `evidence` call and the evidence commands
+/// (failed runs gather evidence right before teardown, while the cluster still exists).
+fn after_evidence(b: &Built, journal: &[String]) -> Vec<String> {
     let at = journal.iter().position(|l| l.starts_with("evidence ")).expect("evidence was collected");
     assert_eq!(journal.iter().filter(|l| l.starts_with("evidence ")).count(), 1, "evidence is collected once");
-    journal[at + 1..].to_vec()
+    let gathered: Vec<String> = [
+        "$ telepresence gather-logs -o {run}/evidence/telepresence-gather-logs.zip",
+        "$ kind export logs {run}/evidence/kind-logs --name kyvtel-{scenario}",
+    ]
+    .iter()
+    .map(|l| b.expand(&l.replace("{scenario}", &b.plan.scenario)))
+    .collect();
+    assert_eq!(journal[at + 1..].iter().take(2).cloned().collect::<Vec<_>>(), gathered, "gathered before teardown");
+    journal[at + 3..].to_vec()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -583,7 +591,9 @@ async fn a_failure_in_a_phase_skips_the_rest_and_undoes_exactly_what_started(
     // Teardown: exactly the undo entries of the started phases, LIFO. A failed `leave` step has
     // not undone the intercept, so teardown leaves it; after a passed `leave`, teardown skips it.
     let done_by_steps: &[usize] = if phase == "assert-still-enforced" { &[8] } else { &[] };
-    assert_eq!(after_evidence(&ran.journal), expected_teardown(&b, phase, Some(phase), done_by_steps), "{phase}");
+    assert_eq!(after_evidence(&b, &ran.journal), expected_teardown(&b, phase, Some(phase), done_by_steps), "{phase}");
+    let gathered = r.evidence.iter().find(|(n, _)| n == "telepresence-gather-logs.command.txt");
+    assert!(gathered.is_some_and(|(_, t)| t.starts_with("$ telepresence gather-logs -o ")), "{phase}: {gathered:?}");
     assert!(
         r.teardown.iter().all(|t| !matches!(t.status, Status::Failed(_))),
         "{phase}: teardown failed: {:?}",
@@ -627,7 +637,10 @@ async fn a_failing_teardown_entry_does_not_stop_the_others() {
     assert_eq!(teardown_status(r, "remove the policies"), &Status::Skipped("apply-policies never started".into()));
     assert!(matches!(teardown_status(r, "uninstall Kyverno"), Status::Failed(m) if m.contains("release: not found")));
     assert_eq!(teardown_status(r, "delete the kind cluster"), &Status::Passed);
-    assert_eq!(after_evidence(&ran.journal), expected_teardown(&b, "install-kyverno", Some("install-kyverno"), &[]));
+    assert_eq!(
+        after_evidence(&b, &ran.journal),
+        expected_teardown(&b, "install-kyverno", Some("install-kyverno"), &[])
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -795,7 +808,7 @@ async fn cancelling_during_a_wait_fails_that_phase_and_still_tears_down_fully() 
     assert!(r.phases[at + 1..].iter().all(|p| p.status == Status::Skipped("cancelled".into())), "{:?}", statuses(&r));
     assert!(!r.evidence.is_empty());
     let journal = api.calls();
-    assert_eq!(after_evidence(&journal), expected_teardown(&b, "deploy-workload", Some("deploy-workload"), &[]));
+    assert_eq!(after_evidence(&b, &journal), expected_teardown(&b, "deploy-workload", Some("deploy-workload"), &[]));
     assert!(r.teardown.iter().all(|t| !matches!(t.status, Status::Failed(_))), "{:?}", r.teardown);
 }
 
@@ -986,4 +999,26 @@ async fn an_expected_denied_install_is_cleaned_up_without_hooks() {
     let uninstalls: Vec<String> =
         ran.runner.command_lines().into_iter().filter(|l| l.starts_with("telepresence helm uninstall")).collect();
     assert_eq!(uninstalls, ["telepresence helm uninstall --manager-namespace ambassador --no-hooks"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kubeconfig_that_cannot_be_read_fails_create_cluster_and_the_cluster_is_still_deleted() {
+    for (answer, why) in [
+        (Scripted::fail(1, "ERROR: could not locate any control plane nodes"), "exited Some(1)"),
+        (Scripted::ok("  \n"), "printed nothing"),
+    ] {
+        let b = recipe(Tp::Shipped);
+        let api = FakeApi::new();
+        let runner = RecordingRunner::new();
+        runner.on(Tool::Kind, &["get", "kubeconfig"], answer);
+        answer_the_rest(&runner);
+        let ran = run(&b.plan, &api, runner, false).await;
+        let failure = failure_of(&ran.result, "create-cluster");
+        assert!(failure.contains("kind get kubeconfig") && failure.contains(why), "{failure}");
+        assert!(!b.tmp.run_dir().join("kubeconfig").exists(), "nothing was written as the kubeconfig");
+        assert_eq!(
+            after_evidence(&b, &ran.journal),
+            expected_teardown(&b, "create-cluster", Some("create-cluster"), &[])
+        );
+    }
 }

@@ -200,6 +200,23 @@ pub enum Action {
     },
 }
 
+/// A command that gathers evidence when a phase fails or the run is cancelled. Gathering runs
+/// before the teardown, while the cluster and the Telepresence daemons still exist; best effort.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Gather {
+    /// The name its files get in the evidence bundle (`<name>__<path>`).
+    pub name: String,
+    /// The command.
+    pub command: CommandLine,
+    /// Its time limit.
+    #[serde(serialize_with = "dur")]
+    pub timeout: Duration,
+    /// The run-private file or directory the command writes; the bundle adds it redacted (a zip
+    /// member by member), then it is removed.
+    pub output: PathBuf,
+}
+
 /// One entry of the teardown stack, registered by the phase that set something up.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -266,6 +283,8 @@ pub struct Plan {
     pub warnings: Vec<String>,
     /// The phases, in order.
     pub phases: Vec<Phase>,
+    /// Evidence gathered on failure or cancellation, before the teardown.
+    pub evidence: Vec<Gather>,
     /// The teardown stack in registration order; it runs in reverse (LIFO).
     pub teardown: Vec<Teardown>,
 }

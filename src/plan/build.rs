@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::action::{Action, DenialSource, Phase, Plan, Teardown, WaitFor};
+use super::action::{Action, DenialSource, Gather, Phase, Plan, Teardown, WaitFor};
 use super::duration;
 use crate::check::render;
 use crate::outcome::expect::StepOutcome;
@@ -73,6 +73,7 @@ mod limits {
     pub const REQUEST: Duration = m(1);
     pub const QUICK: Duration = Duration::from_secs(30);
     pub const TEARDOWN: Duration = m(5);
+    pub const GATHER: Duration = m(3);
 }
 
 /// Normalizes `a/b/../c` to `a/c` without touching the file system.
@@ -478,9 +479,32 @@ pub fn build_in(loaded: &Loaded, opts: &Options, target: &ClusterTarget) -> Plan
         telepresence_binary: telepresence_binary(opts, &v.telepresence),
         env: tool_env(Tool::Telepresence, &opts.run_dir, &kubeconfig).vars,
         warnings: v.support_warning().into_iter().collect(),
+        evidence: gathers(&b, &target.name),
         phases: b.phases,
         teardown: b.teardown,
     }
+}
+
+/// What is gathered on failure, into `<run_dir>/evidence/`: `telepresence gather-logs` (its zip) and
+/// `kind export logs` (a directory). The kind part is dropped on clusters kind did not make.
+fn gathers(b: &Builder, cluster: &str) -> Vec<Gather> {
+    let dir = b.run_dir.join("evidence");
+    let zip = dir.join("telepresence-gather-logs.zip");
+    let kind_logs = dir.join("kind-logs");
+    vec![
+        Gather {
+            name: "telepresence-gather-logs".into(),
+            command: b.cmd(telepresence::gather_logs(&zip)),
+            timeout: limits::GATHER,
+            output: zip,
+        },
+        Gather {
+            name: "kind-logs".into(),
+            command: b.cmd(kind::export_logs(cluster, &kind_logs)),
+            timeout: limits::GATHER,
+            output: kind_logs,
+        },
+    ]
 }
 
 /// The binary of a non-default Telepresence `version`; `None` for the pinned default.

@@ -11,6 +11,6 @@ pub mod duration;
 mod edit;
 pub mod render;
 
-pub use action::{Action, DenialSource, Phase, Plan, Teardown, WaitFor};
+pub use action::{Action, DenialSource, Gather, Phase, Plan, Teardown, WaitFor};
 pub use build::{ClusterTarget, Options, build, build_in};
 pub use cells::{Cell, CellKey, group};

@@ -149,7 +149,21 @@ fn scenario(out: &mut String, plan: &Plan, cluster_note: &str) {
     let _ = writeln!(out, "cluster: {} ({cluster_note})", plan.cluster);
     environment(out, plan);
     phases(out, plan, "");
+    evidence(out, plan);
     teardown(out, plan, &format!("teardown ({TEARDOWN_WHEN}):"));
+}
+
+fn evidence(out: &mut String, plan: &Plan) {
+    if plan.evidence.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\non failure or Ctrl-C, before the teardown: gather evidence (best effort; added redacted to the bundle):"
+    );
+    for g in &plan.evidence {
+        let _ = writeln!(out, "   run     {}   (timeout {})", g.command, d(g.timeout));
+    }
 }
 
 fn versions(out: &mut String, plan: &Plan) {

@@ -406,7 +406,13 @@ pub async fn execute<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) -> Scena
         phases.push(PhaseResult { name: phase.name.clone(), status, seconds: t0.elapsed().as_secs_f64() });
     }
     let passed = failed_phase.is_none() && !is_cancelled(s);
-    let evidence = if passed { Vec::new() } else { collect_evidence(plan, api).await };
+    let evidence = if passed {
+        Vec::new()
+    } else {
+        let mut e = collect_evidence(plan, api).await;
+        e.extend(gather(plan, s).await);
+        e
+    };
     let teardown = teardown(plan, api, s, &mut st, &started).await;
     ScenarioResult {
         scenario: plan.scenario.clone(),
@@ -418,6 +424,28 @@ pub async fn execute<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) -> Scena
         teardown,
         evidence,
     }
+}
+
+/// Runs the plan's evidence commands before the teardown (even after Ctrl-C, like the teardown),
+/// and returns what each printed, as `<name>.command.txt`; their files stay at their outputs.
+async fn gather(plan: &Plan, s: &Settings) -> Vec<(String, String)> {
+    let (_never_tx, never_rx) = watch::channel(false);
+    let gs = Settings { cancel: never_rx, ..s.clone() };
+    let mut out = Vec::new();
+    for g in &plan.evidence {
+        if let Some(dir) = g.output.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let text = match run_command(&gs, &g.command, g.timeout).await {
+            Ok(o) => format!(
+                "$ {}\nexit status: {:?}\n--- stdout\n{}\n--- stderr\n{}\n",
+                g.command, o.status, o.stdout, o.stderr
+            ),
+            Err(e) => format!("$ {}\ncould not run: {e}\n", g.command),
+        };
+        out.push((format!("{}.command.txt", g.name), text));
+    }
+    out
 }
 
 async fn collect_evidence<A: ClusterApi>(plan: &Plan, api: &A) -> Vec<(String, String)> {

@@ -16,16 +16,16 @@ use super::executor::{ScenarioResult, Settings, Status, execute_guarded};
 use super::kube_api::KubeApi;
 use super::reuse::{self, Decision};
 use crate::kube::ownership::Owner;
-use crate::plan::{self, Options, Plan};
+use crate::plan::{self, Gather, Options, Plan};
 use crate::provider::ClusterProvider;
 use crate::provider::k3s::{K3sProvider, K3sSpec};
-use crate::report::evidence::{Bundle, nested_name, safe_name};
+use crate::report::evidence::{Bundle, nested_name};
 use crate::report::{self, Phase, RunReport, ScenarioReport, Verdict};
 use crate::scenario::Loaded;
 use crate::scenario::pins::Pins;
 use crate::tools::install::ToolsDir;
 use crate::tools::runner::{DuctRunner, default_tools_dir, interrupt_all, is_executable};
-use crate::tools::{Runner, Tool, kind, telepresence};
+use crate::tools::{Runner, Tool};
 use crate::{Error, Exit, Result};
 
 /// Where the cluster comes from.
@@ -159,10 +159,12 @@ fn scenario_runner(work: &Path, tools: &ToolsDir, telepresence: Option<&Path>) -
     }
 }
 
-/// Rewrites a kind plan for an existing cluster: no cluster creation, no image preloading, and
-/// nothing in the teardown that deletes the cluster.
+/// Rewrites a kind plan for an existing cluster: no cluster creation, no image preloading, nothing
+/// in the teardown that deletes the cluster, and no `kind export logs` in the evidence.
 pub fn for_existing_cluster(plan: Plan) -> Plan {
-    plan.without_phases(&["create-cluster", "preload-images"])
+    let mut plan = plan.without_phases(&["create-cluster", "preload-images"]);
+    plan.evidence.retain(|g| g.command.tool != Tool::Kind);
+    plan
 }
 
 /// Copies the user's kubeconfig into the run directory, selecting `context`; the user's file is
@@ -187,71 +189,49 @@ fn private_kubeconfig(user: &Path, context: Option<&str>, target: &Path) -> Resu
 }
 
 /// Writes the evidence bundle of a failed scenario and returns its directory.
-fn write_evidence(
-    root: &Path,
-    run_id: &str,
-    plan: &Plan,
-    result: &ScenarioResult,
-    runner: &dyn Runner,
-    kind_cluster: bool,
-) -> std::io::Result<PathBuf> {
+fn write_evidence(root: &Path, run_id: &str, plan: &Plan, result: &ScenarioResult) -> std::io::Result<PathBuf> {
     let mut b = Bundle::create(root, run_id, &plan.scenario)?;
     let summary = serde_json::to_string_pretty(result).unwrap_or_default();
     b.add("result.json", "phase results, pod checks and teardown of this scenario", summary.as_bytes())?;
     for (name, content) in &result.evidence {
-        b.add(name, "collected from the cluster after the failure", content.as_bytes())?;
+        b.add(name, "collected from the cluster after the failure, before the teardown", content.as_bytes())?;
     }
-    let scratch = std::env::temp_dir().join(format!(
-        "kyvtel-gather-logs-{}-{}.zip",
-        std::process::id(),
-        safe_name(&plan.scenario)
-    ));
-    add_gather_logs(&mut b, runner, &scratch)?;
-    if kind_cluster {
-        let tmp = std::env::temp_dir().join(format!("kyvtel-kind-logs-{}-{}", std::process::id(), plan.scenario));
-        let _ = runner.run(&kind::export_logs(&plan.cluster, &tmp), Duration::from_secs(180));
-        // Every exported file goes through the bundle, which redacts tokens and certificates.
-        let mut stack = vec![tmp.clone()];
+    for g in &plan.evidence {
+        add_gathered(&mut b, g)?;
+    }
+    b.finish()
+}
+
+/// Adds what `g` wrote before the teardown, redacted, then removes it from the run directory: a
+/// zip member by member (`<name>__<member path>`), a directory file by file (`<name>__<path>`),
+/// any other file as `<name>`. Nothing written (the command failed) adds nothing here; its output
+/// is in `<name>.command.txt`.
+fn add_gathered(b: &mut Bundle, g: &Gather) -> std::io::Result<()> {
+    let out = &g.output;
+    let what = format!("{} (gathered before the teardown)", g.name);
+    if out.is_dir() {
+        // Every file goes through the bundle, which redacts tokens and certificates.
+        let mut stack = vec![out.clone()];
         while let Some(dir) = stack.pop() {
             for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
                 let path = entry.path();
                 if path.is_dir() {
                     stack.push(path);
-                } else if let Ok(rel) = path.strip_prefix(&tmp) {
-                    let name = nested_name("kind-logs", &rel.to_string_lossy());
-                    b.add_file(&name, "kind export logs", &path)?;
+                } else if let Ok(rel) = path.strip_prefix(out) {
+                    b.add_file(&nested_name(&g.name, &rel.to_string_lossy()), &what, &path)?;
                 }
             }
         }
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
-    b.finish()
-}
-
-/// Adds `telepresence gather-logs` to the bundle. The zip is written to `scratch`, outside the
-/// bundle, and every member is added redacted under `telepresence-gather-logs__<member path>`;
-/// then the zip is removed, so no unredacted copy is left. Without a zip, the command's output (or
-/// why it could not run) is added as `telepresence-gather-logs.txt`, redacted too.
-fn add_gather_logs(b: &mut Bundle, runner: &dyn Runner, scratch: &Path) -> std::io::Result<()> {
-    const GROUP: &str = "telepresence-gather-logs";
-    let _ = std::fs::remove_file(scratch);
-    let ran = runner.run(&telepresence::gather_logs(scratch), Duration::from_secs(120));
-    let zip = std::fs::read(scratch);
-    let _ = std::fs::remove_file(scratch);
-    match (ran, zip) {
-        (Ok(o), Ok(zip)) => {
-            let note = if o.success() { "telepresence gather-logs" } else { "telepresence gather-logs (failed)" };
-            b.add_zip(GROUP, note, &zip)
-        }
-        (Ok(o), Err(_)) => {
-            let note = "telepresence gather-logs (failed, no zip written): its output";
-            b.add(&format!("{GROUP}.txt"), note, format!("{}\n{}", o.stdout, o.stderr).as_bytes()).map(drop)
-        }
-        (Err(e), _) => {
-            let note = "telepresence gather-logs (could not run)";
-            b.add(&format!("{GROUP}.txt"), note, e.to_string().as_bytes()).map(drop)
+        let _ = std::fs::remove_dir_all(out);
+    } else if let Ok(bytes) = std::fs::read(out) {
+        let _ = std::fs::remove_file(out);
+        if out.extension().is_some_and(|e| e == "zip") {
+            b.add_zip(&g.name, &what, &bytes)?;
+        } else {
+            b.add(&g.name, &what, &bytes)?;
         }
     }
+    Ok(())
 }
 
 fn scenario_report(plan: &Plan, r: &ScenarioResult, took: Duration, evidence: Option<PathBuf>) -> ScenarioReport {
@@ -383,18 +363,11 @@ impl Session<'_> {
     }
 
     /// Evidence, drift, per-phase lines and the report entry of one executed plan.
-    fn finish(
-        &mut self,
-        plan: &Plan,
-        result: &ScenarioResult,
-        took: Duration,
-        runner: &dyn Runner,
-        kind_cluster: bool,
-    ) {
+    fn finish(&mut self, plan: &Plan, result: &ScenarioResult, took: Duration) {
         let evidence = if result.passed {
             None
         } else {
-            match write_evidence(&self.root, &self.run_id, plan, result, runner, kind_cluster) {
+            match write_evidence(&self.root, &self.run_id, plan, result) {
                 Ok(dir) => Some(dir),
                 Err(e) => {
                     eprintln!("warning: could not write the evidence bundle: {e}");
@@ -486,7 +459,7 @@ impl Session<'_> {
             eprintln!("warning: could not remove the k3s container: {e}");
         }
         self.record_fingerprint(&api, &result, record);
-        self.finish(&p, &result, t0.elapsed(), runner.as_ref(), kind_cluster);
+        self.finish(&p, &result, t0.elapsed());
         Ok(result.cancelled)
     }
 
@@ -545,7 +518,7 @@ impl Session<'_> {
                 for ph in &result.setup.phases {
                     eprintln!("  {:<24} {:>7.1}s  {}", ph.name, ph.seconds, status_text(&ph.status));
                 }
-                let bundle = write_evidence(&self.root, &self.run_id, &setup, &result.setup, runner.as_ref(), true);
+                let bundle = write_evidence(&self.root, &self.run_id, &setup, &result.setup);
                 if let Err(e) = &bundle {
                     eprintln!("warning: could not write the evidence bundle of {}: {e}", cell.cluster);
                 }
@@ -558,9 +531,8 @@ impl Session<'_> {
                 }
             }
             for (member, r) in &result.members {
-                let mr = member_runners.iter().find(|(n, _)| *n == member.scenario).map(|(_, r)| r.clone());
                 let took = Duration::from_secs_f64(r.phases.iter().map(|p| p.seconds).sum());
-                self.finish(member, r, took, mr.as_deref().unwrap_or(runner.as_ref()), true);
+                self.finish(member, r, took);
             }
             for t in &result.teardown {
                 if let Status::Failed(e) = &t.status {
@@ -724,37 +696,18 @@ mod tests {
         }
     }
 
-    /// A `telepresence gather-logs -o FILE` double: writes `zip` to FILE (if any) and answers
-    /// `answer`, or "not found" when that is `None`.
-    struct GatherLogs {
-        zip: Option<Vec<u8>>,
-        answer: Option<crate::tools::Output>,
-    }
-
-    impl Runner for GatherLogs {
-        fn run(
-            &self,
-            cmd: &crate::tools::CommandLine,
-            _: Duration,
-        ) -> std::result::Result<crate::tools::Output, crate::tools::RunError> {
-            assert_eq!((cmd.tool, &cmd.args[..2]), (Tool::Telepresence, &["gather-logs".to_string(), "-o".into()][..]));
-            if let Some(zip) = &self.zip {
-                std::fs::write(&cmd.args[2], zip).unwrap();
-            }
-            self.answer.clone().ok_or(crate::tools::RunError::NotFound("telepresence"))
-        }
-    }
-
-    fn output(status: i32, stdout: &str, stderr: &str) -> crate::tools::Output {
-        crate::tools::Output { status: Some(status), stdout: stdout.into(), stderr: stderr.into() }
-    }
-
-    /// A fresh bundle directory and scratch path under the test's temporary directory.
-    fn bundle_for(test: &str) -> (Bundle, PathBuf, PathBuf) {
+    /// A fresh bundle and a gather output directory under the test's temporary directory.
+    fn bundle_for(test: &str) -> (Bundle, PathBuf) {
         let root = std::env::temp_dir().join(format!("kyvtel-gather-{test}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
-        let b = Bundle::create(&root, "run-1", "documented-recipe").unwrap();
-        (b, root.join("gather-logs.zip"), root)
+        let b = Bundle::create(&root.join("reports"), "run-1", "documented-recipe").unwrap();
+        std::fs::create_dir_all(root.join("work/evidence")).unwrap();
+        (b, root)
+    }
+
+    fn gathered(name: &str, output: PathBuf) -> Gather {
+        let command = crate::tools::CommandLine::new(Tool::Telepresence).args(["gather-logs"]);
+        Gather { name: name.into(), command, timeout: Duration::from_secs(1), output }
     }
 
     fn index(dir: &Path) -> serde_json::Value {
@@ -764,7 +717,7 @@ mod tests {
     const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----\n";
 
     #[test]
-    fn gather_logs_members_are_redacted_one_by_one_and_the_zip_is_not_kept() {
+    fn a_gathered_zip_is_added_member_by_member_redacted_and_not_kept() {
         let connector = "2026-01-01 connector: GET /api Authorization: Bearer s3cr3t-bearer.value\n".to_string();
         let zip = crate::report::zip_members::tests::zip_of(&[
             ("connector.log", connector.as_bytes()),
@@ -772,16 +725,17 @@ mod tests {
             ("pods/traffic-manager-0.yaml", format!("ca: |\n{PEM}name: traffic-manager-0\n").as_bytes()),
             ("core.bin", &[0xff, 0xfe, 0x00, 0x01]),
         ]);
-        let (mut b, scratch, root) = bundle_for("zip");
-        let runner = GatherLogs { zip: Some(zip), answer: Some(output(0, "", "")) };
-        add_gather_logs(&mut b, &runner, &scratch).unwrap();
+        let (mut b, root) = bundle_for("zip");
+        let out = root.join("work/evidence/telepresence-gather-logs.zip");
+        std::fs::write(&out, zip).unwrap();
+        add_gathered(&mut b, &gathered("telepresence-gather-logs", out.clone())).unwrap();
         let dir = b.finish().unwrap();
 
         let log = std::fs::read_to_string(dir.join("telepresence-gather-logs__connector.log")).unwrap();
         assert!(!log.contains("s3cr3t-bearer") && log.contains("Bearer REDACTED"), "{log}");
         let pod = std::fs::read_to_string(dir.join("telepresence-gather-logs__pods__traffic-manager-0.yaml")).unwrap();
         assert!(!pod.contains("MIIBszCCAVmgAwIBAgIU") && pod.contains("name: traffic-manager-0"), "{pod}");
-        assert!(!scratch.exists(), "the raw zip was left at {}", scratch.display());
+        assert!(!out.exists(), "the raw zip was left at {}", out.display());
         let mut names: Vec<String> =
             std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         names.sort();
@@ -794,7 +748,6 @@ mod tests {
             ],
             "no zip and no binary member in the bundle"
         );
-
         let index = index(&dir);
         let files: Vec<(&str, &str, bool)> = index["files"]
             .as_array()
@@ -802,13 +755,14 @@ mod tests {
             .iter()
             .map(|f| (f["name"].as_str().unwrap(), f["description"].as_str().unwrap(), f["redacted"] == true))
             .collect();
+        let what = "telepresence-gather-logs (gathered before the teardown)";
         assert_eq!(
             files,
             [
-                ("telepresence-gather-logs__connector.log", "telepresence gather-logs: connector.log", true),
+                ("telepresence-gather-logs__connector.log", format!("{what}: connector.log").as_str(), true),
                 (
                     "telepresence-gather-logs__pods__traffic-manager-0.yaml",
-                    "telepresence gather-logs: pods/traffic-manager-0.yaml",
+                    format!("{what}: pods/traffic-manager-0.yaml").as_str(),
                     true
                 ),
             ]
@@ -822,31 +776,32 @@ mod tests {
     }
 
     #[test]
-    fn without_a_zip_the_output_of_gather_logs_is_kept_redacted() {
-        let (mut b, scratch, root) = bundle_for("nozip");
-        let stderr = "connector: token=abc.def-123 rejected; no logs to gather";
-        add_gather_logs(&mut b, &GatherLogs { zip: None, answer: Some(output(1, "", stderr)) }, &scratch).unwrap();
+    fn a_gathered_directory_is_added_file_by_file_redacted_and_removed() {
+        let (mut b, root) = bundle_for("dir");
+        let out = root.join("work/evidence/kind-logs");
+        std::fs::create_dir_all(out.join("kyvtel-control-plane")).unwrap();
+        std::fs::write(out.join("kind-version.txt"), "kind v0.33.0\n").unwrap();
+        std::fs::write(out.join("kyvtel-control-plane/kubelet.log"), format!("token: abc.def\n{PEM}")).unwrap();
+        add_gathered(&mut b, &gathered("kind-logs", out.clone())).unwrap();
         let dir = b.finish().unwrap();
-        let text = std::fs::read_to_string(dir.join("telepresence-gather-logs.txt")).unwrap();
-        assert!(text.contains("no logs to gather") && !text.contains("abc.def-123"), "{text}");
-        let index = index(&dir);
-        assert_eq!(index["files"][0]["name"], "telepresence-gather-logs.txt");
-        assert!(index["files"][0]["description"].as_str().unwrap().contains("no zip"), "{index}");
-        assert_eq!(index["skipped"], serde_json::json!([]));
+        let kubelet = std::fs::read_to_string(dir.join("kind-logs__kyvtel-control-plane__kubelet.log")).unwrap();
+        assert!(!kubelet.contains("abc.def") && !kubelet.contains("MIIBszCCAVmgAwIBAgIU"), "{kubelet}");
+        assert_eq!(std::fs::read_to_string(dir.join("kind-logs__kind-version.txt")).unwrap(), "kind v0.33.0\n");
+        assert!(!out.exists(), "the raw logs were left at {}", out.display());
         let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]
-    fn a_gather_logs_that_cannot_run_is_noted_and_a_broken_zip_is_not_kept() {
-        let (mut b, scratch, root) = bundle_for("broken");
-        add_gather_logs(&mut b, &GatherLogs { zip: None, answer: None }, &scratch).unwrap();
-        let half = GatherLogs { zip: Some(b"PK\x03\x04 cut short".to_vec()), answer: Some(output(1, "", "")) };
-        add_gather_logs(&mut b, &half, &scratch).unwrap();
+    fn nothing_gathered_adds_nothing_and_a_broken_zip_is_listed_as_skipped() {
+        let (mut b, root) = bundle_for("broken");
+        let out = root.join("work/evidence/telepresence-gather-logs.zip");
+        add_gathered(&mut b, &gathered("telepresence-gather-logs", out.clone())).unwrap();
+        std::fs::write(&out, b"PK\x03\x04 cut short").unwrap();
+        add_gathered(&mut b, &gathered("telepresence-gather-logs", out.clone())).unwrap();
         let dir = b.finish().unwrap();
-        let text = std::fs::read_to_string(dir.join("telepresence-gather-logs.txt")).unwrap();
-        assert!(text.contains("telepresence not found"), "{text}");
-        assert!(!dir.join("telepresence-gather-logs.zip").exists() && !scratch.exists());
+        assert!(!dir.join("telepresence-gather-logs.zip").exists() && !out.exists());
         let index = index(&dir);
+        assert_eq!(index["files"], serde_json::json!([]));
         assert_eq!(index["skipped"][0]["name"], "telepresence-gather-logs.zip");
         assert!(index["skipped"][0]["reason"].as_str().unwrap().starts_with("not a readable zip"), "{index}");
         let _ = std::fs::remove_dir_all(&root);
