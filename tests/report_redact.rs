@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use kyvtel::report::evidence::Bundle;
+use kyvtel::report::evidence::{Bundle, NAME_LIMIT, nested_name, safe_name};
 use kyvtel::report::redact::{REDACTED, redact};
 use rstest::rstest;
 
@@ -91,4 +91,93 @@ fn bundle_redacts_text_lists_files_and_never_writes_binaries() {
     assert_eq!(skipped[0]["description"], "telepresence gather-logs");
     assert_eq!(skipped[0]["bytes"], binary.len());
     assert!(skipped[0]["reason"].as_str().unwrap().contains("cannot be redacted"), "{skipped:?}");
+}
+
+fn fresh_bundle(test: &str) -> Bundle {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bundle-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    Bundle::create(&root, "run-1", "documented-recipe").unwrap()
+}
+
+fn index_of(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn a_too_long_name_is_cut_with_a_hash_of_the_full_name_and_keeps_its_extension() {
+    let long = nested_name("kind-logs", &format!("{}/kubelet.log", "d".repeat(300)));
+    assert_eq!(long, format!("kind-logs__{}__kubelet.log", "d".repeat(300)), "nested names are not cut");
+    let other = nested_name("kind-logs", &format!("{}/kubelet-2.log", "d".repeat(300)));
+    let short = safe_name(&long);
+    let digest = ring::digest::digest(&ring::digest::SHA256, long.as_bytes());
+    let hash: String = digest.as_ref()[..4].iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(short.len(), NAME_LIMIT);
+    assert!(short.starts_with("kind-logs__ddd"), "{short}");
+    assert!(short.ends_with(&format!("-{hash}.log")), "{short}");
+    assert_eq!(safe_name(&long), short, "stable");
+    assert_ne!(safe_name(&other), short, "names sharing a long prefix stay apart");
+    assert_eq!(safe_name(&short), short, "a capped name is left as it is");
+    let no_ext = safe_name(&"x".repeat(400));
+    assert_eq!(no_ext.len(), NAME_LIMIT);
+    assert!(no_ext.starts_with("xxx") && !no_ext.contains('.'), "{no_ext}");
+
+    let mut bundle = fresh_bundle("long-name");
+    let path = bundle.add(&long, "kind export logs", b"token: abc\n").unwrap().expect("written");
+    assert_eq!(path.file_name().unwrap().to_str().unwrap(), short);
+    let dir = bundle.finish().unwrap();
+    assert_eq!(std::fs::read_to_string(dir.join(&short)).unwrap(), "token: REDACTED\n");
+    let files = &index_of(&dir)["files"];
+    assert_eq!(files[0]["name"], short.as_str());
+    assert_eq!(files[0]["description"], format!("kind export logs (collected as {long})"));
+}
+
+#[test]
+fn names_that_flatten_alike_are_de_duplicated_not_replaced() {
+    let mut bundle = fresh_bundle("collide");
+    bundle.add(&nested_name("g", "a/b"), "first", b"1").unwrap();
+    bundle.add(&nested_name("g", "a__b"), "second", b"2").unwrap();
+    bundle.add("\u{e9}.txt", "e acute", b"3").unwrap();
+    bundle.add("\u{fc}.txt", "u umlaut", b"4").unwrap();
+    bundle.add("\u{f6}.txt", "o umlaut", b"5").unwrap();
+    bundle.add("INDEX.json", "a collected file named like the index", b"6").unwrap();
+    let dir = bundle.finish().unwrap();
+
+    let files = index_of(&dir)["files"].as_array().unwrap().clone();
+    let listed: Vec<(&str, &str)> =
+        files.iter().map(|f| (f["name"].as_str().unwrap(), f["description"].as_str().unwrap())).collect();
+    assert_eq!(
+        listed,
+        [
+            ("g__a__b", "first"),
+            ("g__a__b-2", "second (collected as g__a__b)"),
+            ("_.txt", "e acute"),
+            ("_-2.txt", "u umlaut (collected as \u{fc}.txt)"),
+            ("_-3.txt", "o umlaut (collected as \u{f6}.txt)"),
+            ("INDEX-2.json", "a collected file named like the index (collected as INDEX.json)"),
+        ]
+    );
+    for (name, contents) in [("g__a__b", "1"), ("g__a__b-2", "2"), ("_.txt", "3"), ("_-2.txt", "4"), ("_-3.txt", "5")] {
+        assert_eq!(std::fs::read_to_string(dir.join(name)).unwrap(), contents, "{name}");
+    }
+}
+
+#[test]
+fn a_file_that_cannot_be_written_is_skipped_and_the_index_still_written() {
+    let mut bundle = fresh_bundle("unwritable");
+    // A directory where the file would go: writing fails, for root too.
+    std::fs::create_dir(bundle.dir().join("pod.yaml")).unwrap();
+    assert_eq!(bundle.add("pod.yaml", "app pod", b"metadata: {}\n").unwrap(), None);
+    assert!(bundle.add("events.json", "events", b"[]").unwrap().is_some(), "later files are still written");
+    let dir = bundle.finish().unwrap();
+
+    let index = index_of(&dir);
+    assert_eq!(index["files"].as_array().unwrap().len(), 1);
+    assert_eq!(index["files"][0]["name"], "events.json");
+    let skipped = index["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0]["name"], "pod.yaml");
+    assert_eq!(skipped[0]["description"], "app pod");
+    assert_eq!(skipped[0]["bytes"], 13);
+    assert!(skipped[0]["reason"].as_str().unwrap().starts_with("could not be written: "), "{skipped:?}");
+    assert!(dir.join("pod.yaml").is_dir(), "the directory in the way is left alone");
 }
