@@ -135,3 +135,45 @@ fn provider_flags_that_do_not_fit_are_usage_errors() {
         assert!(stderr.contains(msg), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn an_error_after_the_run_started_still_removes_the_run_private_files() {
+    let findings = kyvtel::cli::doctor::machine_findings();
+    if let Some(f) = findings.iter().find(|f| !f.ok && (f.check == "sudo" || f.check == "tun")) {
+        eprintln!("SKIPPED: the run checks `{}` before it starts, and it fails here: {}", f.check, f.detail);
+        return;
+    }
+    let dir = scratch("early-error");
+    let tools = tools_with_chart(&dir);
+    let log = dir.join("calls.log");
+    // Kyverno's install fails at once; then the reports cannot be written (their directory would
+    // be below a file), so the run ends with an error after its work directory was in use.
+    script(&tools, "helm", &log, "case \"$1\" in version) echo v3.21.4;; install) exit 1;; esac");
+    script(&tools, "telepresence", &log, "case \"$1\" in version) echo 'OSS Client : v2.32.1';; esac");
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:9'}\n\
+         contexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\nusers:\n- name: u\n  user: {token: t0k}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("not-a-dir"), "").unwrap();
+    let work = dir.join("work");
+    let out = kyvtel()
+        .args(["run", "scenarios/documented-recipe.yaml", "--provider", "existing", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .arg("--report-dir")
+        .arg(dir.join("not-a-dir/reports"))
+        .arg("--work-dir")
+        .arg(&work)
+        .env("KYVTEL_TOOLS_DIR", &tools)
+        .timeout(std::time::Duration::from_secs(300))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let calls = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("write reports under"), "{stderr}");
+    assert!(calls.contains("helm install kyverno"), "the run started: {calls}");
+    assert!(!work.exists(), "the run-private directory was left behind: {stderr}");
+}

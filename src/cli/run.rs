@@ -45,8 +45,8 @@ pub struct Args {
     #[arg(long)]
     pub report_dir: Option<PathBuf>,
     /// Where run-private files go (default `target/kyvtel-work`): the run's kubeconfig and tool
-    /// state, unredacted. Never inside the report directory; removed after the run unless the
-    /// cluster is kept (`--keep`, `--reuse`).
+    /// state, unredacted. Never inside the report directory; removed when the run ends unless
+    /// `--keep` keeps the cluster.
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
     /// JUnit XML output file.

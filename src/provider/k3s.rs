@@ -117,10 +117,7 @@ impl K3sProvider {
         let port = container.get_host_port_ipv4(ContainerPort::Tcp(API_PORT)).await.map_err(container_err)?;
         let text = rewrite_kubeconfig(&String::from_utf8_lossy(&raw), port)?;
         let file = &self.spec.kubeconfig;
-        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| ProviderError::io(dir, e))?;
-        }
-        std::fs::write(file, text).map_err(|e| ProviderError::io(file, e))?;
+        crate::tools::env::write_private(file, &text).map_err(|e| ProviderError::io(file, e))?;
         let name = container.id().to_string();
         *self.container.lock().await = Some(container);
         Ok(Ensured { cluster: Cluster { name, kubeconfig: file.clone(), context: None }, created: true })

@@ -62,7 +62,7 @@ pub struct SessionOptions {
     /// The report root (`target/kyvtel`): reports and redacted evidence, safe to upload.
     pub report_dir: PathBuf,
     /// The root of the run-private directories ([`DEFAULT_WORK_DIR`]): kubeconfigs and tool state,
-    /// unredacted. Never inside `report_dir`; removed after the run unless the cluster is kept.
+    /// unredacted. Never inside `report_dir`; removed when the run ends unless `--keep`.
     pub work_dir: PathBuf,
     /// An extra JUnit output path.
     pub junit: Option<PathBuf>,
@@ -72,11 +72,76 @@ pub struct SessionOptions {
 /// not in them, because they hold credentials (the run's kubeconfig) and unredacted tool logs.
 pub const DEFAULT_WORK_DIR: &str = "target/kyvtel-work";
 
+/// `p` made absolute, with `.` and `..` folded and symbolic links followed as far as the path
+/// exists, so that two spellings of one directory compare equal.
+fn resolved(p: &Path) -> PathBuf {
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut folded = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                folded.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => folded.push(other),
+        }
+    }
+    // Follow links in the longest existing ancestor; the rest does not exist yet.
+    let mut existing = folded.as_path();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return folded,
+        }
+    }
+    let mut out = std::fs::canonicalize(existing).unwrap_or_else(|_| existing.to_path_buf());
+    out.extend(rest.iter().rev());
+    out
+}
+
+/// This run's private directory, `<work_dir>/<run-id>`. Dropping it removes it (after success, a
+/// failure, an early error or a panic), and the work root too when kyvtel created it and nothing
+/// else is left there, unless `--keep` keeps the cluster, whose kubeconfig it holds.
+struct WorkDir {
+    path: PathBuf,
+    root: PathBuf,
+    root_existed: bool,
+    keep: bool,
+}
+
+impl WorkDir {
+    fn new(root: &Path, run_id: &str, keep: bool) -> Self {
+        WorkDir { path: root.join(run_id), root: root.to_path_buf(), root_existed: root.exists(), keep }
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if self.keep {
+            if self.path.exists() {
+                eprintln!("kept: run-private files (kubeconfigs, tool state) in {}", self.path.display());
+            }
+            return;
+        }
+        match std::fs::remove_dir_all(&self.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                eprintln!("warning: could not remove the run-private directory {}: {e}", self.path.display());
+            }
+            // Only an empty root goes, and only one kyvtel created.
+            _ if !self.root_existed => drop(std::fs::remove_dir(&self.root)),
+            _ => {}
+        }
+    }
+}
+
 /// Refuses a work directory inside the report directory: the reports are meant to be uploaded
 /// (CI artifacts), and the work directory holds credentials.
 fn check_work_dir(opts: &SessionOptions) -> Result<()> {
-    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    let (work, reports) = (abs(&opts.work_dir), abs(&opts.report_dir));
+    let (work, reports) = (resolved(&opts.work_dir), resolved(&opts.report_dir));
     if work.starts_with(&reports) {
         return Err(Error::Usage(format!(
             "the run-private directory {} is inside the report directory {}; it holds credentials, so \
@@ -185,7 +250,7 @@ fn private_kubeconfig(user: &Path, context: Option<&str>, target: &Path) -> Resu
         std::fs::create_dir_all(dir).map_err(|e| Error::infra(format!("create {}", dir.display()), e))?;
     }
     let text = serde_saphyr::to_string(&cfg).map_err(|e| Error::infra("serialize kubeconfig", e))?;
-    std::fs::write(target, text).map_err(|e| Error::infra(format!("write {}", target.display()), e))
+    crate::tools::env::write_private(target, &text).map_err(|e| Error::infra(format!("write {}", target.display()), e))
 }
 
 /// Writes the evidence bundle of a failed scenario and returns its directory.
@@ -265,8 +330,8 @@ struct Session<'a> {
     /// The traffic token of this run (see [`new_token`]).
     token: String,
     root: PathBuf,
-    /// This run's private directories, `<work_dir>/<run-id>`.
-    work: PathBuf,
+    /// This run's private directories, removed when the session ends (see [`WorkDir`]).
+    work: WorkDir,
     cancel: watch::Receiver<bool>,
     progress: report::progress::Progress,
     report: RunReport,
@@ -410,7 +475,7 @@ impl Session<'_> {
 
     /// One scenario on its own cluster: exactly `kyvtel plan SCENARIO`. Returns whether it was cancelled.
     fn run_one(&mut self, l: &Loaded) -> Result<bool> {
-        let work = self.work.join(l.name());
+        let work = self.work.path.join(l.name());
         let mut p = plan::build(l, &Options { run_dir: work.clone(), tools: ToolsDir::at(default_tools_dir()) });
         let kind_cluster = self.opts.provider == Provider::Kind;
         let mut k3s = None;
@@ -466,7 +531,7 @@ impl Session<'_> {
     /// Several scenarios on kind: one cluster and one Kyverno install per cell, exactly
     /// `kyvtel plan --all`. Returns whether the run was cancelled.
     fn run_cells(&mut self, loaded: &[Loaded]) -> Result<bool> {
-        let work = self.work.clone();
+        let work = self.work.path.clone();
         let cells =
             plan::cells::group(loaded, &Options { run_dir: work.clone(), tools: ToolsDir::at(default_tools_dir()) });
         for cell in cells {
@@ -606,7 +671,7 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
         run_id: run_id.clone(),
         token,
         root: opts.report_dir.clone(),
-        work: opts.work_dir.join(&run_id),
+        work: WorkDir::new(&opts.work_dir, &run_id, opts.keep),
         cancel: cancel_rx,
         progress: report::progress::Progress::detect(),
         report: RunReport {
@@ -634,19 +699,6 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
         .write(&root.join(&run_id), opts.junit.as_deref())
         .map_err(|e| Error::infra(format!("write reports under {}", root.display()), e))?;
     eprintln!("reports: {}, {}, {}", written.junit.display(), written.json.display(), written.markdown.display());
-    if opts.keep || opts.reuse {
-        eprintln!("kept: run-private files (kubeconfigs, tool state) in {}", session.work.display());
-    } else {
-        match std::fs::remove_dir_all(&session.work) {
-            // The work root itself goes too once no other run uses it (fails harmlessly otherwise).
-            Ok(()) => drop(std::fs::remove_dir(&opts.work_dir)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                eprintln!("warning: could not remove the run-private directory {}: {e}", session.work.display());
-            }
-        }
-    }
-    println!("{}", session.report.closing_line());
     Ok(if session.refused {
         Exit::Infra
     } else if session.report.counts().failed == 0 {
@@ -817,9 +869,64 @@ mod tests {
         let target = dir.join("run/kubeconfig");
         private_kubeconfig(&user, Some("b"), &target).unwrap();
         assert!(std::fs::read_to_string(&target).unwrap().contains("current-context: b"));
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&target).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600, "a copy of the user's credentials is private");
         assert_eq!(std::fs::read_to_string(&user).unwrap(), src);
         let err = private_kubeconfig(&user, Some("zz"), &target).unwrap_err().to_string();
         assert!(err.contains("no context `zz`"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn options(report_dir: PathBuf, work_dir: PathBuf) -> SessionOptions {
+        SessionOptions {
+            scenarios: vec![],
+            keep: false,
+            reuse: false,
+            provider: Provider::Kind,
+            report_dir,
+            work_dir,
+            junit: None,
+        }
+    }
+
+    #[test]
+    fn a_work_dir_inside_the_reports_is_refused_however_it_is_spelled() {
+        let dir = std::env::temp_dir().join(format!("kyvtel-workdir-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("reports")).unwrap();
+        std::os::unix::fs::symlink(dir.join("reports"), dir.join("link")).unwrap();
+        for work in ["reports/w", "x/../reports/w", "./reports/./w", "link/w"] {
+            let err = check_work_dir(&options(dir.join("reports"), dir.join(work))).unwrap_err();
+            assert_eq!(err.exit(), Exit::Input, "{work}");
+            assert!(err.to_string().contains("inside the report directory"), "{work}: {err}");
+        }
+        check_work_dir(&options(dir.join("reports"), dir.join("reports-work"))).unwrap();
+        check_work_dir(&options(dir.join("reports"), dir.join("work"))).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_work_dir_goes_when_the_run_ends_unless_the_cluster_is_kept() {
+        let dir = std::env::temp_dir().join(format!("kyvtel-workdrop-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        // A root kyvtel creates goes with the run's directory.
+        let root = dir.join("made");
+        let w = WorkDir::new(&root, "run-1", false);
+        std::fs::create_dir_all(w.path.join("s/home")).unwrap();
+        std::fs::write(w.path.join("s/kubeconfig"), "x").unwrap();
+        drop(w);
+        assert!(!root.exists());
+        // A root that existed stays; another run's files in it stay.
+        std::fs::create_dir_all(dir.join("given/run-0")).unwrap();
+        let w = WorkDir::new(&dir.join("given"), "run-1", false);
+        std::fs::create_dir_all(&w.path).unwrap();
+        drop(w);
+        assert!(!dir.join("given/run-1").exists() && dir.join("given/run-0").exists());
+        // --keep keeps it.
+        let w = WorkDir::new(&dir.join("kept"), "run-1", true);
+        std::fs::create_dir_all(&w.path).unwrap();
+        drop(w);
+        assert!(dir.join("kept/run-1").exists());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -137,7 +137,9 @@ impl DuctRunner {
             env.insert("PATH".into(), joined);
         }
         // A tool run from an explicit path (e.g. a non-default Telepresence) has its directory
-        // first on PATH, so that whatever it starts by name (its daemons) is the same binary.
+        // first on PATH: a precaution, so that anything it starts by name is the same version.
+        // How Telepresence locates the binary of its daemons was not verified here (and sudo may
+        // reset PATH for the root daemon); the binary keeps its own name for the same reason.
         if let Some(dir) = self.programs.get(&cmd.tool).and_then(|p| p.parent()).filter(|d| !d.as_os_str().is_empty()) {
             let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
             let path = env.get("PATH").cloned().unwrap_or_default();

@@ -144,7 +144,7 @@ impl ToolsDir {
     /// version at `<bin>/telepresence-<version>/telepresence`, e.g. `telepresence-2.27.4/telepresence`.
     ///
     /// Every binary keeps its own name, and the runner puts its directory first on the child's
-    /// `PATH`, so the daemons it starts are that version whether it finds itself by path or by name.
+    /// `PATH`: a precaution, so that the daemons it starts are that version if it finds them by name.
     #[must_use]
     pub fn telepresence(&self, pins: &Pins, version: &str) -> PathBuf {
         self.versioned_binary(Tool::Telepresence, &pins.telepresence.default, version)
