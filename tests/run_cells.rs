@@ -90,6 +90,9 @@ async fn a_failed_shared_setup_runs_no_member_and_still_tears_down() {
     assert!(r.members.is_empty());
     assert!(index_of(&j, "$ telepresence").is_empty(), "no member may run: {j:#?}");
     assert_eq!(index_of(&j, "$ helm uninstall kyverno").len(), 1, "{j:#?}");
+    let gathered = index_of(&j, "$ kind export logs");
+    assert_eq!(gathered.len(), 1, "{j:#?}");
+    assert!(gathered[0] < index_of(&j, "$ helm uninstall kyverno")[0], "kind's logs come before the teardown: {j:#?}");
     assert_eq!(index_of(&j, "$ kind delete cluster").len(), 1, "{j:#?}");
 }
 

@@ -195,6 +195,8 @@ pub fn group(loaded: &[Loaded], opts: &Options) -> Vec<Cell> {
                 }
             }
             cell.setup.scenario = cell.cluster.clone();
+            // The shared setup has no Telepresence yet: on its failure, only kind's logs are gathered.
+            cell.setup.evidence.retain(|g| g.command.tool != crate::tools::Tool::Telepresence);
             cell
         })
         .collect()

@@ -265,6 +265,7 @@ pub fn cells_text(cells: &[Cell]) -> String {
         );
         environment(&mut out, setup);
         phases(&mut out, setup, &format!("   [shared by {members} scenario(s)]"));
+        evidence(&mut out, setup);
         for (i, p) in cell.scenarios.iter().enumerate() {
             let _ = writeln!(
                 out,

@@ -699,6 +699,7 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
         .write(&root.join(&run_id), opts.junit.as_deref())
         .map_err(|e| Error::infra(format!("write reports under {}", root.display()), e))?;
     eprintln!("reports: {}, {}, {}", written.junit.display(), written.json.display(), written.markdown.display());
+    println!("{}", session.report.closing_line());
     Ok(if session.refused {
         Exit::Infra
     } else if session.report.counts().failed == 0 {
