@@ -25,7 +25,7 @@ fn assert_snapshot(name: &str, actual: &str) {
 }
 
 fn stdout(args: &[&str]) -> String {
-    let out = kyvtel().args(args).output().unwrap();
+    let out = kyvtel().args(args).env_remove("KYVTEL_TOOLS_DIR").output().unwrap();
     assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
@@ -40,8 +40,8 @@ fn plan_commands_match_the_facts() {
     let plan = stdout(&["plan", "scenarios/documented-recipe.yaml"]);
     for expected in [
         // facts.md §2: digest-pinned node image, run-private kubeconfig on create and delete.
-        "kind create cluster --name kyvtel-documented-recipe --config kind-config/default.yaml --image kindest/node:v1.35.8@sha256:07b2536e30b803ed61d1677a79df6115f798ce64c80f9e22f6ed45afd09323c0 --kubeconfig target/kyvtel-work/RUN_ID/kubeconfig --wait 120s",
-        "kind delete cluster --name kyvtel-documented-recipe --kubeconfig target/kyvtel-work/RUN_ID/kubeconfig",
+        "kind create cluster --name kyvtel-documented-recipe --config kind-config/default.yaml --image kindest/node:v1.35.8@sha256:07b2536e30b803ed61d1677a79df6115f798ce64c80f9e22f6ed45afd09323c0 --kubeconfig target/kyvtel-work/RUN_ID/documented-recipe/kubeconfig --wait 120s",
+        "kind delete cluster --name kyvtel-documented-recipe --kubeconfig target/kyvtel-work/RUN_ID/documented-recipe/kubeconfig",
         // facts.md §3: install from the verified chart tgz.
         "helm install kyverno .tools/bin/charts/kyverno-3.9.0.tgz -n kyverno --create-namespace --wait --timeout 10m",
         // facts.md §4: explicit manager namespace, values file, --mount=false, detach from 2.30.
@@ -51,8 +51,8 @@ fn plan_commands_match_the_facts() {
         "telepresence detach demo",
         "telepresence helm uninstall --manager-namespace ambassador --no-hooks",
         "StatefulSet ambassador/traffic-manager is ready",
-        "KUBECONFIG=target/kyvtel-work/RUN_ID/kubeconfig",
-        "DEV_TELEPRESENCE_CONFIG_DIR=target/kyvtel-work/RUN_ID/telepresence/config",
+        "KUBECONFIG=target/kyvtel-work/RUN_ID/documented-recipe/kubeconfig",
+        "DEV_TELEPRESENCE_CONFIG_DIR=target/kyvtel-work/RUN_ID/documented-recipe/telepresence/config",
     ] {
         assert!(plan.contains(expected), "plan lacks `{expected}`");
     }
@@ -197,4 +197,17 @@ fn a_scenario_on_another_telepresence_shows_the_binary_it_runs() {
     let recipe: serde_json::Value =
         serde_json::from_str(&stdout(&["plan", "scenarios/documented-recipe.yaml", "--output", "json"])).unwrap();
     assert!(recipe.get("telepresenceBinary").is_none(), "the default runs from the tools directory or PATH");
+}
+
+#[test]
+fn the_plan_names_the_tools_directory_the_run_uses() {
+    let out = kyvtel()
+        .args(["plan", "tests/fixtures/run/recipe-telepresence-2.27.yaml"])
+        .env("KYVTEL_TOOLS_DIR", "/opt/kyvtel-tools")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("(runs /opt/kyvtel-tools/telepresence-2.27.4/telepresence)"), "{text}");
+    assert!(text.contains("helm install kyverno /opt/kyvtel-tools/charts/kyverno-3.9.0.tgz"), "{text}");
+    assert!(text.contains("KUBECONFIG=target/kyvtel-work/RUN_ID/recipe-on-telepresence-2-27/kubeconfig"), "{text}");
 }

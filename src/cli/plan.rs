@@ -8,6 +8,7 @@ use crate::error::Diagnostic;
 use crate::plan::{self, Options};
 use crate::run::session::load_all;
 use crate::scenario::{self, Loaded};
+use crate::tools::install::ToolsDir;
 use crate::{Error, Exit, Result};
 
 /// Arguments of `kyvtel plan`.
@@ -29,7 +30,9 @@ pub fn run(args: Args) -> Result<Exit> {
     match (args.scenario, args.all) {
         (Some(file), None) => {
             let loaded = scenario::load(&file)?;
-            let p = plan::build(&loaded, &Options::default());
+            // The directories `kyvtel run` uses: its tools, and this scenario's run directory.
+            let opts = Options { run_dir: Options::default().run_dir.join(loaded.name()), tools: ToolsDir::from_env() };
+            let p = plan::build(&loaded, &opts);
             match args.output {
                 Output::Text => print!("{}", plan::render::text(&p)),
                 Output::Json => print!("{}", plan::render::json(&p)),
@@ -38,7 +41,7 @@ pub fn run(args: Args) -> Result<Exit> {
         (None, Some(paths)) => {
             let loaded = load_all(&super::validate::scenario_files(&paths)?)?;
             unique_names(&loaded)?;
-            let cells = plan::group(&loaded, &Options::default());
+            let cells = plan::group(&loaded, &Options { tools: ToolsDir::from_env(), ..Options::default() });
             match args.output {
                 Output::Text => print!("{}", plan::render::cells_text(&cells)),
                 Output::Json => print!("{}", plan::render::cells_json(&cells)),
