@@ -4,9 +4,9 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
+use common::fake_tools::{closed_port_kubeconfig, run_cannot_start_here, script, script_at, tools_with_chart};
 use common::kyvtel;
 
 /// A fresh directory under the test target dir.
@@ -15,21 +15,6 @@ fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// A fake tool in `dir` that appends `<name> <args>` to `log`, then runs `body`.
-fn script(dir: &Path, name: &str, log: &Path, body: &str) {
-    let p = dir.join(name);
-    std::fs::write(&p, format!("#!/bin/sh\necho \"{name} $*\" >> '{}'\n{body}\n", log.display())).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
-/// A tools directory holding only the pinned default Kyverno chart.
-fn tools_with_chart(dir: &Path) -> PathBuf {
-    let tools = dir.join("tools");
-    std::fs::create_dir_all(tools.join("charts")).unwrap();
-    std::fs::write(tools.join("charts/kyverno-3.9.0.tgz"), b"not a real chart").unwrap();
-    tools
 }
 
 #[test]
@@ -55,9 +40,7 @@ fn a_missing_telepresence_binary_for_the_scenarios_version_is_refused_before_any
 
 #[test]
 fn a_scenario_runs_its_own_telepresence_version() {
-    let findings = kyvtel::cli::doctor::machine_findings();
-    if let Some(f) = findings.iter().find(|f| !f.ok && (f.check == "sudo" || f.check == "tun")) {
-        eprintln!("SKIPPED: the run checks `{}` before it starts, and it fails here: {}", f.check, f.detail);
+    if run_cannot_start_here() {
         return;
     }
     let dir = scratch("tp-versioned");
@@ -67,25 +50,15 @@ fn a_scenario_runs_its_own_telepresence_version() {
     // which runs `telepresence gather-logs` with the scenario's runner.
     script(&tools, "helm", &log, "case \"$1\" in version) echo v3.21.4;; install) echo denied >&2; exit 1;; esac");
     // The binary keeps its name in a directory of its own; `$0` shows which one ran.
-    let versioned = tools.join("telepresence-2.27.4");
-    std::fs::create_dir_all(&versioned).unwrap();
-    std::fs::write(
-        versioned.join("telepresence"),
-        format!(
-            "#!/bin/sh\necho \"telepresence-2.27.4 $*\" >> '{}'\ncase \"$1\" in version) echo 'OSS Client : v2.27.4';; esac\n",
-            log.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(versioned.join("telepresence"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    script_at(
+        &tools.join("telepresence-2.27.4/telepresence"),
+        "telepresence-2.27.4",
+        &log,
+        "case \"$1\" in version) echo 'OSS Client : v2.27.4';; esac",
+    );
     // No default `telepresence` at all: a run that needs only 2.27.4 does not ask for it.
     let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:9'}\n\
-         contexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\nusers:\n- name: u\n  user: {token: not-a-real-token}\n",
-    )
-    .unwrap();
+    closed_port_kubeconfig(&kubeconfig, "not-a-real-token");
     let out = kyvtel()
         .args(["run", "tests/fixtures/run/recipe-telepresence-2.27.yaml", "--provider", "existing", "--kubeconfig"])
         .arg(&kubeconfig)
@@ -138,9 +111,7 @@ fn provider_flags_that_do_not_fit_are_usage_errors() {
 
 #[test]
 fn an_error_after_the_run_started_still_removes_the_run_private_files() {
-    let findings = kyvtel::cli::doctor::machine_findings();
-    if let Some(f) = findings.iter().find(|f| !f.ok && (f.check == "sudo" || f.check == "tun")) {
-        eprintln!("SKIPPED: the run checks `{}` before it starts, and it fails here: {}", f.check, f.detail);
+    if run_cannot_start_here() {
         return;
     }
     let dir = scratch("early-error");
@@ -151,12 +122,7 @@ fn an_error_after_the_run_started_still_removes_the_run_private_files() {
     script(&tools, "helm", &log, "case \"$1\" in version) echo v3.21.4;; install) exit 1;; esac");
     script(&tools, "telepresence", &log, "case \"$1\" in version) echo 'OSS Client : v2.32.1';; esac");
     let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:9'}\n\
-         contexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\nusers:\n- name: u\n  user: {token: t0k}\n",
-    )
-    .unwrap();
+    closed_port_kubeconfig(&kubeconfig, "t0k");
     std::fs::write(dir.join("not-a-dir"), "").unwrap();
     let work = dir.join("work");
     let out = kyvtel()

@@ -7,18 +7,12 @@
 
 mod common;
 
+use common::fake_tools::{closed_port_kubeconfig, run_cannot_start_here, script, tools_with_chart};
+
 use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn script(dir: &Path, name: &str, log: &Path, body: &str) {
-    let p = dir.join(name);
-    let text = format!("#!/bin/sh\necho \"{name} $*\" >> '{}'\n{body}\n", log.display());
-    std::fs::write(&p, text).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
 
 fn wait_for(log: &Path, needle: &str, limit: Duration) -> bool {
     let t0 = Instant::now();
@@ -33,28 +27,17 @@ fn wait_for(log: &Path, needle: &str, limit: Duration) -> bool {
 
 #[test]
 fn ctrl_c_interrupts_the_step_and_teardown_still_runs() {
-    let findings = kyvtel::cli::doctor::machine_findings();
-    if let Some(f) = findings.iter().find(|f| !f.ok && (f.check == "sudo" || f.check == "tun")) {
-        eprintln!("SKIPPED: the run checks `{}` before it starts, and it fails here: {}", f.check, f.detail);
+    if run_cannot_start_here() {
         return;
     }
     let tmp = std::env::temp_dir().join(format!("kyvtel-ctrlc-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    let tools = tmp.join("tools");
-    std::fs::create_dir_all(&tools).unwrap();
+    let tools = tools_with_chart(&tmp);
     let log = tmp.join("calls.log");
-    // `kyvtel run` checks that the pinned Kyverno chart is downloaded before it starts.
-    std::fs::create_dir_all(tools.join("charts")).unwrap();
-    std::fs::write(tools.join("charts/kyverno-3.9.0.tgz"), b"not a real chart").unwrap();
     script(&tools, "helm", &log, "case \"$1\" in version) echo v3.21.4;; install) sleep 120;; esac");
     script(&tools, "telepresence", &log, "case \"$1\" in version) echo 'OSS Client : v2.32.1';; esac");
     let kubeconfig = tmp.join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:9'}\n\
-         contexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\nusers:\n- name: u\n  user: {token: not-a-real-token}\n",
-    )
-    .unwrap();
+    closed_port_kubeconfig(&kubeconfig, "not-a-real-token");
     let reports = tmp.join("reports");
 
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("kyvtel"))

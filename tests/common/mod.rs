@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod fake_api;
+pub mod fake_tools;
 pub mod mock_api;
 
 use std::path::PathBuf;
