@@ -14,16 +14,12 @@ use kyvtel::kube::{KubeError, wait};
 use serde_json::{Value, json};
 
 mod common;
-use common::mock_api::{Reply, Seen, mock, status};
+use common::mock_api::{self, Reply, Seen, mock, status};
 
 /// Aggregated discovery: /apis serves kyverno.io/v1 ClusterPolicy (cluster) and apps/v1 Deployment,
 /// /api serves v1 ConfigMap and Pod (namespaced).
 fn discovery(seen: &Seen) -> Option<Reply> {
-    let res = |plural: &str, group: &str, version: &str, kind: &str, scope: &str| {
-        json!({"resource": plural, "responseKind": {"group": group, "version": version, "kind": kind},
-               "scope": scope, "verbs": ["get", "list", "patch", "create", "delete"]})
-    };
-    let list = |items: Value| json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items});
+    let (res, list) = (mock_api::discovery_resource, mock_api::discovery_list);
     if seen.method == "GET" && seen.uri.ends_with("/apis") {
         return Some(Reply::Json(
             200,

@@ -32,11 +32,7 @@ fn list_of(kind: &str, items: Vec<Value>) -> Value {
 /// Aggregated discovery: kyverno.io/v1 ClusterPolicy (cluster), apps/v1 Deployment and StatefulSet,
 /// v1 Namespace (cluster), ConfigMap and Pod.
 fn discovery(seen: &Seen) -> Option<Reply> {
-    let res = |plural: &str, group: &str, version: &str, kind: &str, scope: &str| {
-        json!({"resource": plural, "responseKind": {"group": group, "version": version, "kind": kind},
-               "scope": scope, "verbs": ["get", "list", "patch", "create", "delete"]})
-    };
-    let list = |items: Value| json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items});
+    let (res, list) = (mock_api::discovery_resource, mock_api::discovery_list);
     if seen.method != "GET" {
         return None;
     }

@@ -77,6 +77,17 @@ pub fn mock(script: impl Fn(&Seen, usize) -> Reply + Send + 'static) -> (kube::C
     (kube::Client::new(svc, "default"), log)
 }
 
+/// One resource of an aggregated discovery document (`apidiscovery.k8s.io/v2`).
+pub fn discovery_resource(plural: &str, group: &str, version: &str, kind: &str, scope: &str) -> Value {
+    json!({"resource": plural, "responseKind": {"group": group, "version": version, "kind": kind},
+           "scope": scope, "verbs": ["get", "list", "patch", "create", "delete"]})
+}
+
+/// An aggregated discovery list (`/api`, `/apis`) of `items` (API groups).
+pub fn discovery_list(items: Value) -> Value {
+    json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items})
+}
+
 pub fn status(code: u16, reason: &str, message: &str) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
            "message": message, "reason": reason, "code": code})
