@@ -77,7 +77,7 @@ mod limits {
 }
 
 /// Normalizes `a/b/../c` to `a/c` without touching the file system.
-fn clean(p: &Path) -> PathBuf {
+pub(crate) fn clean(p: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in p.components() {
         match c {

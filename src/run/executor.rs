@@ -426,11 +426,17 @@ pub async fn execute<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) -> Scena
     }
 }
 
+/// A copy of `s` that is never cancelled (for evidence and teardown, which run even after Ctrl-C);
+/// keep the returned sender alive while it is used.
+fn uncancellable(s: &Settings) -> (Settings, watch::Sender<bool>) {
+    let (tx, rx) = watch::channel(false);
+    (Settings { cancel: rx, ..s.clone() }, tx)
+}
+
 /// Runs the plan's evidence commands before the teardown (even after Ctrl-C, like the teardown),
 /// and returns what each printed, as `<name>.command.txt`; their files stay at their outputs.
 async fn gather(plan: &Plan, s: &Settings) -> Vec<(String, String)> {
-    let (_never_tx, never_rx) = watch::channel(false);
-    let gs = Settings { cancel: never_rx, ..s.clone() };
+    let (gs, _never) = uncancellable(s);
     let mut out = Vec::new();
     for g in &plan.evidence {
         if let Some(dir) = g.output.parent() {
@@ -473,8 +479,7 @@ async fn teardown<A: ClusterApi>(
 ) -> Vec<TeardownResult> {
     let mut out = Vec::new();
     // Teardown must run even after Ctrl-C: it uses a settings copy that is never cancelled.
-    let (_never_tx, never_rx) = watch::channel(false);
-    let ts = Settings { cancel: never_rx, ..s.clone() };
+    let (ts, _never) = uncancellable(s);
     for (i, entry) in plan.teardown_order() {
         let skip = if !started.contains(entry.registered_by.as_str()) {
             Some(format!("{} never started", entry.registered_by))

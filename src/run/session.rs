@@ -75,17 +75,7 @@ pub const DEFAULT_WORK_DIR: &str = "target/kyvtel-work";
 /// `p` made absolute, with `.` and `..` folded and symbolic links followed as far as the path
 /// exists, so that two spellings of one directory compare equal.
 fn resolved(p: &Path) -> PathBuf {
-    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    let mut folded = PathBuf::new();
-    for c in abs.components() {
-        match c {
-            std::path::Component::ParentDir => {
-                folded.pop();
-            }
-            std::path::Component::CurDir => {}
-            other => folded.push(other),
-        }
-    }
+    let folded = plan::build::clean(&std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
     // Follow links in the longest existing ancestor; the rest does not exist yet.
     let mut existing = folded.as_path();
     let mut rest = Vec::new();
