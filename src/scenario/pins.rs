@@ -86,9 +86,11 @@ pub struct Images {
 }
 
 impl Pins {
-    /// The compiled-in pins. The data file is checked by a unit test, so this cannot fail at run time.
+    /// The compiled-in pins, parsed once per process. The data file is checked by a unit test, so
+    /// this cannot fail at run time.
     pub fn builtin() -> Pins {
-        serde_saphyr::from_str(PINS_YAML).expect("pins.yaml is valid (checked by tests)")
+        static PARSED: std::sync::OnceLock<Pins> = std::sync::OnceLock::new();
+        PARSED.get_or_init(|| serde_saphyr::from_str(PINS_YAML).expect("pins.yaml is valid (checked by tests)")).clone()
     }
 }
 
