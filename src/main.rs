@@ -1,12 +1,16 @@
 //! The `kyvtel` binary: parse arguments, call the library, map errors to exit codes.
+//!
+//! `kyvtel run` with the local provider (given, or chosen by `--provider auto`) enters its private
+//! namespaces here, before anything else starts a thread: a multi-threaded process cannot move itself.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use kyvtel::cli::Cli;
+use kyvtel::cli::run::ProviderKind;
+use kyvtel::cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -14,6 +18,24 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { kyvtel::Exit::Input.code() } else { 0 });
         }
     };
+    if let Command::Run(args) = &mut cli.command {
+        // Bad input stops everything before any probe or namespace: exit 2, nothing executed.
+        if let Err(e) = kyvtel::run::session::load_all(&args.scenarios) {
+            eprintln!("error: {e}");
+            return e.exit().into();
+        }
+        if args.provider == ProviderKind::Auto {
+            let (chosen, why) = kyvtel::cli::run::resolve_auto();
+            println!("{why}");
+            args.provider = chosen;
+        }
+        if args.provider == ProviderKind::Local
+            && let Err(e) = kyvtel::provider::local::confine::enter()
+        {
+            eprintln!("error: missing prerequisite: {e}");
+            return kyvtel::Exit::Infra.into();
+        }
+    }
     match kyvtel::cli::dispatch(cli) {
         Ok(exit) => exit.into(),
         Err(e) => {

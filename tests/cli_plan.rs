@@ -36,6 +36,51 @@ fn plan_of_the_documented_recipe_matches_the_snapshot() {
 }
 
 #[test]
+fn the_local_plan_of_the_literal_recipe_matches_the_snapshot() {
+    // Once per buildable Telepresence version, with the components, the charts, the skipped steps
+    // and the adaptations, exactly as `kyvtel run --provider local` executes it.
+    let text = stdout(&["plan", "--provider", "local", "scenarios/documented-recipe-literal.yaml"]);
+    assert_snapshot("plan-local-documented-recipe-literal.txt", &text);
+}
+
+#[test]
+fn the_local_plan_starts_the_control_plane_and_skips_only_kubelet_steps() {
+    let text = stdout(&["plan", "--provider", "local", "scenarios/documented-recipe.yaml"]);
+    for v in ["2.20.2", "2.31.0"] {
+        assert!(text.contains(&format!("plan for scenario documented-recipe@{v} ")), "{text}");
+        assert!(
+            text.contains(&format!(
+                "start .tools/local/traffic-{v} with the args and env of Deployment ambassador/traffic-manager"
+            )),
+            "{text}"
+        );
+    }
+    for step in ["connect", "send-traffic", "leave"] {
+        let at = text.find(&format!(". {step}\n")).unwrap_or_else(|| panic!("{step}: {text}"));
+        assert!(
+            text[at..].lines().nth(1).unwrap_or_default().contains("skip    local provider: no kubelet"),
+            "{step}: {text}"
+        );
+    }
+    // 2.20.2 reads the legacy annotation prefix, 2.31.0 the new one; Services come before Deployments.
+    assert!(text.contains("telepresence.getambassador.io/inject-traffic-agent: enabled"), "{text}");
+    assert!(text.contains("telepresence.io/inject-traffic-agent: enabled"), "{text}");
+    assert!(text.contains("--post-renderer-args post-render --post-renderer-args --port=8443"), "{text}");
+    assert!(text.contains("local provider adaptations (what differs from a real cluster, and why):"), "{text}");
+    assert!(!text.contains("run     kind ") && !text.contains("run     telepresence "), "{text}");
+    // The teardown stops the components newest first and deletes nothing one by one.
+    let teardown = &text[text.rfind("teardown (").unwrap()..];
+    let order: Vec<&str> = teardown.lines().filter(|l| l.trim_start().starts_with('#')).collect();
+    assert!(order[0].contains("stop traffic-manager") && order.last().unwrap().contains("stop etcd"), "{teardown}");
+}
+
+#[test]
+fn plan_never_probes_and_defaults_to_kind() {
+    let text = stdout(&["plan", "scenarios/documented-recipe.yaml"]);
+    assert!(text.contains("cluster: kyvtel-documented-recipe (kind)"), "{text}");
+}
+
+#[test]
 fn plan_commands_match_the_facts() {
     let plan = stdout(&["plan", "scenarios/documented-recipe.yaml"]);
     for expected in [
@@ -43,7 +88,7 @@ fn plan_commands_match_the_facts() {
         "kind create cluster --name kyvtel-documented-recipe --config kind-config/default.yaml --image kindest/node:v1.35.8@sha256:07b2536e30b803ed61d1677a79df6115f798ce64c80f9e22f6ed45afd09323c0 --kubeconfig target/kyvtel-work/RUN_ID/documented-recipe/kubeconfig --wait 120s",
         "kind delete cluster --name kyvtel-documented-recipe --kubeconfig target/kyvtel-work/RUN_ID/documented-recipe/kubeconfig",
         // facts.md §3: install from the verified chart tgz.
-        "helm install kyverno .tools/bin/charts/kyverno-3.9.0.tgz -n kyverno --create-namespace --wait --timeout 10m",
+        "helm install kyverno .tools/bin/charts/kyverno-3.9.1.tgz -n kyverno --create-namespace --wait --timeout 10m",
         // facts.md §4: explicit manager namespace, values file, --mount=false, detach from 2.30.
         "telepresence helm install --manager-namespace ambassador --values scenarios/values/telepresence-agent-security.yaml",
         "telepresence intercept demo --port 8080:80 --mount=false",
@@ -88,9 +133,9 @@ fn plan_all_shares_one_cluster_and_one_kyverno_install() {
     assert_eq!(text.matches("run     kind create cluster").count(), 1, "{text}");
     assert_eq!(text.matches("run     helm install kyverno").count(), 1, "{text}");
     assert_eq!(text.matches("run     kind delete cluster").count(), 1, "{text}");
-    assert!(text.contains("kind create cluster --name kyvtel-cell-k1-35-8-kc3-9-0 "), "{text}");
+    assert!(text.contains("kind create cluster --name kyvtel-cell-k1-35-8-kc3-9-1 "), "{text}");
     // Each scenario installs its own traffic-manager, in its own section, after the shared setup.
-    let setup = text.find("--- shared setup of kyvtel-cell-k1-35-8-kc3-9-0").unwrap();
+    let setup = text.find("--- shared setup of kyvtel-cell-k1-35-8-kc3-9-1").unwrap();
     let mut sections = Vec::new();
     for name in ["documented-recipe-literal", "documented-recipe"] {
         let heading = format!(": {name} (shared phases create-cluster, preload-images, install-kyverno omitted) ---");
@@ -98,13 +143,13 @@ fn plan_all_shares_one_cluster_and_one_kyverno_install() {
         assert!(start > setup);
         sections.push(start);
     }
-    let teardown = text.find("--- teardown of kyvtel-cell-k1-35-8-kc3-9-0").unwrap();
+    let teardown = text.find("--- teardown of kyvtel-cell-k1-35-8-kc3-9-1").unwrap();
     sections.push(teardown);
     for w in sections.windows(2) {
         let section = &text[w[0]..w[1]];
         assert_eq!(section.matches("run     telepresence helm install --manager-namespace ambassador").count(), 1);
         assert!(!section.contains("helm install kyverno") && !section.contains("kind create cluster"), "{section}");
-        assert!(section.contains("KUBECONFIG=target/kyvtel-work/RUN_ID/kyvtel-cell-k1-35-8-kc3-9-0/kubeconfig"));
+        assert!(section.contains("KUBECONFIG=target/kyvtel-work/RUN_ID/kyvtel-cell-k1-35-8-kc3-9-1/kubeconfig"));
     }
     assert!(text[teardown..].contains("uninstall Kyverno"), "{}", &text[teardown..]);
 }
@@ -115,8 +160,8 @@ fn plan_all_as_json_lists_cells_with_their_setup_and_scenarios() {
     let cells = v["cells"].as_array().unwrap();
     assert_eq!(cells.len(), 1);
     let cell = &cells[0];
-    assert_eq!(cell["cluster"], "kyvtel-cell-k1-35-8-kc3-9-0");
-    assert_eq!(cell["key"]["kyvernoChart"], "3.9.0");
+    assert_eq!(cell["cluster"], "kyvtel-cell-k1-35-8-kc3-9-1");
+    assert_eq!(cell["key"]["kyvernoChart"], "3.9.1");
     let setup: Vec<&str> =
         cell["setup"]["phases"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
     assert_eq!(setup, ["create-cluster", "preload-images", "install-kyverno"]);
@@ -208,6 +253,6 @@ fn the_plan_names_the_tools_directory_the_run_uses() {
         .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("(runs /opt/kyvtel-tools/telepresence-2.27.4/telepresence)"), "{text}");
-    assert!(text.contains("helm install kyverno /opt/kyvtel-tools/charts/kyverno-3.9.0.tgz"), "{text}");
+    assert!(text.contains("helm install kyverno /opt/kyvtel-tools/charts/kyverno-3.9.1.tgz"), "{text}");
     assert!(text.contains("KUBECONFIG=target/kyvtel-work/RUN_ID/recipe-on-telepresence-2-27/kubeconfig"), "{text}");
 }

@@ -25,7 +25,7 @@ fn a_missing_telepresence_binary_for_the_scenarios_version_is_refused_before_any
     // The default binary is there, but it does not stand in for 2.27.4.
     script(&tools, "telepresence", &log, "echo 'OSS Client : v2.32.1'");
     let out = kyvtel()
-        .args(["run", "tests/fixtures/run/recipe-telepresence-2.27.yaml"])
+        .args(["run", "--provider", "kind", "tests/fixtures/run/recipe-telepresence-2.27.yaml"])
         .env("KYVTEL_TOOLS_DIR", &tools)
         .output()
         .unwrap();
@@ -82,7 +82,7 @@ fn a_scenario_runs_its_own_telepresence_version() {
 fn a_report_dir_that_would_hold_the_run_private_files_is_refused() {
     let dir = scratch("work-in-reports");
     let out = kyvtel()
-        .args(["run", "scenarios/documented-recipe.yaml", "--report-dir"])
+        .args(["run", "--provider", "kind", "scenarios/documented-recipe.yaml", "--report-dir"])
         .arg(&dir)
         .arg("--work-dir")
         .arg(dir.join("work"))
@@ -102,7 +102,11 @@ fn provider_flags_that_do_not_fit_are_usage_errors() {
         (vec!["--k3s-image", "rancher/k3s:x"], "--k3s-image goes with --provider k3s"),
         (vec!["--reuse", "--provider", "existing", "--kubeconfig", "x"], "--reuse goes with --provider kind"),
     ] {
-        let out = kyvtel().args(["run", "scenarios/documented-recipe.yaml"]).args(&args).output().unwrap();
+        let out = kyvtel()
+            .args(["run", "--provider", "kind", "scenarios/documented-recipe.yaml"])
+            .args(&args)
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(msg), "{args:?}: {stderr}");

@@ -1,9 +1,12 @@
 //! The live suite: one test per scenario file, `cargo test --test e2e -- <scenario>` runs one.
 //!
-//! Without the prerequisites `kyvtel doctor` checks (Docker, kind, helm, telepresence, sudo, TUN),
-//! each scenario is reported **ignored, with the reason**. With `KYVTEL_REQUIRE_LIVE=1`, a missing
-//! prerequisite is a failure. Missing pinned tools are provisioned first with the same code as
-//! `kyvtel tools install`.
+//! Each scenario runs on a provider that can run here: kind when the prerequisites `kyvtel doctor`
+//! checks (Docker, kind, helm, telepresence, sudo, TUN) are met, else the local provider (real
+//! control plane, Kyverno and Telepresence injector built from Go modules, in private namespaces),
+//! which runs the scenario once per Telepresence version it builds. `KYVTEL_E2E_PROVIDER=kind|local`
+//! forces one. When neither can run, each scenario is reported **ignored, with the reason**; with
+//! `KYVTEL_REQUIRE_LIVE=1`, a missing prerequisite is a failure. Missing pinned tools (kind) and
+//! components (local) are provisioned first.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -59,14 +62,76 @@ fn catalog() -> Vec<PathBuf> {
     files
 }
 
-fn run_scenario(path: &Path) -> Result<Completion, Failed> {
-    let missing = missing_prerequisites();
-    if !missing.is_empty() {
-        let reason = format!("live prerequisites missing: {}", missing.join("; "));
-        if std::env::var("KYVTEL_REQUIRE_LIVE").is_ok_and(|v| v == "1") {
-            return Err(format!("KYVTEL_REQUIRE_LIVE=1 and {reason}").into());
+/// What the local provider still lacks here (empty when it can run); builds missing components.
+fn local_missing() -> &'static Vec<String> {
+    static MISSING: OnceLock<Vec<String>> = OnceLock::new();
+    MISSING.get_or_init(|| {
+        let mut missing = Vec::new();
+        if let Some(why) = kyvtel::provider::local::confine::probe() {
+            missing.push(format!("namespaces: {why}"));
         }
-        return Ok(Completion::ignored_with(reason));
+        let pins = Pins::builtin();
+        let versions: Vec<&str> = pins.local.telepresence.keys().map(String::as_str).collect();
+        if let Err(e) = session::local::build_components(&pins, versions.into_iter()) {
+            missing.push(format!("components: {e}"));
+        }
+        missing
+    })
+}
+
+/// The provider to use, or why none can run.
+fn provider() -> Result<&'static str, String> {
+    let forced = std::env::var("KYVTEL_E2E_PROVIDER").unwrap_or_default();
+    if forced != "local" && missing_prerequisites().is_empty() {
+        return Ok("kind");
+    }
+    if forced == "kind" {
+        return Err(format!("live prerequisites missing (kind): {}", missing_prerequisites().join("; ")));
+    }
+    let local = local_missing();
+    if local.is_empty() {
+        return Ok("local");
+    }
+    Err(format!(
+        "live prerequisites missing: kind: {}; local: {}",
+        missing_prerequisites().join("; "),
+        local.join("; ")
+    ))
+}
+
+/// Runs the kyvtel binary (the local provider enters its namespaces in a fresh process).
+fn run_local(path: &Path) -> Result<Completion, Failed> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kyvtel"))
+        .args(["run", "--provider", "local"])
+        .arg(path)
+        .current_dir(root())
+        .output()
+        .map_err(|e| Failed::from(format!("kyvtel: {e}")))?;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprint!("{text}");
+    match out.status.code() {
+        Some(0) => Ok(Completion::Completed),
+        code => Err(format!("scenario failed on the local provider (exit {code:?})").into()),
+    }
+}
+
+fn run_scenario(path: &Path) -> Result<Completion, Failed> {
+    if std::env::var("KYVTEL_SKIP_LOCAL").is_ok_and(|v| v == "1")
+        && std::env::var("KYVTEL_E2E_PROVIDER").is_ok_and(|v| v == "local")
+    {
+        return Ok(Completion::ignored_with("KYVTEL_SKIP_LOCAL=1: the local provider's run was skipped on request"));
+    }
+    let provider = match provider() {
+        Ok(p) => p,
+        Err(reason) => {
+            if std::env::var("KYVTEL_REQUIRE_LIVE").is_ok_and(|v| v == "1") {
+                return Err(format!("KYVTEL_REQUIRE_LIVE=1 and {reason}").into());
+            }
+            return Ok(Completion::ignored_with(reason));
+        }
+    };
+    if provider == "local" {
+        return run_local(path);
     }
     let opts = SessionOptions {
         scenarios: vec![path.to_path_buf()],
@@ -86,6 +151,7 @@ fn run_scenario(path: &Path) -> Result<Completion, Failed> {
 
 fn main() {
     std::env::set_current_dir(root()).expect("repository root");
+    // Never "0 run, passed": the summary line counts ignored scenarios, each with its reason.
     let mut args = Arguments::from_args();
     // Telepresence's daemons are machine-wide: scenarios never run concurrently.
     args.test_threads = Some(1);

@@ -1,5 +1,7 @@
 //! `cargo test --test e2e` on a machine without the live prerequisites: every catalog scenario is
-//! reported ignored with its reason, and `KYVTEL_REQUIRE_LIVE=1` turns that into failures.
+//! reported ignored with its reason, and `KYVTEL_REQUIRE_LIVE=1` turns that into failures. The harness
+//! is forced onto kind (`KYVTEL_E2E_PROVIDER=kind`), so that the local provider, which runs here,
+//! does not stand in.
 //!
 //! The e2e harness binary is the one cargo built next to this test (`target/<profile>/deps/e2e-*`).
 
@@ -42,7 +44,12 @@ fn offline_every_scenario_is_ignored_with_a_reason_and_require_live_fails() {
     let Some(bin) = e2e_binary() else {
         panic!("no e2e harness binary next to {:?}; run `cargo test` (all targets)", std::env::current_exe());
     };
-    let out = Command::new(&bin).current_dir(common::root()).env_remove("KYVTEL_REQUIRE_LIVE").output().unwrap();
+    let out = Command::new(&bin)
+        .current_dir(common::root())
+        .env("KYVTEL_E2E_PROVIDER", "kind")
+        .env_remove("KYVTEL_REQUIRE_LIVE")
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     let names = catalog();
@@ -57,7 +64,12 @@ fn offline_every_scenario_is_ignored_with_a_reason_and_require_live_fails() {
     }
     assert!(text.contains(&format!("0 passed; 0 failed; {} ignored", names.len())), "{text}");
 
-    let out = Command::new(&bin).current_dir(common::root()).env("KYVTEL_REQUIRE_LIVE", "1").output().unwrap();
+    let out = Command::new(&bin)
+        .current_dir(common::root())
+        .env("KYVTEL_E2E_PROVIDER", "kind")
+        .env("KYVTEL_REQUIRE_LIVE", "1")
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{text}");
     assert!(text.contains(&format!("0 passed; {} failed; 0 ignored", names.len())), "{text}");

@@ -22,7 +22,8 @@ fn the_cell() -> Cell {
         .map(|p| kyvtel::scenario::load(&root.join(p)).unwrap())
         .collect();
     let tmp = std::env::temp_dir().join(format!("kyvtel-cells-{}", std::process::id()));
-    let mut cells = group(&loaded, &Options { run_dir: tmp.clone(), tools: ToolsDir::at(tmp.join("tools")) });
+    let mut cells =
+        group(&loaded, &Options { run_dir: tmp.clone(), tools: ToolsDir::at(tmp.join("tools")), ..Options::default() });
     assert_eq!(cells.len(), 1, "both scenarios use the default node image and chart");
     cells.remove(0)
 }
@@ -38,6 +39,7 @@ fn settings(runner: &Arc<RecordingRunner>, api: &FakeApi) -> Settings {
         progress: None,
         as_root: false,
         owns_cluster: true,
+        processes: Default::default(),
     }
 }
 

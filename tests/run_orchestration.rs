@@ -100,7 +100,7 @@ fn build_from(scenario: &Path, repo: PathBuf, tmp: Temp, tp: Option<&str>) -> Bu
     if let Some(v) = tp {
         loaded.versions.telepresence = v.to_string();
     }
-    let opts = Options { run_dir: tmp.run_dir(), tools: ToolsDir::at(tmp.tools_dir()) };
+    let opts = Options { run_dir: tmp.run_dir(), tools: ToolsDir::at(tmp.tools_dir()), ..Options::default() };
     Built { plan: kyvtel::plan::build(&loaded, &opts), repo, tmp }
 }
 
@@ -197,6 +197,7 @@ fn settings(runner: &Arc<RecordingRunner>, api: &FakeApi, keep: bool) -> (Settin
             progress: None,
             as_root: false,
             owns_cluster: true,
+            processes: Default::default(),
         },
         tx,
     )
@@ -326,7 +327,7 @@ async fn the_documented_recipe_runs_every_phase_in_order_and_tears_down_lifo() {
         "$ kind load docker-image registry.k8s.io/e2e-test-images/agnhost:2.53 --name kyvtel-documented-recipe",
         "$ docker pull ghcr.io/telepresenceio/tel2:2.32.1",
         "$ kind load docker-image ghcr.io/telepresenceio/tel2:2.32.1 --name kyvtel-documented-recipe",
-        "$ helm install kyverno {tools}/charts/kyverno-3.9.0.tgz -n kyverno --create-namespace --wait --timeout 10m --set backgroundController.enabled=false --set cleanupController.enabled=false",
+        "$ helm install kyverno {tools}/charts/kyverno-3.9.1.tgz -n kyverno --create-namespace --wait --timeout 10m --set backgroundController.enabled=false --set cleanupController.enabled=false",
         "wait DeploymentAvailable kyverno/kyverno-admission-controller",
         "apply Namespace/kyvtel-app",
         "apply ClusterPolicy/require-security-context, ClusterPolicy/restrict-image-registries",
@@ -500,7 +501,7 @@ async fn command_lines_follow_the_telepresence_version(
         "kind load docker-image registry.k8s.io/e2e-test-images/agnhost:2.53 --name kyvtel-documented-recipe".into(),
         format!("docker pull {image}"),
         format!("kind load docker-image {image} --name kyvtel-documented-recipe"),
-        "helm install kyverno {tools}/charts/kyverno-3.9.0.tgz -n kyverno --create-namespace --wait --timeout 10m --set backgroundController.enabled=false --set cleanupController.enabled=false".into(),
+        "helm install kyverno {tools}/charts/kyverno-3.9.1.tgz -n kyverno --create-namespace --wait --timeout 10m --set backgroundController.enabled=false --set cleanupController.enabled=false".into(),
         "telepresence helm install --manager-namespace ambassador --values {repo}/scenarios/values/telepresence-agent-security.yaml".into(),
         "telepresence quit -s".into(),
         "sudo -n true".into(),

@@ -10,6 +10,7 @@ pub mod check;
 pub mod doctor;
 pub mod explain;
 pub mod plan;
+pub mod post_render;
 pub mod run;
 pub mod schema;
 pub mod tools;
@@ -59,6 +60,9 @@ pub enum Command {
     Run(run::Args),
     /// Manage the pinned external tools.
     Tools(tools::Args),
+    /// Helm post-renderer of the local provider's Telepresence install (internal).
+    #[command(hide = true)]
+    PostRender(post_render::Args),
 }
 
 /// Runs one parsed command.
@@ -73,6 +77,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Check(a) => check::run(a),
         Command::Run(a) => run::run(a),
         Command::Tools(a) => tools::run(a),
+        Command::PostRender(a) => post_render::run(&a),
     }
 }
 

@@ -23,15 +23,27 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
+    /// The provider to plan for (never probed: the default is kind). With `local`, a scenario that
+    /// does not pin Telepresence is planned once per version the local provider builds.
+    #[arg(long, value_enum, default_value_t)]
+    pub provider: plan::Provider,
 }
 
 /// Runs `kyvtel plan`.
 pub fn run(args: Args) -> Result<Exit> {
+    if args.provider == plan::Provider::Local {
+        return local(args.scenario, args.all, args.output);
+    }
     match (args.scenario, args.all) {
         (Some(file), None) => {
             let loaded = scenario::load(&file)?;
             // The directories `kyvtel run` uses: its tools, and this scenario's run directory.
-            let opts = Options { run_dir: Options::default().run_dir.join(loaded.name()), tools: ToolsDir::from_env() };
+            let opts = Options {
+                run_dir: Options::default().run_dir.join(loaded.name()),
+                tools: ToolsDir::from_env(),
+                provider: args.provider,
+                ..Options::default()
+            };
             let p = plan::build(&loaded, &opts);
             match args.output {
                 Output::Text => print!("{}", plan::render::text(&p)),
@@ -41,7 +53,10 @@ pub fn run(args: Args) -> Result<Exit> {
         (None, Some(paths)) => {
             let loaded = load_all(&super::validate::scenario_files(&paths)?)?;
             unique_names(&loaded)?;
-            let cells = plan::group(&loaded, &Options { tools: ToolsDir::from_env(), ..Options::default() });
+            let cells = plan::group(
+                &loaded,
+                &Options { tools: ToolsDir::from_env(), provider: args.provider, ..Options::default() },
+            );
             match args.output {
                 Output::Text => print!("{}", plan::render::cells_text(&cells)),
                 Output::Json => print!("{}", plan::render::cells_json(&cells)),
@@ -56,6 +71,47 @@ pub fn run(args: Args) -> Result<Exit> {
         (None, None) => {
             return Err(Error::Usage("give a scenario file, or --all [PATH...] to plan several scenarios".into()));
         }
+    }
+    Ok(Exit::Success)
+}
+
+/// `kyvtel plan --provider local`: every scenario once per Telepresence version it runs with, one
+/// stack each, exactly as `kyvtel run --provider local` executes them.
+fn local(file: Option<PathBuf>, all: Option<Vec<PathBuf>>, output: Output) -> Result<Exit> {
+    let files = match (file, all) {
+        (Some(f), None) => vec![f],
+        (None, Some(paths)) => super::validate::scenario_files(&paths)?,
+        (Some(_), Some(_)) => {
+            return Err(Error::Usage("give either a scenario file or --all [PATH...], not both".into()));
+        }
+        (None, None) => {
+            return Err(Error::Usage("give a scenario file, or --all [PATH...] to plan several scenarios".into()));
+        }
+    };
+    let loaded = load_all(&files)?;
+    unique_names(&loaded)?;
+    let pins = crate::scenario::pins::Pins::builtin();
+    let mut plans = Vec::new();
+    for l in &loaded {
+        for v in crate::provider::local::variants::variants(l, &pins).map_err(Error::Prerequisite)? {
+            let base = Options::default().run_dir.join(format!("{}@{}", v.name(), v.versions.telepresence));
+            let opts = Options { run_dir: base, provider: plan::Provider::Local, ..Options::default() };
+            plans.push(plan::build(&v, &opts));
+        }
+    }
+    match output {
+        Output::Text => {
+            for (i, p) in plans.iter().enumerate() {
+                if i > 0 {
+                    println!();
+                }
+                print!("{}", plan::render::text(p));
+            }
+        }
+        Output::Json => print!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "plans": plans })).unwrap_or_default() + "\n"
+        ),
     }
     Ok(Exit::Success)
 }

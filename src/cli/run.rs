@@ -8,9 +8,14 @@ use crate::{Error, Exit, Result};
 /// Which cluster provider a run uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum ProviderKind {
-    /// A kind cluster per (node image, Kyverno chart) cell.
+    /// kind when `kyvtel doctor`'s kind checks pass, else local; the first line says which and why.
     #[default]
+    Auto,
+    /// A kind cluster per (node image, Kyverno chart) cell.
     Kind,
+    /// Real control plane, Kyverno and Telepresence injector as host processes built from Go
+    /// modules, in private namespaces; no Docker, no kubelet (kubelet-only steps are skipped).
+    Local,
     /// A privileged k3s container through testcontainers.
     K3s,
     /// A given kubeconfig and context; never created or deleted.
@@ -54,11 +59,40 @@ pub struct Args {
     pub junit: Option<PathBuf>,
 }
 
+/// The checks `--provider auto` needs for kind (those of `kyvtel doctor`).
+pub const KIND_CHECKS: [&str; 6] = ["docker", "kind", "helm", "telepresence", "sudo", "tun"];
+
+/// Resolves `--provider auto`: kind when doctor's kind checks pass, else local, with the reason.
+#[must_use]
+pub fn resolve_auto() -> (ProviderKind, String) {
+    let findings = crate::cli::doctor::machine_findings();
+    let failing: Vec<String> = findings
+        .iter()
+        .filter(|f| !f.ok && KIND_CHECKS.contains(&f.check.as_str()))
+        .map(|f| format!("{}: {}", f.check, f.detail))
+        .collect();
+    if failing.is_empty() {
+        (ProviderKind::Kind, "provider kind (auto): doctor's kind checks pass".into())
+    } else {
+        (ProviderKind::Local, format!("provider local (auto): kind cannot run here ({})", failing.join("; ")))
+    }
+}
+
+/// `auto` is resolved in `main`, before the run (and its namespaces) start.
+fn unreachable_auto() -> Result<Provider> {
+    Err(Error::Usage("--provider auto must be resolved before the run starts".into()))
+}
+
 /// Runs `kyvtel run`.
 pub fn run(args: Args) -> Result<Exit> {
     // Bad input stops the run before anything is executed.
     session::load_all(&args.scenarios)?;
     let provider = match args.provider {
+        ProviderKind::Auto => unreachable_auto()?,
+        ProviderKind::Local if args.kubeconfig.is_some() || args.context.is_some() => {
+            return Err(Error::Usage("--kubeconfig and --context go with --provider existing".into()));
+        }
+        ProviderKind::Local => Provider::Local,
         ProviderKind::Kind if args.kubeconfig.is_some() || args.context.is_some() => {
             return Err(Error::Usage("--kubeconfig and --context go with --provider existing".into()));
         }

@@ -33,6 +33,22 @@ pub enum Action {
     /// Exit codes: 0 installed or already up to date, 2 bad usage or a bad scenario file, 3 a
     /// download or check failed.
     Install(InstallArgs),
+    /// Build the local provider's components from their Go modules into `.tools/local`: what is
+    /// missing or stale only (a binary whose stamp matches needs no `go` invocation at all).
+    ///
+    /// Go's module and build caches stay where Go keeps them, outside the clone. `GOPROXY` is honoured;
+    /// modules the proxy refuses are looked up in `$KYVTEL_SHARED_DIR/goproxy` when it exists.
+    ///
+    /// Exit codes: 0 built or up to date, 3 Go missing or a build failed (module, proxy and fix named).
+    Build(BuildArgs),
+}
+
+/// Arguments of `kyvtel tools build`.
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    /// Only these Telepresence versions' traffic-managers (default: every buildable one).
+    #[arg(long = "telepresence", value_name = "VERSION")]
+    pub telepresence: Vec<String>,
 }
 
 /// Arguments of `kyvtel tools install`.
@@ -97,7 +113,31 @@ fn requests(pins: &Pins, args: &InstallArgs) -> Result<Vec<Request>> {
 pub fn run(args: Args) -> Result<Exit> {
     match args.action {
         Action::Install(a) => install(a),
+        Action::Build(a) => build(&a),
     }
+}
+
+fn build(args: &BuildArgs) -> Result<Exit> {
+    let pins = Pins::builtin();
+    for v in &args.telepresence {
+        if !pins.local.telepresence.contains_key(v) {
+            let known: Vec<&str> = pins.local.telepresence.keys().map(String::as_str).collect();
+            return Err(Error::Usage(format!("--telepresence {v}: not buildable; buildable: {}", known.join(", "))));
+        }
+    }
+    let versions: Vec<&str> = if args.telepresence.is_empty() {
+        pins.local.telepresence.keys().map(String::as_str).collect()
+    } else {
+        args.telepresence.iter().map(String::as_str).collect()
+    };
+    let t0 = std::time::Instant::now();
+    let built = crate::run::session::local::build_components(&pins, versions.into_iter())?;
+    eprintln!(
+        "local components: {} built in {:.1}s, the rest up to date (.tools/local)",
+        built.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(Exit::Success)
 }
 
 fn install(args: InstallArgs) -> Result<Exit> {

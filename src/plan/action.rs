@@ -38,6 +38,16 @@ pub enum WaitFor {
         /// Policy names.
         names: Vec<String>,
     },
+    /// The workload's newest pod (not terminating) that has the container `container` (the local
+    /// provider: injected at admission, never run).
+    InjectedPod {
+        /// Namespace.
+        namespace: String,
+        /// The workload's pod selector.
+        selector: serde_json::Map<String, Value>,
+        /// The injected container.
+        container: String,
+    },
     /// A pod of the workload that did not exist before the intercept, with a ready `traffic-agent`.
     NewAgentPod {
         /// Namespace.
@@ -198,6 +208,13 @@ pub enum Action {
         /// Index into [`Plan::teardown`] registration order.
         index: usize,
     },
+    /// An operation of the local provider (its components, charts and processes).
+    Local(crate::provider::local::LocalOp),
+    /// The step cannot run on this provider: the phase is reported skipped with the reason, never passed.
+    Skip {
+        /// Why, e.g. `local provider: no kubelet`.
+        reason: String,
+    },
 }
 
 /// A command that gathers evidence when a phase fails or the run is cancelled. Gathering runs
@@ -261,6 +278,8 @@ pub struct Plan {
     pub source: PathBuf,
     /// The versions, resolved against the pins.
     pub versions: Versions,
+    /// Where the plan runs.
+    pub provider: super::provider::Provider,
     /// The kind cluster name.
     pub cluster: String,
     /// The workload's namespace.

@@ -153,11 +153,11 @@ pub fn group(loaded: &[Loaded], opts: &Options) -> Vec<Cell> {
     let mut drafts: Vec<Draft> = Vec::new();
     for l in loaded {
         let key = CellKey::of(l);
-        let member_opts = Options { run_dir: opts.run_dir.join(l.name()), tools: opts.tools.clone() };
+        let member_opts = Options { run_dir: opts.run_dir.join(l.name()), ..opts.clone() };
         let exclusive = !kyverno_shareable(l);
         let shared_phases: &[&str] = if exclusive { &CLUSTER_PHASES } else { &SHARED_PHASES };
         let joined = drafts.iter_mut().filter(|d| !exclusive && !d.exclusive && d.cell.key == key).find(|d| {
-            let cell_opts = Options { run_dir: d.cell.run_dir.clone(), tools: opts.tools.clone() };
+            let cell_opts = Options { run_dir: d.cell.run_dir.clone(), ..opts.clone() };
             shared_part(l, &cell_opts, &d.cell.target()) == d.shared
         });
         let d = match joined {
@@ -168,7 +168,7 @@ pub fn group(loaded: &[Loaded], opts: &Options) -> Vec<Cell> {
                 let run_dir = opts.run_dir.join(&cluster);
                 let kubeconfig = env::kubeconfig(&run_dir);
                 let target = ClusterTarget { name: cluster.clone(), kubeconfig: kubeconfig.clone() };
-                let cell_opts = Options { run_dir: run_dir.clone(), tools: opts.tools.clone() };
+                let cell_opts = Options { run_dir: run_dir.clone(), ..opts.clone() };
                 let shared = shared_part(l, &cell_opts, &target);
                 // Filled in below, once every member is known.
                 let setup = build_in(l, &cell_opts, &target).only_phases(shared_phases);
@@ -254,7 +254,7 @@ mod tests {
         let cells = group(&[recipe(), literal()], &Options::default());
         assert_eq!(cells.len(), 1);
         let c = &cells[0];
-        assert_eq!(c.cluster, "kyvtel-cell-k1-35-8-kc3-9-0");
+        assert_eq!(c.cluster, "kyvtel-cell-k1-35-8-kc3-9-1");
         assert_eq!(names(c), ["documented-recipe", "documented-recipe-literal"]);
         assert_eq!(phase_names(&c.setup), SHARED_PHASES);
         let labels: Vec<&str> = c.setup.teardown.iter().map(|t| t.label.as_str()).collect();
@@ -265,7 +265,7 @@ mod tests {
             assert_eq!(p.cluster, c.cluster);
             assert_eq!(p.run_dir, Path::new("target/kyvtel-work/RUN_ID").join(&p.scenario));
             let kubeconfig = c.kubeconfig.display().to_string();
-            assert_eq!(kubeconfig, "target/kyvtel-work/RUN_ID/kyvtel-cell-k1-35-8-kc3-9-0/kubeconfig");
+            assert_eq!(kubeconfig, "target/kyvtel-work/RUN_ID/kyvtel-cell-k1-35-8-kc3-9-1/kubeconfig");
             assert!(p.env.contains(&("KUBECONFIG".into(), kubeconfig.clone())), "{:?}", p.env);
             for cmd in p.phases.iter().flat_map(|ph| &ph.actions).filter_map(|a| match a {
                 Action::Run { command, .. } => Some(command),
@@ -310,7 +310,7 @@ mod tests {
         assert_eq!(cells.len(), 2);
         assert_eq!(names(&cells[0]), ["documented-recipe", "documented-recipe"]);
         assert_eq!(names(&cells[1]), ["documented-recipe-literal"]);
-        assert_eq!(cells[1].cluster, "kyvtel-cell-k1-35-8-kc3-9-0-2");
+        assert_eq!(cells[1].cluster, "kyvtel-cell-k1-35-8-kc3-9-1-2");
     }
 
     #[rstest::rstest]
@@ -334,7 +334,7 @@ mod tests {
         assert_eq!(names(&cells[0]), ["documented-recipe", "documented-recipe-literal"]);
         assert_eq!(phase_names(&cells[0].setup), SHARED_PHASES);
         assert_eq!(names(&cells[1]), ["documented-recipe-literal"]);
-        assert_eq!(cells[1].cluster, "kyvtel-cell-k1-35-8-kc3-9-0-2");
+        assert_eq!(cells[1].cluster, "kyvtel-cell-k1-35-8-kc3-9-1-2");
         assert_eq!(phase_names(&cells[1].setup), CLUSTER_PHASES);
         let own = &cells[1].scenarios[0];
         assert!(phase_names(own).contains(&"install-kyverno"), "{:?}", phase_names(own));

@@ -9,8 +9,12 @@ pub mod build;
 pub mod cells;
 pub mod duration;
 mod edit;
+pub mod provider;
+pub mod providers;
 pub mod render;
+mod steps;
 
 pub use action::{Action, DenialSource, Gather, Phase, Plan, Teardown, WaitFor};
 pub use build::{ClusterTarget, Options, build, build_in};
 pub use cells::{Cell, CellKey, group};
+pub use provider::{LocalPaths, Provider};

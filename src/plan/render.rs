@@ -34,6 +34,12 @@ fn wait(w: &WaitFor) -> String {
             )
         }
         WaitFor::PoliciesReady { names } => format!("ClusterPolicies {} are Ready", names.join(", ")),
+        WaitFor::InjectedPod { namespace, selector, container } => {
+            format!(
+                "the newest pod in {namespace} matching {} has container {container} (injected at admission)",
+                kv(selector)
+            )
+        }
         WaitFor::NewAgentPod { namespace, selector } => {
             format!("a new pod in {namespace} matching {} with container traffic-agent ready", kv(selector))
         }
@@ -128,6 +134,8 @@ fn action(out: &mut String, a: &Action, indent: &str) {
         Action::Undo { index } => {
             writeln!(out, "{indent}undo    teardown entry #{} now (skipped at teardown)", index + 1)
         }
+        Action::Local(op) => writeln!(out, "{indent}local   {op}"),
+        Action::Skip { reason } => writeln!(out, "{indent}skip    {reason}"),
     };
 }
 
@@ -138,8 +146,23 @@ const TEARDOWN_WHEN: &str =
 /// The plan as text.
 pub fn text(plan: &Plan) -> String {
     let mut out = String::new();
-    scenario(&mut out, plan, "kind");
+    scenario(&mut out, plan, plan.provider.name());
+    if plan.provider == super::Provider::Local {
+        adaptations(&mut out);
+    }
     out
+}
+
+/// The local provider's adaptations, each with its reason (one list: [`crate::provider::local::adapt::ADAPTATIONS`]).
+fn adaptations(out: &mut String) {
+    let _ = writeln!(
+        out,
+        "
+local provider adaptations (what differs from a real cluster, and why):"
+    );
+    for (what, why) in crate::provider::local::adapt::ADAPTATIONS {
+        let _ = writeln!(out, "  - {what}: {why}");
+    }
 }
 
 /// A scenario's plan; `cluster_note` says where its cluster comes from.

@@ -13,6 +13,7 @@
 pub mod existing;
 pub mod k3s;
 pub mod kind;
+pub mod local;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

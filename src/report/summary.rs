@@ -61,6 +61,26 @@ pub struct ScenarioReport {
     /// Messages of earlier attempts that failed before this final verdict (retries). A passed
     /// scenario with failed attempts is reported as flaky in JUnit.
     pub failed_attempts: Vec<String>,
+    /// The Telepresence version that actually ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub telepresence: Option<String>,
+    /// The provider it ran on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// Checks asserted: pod checks, proven denials, canary denials.
+    pub checks_asserted: usize,
+    /// Steps that could not run on this provider, with the reason (never counted as passed).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped_steps: Vec<SkippedStep>,
+}
+
+/// A step that was skipped, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkippedStep {
+    /// The step (phase) name.
+    pub name: String,
+    /// Why, e.g. `local provider: no kubelet`.
+    pub reason: String,
 }
 
 impl ScenarioReport {
@@ -73,6 +93,10 @@ impl ScenarioReport {
             phases: Vec::new(),
             evidence: None,
             failed_attempts: Vec::new(),
+            telepresence: None,
+            provider: None,
+            checks_asserted: 0,
+            skipped_steps: Vec::new(),
         }
     }
 }
@@ -200,7 +224,22 @@ impl RunReport {
             if let Some(e) = &s.evidence {
                 case.add_property(("evidence", redact(&e.display().to_string()).as_str()));
             }
+            if let Some(v) = &s.telepresence {
+                case.add_property(("telepresence", redact(v).as_str()));
+            }
+            if let Some(p) = &s.provider {
+                case.add_property(("provider", redact(p).as_str()));
+            }
+            case.add_property(("checks-asserted", s.checks_asserted.to_string().as_str()));
             suite.add_test_case(case);
+            // Each step the provider cannot run is a skipped case of its own, with the reason.
+            for step in &s.skipped_steps {
+                let mut st = TestCaseStatus::skipped();
+                st.set_message(redact(&step.reason));
+                let mut c = TestCase::new(redact(&format!("{}::{}", s.name, step.name)), st);
+                c.set_classname("kyvtel");
+                suite.add_test_case(c);
+            }
         }
         let mut report = Report::new("kyvtel");
         report.add_test_suite(suite);

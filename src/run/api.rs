@@ -72,4 +72,29 @@ pub trait ClusterApi {
     async fn write_fingerprint(&self, entries: &BTreeMap<String, String>) -> ApiResult<()>;
     /// Evidence files (name, content) for a failure bundle: events, pods, webhooks, policies, logs.
     async fn evidence(&self, namespaces: &[String], manager_namespace: &str) -> Vec<(String, String)>;
+
+    /// `GET` of an API path, as JSON (the local provider reads what the charts rendered).
+    async fn get_json(&self, path: &str) -> ApiResult<Value> {
+        Err(ApiFailure::new(format!("GET {path}: not supported by this API")))
+    }
+    /// `GET` of a non-resource path (`/readyz`), as text; a status other than 200 is an error.
+    async fn get_text(&self, path: &str) -> ApiResult<String> {
+        Err(ApiFailure::new(format!("GET {path}: not supported by this API")))
+    }
+    /// A token for a ServiceAccount (TokenRequest).
+    async fn create_token(&self, namespace: &str, service_account: &str) -> ApiResult<String> {
+        Err(ApiFailure::new(format!("TokenRequest {namespace}/{service_account}: not supported by this API")))
+    }
+    /// Waits for the newest pod matching `selector` (not terminating) that has the container
+    /// `container`, and returns it; on timeout, the pods and ReplicaSet conditions last seen.
+    async fn injected_pod(
+        &self,
+        namespace: &str,
+        selector: &serde_json::Map<String, Value>,
+        container: &str,
+        timeout: Duration,
+    ) -> ApiResult<Value> {
+        let _ = (selector, container, timeout);
+        Err(ApiFailure::new(format!("pods in {namespace}: not supported by this API")))
+    }
 }

@@ -68,6 +68,11 @@ pub struct ScenarioResult {
     pub checks: Vec<Check>,
     /// Differences between the injection model and the live pod (model drift); empty when none.
     pub drift: Vec<String>,
+    /// The failure was the infrastructure's (a component died, a webhook could not be called), never
+    /// a policy verdict: exit 3.
+    pub infra: bool,
+    /// How many checks were asserted: pod checks, proven denials and canary denials.
+    pub asserted: usize,
     /// The teardown, in the order it ran.
     pub teardown: Vec<TeardownResult>,
     /// Evidence collected on failure: (file name, content), not yet redacted.
@@ -103,6 +108,8 @@ pub struct Settings {
     /// The cluster is kyvtel's own (kind, k3s): after a failed Helm install, its leftovers are
     /// removed. On an existing cluster, a release kyvtel did not install is never uninstalled.
     pub owns_cluster: bool,
+    /// The local provider's running components (empty elsewhere).
+    pub processes: crate::provider::local::process::Table,
 }
 
 /// Mutable state of one execution.
@@ -119,6 +126,8 @@ struct State {
     phase: String,
     installed: HashSet<String>,
     drift: Vec<String>,
+    infra: bool,
+    asserted: usize,
 }
 
 fn is_cancelled(s: &Settings) -> bool {
@@ -261,6 +270,22 @@ async fn exec_action<A: ClusterApi>(
                 (Err(e), _) => Err(format!("apply {label}: {e}")),
             }
         }
+        Action::Wait { until: WaitFor::InjectedPod { namespace, selector, container }, timeout } => {
+            let pod = api.injected_pod(namespace, selector, container, *timeout).await.map_err(|e| e.to_string())?;
+            st.agent_pod = Some(pod);
+            Ok(())
+        }
+        Action::Local(op) => {
+            let r = crate::provider::local::op::run(op, api, &s.processes).await;
+            if r.is_err() {
+                st.infra = true;
+            }
+            if r.is_ok() && matches!(op, crate::provider::local::LocalOp::StartFromChart { .. }) {
+                st.installed.insert(st.phase.clone());
+            }
+            r
+        }
+        Action::Skip { reason } => Err(format!("skipped: {reason}")),
         Action::Wait { until: WaitFor::NewAgentPod { namespace, selector }, timeout } => {
             let pod =
                 api.new_agent_pod(namespace, selector, &st.recorded_pods, *timeout).await.map_err(|e| e.to_string())?;
@@ -271,7 +296,10 @@ async fn exec_action<A: ClusterApi>(
         Action::CanaryDenied { pod, timeout } => {
             let text = api.canary_denied(pod, *timeout).await.map_err(|e| e.to_string())?;
             match denial::parse(&text) {
-                Ok(Parsed::Kyverno(_)) => Ok(()),
+                Ok(Parsed::Kyverno(_)) => {
+                    st.asserted += 1;
+                    Ok(())
+                }
                 Ok(Parsed::OtherWebhook(o)) => {
                     Err(format!("the canary was denied by `{}`, not by Kyverno: {}", o.webhook, o.reason))
                 }
@@ -294,7 +322,9 @@ async fn exec_action<A: ClusterApi>(
                     }
                 }
             };
-            prove(&texts, expected)
+            prove(&texts, expected)?;
+            st.asserted += expected.len().max(1);
+            Ok(())
         }
         Action::RecordPods { namespace, selector } => {
             st.recorded_pods = api.pod_uids(namespace, selector).await.map_err(|e| e.to_string())?;
@@ -317,6 +347,7 @@ async fn exec_action<A: ClusterApi>(
             }
             let verdict = crate::outcome::pod::verify_pod(pod, expectations, &plan.versions);
             st.checks.extend(verdict.checks.iter().cloned());
+            st.asserted += verdict.checks.len();
             if verdict.passed {
                 Ok(())
             } else {
@@ -348,6 +379,25 @@ async fn exec_action<A: ClusterApi>(
             Ok(())
         }
     }
+}
+
+/// Names an infrastructure cause of a failure, when there is one: a component of the run that exited,
+/// or a webhook the API server could not call. Such a failure is never a policy verdict.
+fn infra_cause(s: &Settings, st: &mut State, e: String) -> String {
+    let dead = s.processes.dead();
+    if !dead.is_empty() {
+        st.infra = true;
+        let which: Vec<String> = dead.iter().map(|(n, how)| format!("{n} ({how})")).collect();
+        return format!("infrastructure failure: component exited: {}; {e}", which.join(", "));
+    }
+    if e.contains("failed calling webhook") {
+        st.infra = true;
+        return format!("infrastructure failure: a webhook could not be called: {e}");
+    }
+    if st.infra && !e.starts_with("infrastructure failure") {
+        return format!("infrastructure failure: {e}");
+    }
+    e
 }
 
 /// Replaces `{clusterIP:<ns>/<svc>}` in a URL with the Service's ClusterIP.
@@ -382,6 +432,14 @@ pub async fn execute<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) -> Scena
             });
             continue;
         }
+        if let [Action::Skip { reason }] = phase.actions.as_slice() {
+            phases.push(PhaseResult {
+                name: phase.name.clone(),
+                status: Status::Skipped(reason.clone()),
+                seconds: 0.0,
+            });
+            continue;
+        }
         started.insert(phase.name.as_str());
         st.phase = phase.name.clone();
         let shown = s.progress.as_ref().map(|p| p.phase(&plan.scenario, &phase.name));
@@ -393,7 +451,7 @@ pub async fn execute<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) -> Scena
                 () = cancelled(s.cancel.clone()) => Err("cancelled (Ctrl-C)".to_string()),
             };
             if let Err(e) = r {
-                status = Status::Failed(e);
+                status = Status::Failed(infra_cause(s, &mut st, e));
                 break;
             }
         }
@@ -421,6 +479,8 @@ pub async fn execute<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) -> Scena
         phases,
         checks: std::mem::take(&mut st.checks),
         drift: std::mem::take(&mut st.drift),
+        infra: st.infra,
+        asserted: st.asserted,
         teardown,
         evidence,
     }
@@ -543,6 +603,8 @@ pub async fn execute_guarded<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) 
                 phases: vec![PhaseResult { name: "run".into(), status: Status::Failed(message), seconds: 0.0 }],
                 checks: Vec::new(),
                 drift: Vec::new(),
+                infra: false,
+                asserted: 0,
                 teardown,
                 evidence: Vec::new(),
             }

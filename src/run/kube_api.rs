@@ -349,6 +349,9 @@ impl ClusterApi for KubeApi {
                 let names: Vec<&str> = names.iter().map(String::as_str).collect();
                 wait::cluster_policies_ready(client, &names, timeout).await.map_err(failure)
             }
+            WaitFor::InjectedPod { .. } => {
+                Err(ApiFailure::new("waiting for an injected pod returns the pod (injected_pod)"))
+            }
             WaitFor::NewAgentPod { .. } => Err(ApiFailure::new(
                 "waiting for a new agent pod needs the pods recorded before the intercept (new_agent_pod)",
             )),
@@ -460,6 +463,116 @@ impl ClusterApi for KubeApi {
             .into_iter()
             .map(|item| (item.name, item.content))
             .collect()
+    }
+
+    async fn get_json(&self, path: &str) -> ApiResult<Value> {
+        let text = self.get_text(path).await?;
+        serde_json::from_str(&text).map_err(|e| ApiFailure::new(format!("GET {path}: {e}")))
+    }
+
+    async fn get_text(&self, path: &str) -> ApiResult<String> {
+        let client = self.client().await?;
+        let req = http::Request::get(path).body(Vec::new()).map_err(|e| ApiFailure::new(format!("GET {path}: {e}")))?;
+        self.bounded(&format!("GET {path}"), async {
+            client.request_text(req).await.map_err(|e| ApiFailure::new(format!("GET {path}: {e}")))
+        })
+        .await
+    }
+
+    async fn create_token(&self, namespace: &str, service_account: &str) -> ApiResult<String> {
+        let client = self.client().await?;
+        let path = format!("/api/v1/namespaces/{namespace}/serviceaccounts/{service_account}/token");
+        let body = serde_json::to_vec(&json!({
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": 86400}
+        }))
+        .map_err(|e| ApiFailure::new(e.to_string()))?;
+        let req = http::Request::post(&path)
+            .header("content-type", "application/json")
+            .body(body)
+            .map_err(|e| ApiFailure::new(format!("POST {path}: {e}")))?;
+        let answer: Value = self
+            .bounded(&format!("TokenRequest {namespace}/{service_account}"), async {
+                client.request::<Value>(req).await.map_err(|e| ApiFailure::new(format!("POST {path}: {e}")))
+            })
+            .await?;
+        answer["status"]["token"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| ApiFailure::new(format!("POST {path}: no token in the answer")))
+    }
+
+    async fn injected_pod(
+        &self,
+        namespace: &str,
+        selector: &Map<String, Value>,
+        container: &str,
+        timeout: Duration,
+    ) -> ApiResult<Value> {
+        let sel: Vec<String> =
+            selector.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect();
+        let path = format!("/api/v1/namespaces/{namespace}/pods?labelSelector={}", sel.join(","));
+        let start = Instant::now();
+        let mut last = String::from("no pod yet");
+        loop {
+            match self.get_json(&path).await {
+                Ok(list) => {
+                    let mut pods: Vec<Value> = list["items"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+                        .collect();
+                    pods.sort_by(|a, b| {
+                        a["metadata"]["creationTimestamp"].as_str().cmp(&b["metadata"]["creationTimestamp"].as_str())
+                    });
+                    if let Some(p) = pods.last() {
+                        let names: Vec<&str> = p["spec"]["containers"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|c| c["name"].as_str())
+                            .collect();
+                        if names.contains(&container) {
+                            return Ok(p.clone());
+                        }
+                        last = format!(
+                            "newest pod {} has containers [{}], no `{container}`",
+                            p["metadata"]["name"].as_str().unwrap_or("?"),
+                            names.join(", ")
+                        );
+                    }
+                }
+                Err(e) => last = e.to_string(),
+            }
+            if start.elapsed() >= timeout {
+                let denials = self.denial_messages_any(namespace).await;
+                return Err(ApiFailure::new(format!(
+                    "no pod with container `{container}` in {namespace} within {}; last observed: {last}{denials}",
+                    crate::plan::duration::format(timeout)
+                )));
+            }
+            tokio::time::sleep(self.poll_interval.min(Duration::from_millis(250))).await;
+        }
+    }
+}
+
+impl KubeApi {
+    /// The ReplicaSet failures in `namespace`, for a wait's last observed state.
+    async fn denial_messages_any(&self, namespace: &str) -> String {
+        let Ok(list) = self.get_json(&format!("/apis/apps/v1/namespaces/{namespace}/replicasets")).await else {
+            return String::new();
+        };
+        let msgs: Vec<String> = list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|rs| rs["status"]["conditions"].as_array().cloned().unwrap_or_default())
+            .filter_map(|c| c["message"].as_str().map(str::to_string))
+            .collect();
+        if msgs.is_empty() { String::new() } else { format!("; ReplicaSet conditions: {}", msgs.join(" | ")) }
     }
 }
 

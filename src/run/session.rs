@@ -46,6 +46,8 @@ pub enum Provider {
         /// The context to use.
         context: Option<String>,
     },
+    /// The local stack (no Docker): components built from Go modules, run in private namespaces.
+    Local,
 }
 
 /// What a run needs to know.
@@ -294,6 +296,10 @@ fn scenario_report(plan: &Plan, r: &ScenarioResult, took: Duration, evidence: Op
         Verdict::Passed
     } else if r.cancelled {
         Verdict::Failed { message: "cancelled (Ctrl-C)".into() }
+    } else if r.infra {
+        let why = r.failure().unwrap_or_else(|| "failed".into());
+        let why = if why.contains("infrastructure failure") { why } else { format!("infrastructure failure: {why}") };
+        Verdict::Failed { message: why }
     } else {
         Verdict::Failed { message: r.failure().unwrap_or_else(|| "failed".into()) }
     };
@@ -309,6 +315,24 @@ fn scenario_report(plan: &Plan, r: &ScenarioResult, took: Duration, evidence: Op
         })
         .collect();
     s.evidence = evidence;
+    s.telepresence = Some(plan.versions.telepresence.clone());
+    s.provider = Some(plan.provider.name().to_string());
+    s.checks_asserted = r.asserted;
+    // Steps the provider cannot run (their phase holds only a `skip`), never those skipped after a failure.
+    s.skipped_steps = r
+        .phases
+        .iter()
+        .filter_map(|p| match &p.status {
+            Status::Skipped(reason)
+                if plan.phases.iter().any(|ph| {
+                    ph.name == p.name && matches!(ph.actions.as_slice(), [crate::plan::Action::Skip { .. }])
+                }) =>
+            {
+                Some(report::SkippedStep { name: p.name.clone(), reason: reason.clone() })
+            }
+            _ => None,
+        })
+        .collect();
     s
 }
 
@@ -326,6 +350,10 @@ struct Session<'a> {
     progress: report::progress::Progress,
     report: RunReport,
     refused: bool,
+    /// A scenario failed for an infrastructure reason (exit 3).
+    infra: bool,
+    /// The local provider's components (empty elsewhere).
+    processes: crate::provider::local::process::Table,
 }
 
 /// What `--reuse` made of a plan: the plan to run and the fingerprint to record after setup.
@@ -355,6 +383,7 @@ impl Session<'_> {
             progress: Some(self.progress.clone()),
             as_root: crate::tools::is_root(),
             owns_cluster: !matches!(self.opts.provider, Provider::Existing { .. }),
+            processes: self.processes.clone(),
         }
     }
 
@@ -466,7 +495,10 @@ impl Session<'_> {
     /// One scenario on its own cluster: exactly `kyvtel plan SCENARIO`. Returns whether it was cancelled.
     fn run_one(&mut self, l: &Loaded) -> Result<bool> {
         let work = self.work.path.join(l.name());
-        let mut p = plan::build(l, &Options { run_dir: work.clone(), tools: ToolsDir::at(default_tools_dir()) });
+        let mut p = plan::build(
+            l,
+            &Options { run_dir: work.clone(), tools: ToolsDir::at(default_tools_dir()), ..Options::default() },
+        );
         let kind_cluster = self.opts.provider == Provider::Kind;
         let mut k3s = None;
         let (kubeconfig, context) = match &self.opts.provider {
@@ -487,6 +519,7 @@ impl Session<'_> {
                 k3s = Some(provider);
                 (ensured.cluster.kubeconfig, ensured.cluster.context)
             }
+            Provider::Local => return self.run_local(l),
             Provider::Existing { kubeconfig, context } => {
                 p = for_existing_cluster(p);
                 let private = crate::tools::env::kubeconfig(&work);
@@ -522,8 +555,10 @@ impl Session<'_> {
     /// `kyvtel plan --all`. Returns whether the run was cancelled.
     fn run_cells(&mut self, loaded: &[Loaded]) -> Result<bool> {
         let work = self.work.path.clone();
-        let cells =
-            plan::cells::group(loaded, &Options { run_dir: work.clone(), tools: ToolsDir::at(default_tools_dir()) });
+        let cells = plan::cells::group(
+            loaded,
+            &Options { run_dir: work.clone(), tools: ToolsDir::at(default_tools_dir()), ..Options::default() },
+        );
         for cell in cells {
             let names: Vec<&str> = cell.scenarios.iter().map(|p| p.scenario.as_str()).collect();
             // The shared setup (cluster, Kyverno) runs no Telepresence command.
@@ -560,6 +595,7 @@ impl Session<'_> {
                 progress: Some(progress.clone()),
                 as_root: crate::tools::is_root(),
                 owns_cluster: true,
+                processes: Default::default(),
             }));
             self.note_server_version(&api);
             self.record_fingerprint(&api, &result.setup, record);
@@ -621,12 +657,16 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
     }
     let pins = Pins::builtin();
     check_work_dir(opts)?;
-    check_provisioned_versions(&loaded, &ToolsDir::at(default_tools_dir()), &pins)?;
-    let findings = crate::cli::doctor::machine_findings();
+    if opts.provider != Provider::Local {
+        check_provisioned_versions(&loaded, &ToolsDir::at(default_tools_dir()), &pins)?;
+    }
+    let local_runs = if opts.provider == Provider::Local { Some(local::prepare(&loaded, &pins)?) } else { None };
+    let findings = if local_runs.is_some() { Vec::new() } else { crate::cli::doctor::machine_findings() };
     let needed: &[&str] = match opts.provider {
         Provider::Kind => &["docker", "kind", "helm", "telepresence", "sudo", "tun"],
         Provider::K3s { .. } => &["docker", "helm", "telepresence", "sudo", "tun"],
         Provider::Existing { .. } => &["helm", "telepresence", "sudo", "tun"],
+        Provider::Local => &[],
     };
     // doctor checks the default Telepresence; other versions were checked above.
     let default_telepresence = loaded.iter().any(|l| l.versions.telepresence == pins.telepresence.default);
@@ -648,7 +688,22 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
         .map_err(|e| Error::infra("start the async runtime", e))?;
     let (cancel_tx, cancel_rx) = watch::channel(false);
     rt.spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
+        // SIGTERM (a CI timeout, `kill`) is handled as Ctrl-C: stop the step, then tear down. The
+        // local provider's confined kyvtel is PID 1 of its namespace, which ignores unhandled signals.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let terminated = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        let ok = tokio::select! {
+            r = tokio::signal::ctrl_c() => r.is_ok(),
+            () = terminated => true,
+        };
+        if ok {
             eprintln!("interrupted: stopping the current step, then tearing down (Ctrl-C again has no effect)");
             let _ = cancel_tx.send(true);
             interrupt_all();
@@ -673,8 +728,16 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
             scenarios: Vec::new(),
         },
         refused: false,
+        infra: false,
+        processes: Default::default(),
     };
-    if opts.provider == Provider::Kind && loaded.len() > 1 {
+    if let Some(runs) = &local_runs {
+        for l in runs {
+            if session.run_local(l)? {
+                break;
+            }
+        }
+    } else if opts.provider == Provider::Kind && loaded.len() > 1 {
         session.run_cells(&loaded)?;
     } else {
         for l in &loaded {
@@ -690,7 +753,7 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
         .map_err(|e| Error::infra(format!("write reports under {}", root.display()), e))?;
     eprintln!("reports: {}, {}, {}", written.junit.display(), written.json.display(), written.markdown.display());
     println!("{}", session.report.closing_line());
-    Ok(if session.refused {
+    Ok(if session.refused || session.infra {
         Exit::Infra
     } else if session.report.counts().failed == 0 {
         Exit::Success
@@ -706,6 +769,8 @@ fn status_text(s: &Status) -> String {
         Status::Skipped(r) => format!("skipped ({r})"),
     }
 }
+
+pub mod local;
 
 #[cfg(test)]
 mod tests {
@@ -925,7 +990,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("kyvtel-session-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("bin/charts")).unwrap();
-        std::fs::write(dir.join("bin/charts/kyverno-3.9.0.tgz"), b"chart").unwrap();
+        std::fs::write(dir.join("bin/charts/kyverno-3.9.1.tgz"), b"chart").unwrap();
         (dir.clone(), ToolsDir::at(dir.join("bin")))
     }
 
@@ -959,9 +1024,9 @@ mod tests {
     fn a_missing_chart_is_refused_naming_the_scenario_to_install_for() {
         let l = crate::scenario::load(Path::new("scenarios/documented-recipe.yaml")).unwrap();
         let (dir, tools) = fake_tools("chart-missing");
-        std::fs::remove_file(tools.charts().join("kyverno-3.9.0.tgz")).unwrap();
+        std::fs::remove_file(tools.charts().join("kyverno-3.9.1.tgz")).unwrap();
         let msg = check_provisioned_versions(&[l], &tools, &Pins::builtin()).unwrap_err().to_string();
-        assert!(msg.contains("the Kyverno chart 3.9.0 is not downloaded"), "{msg}");
+        assert!(msg.contains("the Kyverno chart 3.9.1 is not downloaded"), "{msg}");
         assert!(msg.contains("kyvtel tools install --for-scenarios scenarios/documented-recipe.yaml"), "{msg}");
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -973,7 +1038,7 @@ mod tests {
         executable(&tools.binary(Tool::Telepresence));
         executable(&tools.telepresence(&pins, "2.27.4"));
         let work = dir.join("work");
-        let opts = Options { run_dir: work.clone(), tools: tools.clone() };
+        let opts = Options { run_dir: work.clone(), tools: tools.clone(), ..Options::default() };
         let other = crate::scenario::load(Path::new("tests/fixtures/run/recipe-telepresence-2.27.yaml")).unwrap();
         let other = plan::build(&other, &opts);
         let versioned = tools.bin.join("telepresence-2.27.4/telepresence");

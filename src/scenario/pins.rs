@@ -75,6 +75,50 @@ pub struct Pins {
     pub telepresence: Tool,
     /// Images kyvtel itself uses.
     pub images: Images,
+    /// What the local provider builds from Go modules.
+    pub local: Local,
+}
+
+/// The local provider's components, each built from a wrapper Go module under `tools/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Local {
+    /// Control plane, Helm and Kyverno binaries, by the name they get in `.tools/local/`.
+    pub binaries: BTreeMap<String, GoBinary>,
+    /// The module whose `charts/kyverno-api` completes Kyverno's chart.
+    pub kyverno_api: GoModule,
+    /// The traffic-manager (`traffic`) per Telepresence version.
+    pub telepresence: BTreeMap<String, GoBinary>,
+}
+
+/// A module at a version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GoModule {
+    /// The module path.
+    pub module: String,
+    /// Its version.
+    pub version: String,
+}
+
+/// One binary built from a Go package of a pinned module.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GoBinary {
+    /// The wrapper module's directory, relative to the repository root.
+    pub wrapper: String,
+    /// The package built (`./x` is inside the wrapper).
+    pub package: String,
+    /// The upstream module that carries the version.
+    pub module: String,
+    /// The upstream module version, as in the wrapper's `go.mod`.
+    pub version: String,
+    /// `GOEXPERIMENT` the build needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goexperiment: Option<String>,
+    /// Modules that come from the file:// mirror where the proxy refuses them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirror_modules: Vec<String>,
 }
 
 /// Images kyvtel itself uses (not the scenarios' workloads).

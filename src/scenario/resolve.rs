@@ -136,7 +136,7 @@ mod tests {
     fn defaults_resolve() {
         let v = Versions::resolve(&Pins::builtin(), &VersionOverrides::default()).unwrap();
         assert_eq!(v.telepresence, "2.32.1");
-        assert_eq!(v.kyverno, "v1.19.0");
+        assert_eq!(v.kyverno, "v1.19.1");
         assert_eq!(v.node_image.kubernetes, "1.35.8");
     }
 

@@ -228,6 +228,9 @@ pub fn describe_wait(until: &WaitFor) -> String {
         }
         WaitFor::PoliciesReady { names } => format!("PoliciesReady {}", names.join(",")),
         WaitFor::NewAgentPod { namespace, selector } => format!("NewAgentPod {namespace} {}", labels(selector)),
+        WaitFor::InjectedPod { namespace, selector, container } => {
+            format!("InjectedPod {namespace} {} {container}", labels(selector))
+        }
     }
 }
 

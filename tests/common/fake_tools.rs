@@ -25,7 +25,7 @@ pub fn script(dir: &Path, name: &str, log: &Path, body: &str) {
 pub fn tools_with_chart(dir: &Path) -> PathBuf {
     let tools = dir.join("tools");
     std::fs::create_dir_all(tools.join("charts")).unwrap();
-    std::fs::write(tools.join("charts/kyverno-3.9.0.tgz"), b"not a real chart").unwrap();
+    std::fs::write(tools.join("charts/kyverno-3.9.1.tgz"), b"not a real chart").unwrap();
     tools
 }
 

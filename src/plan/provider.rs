@@ -1,0 +1,85 @@
+//! The provider is an input of the plan: `kyvtel plan --provider P` prints exactly the phases,
+//! commands, processes and undo entries that `kyvtel run --provider P` executes. Each provider
+//! contributes its setup phases in one file under `providers/`.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+/// Where a plan runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// A kind cluster kyvtel creates and deletes (Docker).
+    #[default]
+    Kind,
+    /// A privileged k3s container through testcontainers (started before the plan runs).
+    K3s,
+    /// A given kubeconfig and context; never created or deleted.
+    Existing,
+    /// A real control plane, Kyverno and the Telepresence injector as host processes built from Go
+    /// modules, in private namespaces; no kubelet.
+    Local,
+}
+
+impl Provider {
+    /// The name, as on the command line.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::Kind => "kind",
+            Provider::K3s => "k3s",
+            Provider::Existing => "existing",
+            Provider::Local => "local",
+        }
+    }
+
+    /// Whether kyvtel creates the cluster (its setup phases are part of the plan).
+    #[must_use]
+    pub fn creates_cluster(self) -> bool {
+        matches!(self, Provider::Kind | Provider::Local)
+    }
+
+    /// Whether cluster objects die with the run (the local stack's data directory is dropped), so no
+    /// teardown entry deletes them one by one.
+    #[must_use]
+    pub fn drops_cluster_state(self) -> bool {
+        self == Provider::Local
+    }
+
+    /// Why a step that needs a running pod cannot run here, if it cannot.
+    #[must_use]
+    pub fn no_kubelet(self) -> Option<&'static str> {
+        (self == Provider::Local).then_some("local provider: no kubelet")
+    }
+}
+
+/// Where the local provider finds its binaries and charts (what `kyvtel plan --provider local` prints).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalPaths {
+    /// The built binaries (`.tools/local` under the repository root).
+    pub bin: PathBuf,
+    /// Go's module cache, holding the charts of the modules built.
+    pub module_cache: PathBuf,
+    /// kyvtel itself, the Helm post-renderer of the Telepresence install.
+    pub kyvtel: PathBuf,
+}
+
+impl Default for LocalPaths {
+    /// What `kyvtel plan` prints: placeholders a reader can map.
+    fn default() -> Self {
+        LocalPaths { bin: ".tools/local".into(), module_cache: "$GOMODCACHE".into(), kyvtel: "kyvtel".into() }
+    }
+}
+
+impl LocalPaths {
+    /// The paths of this machine: `bin` under `root`, Go's module cache, this executable.
+    #[must_use]
+    pub fn detect(root: &std::path::Path) -> LocalPaths {
+        LocalPaths {
+            bin: root.join(crate::provider::local::build::OUT_DIR),
+            module_cache: crate::provider::local::charts::module_cache(),
+            kyvtel: std::env::current_exe().unwrap_or_else(|_| "kyvtel".into()),
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! local: the control plane from the run's own PKI (etcd, kube-apiserver, kube-controller-manager),
+//! each stopped newest first; Kyverno and the traffic-manager are started by their install steps.
+
+use super::super::action::{Action, Phase};
+use super::super::build::{Builder, Options, limits};
+use crate::provider::local::components::{self, Layout, ports};
+use crate::provider::local::{LocalOp, Ready};
+
+/// The run's local layout: run-private files under `<run>/local`, binaries from the options.
+#[must_use]
+pub fn layout(opts: &Options) -> Layout {
+    Layout { dir: opts.run_dir.join("local"), bin: opts.local.bin.clone() }
+}
+
+/// The stop entry of a component.
+pub(crate) fn push_stop(b: &mut Builder, phase: &str, name: &str) {
+    let stop = Action::Local(LocalOp::Stop { name: name.into(), grace: limits::STOP_GRACE });
+    // Never kept: no process outlives kyvtel, even with --keep (the data directory and PKI stay).
+    b.push_undo(phase, &format!("stop {name}"), vec![stop], vec![], false);
+}
+
+/// `start-control-plane`.
+pub(crate) fn setup(b: &mut Builder, opts: &Options) {
+    let name = "start-control-plane";
+    let l = layout(opts);
+    let mut actions = vec![Action::Local(LocalOp::Credentials { dir: l.pki().dir, kubeconfig: l.admin_kubeconfig() })];
+    let starts = [
+        (components::etcd(&l), Ready::Listening { port: ports::ETCD_CLIENT }),
+        (components::apiserver(&l), Ready::ApiServer),
+        (
+            components::controller_manager(&l),
+            Ready::ServiceAccount { namespace: "default".into(), name: "default".into() },
+        ),
+    ];
+    for (spawn, ready) in starts {
+        let component = spawn.name.clone();
+        actions.push(Action::Local(LocalOp::Start { spawn, ready, timeout: limits::COMPONENT }));
+        push_stop(b, name, &component);
+    }
+    b.phases.push(Phase { name: name.into(), expects_denial: false, actions });
+}
+
+/// Every component's log file, for the evidence bundle (redacted there).
+#[must_use]
+pub fn component_logs(opts: &Options) -> Vec<(String, std::path::PathBuf)> {
+    let l = layout(opts);
+    ["etcd", "kube-apiserver", "kube-controller-manager", "kyverno", "traffic-manager"]
+        .into_iter()
+        .map(|n| (n.to_string(), l.log(n)))
+        .filter(|(_, p)| p.is_file())
+        .collect()
+}

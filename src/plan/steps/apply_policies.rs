@@ -1,0 +1,49 @@
+//! `applyPolicies`: the app namespace, then the ClusterPolicies with the exclusions merged; wait until
+//! they are Ready and the canary is denied (a real `denied the request:`, never just the webhook's name).
+
+use serde_json::{Value, json};
+
+use super::super::action::{Action, WaitFor};
+use super::super::build::{canary_pod, limits, object_ref};
+use super::Ctx;
+use crate::scenario::policy;
+
+pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
+    let app_ns = ctx.loaded.scenario.spec.workload.namespace.clone();
+    let name = ctx.step.name();
+    let mut actions = Vec::new();
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": app_ns}});
+    actions.push(Action::Apply {
+        label: format!("Namespace {app_ns}"),
+        namespace: None,
+        objects: vec![ns.clone()],
+        timeout: limits::APPLY,
+        expect_failure: false,
+    });
+    let del = Action::Delete {
+        label: format!("Namespace {app_ns}"),
+        objects: vec![object_ref(&ns, None)],
+        timeout: limits::TEARDOWN,
+    };
+    ctx.b.push_cluster_undo(name, &format!("delete namespace {app_ns}"), vec![del], vec![], true);
+    let objects: Vec<Value> = ctx.loaded.policies.iter().map(|p| p.merged.clone()).collect();
+    let names: Vec<String> = objects.iter().filter_map(|o| policy::name(o).map(str::to_string)).collect();
+    let refs = objects.iter().map(|o| object_ref(o, None)).collect();
+    let del = Action::Delete {
+        label: format!("ClusterPolicies {}", names.join(", ")),
+        objects: refs,
+        timeout: limits::TEARDOWN,
+    };
+    ctx.b.push_cluster_undo(name, "remove the policies", vec![del], vec![], false);
+    actions.push(Action::Apply {
+        label: format!("ClusterPolicies {} (exclusions merged)", names.join(", ")),
+        namespace: None,
+        objects,
+        timeout: ctx.timeout(limits::APPLY),
+        expect_failure: ctx.denial.is_some(),
+    });
+    actions
+        .push(Action::Wait { until: WaitFor::PoliciesReady { names }, timeout: ctx.timeout(limits::POLICIES_READY) });
+    actions.push(Action::CanaryDenied { pod: canary_pod(ctx.loaded), timeout: ctx.timeout(limits::CANARY) });
+    actions
+}

@@ -1,0 +1,100 @@
+//! `installKyverno`: the real chart with the scenario's values. kind: `helm install --wait` of the
+//! verified chart, then the admission controller's rollout. local: the chart from the Kyverno module
+//! (no `--wait`), then the admission controller as a host process, ready when its webhooks are
+//! registered on loopback.
+
+use super::super::action::{Action, WaitFor};
+use super::super::build::limits;
+use super::super::provider::Provider;
+use super::super::providers::local::{layout, push_stop};
+use super::Ctx;
+use crate::provider::local::components::ports;
+use crate::provider::local::{LocalOp, Ready};
+use crate::tools::helm;
+
+pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
+    let s = &ctx.loaded.scenario.spec;
+    let v = &ctx.loaded.versions;
+    let mut actions = Vec::new();
+    let values = s.kyverno.values.as_ref().map(|vals| {
+        let path = ctx.opts.run_dir.join("kyverno-values.yaml");
+        actions.push(Action::WriteFile {
+            path: path.clone(),
+            contents: serde_saphyr::to_string(vals).unwrap_or_default(),
+        });
+        path
+    });
+    let name = ctx.step.name();
+    if ctx.b.provider == Provider::Local {
+        let l = layout(ctx.opts);
+        let pins = crate::scenario::pins::Pins::builtin();
+        let kyverno = &pins.local.binaries["kyverno"];
+        let chart = l.dir.join("charts/kyverno");
+        let cache = &ctx.opts.local.module_cache;
+        let module = |m: &str, ver: &str| crate::provider::local::charts::module_dir(cache, m, ver);
+        actions.insert(
+            0,
+            Action::Local(LocalOp::PrepareKyvernoChart {
+                kyverno_module: module(&kyverno.module, &kyverno.version),
+                api_module: module(&pins.local.kyverno_api.module, &pins.local.kyverno_api.version),
+                chart: chart.clone(),
+            }),
+        );
+        actions.push(Action::Run {
+            command: ctx.b.cmd(helm::install_kyverno_local(&chart, values.as_deref())),
+            timeout: ctx.timeout(limits::HELM_KYVERNO),
+            expect_failure: ctx.denial.is_some(),
+            best_effort: false,
+        });
+        if ctx.denial.is_none() {
+            let pki = l.pki();
+            actions.push(Action::Local(LocalOp::StartFromChart {
+                name: "kyverno".into(),
+                program: l.binary("kyverno"),
+                namespace: "kyverno".into(),
+                deployment: "kyverno-admission-controller".into(),
+                container: "kyverno".into(),
+                // facts.md §7: the overrides, appended (last flag wins).
+                args: vec![
+                    format!("--serverIP=127.0.0.1:{}", ports::KYVERNO_WEBHOOK),
+                    "--webhookServerHost=127.0.0.1".into(),
+                    format!("--webhookServerPort={}", ports::KYVERNO_WEBHOOK),
+                    "--metricsHost=127.0.0.1".into(),
+                    format!("--metricsPort={}", ports::KYVERNO_METRICS),
+                    format!("--controllerRuntimeMetricsAddress=127.0.0.1:{}", ports::KYVERNO_CR_METRICS),
+                    "--autoMemLimitEnabled=false".into(),
+                ],
+                env: vec![("TUF_ROOT".into(), l.dir.join("kyverno-tuf").display().to_string())],
+                kubeconfig: Some(l.kubeconfig("kyverno")),
+                in_cluster_files: false,
+                ca: pki.ca_crt(),
+                log: l.log("kyverno"),
+                ready: Ready::Webhooks {
+                    kind: "ValidatingWebhookConfiguration".into(),
+                    name: "kyverno-policy-validating-webhook-cfg".into(),
+                },
+                timeout: ctx.timeout(limits::COMPONENT),
+            }));
+            push_stop(ctx.b, name, "kyverno");
+        }
+        return actions;
+    }
+    let chart = ctx.opts.tools.charts().join(format!("kyverno-{}.tgz", v.kyverno_chart));
+    actions.push(Action::Run {
+        command: ctx.b.cmd(helm::install_kyverno(&chart, values.as_deref())),
+        timeout: ctx.timeout(limits::HELM_KYVERNO),
+        expect_failure: ctx.denial.is_some(),
+        best_effort: false,
+    });
+    let un = ctx.b.run(helm::uninstall_kyverno(), limits::TEARDOWN);
+    ctx.b.push_undo(name, "uninstall Kyverno", vec![un], vec![], true);
+    ctx.b.undoes_install();
+    actions.push(Action::Wait {
+        until: WaitFor::DeploymentAvailable {
+            namespace: "kyverno".into(),
+            name: "kyverno-admission-controller".into(),
+        },
+        timeout: ctx.timeout(limits::ROLLOUT),
+    });
+    actions
+}

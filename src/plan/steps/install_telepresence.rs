@@ -1,0 +1,113 @@
+//! `installTelepresence`: the traffic-manager with the scenario's values. kind: `telepresence helm
+//! install`, then the manager's rollout. local: the chart from the Telepresence module, packaged as
+//! the CLI does and installed by Helm with a post-renderer that points the injector at loopback, then
+//! the manager (its agent injector) as a host process.
+
+use super::super::action::{Action, WaitFor};
+use super::super::build::{clean, limits};
+use super::super::provider::Provider;
+use super::super::providers::local::{layout, push_stop};
+use super::Ctx;
+use crate::provider::local::components::ports;
+use crate::provider::local::{LocalOp, Ready, build, charts};
+use crate::tools::env::{self, TelepresenceTimeouts};
+use crate::tools::{helm, telepresence};
+
+pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
+    let s = &ctx.loaded.scenario.spec;
+    let mgr_ns = s.telepresence.manager_namespace.clone();
+    let values = ctx.loaded.telepresence_values.as_ref().map(|(p, _)| clean(p));
+    let name = ctx.step.name();
+    let tp = ctx.loaded.versions.telepresence_version();
+    let mut actions = Vec::new();
+    if ctx.b.provider == Provider::Local {
+        let l = layout(ctx.opts);
+        let version = ctx.loaded.versions.telepresence.clone();
+        let pins = crate::scenario::pins::Pins::builtin();
+        let module = pins.local.telepresence.get(&version).map(|b| b.module.clone()).unwrap_or_default();
+        let dir = charts::module_dir(&ctx.opts.local.module_cache, &module, &format!("v{version}"));
+        let chart_dir = charts::telepresence_chart_dir(&dir);
+        let out = l.dir.join("charts");
+        // Both charts are named `telepresence-oss` in their Chart.yaml (2.20.2 in charts/telepresence,
+        // 2.31.0 in charts/telepresence-oss); `helm package` names the archive <name>-<version>.tgz.
+        // upstream: telepresenceio/telepresence charts/telepresence/Chart.yaml@v2.20.2,
+        // charts/telepresence-oss/Chart.yaml@v2.31.0 (`name: telepresence-oss`).
+        let tgz = out.join(format!("telepresence-oss-{version}.tgz"));
+        actions.push(ctx.b.run(helm::package(&chart_dir, &version, &out), limits::QUICK));
+        let pki = l.pki();
+        let post = vec![
+            "post-render".to_string(),
+            format!("--port={}", ports::INJECTOR),
+            format!("--ca={}", pki.ca_crt().display()),
+            format!("--cert={}", pki.injector_crt().display()),
+            format!("--key={}", pki.injector_key().display()),
+        ];
+        actions.push(Action::Run {
+            command: ctx.b.cmd(helm::install_telepresence_local(
+                &tgz,
+                &mgr_ns,
+                &version,
+                values.as_deref(),
+                &ctx.opts.local.kyvtel,
+                &post,
+            )),
+            timeout: ctx.timeout(limits::TP_INSTALL),
+            expect_failure: ctx.denial.is_some(),
+            best_effort: false,
+        });
+        if ctx.denial.is_none() {
+            let mut env = vec![
+                ("KUBERNETES_SERVICE_HOST".to_string(), "127.0.0.1".to_string()),
+                ("KUBERNETES_SERVICE_PORT".into(), ports::APISERVER.to_string()),
+                ("SERVER_HOST".into(), "127.0.0.1".into()),
+                ("SERVER_PORT".into(), ports::MANAGER.to_string()),
+                ("MUTATOR_WEBHOOK_PORT".into(), ports::INJECTOR.to_string()),
+                ("POD_IP".into(), "127.0.0.1".into()),
+                ("HOME".into(), l.dir.join("traffic-manager-home").display().to_string()),
+            ];
+            // 2.31 reports usage to an external collector unless told not to (facts.md §7).
+            env.push(("USAGE_REPORTING_ENABLED".into(), "false".into()));
+            actions.push(Action::Local(LocalOp::StartFromChart {
+                name: "traffic-manager".into(),
+                program: l.binary(&build::traffic_name(&version)),
+                namespace: mgr_ns.clone(),
+                deployment: "traffic-manager".into(),
+                container: "traffic-manager".into(),
+                args: Vec::new(),
+                env,
+                kubeconfig: None,
+                in_cluster_files: true,
+                ca: pki.ca_crt(),
+                log: l.log("traffic-manager"),
+                ready: Ready::Listening { port: ports::INJECTOR },
+                timeout: ctx.timeout(limits::COMPONENT),
+            }));
+            push_stop(ctx.b, name, "traffic-manager");
+        }
+        return actions;
+    }
+    for f in env::telepresence(&ctx.opts.run_dir, &TelepresenceTimeouts::default()).files {
+        actions.push(Action::WriteFile { path: f.path, contents: f.contents });
+    }
+    let un = ctx.b.run(telepresence::helm_uninstall(&mgr_ns, false), limits::TEARDOWN);
+    let un_no_hooks = ctx.b.run(telepresence::helm_uninstall(&mgr_ns, true), limits::TEARDOWN);
+    // Registered before the install: a failed atomic install can leave objects behind.
+    ctx.b.push_undo(name, "uninstall the traffic-manager", vec![un], vec![un_no_hooks], false);
+    ctx.b.undoes_install();
+    actions.push(Action::Run {
+        command: ctx.b.cmd(telepresence::helm_install(&mgr_ns, values.as_deref())),
+        timeout: ctx.timeout(limits::TP_INSTALL),
+        expect_failure: ctx.denial.is_some(),
+        best_effort: false,
+    });
+    if ctx.denial.is_none() {
+        actions.push(Action::Wait {
+            until: WaitFor::TrafficManagerReady {
+                namespace: s.expect.traffic_manager_namespace.clone().unwrap_or_else(|| mgr_ns.clone()),
+                workload_kind: telepresence::manager_kind(&tp).into(),
+            },
+            timeout: ctx.timeout(limits::ROLLOUT),
+        });
+    }
+    actions
+}

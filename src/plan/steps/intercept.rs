@@ -1,0 +1,71 @@
+//! `intercept`: kind: serve locally, intercept, wait for the new pod with a ready agent, verify it.
+//! local: the agent was injected at admission (annotation): wait for the newest pod that has it and
+//! verify it with the same checks; an expected denial is read from the ReplicaSet either way.
+
+use super::super::action::{Action, WaitFor};
+use super::super::build::limits;
+use super::super::provider::Provider;
+use super::Ctx;
+use crate::check::render;
+use crate::scenario::model::Intercept;
+use crate::scenario::version::Version;
+use crate::tools::telepresence;
+
+pub(super) fn actions(ctx: &mut Ctx<'_>, i: &Intercept) -> Vec<Action> {
+    let s = &ctx.loaded.scenario.spec;
+    let v = &ctx.loaded.versions;
+    let app_ns = s.workload.namespace.clone();
+    let selector = ctx.loaded.workload_selector();
+    let tp = v.telepresence_version();
+    let expectations: Vec<_> =
+        s.expect.pod.iter().filter(|g| g.when.as_ref().is_none_or(|w| v.satisfies(w))).cloned().collect();
+    let verify = |actions: &mut Vec<Action>| {
+        if !expectations.is_empty() {
+            actions.push(Action::VerifyPod {
+                namespace: app_ns.clone(),
+                selector: selector.clone(),
+                expectations: expectations.clone(),
+                predicted: render::injected_pod(ctx.loaded).ok(),
+            });
+        }
+    };
+    let mut actions = Vec::new();
+    if ctx.b.provider == Provider::Local {
+        if ctx.denial.is_none() {
+            actions.push(Action::Wait {
+                until: WaitFor::InjectedPod {
+                    namespace: app_ns.clone(),
+                    selector: selector.clone(),
+                    container: "traffic-agent".into(),
+                },
+                timeout: ctx.timeout(limits::INJECTED_POD),
+            });
+            verify(&mut actions);
+        }
+        return actions;
+    }
+    let name = ctx.step.name();
+    actions.push(Action::Serve { port: i.port });
+    ctx.b.push_undo(name, "stop the local server", vec![Action::StopServer { port: i.port }], vec![], false);
+    actions.push(Action::RecordPods { namespace: app_ns.clone(), selector: selector.clone() });
+    let mut leave = vec![ctx.b.run(telepresence::leave(&tp, &i.workload), limits::QUICK)];
+    if tp >= Version::parse("2.22").expect("literal") {
+        // From 2.22 the intercept evicts pods; recovery after leave can take minutes.
+        leave.push(Action::RestartWorkload { namespace: app_ns.clone(), name: i.workload.clone() });
+    }
+    ctx.b.push_undo(name, &format!("leave the intercept of {}", i.workload), leave, vec![], false);
+    actions.push(Action::Run {
+        command: ctx.b.cmd(telepresence::intercept(&i.workload, i.port, i.service_port)),
+        timeout: ctx.timeout(limits::INTERCEPT),
+        expect_failure: ctx.denial.is_some(),
+        best_effort: false,
+    });
+    if ctx.denial.is_none() {
+        actions.push(Action::Wait {
+            until: WaitFor::NewAgentPod { namespace: app_ns.clone(), selector: selector.clone() },
+            timeout: ctx.timeout(limits::AGENT_POD),
+        });
+        verify(&mut actions);
+    }
+    actions
+}

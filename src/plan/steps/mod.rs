@@ -1,0 +1,77 @@
+//! One file per step kind: each turns its scenario step into the actions of one phase, for the plan's
+//! provider. Adding a step is a new file here and a variant of [`Step`].
+
+mod apply_policies;
+mod connect;
+mod deploy_workload;
+mod install_kyverno;
+mod install_telepresence;
+mod intercept;
+mod leave;
+mod send_traffic;
+
+use super::action::{Action, DenialSource, Phase};
+use super::build::{Builder, Options, limits, timeout_for};
+use crate::outcome::expect::{DeniedBy, StepOutcome};
+use crate::scenario::Loaded;
+use crate::scenario::model::Step;
+
+/// What every step builder gets.
+pub(crate) struct Ctx<'a> {
+    /// Phases so far and the teardown stack.
+    pub b: &'a mut Builder,
+    /// The scenario.
+    pub loaded: &'a Loaded,
+    /// The plan options.
+    pub opts: &'a Options,
+    /// The step.
+    pub step: &'a Step,
+    /// The violations the step expects, when it expects a denial (for the plan's versions).
+    pub denial: Option<Vec<DeniedBy>>,
+}
+
+impl Ctx<'_> {
+    /// The step's own timeout, or `default`.
+    pub fn timeout(&self, default: std::time::Duration) -> std::time::Duration {
+        timeout_for(self.step, default)
+    }
+}
+
+/// The phase of `step`.
+pub(crate) fn phase(b: &mut Builder, loaded: &Loaded, opts: &Options, step: &Step) -> Phase {
+    let v = &loaded.versions;
+    let denial = match step.expect().for_versions(|w| v.satisfies(w)) {
+        StepOutcome::Denied(d) => Some(d),
+        StepOutcome::Ok => None,
+    };
+    let name = step.name();
+    let mut ctx = Ctx { b, loaded, opts, step, denial };
+    let mut actions = match step {
+        Step::InstallKyverno(_) => install_kyverno::actions(&mut ctx),
+        Step::ApplyPolicies(_) => apply_policies::actions(&mut ctx),
+        Step::InstallTelepresence(_) => install_telepresence::actions(&mut ctx),
+        Step::DeployWorkload(_) => deploy_workload::actions(&mut ctx),
+        Step::Connect(_) => connect::actions(&mut ctx),
+        Step::Intercept(i) => intercept::actions(&mut ctx, i),
+        Step::SendTraffic(t) => send_traffic::actions(&mut ctx, t),
+        Step::Leave(_) => leave::actions(&mut ctx),
+    };
+    let skipped = matches!(actions.as_slice(), [Action::Skip { .. }]);
+    if let Some(expected) = ctx.denial.clone().filter(|_| !skipped) {
+        let source = match step {
+            Step::Intercept(i) => DenialSource::Workload {
+                namespace: loaded.scenario.spec.workload.namespace.clone(),
+                name: i.workload.clone(),
+            },
+            Step::DeployWorkload(_) | Step::ApplyPolicies(_) => DenialSource::ApplyError,
+            _ => DenialSource::CommandOutput,
+        };
+        actions.push(Action::ProveDenial { source, expected, timeout: ctx.timeout(limits::DENIAL_EVIDENCE) });
+    }
+    Phase { name: name.into(), expects_denial: ctx.denial.is_some() && !skipped, actions }
+}
+
+/// The single action of a step that cannot run on this provider, if it cannot.
+pub(crate) fn skip_without_kubelet(ctx: &Ctx<'_>) -> Option<Vec<Action>> {
+    ctx.b.provider.no_kubelet().map(|reason| vec![Action::Skip { reason: reason.into() }])
+}

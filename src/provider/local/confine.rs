@@ -1,0 +1,222 @@
+//! Confinement of a local run: private network, mount and PID namespaces, entered before the async
+//! runtime starts (a multi-threaded process cannot move itself).
+//!
+//! [`enter`] unshares the namespaces (as root, or in a user namespace without root), then forks:
+//! the child is PID 1 of the new PID namespace and goes on to run kyvtel; the parent only forwards
+//! signals and exits with the child's status. The child dies with the parent (`PR_SET_PDEATHSIG`),
+//! and when PID 1 ends the kernel kills every process left in its namespace, so even `kill -9` of
+//! kyvtel or a CI timeout leaves no component running.
+//!
+//! Inside: `lo` is brought up and is the only interface (a dial to any other address fails at once
+//! with "Network is unreachable"); `/` is made private and `/run` is a fresh tmpfs (the components
+//! that insist on `/var/run/secrets/...` get their files there; the host's `/run` is never touched).
+
+use std::ffi::CString;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// Set in the confined child, so that it does not confine itself again.
+pub const MARKER: &str = "KYVTEL_CONFINED";
+
+/// How a run is confined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// As root: plain `unshare`.
+    Root,
+    /// Without root, in a user namespace that maps the user to root.
+    UserNamespace,
+}
+
+/// Whether this process already runs confined.
+#[must_use]
+pub fn is_confined() -> bool {
+    std::env::var_os(MARKER).is_some_and(|v| v == "1")
+}
+
+fn errno(what: &str) -> String {
+    format!("{what}: {}", std::io::Error::last_os_error())
+}
+
+/// Why namespaces cannot be created here, with the fix; `None` when they can. Probes in a child
+/// process, so the caller is unchanged.
+#[must_use]
+pub fn probe() -> Option<String> {
+    // SAFETY: fork in a probe; the child only calls async-signal-safe functions and _exit.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let ok = unshare_all().is_ok();
+        // SAFETY: terminate the probe child without running destructors.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    if pid < 0 {
+        return Some(errno("fork"));
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(pid, &raw mut status, 0) };
+    if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 { None } else { Some(unavailable_reason()) }
+}
+
+fn unavailable_reason() -> String {
+    let sysctl = std::fs::read_to_string("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
+        .map(|s| s.trim() == "1")
+        .unwrap_or(false);
+    let mut m = String::from(
+        "cannot create network, mount and PID namespaces: kyvtel is not root and an unprivileged user namespace was \
+         refused",
+    );
+    if sysctl {
+        m.push_str(
+            " (kernel.apparmor_restrict_unprivileged_userns=1, e.g. Ubuntu >= 23.10 and GitHub's ubuntu-24.04 \
+             runners)",
+        );
+    }
+    m.push_str(
+        "; fix: run as root (`sudo -n` works on GitHub's runners: `sudo -E env PATH=$PATH kyvtel run ...`), or allow \
+         user namespaces (`sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`)",
+    );
+    m
+}
+
+/// Unshares network, mount and PID namespaces (with a user namespace when not root).
+fn unshare_all() -> Result<Mode, String> {
+    let base = libc::CLONE_NEWNET | libc::CLONE_NEWNS | libc::CLONE_NEWPID;
+    // SAFETY: plain syscalls on the current (single-threaded) process.
+    if unsafe { libc::geteuid() } == 0 {
+        if unsafe { libc::unshare(base) } == 0 {
+            return Ok(Mode::Root);
+        }
+        return Err(errno("unshare"));
+    }
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    if unsafe { libc::unshare(base | libc::CLONE_NEWUSER) } != 0 {
+        return Err(errno("unshare(user)"));
+    }
+    let write = |p: &str, s: String| std::fs::write(p, s).map_err(|e| format!("{p}: {e}"));
+    write("/proc/self/setgroups", "deny".into())?;
+    write("/proc/self/uid_map", format!("0 {uid} 1"))?;
+    write("/proc/self/gid_map", format!("0 {gid} 1"))?;
+    Ok(Mode::UserNamespace)
+}
+
+static CHILD: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int) {
+    let pid = CHILD.load(Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// Enters the namespaces. Returns in the confined child; the parent never returns (it exits with
+/// the child's status). Must be called before any thread is started.
+///
+/// # Errors
+/// Why the namespaces cannot be created (exit 3 for the caller).
+pub fn enter() -> Result<Mode, String> {
+    if is_confined() {
+        return Ok(Mode::Root);
+    }
+    let mode = unshare_all().map_err(|e| format!("{e}; {}", unavailable_reason()))?;
+    // SAFETY: single-threaded here (before the runtime); the child continues as a normal process.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(errno("fork"));
+    }
+    if pid > 0 {
+        wait_as_parent(pid);
+    }
+    // The child: PID 1 of the new PID namespace (its parent is outside it, so getppid() is 0 here).
+    // SAFETY: prctl on ourselves.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        // Its own process group: a terminal's Ctrl-C reaches the parent only, which forwards it once.
+        libc::setpgid(0, 0);
+    }
+    setup_mounts()?;
+    loopback_up()?;
+    // SAFETY: single-threaded still.
+    unsafe { std::env::set_var(MARKER, "1") };
+    Ok(mode)
+}
+
+fn wait_as_parent(pid: libc::pid_t) -> ! {
+    CHILD.store(pid, Ordering::SeqCst);
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+        // SAFETY: installing a handler that only calls kill().
+        unsafe { libc::signal(sig, forward as *const () as libc::sighandler_t) };
+    }
+    let mut status = 0;
+    loop {
+        // SAFETY: waiting for our own child.
+        let r = unsafe { libc::waitpid(pid, &raw mut status, 0) };
+        if r == pid {
+            break;
+        }
+        if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            std::process::exit(3);
+        }
+    }
+    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) };
+    std::process::exit(code)
+}
+
+fn mount(
+    src: &str,
+    target: &str,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> Result<(), String> {
+    let c = |s: &str| CString::new(s).map_err(|e| e.to_string());
+    let (src_c, target_c) = (c(src)?, c(target)?);
+    let fstype_c = fstype.map(c).transpose()?;
+    let data_c = data.map(c).transpose()?;
+    // SAFETY: valid C strings or null pointers.
+    let r = unsafe {
+        libc::mount(
+            src_c.as_ptr(),
+            target_c.as_ptr(),
+            fstype_c.as_ref().map_or(std::ptr::null(), |f| f.as_ptr()),
+            flags,
+            data_c.as_ref().map_or(std::ptr::null(), |d| d.as_ptr().cast()),
+        )
+    };
+    if r == 0 { Ok(()) } else { Err(errno(&format!("mount {target}"))) }
+}
+
+fn setup_mounts() -> Result<(), String> {
+    // Nothing mounted here propagates back to the host.
+    mount("none", "/", None, libc::MS_REC | libc::MS_PRIVATE, None)?;
+    mount("tmpfs", "/run", Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=0755,size=16m"))?;
+    // The PID namespace's own /proc (processes of the run only).
+    mount("proc", "/proc", Some("proc"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, None)?;
+    Ok(())
+}
+
+/// Brings `lo` up: a new network namespace has it down.
+fn loopback_up() -> Result<(), String> {
+    // SAFETY: a plain socket and two ioctls on a zeroed, correctly sized ifreq.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(errno("socket"));
+        }
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo\0".iter().enumerate() {
+            req.ifr_name[i] = *b as libc::c_char;
+        }
+        let r = libc::ioctl(fd, libc::SIOCGIFFLAGS, &raw mut req);
+        if r == 0 {
+            req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+            let r2 = libc::ioctl(fd, libc::SIOCSIFFLAGS, &raw mut req);
+            libc::close(fd);
+            if r2 != 0 {
+                return Err(errno("bring lo up"));
+            }
+            return Ok(());
+        }
+        libc::close(fd);
+        Err(errno("read lo flags"))
+    }
+}

@@ -1,0 +1,22 @@
+//! The `local` provider: a real etcd, kube-apiserver and kube-controller-manager, the real Kyverno
+//! admission controller and the real Telepresence traffic-manager (its agent injector), as host
+//! processes built from their Go modules, in private namespaces, with no kubelet. Admission is real;
+//! steps that need a running pod are skipped with the reason.
+//!
+//! - [`build`]: wrapper modules → `.tools/local/`, warm by stamp.
+//! - [`confine`]: network, mount and PID namespaces, entered before the async runtime.
+//! - [`pki`], [`components`], [`charts`], [`postrender`], [`adapt`]: pure builders of what runs.
+//! - [`process`], [`op`]: starting, watching and stopping components; the plan's [`LocalOp`]s.
+
+pub mod adapt;
+pub mod build;
+pub mod charts;
+pub mod components;
+pub mod confine;
+pub mod op;
+pub mod pki;
+pub mod postrender;
+pub mod process;
+pub mod variants;
+
+pub use op::{LocalOp, Ready};

@@ -1,0 +1,370 @@
+//! The local provider's typed plan operations ([`LocalOp`]) and how each is executed.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::process::{self, Spawn, Table};
+use crate::run::api::ClusterApi;
+
+/// Serializes a duration as `90s` / `5m`.
+fn dur<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::plan::duration::format(*d))
+}
+
+/// When a started component counts as ready. Every check also watches the process: if it exits,
+/// the wait ends at once with its log's tail (an infrastructure failure, never a verdict).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", tag = "check")]
+pub enum Ready {
+    /// Something accepts TCP connections on `127.0.0.1:<port>`.
+    Listening {
+        /// The port.
+        port: u16,
+    },
+    /// The API server answers `GET /readyz` with 200.
+    ApiServer,
+    /// The ServiceAccount exists (the controller manager created it).
+    ServiceAccount {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
+    /// A webhook configuration exists and points at loopback (Kyverno registered its webhooks).
+    Webhooks {
+        /// `ValidatingWebhookConfiguration` or `MutatingWebhookConfiguration`.
+        kind: String,
+        /// Its name.
+        name: String,
+    },
+}
+
+/// One operation of the local provider. `kyvtel plan --provider local` prints it; the executor
+/// runs exactly it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", tag = "local")]
+pub enum LocalOp {
+    /// Generate the run's PKI, static token and admin kubeconfig (0600 files in a 0700 directory).
+    Credentials {
+        /// The PKI directory.
+        dir: PathBuf,
+        /// The admin kubeconfig written.
+        kubeconfig: PathBuf,
+    },
+    /// Start a component and wait until it is ready.
+    Start {
+        /// What is started.
+        spawn: Spawn,
+        /// When it is ready.
+        ready: Ready,
+        /// Time limit for readiness.
+        #[serde(serialize_with = "dur")]
+        timeout: Duration,
+    },
+    /// Copy Kyverno's chart out of its module and make it installable (see [`super::charts`]).
+    PrepareKyvernoChart {
+        /// The Kyverno module in Go's module cache.
+        kyverno_module: PathBuf,
+        /// The kyverno/api module (its `charts/kyverno-api`).
+        api_module: PathBuf,
+        /// The writable copy.
+        chart: PathBuf,
+    },
+    /// Run a chart's container as a host process: the Deployment's args and env as rendered (read back
+    /// from the API server), fieldRefs resolved, then the listed overrides (see [`super::adapt`]).
+    StartFromChart {
+        /// The component's name.
+        name: String,
+        /// The binary.
+        program: PathBuf,
+        /// The Deployment's namespace.
+        namespace: String,
+        /// The Deployment.
+        deployment: String,
+        /// Its container.
+        container: String,
+        /// Arguments appended after the rendered ones (last flag wins).
+        args: Vec<String>,
+        /// Environment set over the rendered one.
+        env: Vec<(String, String)>,
+        /// Where the component's ServiceAccount kubeconfig goes (`--kubeconfig`), if it takes one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        kubeconfig: Option<PathBuf>,
+        /// Write the in-cluster ServiceAccount files under `/run/secrets/kubernetes.io/serviceaccount`
+        /// (the run's private tmpfs) for components that insist on them.
+        in_cluster_files: bool,
+        /// The run's CA, for the kubeconfig and in-cluster files.
+        ca: PathBuf,
+        /// Its log.
+        log: PathBuf,
+        /// When it is ready.
+        ready: Ready,
+        /// Time limit for readiness.
+        #[serde(serialize_with = "dur")]
+        timeout: Duration,
+    },
+    /// Stop a component: SIGTERM, SIGCONT, SIGKILL after the grace period.
+    Stop {
+        /// The component.
+        name: String,
+        /// The grace period.
+        #[serde(serialize_with = "dur")]
+        grace: Duration,
+    },
+}
+
+impl std::fmt::Display for LocalOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LocalOp::Credentials { dir, kubeconfig } => {
+                write!(
+                    f,
+                    "generate the run's CA, serving certs, SA key pair and admin token in {} (kubeconfig {})",
+                    dir.display(),
+                    kubeconfig.display()
+                )
+            }
+            LocalOp::Start { spawn, ready, .. } => {
+                write!(f, "start {}", spawn.program.display())?;
+                for a in &spawn.args {
+                    write!(f, " {}", crate::tools::quote(a))?;
+                }
+                write!(f, "   (ready: {})", ready_text(ready))
+            }
+            LocalOp::PrepareKyvernoChart { kyverno_module, api_module, chart } => write!(
+                f,
+                "copy {}/charts/kyverno to {}, add {}/charts/kyverno-api, drop openreports and reports-server from Chart.yaml",
+                kyverno_module.display(),
+                chart.display(),
+                api_module.display()
+            ),
+            LocalOp::StartFromChart {
+                program,
+                namespace,
+                deployment,
+                container,
+                args,
+                env,
+                ready,
+                in_cluster_files,
+                ..
+            } => {
+                write!(
+                    f,
+                    "start {} with the args and env of Deployment {namespace}/{deployment} container {container}",
+                    program.display()
+                )?;
+                if !args.is_empty() {
+                    write!(f, ", then {}", args.join(" "))?;
+                }
+                if !env.is_empty() {
+                    let e: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    write!(f, ", env {}", e.join(" "))?;
+                }
+                if *in_cluster_files {
+                    f.write_str(", in-cluster ServiceAccount files on the private /run")?;
+                }
+                write!(f, "   (ready: {})", ready_text(ready))
+            }
+            LocalOp::Stop { name, grace } => {
+                write!(f, "stop {name} (SIGTERM, SIGCONT, SIGKILL after {})", crate::plan::duration::format(*grace))
+            }
+        }
+    }
+}
+
+fn ready_text(r: &Ready) -> String {
+    match r {
+        Ready::Listening { port } => format!("127.0.0.1:{port} accepts connections"),
+        Ready::ApiServer => "GET /readyz answers 200".into(),
+        Ready::ServiceAccount { namespace, name } => format!("ServiceAccount {namespace}/{name} exists"),
+        Ready::Webhooks { kind, name } => format!("{kind} {name} exists with loopback URLs"),
+    }
+}
+
+/// Runs `op`. Errors are infrastructure failures, with the last observed state.
+///
+/// # Errors
+/// What failed, with the component's log tail where one exists.
+pub async fn run<A: ClusterApi>(op: &LocalOp, api: &A, table: &Table) -> Result<(), String> {
+    match op {
+        LocalOp::Credentials { dir, kubeconfig } => {
+            let pki = super::pki::Pki::generate(dir)?;
+            let ca = std::fs::read_to_string(pki.ca_crt()).map_err(|e| e.to_string())?;
+            let token = std::fs::read_to_string(pki.admin_token()).map_err(|e| e.to_string())?;
+            super::pki::write_private(kubeconfig, &super::components::kubeconfig(&ca, token.trim()))
+        }
+        LocalOp::Start { spawn, ready, timeout } => {
+            if spawn.name == "etcd"
+                && let Some(d) = spawn.args.iter().find_map(|a| a.strip_prefix("--data-dir="))
+            {
+                super::pki::create_private_dir(std::path::Path::new(d))?;
+            }
+            let r = process::spawn(spawn)?;
+            table.push(r);
+            wait_ready(&spawn.name, &spawn.log, ready, *timeout, api, table).await
+        }
+        LocalOp::PrepareKyvernoChart { kyverno_module, api_module, chart } => {
+            super::charts::prepare_kyverno(kyverno_module, api_module, chart).map(|_| ())
+        }
+        LocalOp::StartFromChart {
+            name,
+            program,
+            namespace,
+            deployment,
+            container,
+            args,
+            env,
+            kubeconfig,
+            in_cluster_files,
+            ca,
+            log,
+            ready,
+            timeout,
+        } => {
+            let path = format!("/apis/apps/v1/namespaces/{namespace}/deployments/{deployment}");
+            let d: Value =
+                api.get_json(&path).await.map_err(|e| format!("read Deployment {namespace}/{deployment}: {e}"))?;
+            let c = super::adapt::container(&d, container)?;
+            let sa = d["spec"]["template"]["spec"]["serviceAccountName"].as_str().unwrap_or("default").to_string();
+            let pod_name =
+                pending_pod_name(api, namespace, &d).await.unwrap_or_else(|| format!("{deployment}-kyvtel-local"));
+            let pod =
+                super::adapt::PodIdentity { name: pod_name, namespace: namespace.clone(), service_account: sa.clone() };
+            let (mut e, dropped) = super::adapt::env(c, &pod);
+            if !dropped.is_empty() {
+                tracing::info!("{name}: left out env {dropped:?} (cannot be resolved outside a pod)");
+            }
+            for (k, v) in env {
+                super::adapt::set(&mut e, k, v);
+            }
+            let token = api
+                .create_token(namespace, &sa)
+                .await
+                .map_err(|e| format!("TokenRequest for {namespace}/{sa}: {e}"))?;
+            let ca_pem = std::fs::read_to_string(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
+            let mut a = super::adapt::args(c);
+            if let Some(k) = kubeconfig {
+                super::pki::write_private(k, &super::components::kubeconfig(&ca_pem, &token))?;
+                a.push(format!("--kubeconfig={}", k.display()));
+            }
+            if *in_cluster_files {
+                write_in_cluster_files(&ca_pem, &token, namespace)?;
+            }
+            a.extend(args.iter().cloned());
+            let spawn = Spawn { name: name.clone(), program: program.clone(), args: a, env: e, log: log.clone() };
+            let r = process::spawn(&spawn)?;
+            table.push(r);
+            wait_ready(name, log, ready, *timeout, api, table).await
+        }
+        LocalOp::Stop { name, grace } => {
+            let Some(r) = table.take(name) else { return Ok(()) };
+            let grace = *grace;
+            let s = tokio::task::spawn_blocking(move || process::stop(r, grace)).await.map_err(|e| e.to_string())?;
+            if s.killed {
+                tracing::info!("{name} needed SIGKILL");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The in-cluster ServiceAccount directory: on the run's private tmpfs `/run` (`/var/run` points there).
+pub const IN_CLUSTER_DIR: &str = "/run/secrets/kubernetes.io/serviceaccount";
+
+fn write_in_cluster_files(ca: &str, token: &str, namespace: &str) -> Result<(), String> {
+    if !super::confine::is_confined() {
+        return Err(format!(
+            "the traffic-manager needs {IN_CLUSTER_DIR}, which kyvtel writes only on the private /run of a confined \
+             run (the host's /run is never touched)"
+        ));
+    }
+    let dir = std::path::Path::new(IN_CLUSTER_DIR);
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    super::pki::write_private(&dir.join("token"), token)?;
+    super::pki::write_private(&dir.join("ca.crt"), ca)?;
+    super::pki::write_private(&dir.join("namespace"), namespace)
+}
+
+/// The name of the Deployment's Pending pod (created by the ReplicaSet controller, never scheduled).
+async fn pending_pod_name<A: ClusterApi>(api: &A, namespace: &str, d: &Value) -> Option<String> {
+    let labels = d["spec"]["selector"]["matchLabels"].as_object()?;
+    let sel: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect();
+    let list =
+        api.get_json(&format!("/api/v1/namespaces/{namespace}/pods?labelSelector={}", sel.join(","))).await.ok()?;
+    list["items"].as_array()?.iter().find_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+}
+
+fn log_tail(p: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(p).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    crate::report::redact::redact(&lines[lines.len().saturating_sub(5)..].join("\n"))
+}
+
+async fn wait_ready<A: ClusterApi>(
+    name: &str,
+    log: &std::path::Path,
+    ready: &Ready,
+    timeout: Duration,
+    api: &A,
+    table: &Table,
+) -> Result<(), String> {
+    let start = tokio::time::Instant::now();
+    loop {
+        if let Some((_, how)) = table.dead().into_iter().find(|(n, _)| n == name) {
+            return Err(format!("{name} exited ({how}) before it was ready; its log ends: {}", log_tail(log)));
+        }
+        let last = match check(ready, api).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        if start.elapsed() >= timeout {
+            return Err(format!(
+                "{name} was not ready within {}: {}; last observed: {last}; its log ends: {}",
+                crate::plan::duration::format(timeout),
+                ready_text(ready),
+                log_tail(log)
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn check<A: ClusterApi>(ready: &Ready, api: &A) -> Result<(), String> {
+    match ready {
+        Ready::Listening { port } => tokio::net::TcpStream::connect(("127.0.0.1", *port))
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("127.0.0.1:{port}: {e}")),
+        Ready::ApiServer => api.get_text("/readyz").await.map(|_| ()).map_err(|e| e.to_string()),
+        Ready::ServiceAccount { namespace, name } => api
+            .get_json(&format!("/api/v1/namespaces/{namespace}/serviceaccounts/{name}"))
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Ready::Webhooks { kind, name } => {
+            let plural = if kind.starts_with("Validating") {
+                "validatingwebhookconfigurations"
+            } else {
+                "mutatingwebhookconfigurations"
+            };
+            let w = api
+                .get_json(&format!("/apis/admissionregistration.k8s.io/v1/{plural}/{name}"))
+                .await
+                .map_err(|e| e.to_string())?;
+            let hooks = w["webhooks"].as_array().cloned().unwrap_or_default();
+            if hooks.is_empty() {
+                return Err(format!("{kind} {name} has no webhooks yet"));
+            }
+            let off: Vec<String> = hooks
+                .iter()
+                .filter(|h| !h["clientConfig"]["url"].as_str().is_some_and(|u| u.starts_with("https://127.0.0.1:")))
+                .map(|h| h["name"].as_str().unwrap_or("?").to_string())
+                .collect();
+            if off.is_empty() { Ok(()) } else { Err(format!("webhooks not on loopback: {}", off.join(", "))) }
+        }
+    }
+}

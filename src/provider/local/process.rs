@@ -1,0 +1,226 @@
+//! Component processes of a local stack: started with a clean, explicit environment, each in its own
+//! process group, dying with kyvtel (`PR_SET_PDEATHSIG`), output to a run-private log; stopped newest
+//! first with SIGTERM, SIGCONT (a stopped process ignores SIGTERM), then SIGKILL after a grace period.
+
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a component gets to stop after SIGTERM before SIGKILL (facts.md §7: ≥ 15 s).
+pub const GRACE: Duration = Duration::from_secs(15);
+
+/// A component to start.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Spawn {
+    /// Its name (`etcd`, `kube-apiserver`, ...).
+    pub name: String,
+    /// The program.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Its whole environment (nothing is inherited but `PATH`).
+    pub env: Vec<(String, String)>,
+    /// Where stdout and stderr go.
+    pub log: PathBuf,
+}
+
+/// A running component.
+#[derive(Debug)]
+pub struct Running {
+    /// Its name.
+    pub name: String,
+    /// Its log file.
+    pub log: PathBuf,
+    child: Child,
+}
+
+impl Running {
+    /// Its process id.
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `None` while running, else how it ended.
+    pub fn exited(&mut self) -> Option<String> {
+        match self.child.try_wait() {
+            Ok(None) => None,
+            Ok(Some(s)) => Some(s.to_string()),
+            Err(e) => Some(e.to_string()),
+        }
+    }
+}
+
+/// Starts `s`.
+///
+/// # Errors
+/// The log cannot be created or the program cannot be started.
+pub fn spawn(s: &Spawn) -> Result<Running, String> {
+    if let Some(d) = s.log.parent() {
+        std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+    }
+    let log = open_log(&s.log)?;
+    let err = log.try_clone().map_err(|e| e.to_string())?;
+    let mut c = Command::new(&s.program);
+    c.args(&s.args).env_clear().stdin(Stdio::null()).stdout(log).stderr(err);
+    if let Some(path) = std::env::var_os("PATH") {
+        c.env("PATH", path);
+    }
+    c.envs(s.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            libc::setpgid(0, 0);
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let child = c.spawn().map_err(|e| format!("start {} ({}): {e}", s.name, s.program.display()))?;
+    Ok(Running { name: s.name.clone(), log: s.log.clone(), child })
+}
+
+fn open_log(p: &Path) -> Result<std::fs::File, String> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(p)
+        .map_err(|e| format!("{}: {e}", p.display()))
+}
+
+/// How a stop went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stopped {
+    /// The component.
+    pub name: String,
+    /// Whether SIGKILL was needed.
+    pub killed: bool,
+}
+
+/// Stops `r`: SIGTERM and SIGCONT to its process group, SIGKILL after `grace`.
+pub fn stop(mut r: Running, grace: Duration) -> Stopped {
+    let pgid = r.child.id() as libc::pid_t;
+    if r.exited().is_some() {
+        return Stopped { name: r.name, killed: false };
+    }
+    // SAFETY: signalling our own child's process group.
+    unsafe {
+        libc::kill(-pgid, libc::SIGTERM);
+        libc::kill(-pgid, libc::SIGCONT);
+    }
+    let deadline = Instant::now().checked_add(grace);
+    while deadline.is_some_and(|d| Instant::now() < d) {
+        if r.exited().is_some() {
+            return Stopped { name: r.name, killed: false };
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    let _ = r.child.wait();
+    Stopped { name: r.name, killed: true }
+}
+
+/// The components of a run, shared between the executor and the session's last-resort cleanup.
+#[derive(Debug, Clone, Default)]
+pub struct Table(Arc<Mutex<Vec<Running>>>);
+
+impl Table {
+    /// Adds a started component.
+    pub fn push(&self, r: Running) {
+        self.lock().push(r);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Running>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Removes and returns the component `name`.
+    #[must_use]
+    pub fn take(&self, name: &str) -> Option<Running> {
+        let mut v = self.lock();
+        v.iter().position(|r| r.name == name).map(|i| v.remove(i))
+    }
+
+    /// The components that have exited, with how.
+    #[must_use]
+    pub fn dead(&self) -> Vec<(String, String)> {
+        self.lock().iter_mut().filter_map(|r| r.exited().map(|s| (r.name.clone(), s))).collect()
+    }
+
+    /// Each component's name and log.
+    #[must_use]
+    pub fn logs(&self) -> Vec<(String, PathBuf)> {
+        self.lock().iter().map(|r| (r.name.clone(), r.log.clone())).collect()
+    }
+
+    /// Stops everything still running, newest first.
+    pub fn stop_all(&self, grace: Duration) -> Vec<Stopped> {
+        let all: Vec<Running> = std::mem::take(&mut *self.lock());
+        all.into_iter().rev().map(|r| stop(r, grace)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(name: &str, script: &str, log: &Path) -> Spawn {
+        Spawn {
+            name: name.into(),
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), script.into()],
+            env: vec![("ONLY".into(), "this".into())],
+            log: log.into(),
+        }
+    }
+
+    #[test]
+    fn a_component_sees_only_its_environment_and_stops_on_sigterm() {
+        let dir = std::env::temp_dir().join(format!("kyvtel-proc-{}", std::process::id()));
+        let log = dir.join("a.log");
+        // SAFETY: test-only; set before the child starts.
+        unsafe { std::env::set_var("KYVTEL_TEST_LEAK", "leaked") };
+        let r = spawn(&sh("a", "echo ONLY=$ONLY LEAK=$KYVTEL_TEST_LEAK; exec sleep 30", &log)).unwrap();
+        let pid = r.pid();
+        std::thread::sleep(Duration::from_millis(300));
+        let s = stop(r, Duration::from_secs(5));
+        assert!(!s.killed, "sleep stops on SIGTERM");
+        // SAFETY: probing a pid.
+        assert_ne!(unsafe { libc::kill(pid as i32, 0) }, 0, "the process is gone");
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains("ONLY=this LEAK=\n") || text.contains("ONLY=this LEAK="), "{text}");
+        assert!(!text.contains("leaked"), "{text}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_stopped_or_stubborn_component_is_killed_after_the_grace_period() {
+        let dir = std::env::temp_dir().join(format!("kyvtel-proc2-{}", std::process::id()));
+        let r = spawn(&sh("b", "trap '' TERM; while :; do sleep 0.1; done", &dir.join("b.log"))).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        // SAFETY: stopping our own child.
+        unsafe { libc::kill(r.pid() as i32, libc::SIGSTOP) };
+        let t0 = Instant::now();
+        let s = stop(r, Duration::from_millis(700));
+        assert!(s.killed);
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_table_stops_newest_first() {
+        let dir = std::env::temp_dir().join(format!("kyvtel-proc3-{}", std::process::id()));
+        let t = Table::default();
+        for n in ["first", "second"] {
+            t.push(spawn(&sh(n, "exec sleep 30", &dir.join(format!("{n}.log")))).unwrap());
+        }
+        let order: Vec<String> = t.stop_all(Duration::from_secs(5)).into_iter().map(|s| s.name).collect();
+        assert_eq!(order, ["second", "first"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

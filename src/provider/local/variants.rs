@@ -1,0 +1,90 @@
+//! Which versions a scenario runs with on the local provider. A scenario that does not pin
+//! Telepresence runs once per version the local provider builds, its `when:` groups evaluated for the
+//! version that actually ran; one that pins a version the local provider cannot build is refused
+//! (exit 3), naming the buildable versions. Kyverno is the version built from its module.
+
+use crate::scenario::Loaded;
+use crate::scenario::pins::Pins;
+
+/// The scenario once per Telepresence version to run, with the local Kyverno version.
+///
+/// # Errors
+/// The scenario pins a Telepresence or Kyverno chart version the local provider does not build.
+pub fn variants(l: &Loaded, pins: &Pins) -> Result<Vec<Loaded>, String> {
+    let buildable: Vec<&String> = pins.local.telepresence.keys().collect();
+    let kyverno = &pins.local.binaries["kyverno"].version;
+    let chart = pins
+        .kyverno_chart
+        .releases
+        .iter()
+        .find(|(_, r)| r.app_version.as_deref() == Some(kyverno.as_str()))
+        .map(|(v, _)| v.clone())
+        .unwrap_or_default();
+    let o = &l.scenario.spec.versions;
+    if let Some(c) = &o.kyverno_chart
+        && *c != chart
+    {
+        return Err(format!(
+            "scenario {} pins Kyverno chart {c}; the local provider builds Kyverno {kyverno} (chart {chart}) from its Go \
+             module: run it with --provider kind",
+            l.name()
+        ));
+    }
+    let versions: Vec<String> = match &o.telepresence {
+        Some(v) if pins.local.telepresence.contains_key(v) => vec![v.clone()],
+        Some(v) => {
+            return Err(format!(
+                "scenario {} pins Telepresence {v}, which the local provider cannot build: its module graph is not \
+                 served by the Go module proxy (GOPROXY={}); buildable: {}",
+                l.name(),
+                std::env::var("GOPROXY").unwrap_or_else(|_| "https://proxy.golang.org,direct".into()),
+                buildable.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        None => buildable.iter().map(|s| (*s).clone()).collect(),
+    };
+    Ok(versions
+        .into_iter()
+        .map(|v| {
+            let mut c = l.clone();
+            c.versions.telepresence = v;
+            c.versions.kyverno_chart = chart.clone();
+            c.versions.kyverno = kyverno.clone();
+            c
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recipe() -> Loaded {
+        crate::scenario::load(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scenarios/documented-recipe.yaml"
+        )))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_unpinned_scenario_runs_once_per_buildable_version() {
+        let v = variants(&recipe(), &Pins::builtin()).unwrap();
+        let tp: Vec<&str> = v.iter().map(|l| l.versions.telepresence.as_str()).collect();
+        assert_eq!(tp, ["2.20.2", "2.31.0"]);
+        assert!(v.iter().all(|l| l.versions.kyverno == "v1.19.1" && l.versions.kyverno_chart == "3.9.1"));
+    }
+
+    #[test]
+    fn a_pinned_unbuildable_version_is_refused_naming_the_buildable_ones() {
+        let mut l = recipe();
+        l.scenario.spec.versions.telepresence = Some("2.32.1".into());
+        let e = variants(&l, &Pins::builtin()).unwrap_err();
+        assert!(
+            e.contains("Telepresence 2.32.1") && e.contains("buildable: 2.20.2, 2.31.0") && e.contains("GOPROXY="),
+            "{e}"
+        );
+        l.scenario.spec.versions.telepresence = Some("2.31.0".into());
+        assert_eq!(variants(&l, &Pins::builtin()).unwrap().len(), 1);
+    }
+}
