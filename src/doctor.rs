@@ -162,10 +162,58 @@ pub fn check(p: &Probe<'_>) -> Vec<Finding> {
     ]
 }
 
-/// Whether every finding holds.
+/// Whether every finding of the kind path holds (the `local-*` findings report the local provider,
+/// which `--provider auto` falls back to).
 #[must_use]
 pub fn ready(findings: &[Finding]) -> bool {
-    findings.iter().all(|f| f.ok)
+    findings.iter().filter(|f| !f.check.starts_with("local-")).all(|f| f.ok)
+}
+
+/// Free disk the local provider's first build needs, with Go's caches (issue: about 15 GB).
+pub const LOCAL_MIN_FREE_DISK_GIB: u64 = 15;
+
+/// The local provider: namespaces, each component built (stamp matches) or not, and the free disk
+/// where Go keeps its caches.
+#[must_use]
+pub fn local(runner: &dyn Runner, pins: &Pins, root: &Path) -> Vec<Finding> {
+    use crate::provider::local::{build, confine};
+    let mut out = vec![match confine::probe() {
+        None => Finding::ok("local-namespaces", "network, mount and PID namespaces can be created"),
+        Some(why) => Finding::fail("local-namespaces", why, "see the detail"),
+    }];
+    match build::GoEnv::detect(None) {
+        Err(e) => out.push(Finding::fail("local-go", e, "install Go 1.26+ (https://go.dev/dl)")),
+        Ok(env) => {
+            let (warm, cold): (Vec<_>, Vec<_>) =
+                build::targets(pins).into_iter().partition(|t| build::is_warm(t, &env, root));
+            let names = |v: &[build::Target]| v.iter().map(|t| t.name.clone()).collect::<Vec<_>>().join(", ");
+            out.push(if cold.is_empty() {
+                Finding::ok("local-components", format!("built with {}: {}", env.version, names(&warm)))
+            } else {
+                Finding::fail(
+                    "local-components",
+                    format!("not built: {}", names(&cold)),
+                    "run `kyvtel tools build` (or any local run builds them)",
+                )
+            });
+        }
+    }
+    let cache = crate::provider::local::charts::module_cache();
+    let dir = existing_ancestor(&cache);
+    out.push(match free_gib(runner, &dir) {
+        Some(g) if g >= LOCAL_MIN_FREE_DISK_GIB => {
+            Finding::ok("local-disk", format!("{g} GiB free in {} (Go's caches)", dir.display()))
+        }
+        Some(g) => Finding::fail(
+            "local-disk",
+            format!("{g} GiB free in {}; a first build needs about {LOCAL_MIN_FREE_DISK_GIB} GiB", dir.display()),
+            "free disk space or point GOMODCACHE/GOCACHE elsewhere",
+        ),
+        None => {
+            Finding::fail("local-disk", format!("could not read free space of {}", dir.display()), "check `df -Pk`")
+        }
+    });
+    out
 }
 
 /// One line per finding: `ok   docker: ...` or `FAIL kind: ... (fix: ...)`.

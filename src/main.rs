@@ -20,7 +20,9 @@ fn main() -> ExitCode {
     };
     if let Command::Run(args) = &mut cli.command {
         // Bad input stops everything before any probe or namespace: exit 2, nothing executed.
-        if let Err(e) = kyvtel::run::session::load_all(&args.scenarios) {
+        if let Err(e) =
+            kyvtel::run::session::load_all(&args.scenarios).and_then(|_| kyvtel::cli::run::check_flags(args))
+        {
             eprintln!("error: {e}");
             return e.exit().into();
         }

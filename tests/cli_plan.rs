@@ -256,3 +256,39 @@ fn the_plan_names_the_tools_directory_the_run_uses() {
     assert!(text.contains("helm install kyverno /opt/kyvtel-tools/charts/kyverno-3.9.1.tgz"), "{text}");
     assert!(text.contains("KUBECONFIG=target/kyvtel-work/RUN_ID/recipe-on-telepresence-2-27/kubeconfig"), "{text}");
 }
+
+/// The local provider creates every Service before its Deployment (Telepresence 2.20.2 panics on a
+/// Deployment without its Service, and its webhook then fails open) and adds the injection annotation
+/// to the pod template only; the scenario's files are unchanged.
+#[test]
+fn the_local_plan_creates_services_first_and_annotates_only_the_pod_template() {
+    let json: serde_json::Value = serde_json::from_str(&stdout(&[
+        "plan",
+        "--provider",
+        "local",
+        "--output",
+        "json",
+        "scenarios/documented-recipe.yaml",
+    ]))
+    .unwrap();
+    for plan in json["plans"].as_array().unwrap() {
+        let deploy = plan["phases"].as_array().unwrap().iter().find(|p| p["name"] == "deploy-workload").unwrap();
+        let objects = deploy["actions"][0]["objects"].as_array().unwrap();
+        let kinds: Vec<&str> = objects.iter().map(|o| o["kind"].as_str().unwrap()).collect();
+        let first_deployment = kinds.iter().position(|k| *k == "Deployment").unwrap();
+        assert!(kinds[..first_deployment].contains(&"Service"), "{kinds:?}");
+        assert!(!kinds[first_deployment..].contains(&"Service"), "{kinds:?}");
+        let d = &objects[first_deployment];
+        let key = if plan["versions"]["telepresence"] == "2.20.2" {
+            "telepresence.getambassador.io/inject-traffic-agent"
+        } else {
+            "telepresence.io/inject-traffic-agent"
+        };
+        assert_eq!(d["spec"]["template"]["metadata"]["annotations"][key], "enabled", "{d}");
+        assert!(d["metadata"]["annotations"].get(key).is_none(), "only the pod template: {d}");
+    }
+    let kind: serde_json::Value =
+        serde_json::from_str(&stdout(&["plan", "--output", "json", "scenarios/documented-recipe.yaml"])).unwrap();
+    let text = kind.to_string();
+    assert!(!text.contains("inject-traffic-agent"), "kind injects by intercept, never by annotation");
+}

@@ -102,11 +102,7 @@ fn provider_flags_that_do_not_fit_are_usage_errors() {
         (vec!["--k3s-image", "rancher/k3s:x"], "--k3s-image goes with --provider k3s"),
         (vec!["--reuse", "--provider", "existing", "--kubeconfig", "x"], "--reuse goes with --provider kind"),
     ] {
-        let out = kyvtel()
-            .args(["run", "--provider", "kind", "scenarios/documented-recipe.yaml"])
-            .args(&args)
-            .output()
-            .unwrap();
+        let out = kyvtel().args(["run", "scenarios/documented-recipe.yaml"]).args(&args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(msg), "{args:?}: {stderr}");

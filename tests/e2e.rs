@@ -86,7 +86,10 @@ fn provider() -> Result<&'static str, String> {
         return Ok("kind");
     }
     if forced == "kind" {
-        return Err(format!("live prerequisites missing (kind): {}", missing_prerequisites().join("; ")));
+        return Err(format!(
+            "live prerequisites missing: {} (KYVTEL_E2E_PROVIDER=kind)",
+            missing_prerequisites().join("; ")
+        ));
     }
     let local = local_missing();
     if local.is_empty() {

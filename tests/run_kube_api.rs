@@ -409,3 +409,54 @@ async fn denial_messages_come_from_the_deployments_replica_sets() {
     });
     assert_eq!(api.denial_messages("app", "demo").await.unwrap(), [KYVERNO_DENIAL]);
 }
+
+/// A pod of the demo workload, created at `created`, with these containers.
+fn demo_pod(name: &str, created: &str, containers: &[&str]) -> Value {
+    let cs: Vec<Value> = containers.iter().map(|c| json!({"name": c, "image": "x"})).collect();
+    json!({"metadata": {"name": name, "namespace": "kyvtel-app", "creationTimestamp": created, "labels": {"app": "demo"}},
+           "spec": {"containers": cs}})
+}
+
+fn demo_selector() -> serde_json::Map<String, Value> {
+    json!({"app": "demo"}).as_object().unwrap().clone()
+}
+
+/// The local provider's silent-false-result trap: a webhook left on a Service fails open and the pod
+/// is admitted without an agent. The injected-pod wait then fails with what it saw, never passes.
+#[tokio::test]
+async fn a_pod_admitted_without_the_agent_fails_the_injected_pod_wait() {
+    let (api, _log) = mock(|seen| {
+        if seen.uri.contains("/replicasets") {
+            return Reply::Json(200, list_of("ReplicaSet", vec![]));
+        }
+        Reply::Json(200, list_of("Pod", vec![demo_pod("demo-1", "2026-12-03T08:00:00Z", &["demo"])]))
+    });
+    let e = api
+        .injected_pod("kyvtel-app", &demo_selector(), "traffic-agent", Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("newest pod demo-1 has containers [demo], no `traffic-agent`"), "{e}");
+}
+
+/// 2.20.2 first denies a pod ("agent-config is not yet generated") and restarts the workload: the
+/// newest pod is the one judged, and a terminating one never is.
+#[tokio::test]
+async fn the_injected_pod_is_the_newest_live_one() {
+    let (api, _log) = mock(|_| {
+        let mut old = demo_pod("demo-old", "2026-12-03T08:00:00Z", &["demo", "traffic-agent"]);
+        old["metadata"]["deletionTimestamp"] = json!("2026-12-03T08:00:05Z");
+        Reply::Json(
+            200,
+            list_of(
+                "Pod",
+                vec![
+                    old,
+                    demo_pod("demo-new", "2026-12-03T08:00:03Z", &["demo", "traffic-agent"]),
+                    demo_pod("demo-mid", "2026-12-03T08:00:01Z", &["demo"]),
+                ],
+            ),
+        )
+    });
+    let pod = api.injected_pod("kyvtel-app", &demo_selector(), "traffic-agent", Duration::from_secs(2)).await.unwrap();
+    assert_eq!(pod["metadata"]["name"], "demo-new");
+}

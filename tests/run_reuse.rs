@@ -86,7 +86,7 @@ async fn a_mismatching_fingerprint_is_refused_with_every_difference() {
         panic!("expected a refusal")
     };
     assert!(why.starts_with("cluster kyvtel-documented-recipe cannot be reused"), "{why}");
-    assert!(why.contains("kyvernoChart: run needs 3.9.0, cluster has 3.8.2"), "{why}");
+    assert!(why.contains("kyvernoChart: run needs 3.9.1, cluster has 3.8.2"), "{why}");
     assert!(why.contains("configHash: run needs sha256:"), "{why}");
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -107,6 +107,6 @@ fn the_fingerprint_covers_versions_digest_and_config() {
     let fp = reuse::expected(&p, &kind_config());
     assert_eq!(fp["kind"], "v0.33.0");
     assert!(fp["nodeImage"].contains("@sha256:07b2536e"));
-    assert_eq!(fp["kyvernoChart"], "3.9.0");
+    assert_eq!(fp["kyvernoChart"], "3.9.1");
     assert_ne!(fp["configHash"], reuse::expected(&p, "kind: Cluster\n")["configHash"]);
 }

@@ -94,7 +94,7 @@ fn an_unknown_telepresence_version_is_bad_usage_naming_the_known_ones() {
         .code(2);
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
     assert!(stderr.contains("--telepresence 2.99.0: not a pinned Telepresence version"), "{stderr}");
-    assert!(stderr.contains("known: 2.22.6, 2.27.4, 2.31.2, 2.32.1"), "{stderr}");
+    assert!(stderr.contains("known: 2.20.2, 2.22.6, 2.27.4, 2.31.0, 2.31.2, 2.32.1"), "{stderr}");
     assert!(!dir.join("bin").exists(), "nothing is installed on bad usage");
 }
 

@@ -25,12 +25,15 @@ use crate::{Error, Result};
 
 /// The environment variable naming the Kyverno CLI binary.
 pub const ENV_BIN: &str = "KYVERNO_BIN";
-/// Where `make kyverno-cli` builds the CLI, relative to the repository root.
-pub const TOOLS_BIN: &str = ".tools/bin/kyverno";
+/// Where `make kyverno-cli` (`kyvtel tools build`) builds the CLI, relative to the repository root.
+pub const TOOLS_BIN: &str = ".tools/local/kyverno-cli";
+/// Where `kyvtel tools install` downloads the released CLI.
+pub const DOWNLOADED_BIN: &str = ".tools/bin/kyverno";
 /// How long one `kyverno apply` may take.
 pub const APPLY_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Finds the Kyverno CLI: `$KYVERNO_BIN`, else `.tools/bin/kyverno`, else `kyverno` on `PATH`.
+/// Finds the Kyverno CLI: `$KYVERNO_BIN`, else the one built from Go modules
+/// (`.tools/local/kyverno-cli`), else the downloaded one (`.tools/bin/kyverno`), else `kyverno` on `PATH`.
 pub fn locate() -> Result<PathBuf> {
     if let Some(bin) = std::env::var_os(ENV_BIN).filter(|b| !b.is_empty()) {
         let bin = PathBuf::from(bin);
@@ -40,9 +43,10 @@ pub fn locate() -> Result<PathBuf> {
             Err(Error::Prerequisite(format!("{ENV_BIN} names {}, which is not a file", bin.display())))
         };
     }
-    let local = PathBuf::from(TOOLS_BIN);
-    if local.is_file() {
-        return Ok(local);
+    for local in [TOOLS_BIN, DOWNLOADED_BIN].map(PathBuf::from) {
+        if local.is_file() {
+            return Ok(local);
+        }
     }
     std::env::var_os("PATH")
         .into_iter()
@@ -51,7 +55,7 @@ pub fn locate() -> Result<PathBuf> {
         .find(|p| p.is_file())
         .ok_or_else(|| {
             Error::Prerequisite(format!(
-                "the Kyverno CLI was not found (${ENV_BIN}, {TOOLS_BIN}, `kyverno` on PATH); build it with `make kyverno-cli`"
+                "the Kyverno CLI was not found (${ENV_BIN}, {TOOLS_BIN}, {DOWNLOADED_BIN}, `kyverno` on PATH); build it with `make kyverno-cli`"
             ))
         })
 }

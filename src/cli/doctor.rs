@@ -33,9 +33,19 @@ pub fn machine_findings() -> Vec<doctor::Finding> {
     findings
 }
 
+/// The local provider's findings on this machine.
+pub fn local_findings() -> Vec<doctor::Finding> {
+    let scratch = std::env::temp_dir().join(format!("kyvtel-doctor-{}", std::process::id()));
+    let runner = DuctRunner::new(&scratch).with_tools_dir(Some(default_tools_dir()));
+    let f = doctor::local(&runner, &Pins::builtin(), &crate::run::session::local::root());
+    let _ = std::fs::remove_dir_all(&scratch);
+    f
+}
+
 /// Runs `kyvtel doctor`.
 pub fn run(args: Args) -> Result<Exit> {
-    let findings = machine_findings();
+    let mut findings = machine_findings();
+    findings.extend(local_findings());
     match args.output {
         Output::Text => print!("{}", doctor::render(&findings)),
         Output::Json => println!(

@@ -78,43 +78,47 @@ pub fn resolve_auto() -> (ProviderKind, String) {
     }
 }
 
-/// `auto` is resolved in `main`, before the run (and its namespaces) start.
-fn unreachable_auto() -> Result<Provider> {
-    Err(Error::Usage("--provider auto must be resolved before the run starts".into()))
+/// Checks the flag combinations (exit 2), before `auto` probes anything or a namespace is entered.
+///
+/// # Errors
+/// [`Error::Usage`] naming the flag that does not fit.
+pub fn check_flags(args: &Args) -> Result<()> {
+    let usage = |m: &str| Err(Error::Usage(m.into()));
+    let p = args.provider;
+    if (args.kubeconfig.is_some() || args.context.is_some()) && p != ProviderKind::Existing {
+        return usage("--kubeconfig and --context go with --provider existing");
+    }
+    if p == ProviderKind::Existing && args.kubeconfig.is_none() {
+        return usage("--provider existing needs --kubeconfig FILE (and optionally --context)");
+    }
+    if p == ProviderKind::K3s && args.k3s_image.is_none() {
+        return usage("--provider k3s needs --k3s-image rancher/k3s:<tag> (kyvtel pins none)");
+    }
+    if args.k3s_image.is_some() && p != ProviderKind::K3s {
+        return usage("--k3s-image goes with --provider k3s");
+    }
+    if args.reuse && p != ProviderKind::Kind {
+        return usage("--reuse goes with --provider kind");
+    }
+    Ok(())
 }
 
-/// Runs `kyvtel run`.
+/// Runs `kyvtel run`; `--provider auto` must have been resolved (`main` does, before the run and its
+/// namespaces start).
 pub fn run(args: Args) -> Result<Exit> {
     // Bad input stops the run before anything is executed.
     session::load_all(&args.scenarios)?;
+    check_flags(&args)?;
     let provider = match args.provider {
-        ProviderKind::Auto => unreachable_auto()?,
-        ProviderKind::Local if args.kubeconfig.is_some() || args.context.is_some() => {
-            return Err(Error::Usage("--kubeconfig and --context go with --provider existing".into()));
-        }
+        ProviderKind::Auto => return Err(Error::Usage("--provider auto is resolved before the run starts".into())),
         ProviderKind::Local => Provider::Local,
-        ProviderKind::Kind if args.kubeconfig.is_some() || args.context.is_some() => {
-            return Err(Error::Usage("--kubeconfig and --context go with --provider existing".into()));
-        }
         ProviderKind::Kind => Provider::Kind,
         ProviderKind::Existing => Provider::Existing {
-            kubeconfig: args.kubeconfig.ok_or_else(|| {
-                Error::Usage("--provider existing needs --kubeconfig FILE (and optionally --context)".into())
-            })?,
-            context: args.context,
+            kubeconfig: args.kubeconfig.clone().unwrap_or_default(),
+            context: args.context.clone(),
         },
-        ProviderKind::K3s => Provider::K3s {
-            image: args.k3s_image.clone().ok_or_else(|| {
-                Error::Usage("--provider k3s needs --k3s-image rancher/k3s:<tag> (kyvtel pins none)".into())
-            })?,
-        },
+        ProviderKind::K3s => Provider::K3s { image: args.k3s_image.clone().unwrap_or_default() },
     };
-    if args.k3s_image.is_some() && !matches!(provider, Provider::K3s { .. }) {
-        return Err(Error::Usage("--k3s-image goes with --provider k3s".into()));
-    }
-    if args.reuse && !matches!(provider, Provider::Kind) {
-        return Err(Error::Usage("--reuse goes with --provider kind".into()));
-    }
     session::run(&SessionOptions {
         scenarios: args.scenarios,
         keep: args.keep,

@@ -79,7 +79,19 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
                 in_cluster_files: true,
                 ca: pki.ca_crt(),
                 log: l.log("traffic-manager"),
-                ready: Ready::Listening { port: ports::INJECTOR },
+                // The injector serves, and its webhook points at loopback: a webhook left on a Service
+                // fails open and pods would be admitted without an agent (facts.md §7). Its name:
+                // upstream: telepresenceio/telepresence charts/*/templates/agentInjectorWebhook.yaml
+                // @v2.20.2 and @v2.31.0 (`{{ agentInjector.webhook.name }}-<manager namespace>`).
+                ready: Ready::All {
+                    all: vec![
+                        Ready::Listening { port: ports::INJECTOR },
+                        Ready::Webhooks {
+                            kind: "MutatingWebhookConfiguration".into(),
+                            name: format!("agent-injector-webhook-{mgr_ns}"),
+                        },
+                    ],
+                },
                 timeout: ctx.timeout(limits::COMPONENT),
             }));
             push_stop(ctx.b, name, "traffic-manager");

@@ -40,6 +40,11 @@ pub enum Ready {
         /// Its name.
         name: String,
     },
+    /// Every one of these, in order.
+    All {
+        /// The checks.
+        all: Vec<Ready>,
+    },
 }
 
 /// One operation of the local provider. `kyvtel plan --provider local` prints it; the executor
@@ -182,6 +187,7 @@ fn ready_text(r: &Ready) -> String {
         Ready::ApiServer => "GET /readyz answers 200".into(),
         Ready::ServiceAccount { namespace, name } => format!("ServiceAccount {namespace}/{name} exists"),
         Ready::Webhooks { kind, name } => format!("{kind} {name} exists with loopback URLs"),
+        Ready::All { all } => all.iter().map(ready_text).collect::<Vec<_>>().join(", and "),
     }
 }
 
@@ -335,6 +341,12 @@ async fn wait_ready<A: ClusterApi>(
 
 async fn check<A: ClusterApi>(ready: &Ready, api: &A) -> Result<(), String> {
     match ready {
+        Ready::All { all } => {
+            for r in all {
+                Box::pin(check(r, api)).await?;
+            }
+            Ok(())
+        }
         Ready::Listening { port } => tokio::net::TcpStream::connect(("127.0.0.1", *port))
             .await
             .map(|_| ())
