@@ -5,7 +5,7 @@
 //! | 0 | success: every scenario, check or expectation held |
 //! | 1 | a scenario (or verification) failed: the system under test misbehaved |
 //! | 2 | usage or input error: malformed scenario, missing file, unknown field or version; nothing was executed |
-//! | 3 | missing prerequisite or infrastructure error: Docker, a tool, the Kyverno CLI, a cluster call |
+//! | 3 | missing prerequisite or infrastructure error: Docker, a tool, the Kyverno CLI, a cluster call, a local component that exited, a webhook that could not be called |
 
 /// A process exit code with a documented meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -111,10 +111,9 @@ fn run_local(path: &Path) -> Result<Completion, Failed> {
         .output()
         .map_err(|e| Failed::from(format!("kyvtel: {e}")))?;
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    eprint!("{text}");
     match out.status.code() {
         Some(0) => Ok(Completion::Completed),
-        code => Err(format!("scenario failed on the local provider (exit {code:?})").into()),
+        code => Err(format!("scenario failed on the local provider (exit {code:?}):\n{text}").into()),
     }
 }
 

@@ -206,3 +206,37 @@ fn a_recipe_without_one_exclusion_fails_with_the_real_located_denial() {
     assert!(!failure.contains("require-security-context"), "only the dropped rule: {failure}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A component that dies mid-run is an infrastructure failure (exit 3, named), never a policy verdict,
+/// and the rest of the stack is still stopped.
+#[test]
+fn a_component_killed_mid_run_is_an_infrastructure_failure() {
+    let _one = serial();
+    if skip_or_fail("local-component-killed") {
+        return;
+    }
+    let dir = tmp("local-component-killed");
+    let work = dir.join("work").display().to_string();
+    let child = start(&common::root().join("tests/fixtures/local/recipe-2.31.0.yaml"), &dir);
+    let up = wait_until(Duration::from_secs(120), || {
+        processes_naming(&work).iter().any(|p| p.contains("kyverno.kubeconfig"))
+    });
+    assert!(up, "Kyverno never started: {:?}", processes_naming(&work));
+    let apiserver = processes_naming(&work)
+        .into_iter()
+        .find(|p| p.contains("kube-apiserver --etcd-servers"))
+        .and_then(|p| p.split(':').next().and_then(|pid| pid.parse::<i32>().ok()))
+        .expect("the API server's pid");
+    // SAFETY: killing a process of the run this test started.
+    unsafe { libc::kill(apiserver, libc::SIGKILL) };
+    let out = child.wait_with_output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(text.contains("infrastructure failure"), "{text}");
+    assert!(
+        wait_until(Duration::from_secs(10), || processes_naming(&work).is_empty()),
+        "{:?}",
+        processes_naming(&work)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,18 +1,14 @@
-//! Cluster providers: where a run's cluster comes from, and whether kyvtel may delete it.
-//!
-//! [`ClusterProvider`] is an object-safe async trait (methods return boxed `Send` futures, no extra
-//! crate), so the executor can hold a `Box<dyn ClusterProvider>` chosen by `--provider`:
-//! - [`kind::KindProvider`] (default): `kind` through the [`crate::tools::Runner`] seam; the exact
-//!   command lines come from the pure builders in [`kind`], which `kyvtel plan` prints too.
-//! - [`k3s::K3sProvider`]: a privileged `rancher/k3s` container through testcontainers.
-//! - [`existing::ExistingProvider`]: a given kubeconfig and context; never creates or deletes.
+//! Cluster providers that run outside the plan. What each provider contributes to a plan (kind's
+//! cluster, the local stack's components) lives in [`crate::plan::providers`], so that `kyvtel plan`
+//! prints it and the executor runs it; here are only what a plan cannot hold:
+//! - [`k3s::K3sProvider`]: a privileged `rancher/k3s` container through testcontainers, started before
+//!   the plan runs (the [`ClusterProvider`] trait);
+//! - [`local`]: the local provider's builds, confinement and component processes.
 //!
 //! Every provider yields a [`Cluster`]: a run-private kubeconfig file (never `~/.kube/config`) and an
 //! optional context, from which [`Cluster::client`] builds the kube client.
 
-pub mod existing;
 pub mod k3s;
-pub mod kind;
 pub mod local;
 
 use std::future::Future;

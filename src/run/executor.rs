@@ -146,6 +146,17 @@ async fn cancelled(mut rx: watch::Receiver<bool>) {
     }
 }
 
+/// Resolves when a component of the run (the local provider's) has exited, naming it: no wait goes
+/// on for its timeout once the stack is broken. Never resolves without components.
+async fn component_exited(table: &crate::provider::local::process::Table) -> String {
+    loop {
+        if let Some((name, how)) = table.dead().into_iter().next() {
+            return format!("{name} exited ({how})");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// Runs a command on a blocking thread, so that waits and servers keep running.
 async fn run_command(s: &Settings, cmd: &CommandLine, timeout: Duration) -> Result<Output, RunError> {
     let runner = s.runner.clone();
@@ -449,6 +460,7 @@ pub async fn execute<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) -> Scena
             let r = tokio::select! {
                 r = exec_action(api, s, &mut st, plan, a) => r,
                 () = cancelled(s.cancel.clone()) => Err("cancelled (Ctrl-C)".to_string()),
+                why = component_exited(&s.processes) => Err(why),
             };
             if let Err(e) = r {
                 status = Status::Failed(infra_cause(s, &mut st, e));

@@ -74,77 +74,6 @@ pub struct SessionOptions {
 /// not in them, because they hold credentials (the run's kubeconfig) and unredacted tool logs.
 pub const DEFAULT_WORK_DIR: &str = "target/kyvtel-work";
 
-/// `p` made absolute, with `.` and `..` folded and symbolic links followed as far as the path
-/// exists, so that two spellings of one directory compare equal.
-fn resolved(p: &Path) -> PathBuf {
-    let folded = plan::build::clean(&std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
-    // Follow links in the longest existing ancestor; the rest does not exist yet.
-    let mut existing = folded.as_path();
-    let mut rest = Vec::new();
-    while !existing.exists() {
-        match (existing.parent(), existing.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_os_string());
-                existing = parent;
-            }
-            _ => return folded,
-        }
-    }
-    let mut out = std::fs::canonicalize(existing).unwrap_or_else(|_| existing.to_path_buf());
-    out.extend(rest.iter().rev());
-    out
-}
-
-/// This run's private directory, `<work_dir>/<run-id>`. Dropping it removes it (after success, a
-/// failure, an early error or a panic), and the work root too when kyvtel created it and nothing
-/// else is left there, unless `--keep` keeps the cluster, whose kubeconfig it holds.
-struct WorkDir {
-    path: PathBuf,
-    root: PathBuf,
-    root_existed: bool,
-    keep: bool,
-}
-
-impl WorkDir {
-    fn new(root: &Path, run_id: &str, keep: bool) -> Self {
-        WorkDir { path: root.join(run_id), root: root.to_path_buf(), root_existed: root.exists(), keep }
-    }
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        if self.keep {
-            if self.path.exists() {
-                eprintln!("kept: run-private files (kubeconfigs, tool state) in {}", self.path.display());
-            }
-            return;
-        }
-        match std::fs::remove_dir_all(&self.path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                eprintln!("warning: could not remove the run-private directory {}: {e}", self.path.display());
-            }
-            // Only an empty root goes, and only one kyvtel created.
-            _ if !self.root_existed => drop(std::fs::remove_dir(&self.root)),
-            _ => {}
-        }
-    }
-}
-
-/// Refuses a work directory inside the report directory: the reports are meant to be uploaded
-/// (CI artifacts), and the work directory holds credentials.
-fn check_work_dir(opts: &SessionOptions) -> Result<()> {
-    let (work, reports) = (resolved(&opts.work_dir), resolved(&opts.report_dir));
-    if work.starts_with(&reports) {
-        return Err(Error::Usage(format!(
-            "the run-private directory {} is inside the report directory {}; it holds credentials, so \
-             choose a report directory that does not contain it",
-            work.display(),
-            reports.display()
-        )));
-    }
-    Ok(())
-}
-
 /// A run id that sorts by time: `run-<unix seconds>-<pid>`.
 pub fn new_run_id() -> String {
     let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
@@ -169,42 +98,6 @@ fn new_token(run_id: &str) -> Result<String> {
 
 pub use crate::scenario::load_all;
 
-/// Refuses scenarios whose Telepresence binary or Kyverno chart is not installed in `tools`: the
-/// plan would be built for one version while another one (or none) runs.
-///
-/// A non-default Telepresence must be `<tools>/telepresence-<version>/telepresence` (PATH never stands in for
-/// it); the pinned default is checked with the other tools by `kyvtel doctor`'s findings (tools
-/// directory, or PATH when its version matches).
-fn check_provisioned_versions(loaded: &[Loaded], tools: &ToolsDir, pins: &Pins) -> Result<()> {
-    let mut problems = Vec::new();
-    for l in loaded {
-        let v = &l.versions;
-        if v.telepresence != pins.telepresence.default {
-            let binary = tools.telepresence(pins, &v.telepresence);
-            if !is_executable(&binary) {
-                problems.push(format!(
-                    "{}: needs Telepresence {}, but {} is missing (run `kyvtel tools install --telepresence {}`)",
-                    l.name(),
-                    v.telepresence,
-                    binary.display(),
-                    v.telepresence
-                ));
-            }
-        }
-        let chart = tools.charts().join(format!("kyverno-{}.tgz", v.kyverno_chart));
-        if !chart.is_file() {
-            problems.push(format!(
-                "{}: the Kyverno chart {} is not downloaded ({} missing; run `kyvtel tools install --for-scenarios {}`)",
-                l.name(),
-                v.kyverno_chart,
-                chart.display(),
-                l.path.display()
-            ));
-        }
-    }
-    if problems.is_empty() { Ok(()) } else { Err(Error::Prerequisite(problems.join("; "))) }
-}
-
 /// The runner of commands whose run-private directories live under `work`, with tools from
 /// `tools`. With `telepresence` (a plan's [`Plan::telepresence_binary`]), `telepresence` commands
 /// run that binary; otherwise the default (tools directory, then PATH).
@@ -214,14 +107,6 @@ fn scenario_runner(work: &Path, tools: &ToolsDir, telepresence: Option<&Path>) -
         Some(bin) => runner.with_program(Tool::Telepresence, bin.to_path_buf()),
         None => runner,
     }
-}
-
-/// Rewrites a kind plan for an existing cluster: no cluster creation, no image preloading, nothing
-/// in the teardown that deletes the cluster, and no `kind export logs` in the evidence.
-pub fn for_existing_cluster(plan: Plan) -> Plan {
-    let mut plan = plan.without_phases(&["create-cluster", "preload-images"]);
-    plan.evidence.retain(|g| g.command.tool != Tool::Kind);
-    plan
 }
 
 /// Copies the user's kubeconfig into the run directory, selecting `context`; the user's file is
@@ -243,97 +128,6 @@ fn private_kubeconfig(user: &Path, context: Option<&str>, target: &Path) -> Resu
     }
     let text = serde_saphyr::to_string(&cfg).map_err(|e| Error::infra("serialize kubeconfig", e))?;
     crate::tools::env::write_private(target, &text).map_err(|e| Error::infra(format!("write {}", target.display()), e))
-}
-
-/// Writes the evidence bundle of a failed scenario and returns its directory.
-fn write_evidence(root: &Path, run_id: &str, plan: &Plan, result: &ScenarioResult) -> std::io::Result<PathBuf> {
-    let mut b = Bundle::create(root, run_id, &plan.scenario)?;
-    let summary = serde_json::to_string_pretty(result).unwrap_or_default();
-    b.add("result.json", "phase results, pod checks and teardown of this scenario", summary.as_bytes())?;
-    for (name, content) in &result.evidence {
-        b.add(name, "collected from the cluster after the failure, before the teardown", content.as_bytes())?;
-    }
-    for g in &plan.evidence {
-        add_gathered(&mut b, g)?;
-    }
-    b.finish()
-}
-
-/// Adds what `g` wrote before the teardown, redacted, then removes it from the run directory: a
-/// zip member by member (`<name>__<member path>`), a directory file by file (`<name>__<path>`),
-/// any other file as `<name>`. Nothing written (the command failed) adds nothing here; its output
-/// is in `<name>.command.txt`.
-fn add_gathered(b: &mut Bundle, g: &Gather) -> std::io::Result<()> {
-    let out = &g.output;
-    let what = format!("{} (gathered before the teardown)", g.name);
-    if out.is_dir() {
-        // Every file goes through the bundle, which redacts tokens and certificates.
-        let mut stack = vec![out.clone()];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else if let Ok(rel) = path.strip_prefix(out) {
-                    b.add_file(&nested_name(&g.name, &rel.to_string_lossy()), &what, &path)?;
-                }
-            }
-        }
-        let _ = std::fs::remove_dir_all(out);
-    } else if let Ok(bytes) = std::fs::read(out) {
-        let _ = std::fs::remove_file(out);
-        if out.extension().is_some_and(|e| e == "zip") {
-            b.add_zip(&g.name, &what, &bytes)?;
-        } else {
-            b.add(&g.name, &what, &bytes)?;
-        }
-    }
-    Ok(())
-}
-
-fn scenario_report(plan: &Plan, r: &ScenarioResult, took: Duration, evidence: Option<PathBuf>) -> ScenarioReport {
-    let verdict = if r.passed {
-        Verdict::Passed
-    } else if r.cancelled {
-        Verdict::Failed { message: "cancelled (Ctrl-C)".into() }
-    } else if r.infra {
-        let why = r.failure().unwrap_or_else(|| "failed".into());
-        let why = if why.contains("infrastructure failure") { why } else { format!("infrastructure failure: {why}") };
-        Verdict::Failed { message: why }
-    } else {
-        Verdict::Failed { message: r.failure().unwrap_or_else(|| "failed".into()) }
-    };
-    let mut s = ScenarioReport::new(&plan.scenario, verdict, took);
-    s.phases = r
-        .phases
-        .iter()
-        .filter(|p| !matches!(p.status, Status::Skipped(_)))
-        .map(|p| Phase {
-            name: p.name.clone(),
-            duration: Duration::from_secs_f64(p.seconds),
-            ok: p.status == Status::Passed,
-        })
-        .collect();
-    s.evidence = evidence;
-    s.telepresence = Some(plan.versions.telepresence.clone());
-    s.provider = Some(plan.provider.name().to_string());
-    s.checks_asserted = r.asserted;
-    // Steps the provider cannot run (their phase holds only a `skip`), never those skipped after a failure.
-    s.skipped_steps = r
-        .phases
-        .iter()
-        .filter_map(|p| match &p.status {
-            Status::Skipped(reason)
-                if plan.phases.iter().any(|ph| {
-                    ph.name == p.name && matches!(ph.actions.as_slice(), [crate::plan::Action::Skip { .. }])
-                }) =>
-            {
-                Some(report::SkippedStep { name: p.name.clone(), reason: reason.clone() })
-            }
-            _ => None,
-        })
-        .collect();
-    s
 }
 
 /// The state of one `kyvtel run` while it goes through its scenarios.
@@ -485,6 +279,27 @@ impl Session<'_> {
         result
     }
 
+    /// A scenario whose setup failed before its plan ran (a provider that did not start, a run
+    /// directory that could not be written) is a failed scenario, reported as an infrastructure
+    /// failure, and the run goes on so that the reports are always written; bad input still stops it.
+    /// Returns whether the run was cancelled.
+    fn scenario_setup(&mut self, name: &str, r: Result<bool>) -> Result<bool> {
+        match r {
+            Ok(cancelled) => Ok(cancelled),
+            Err(e) if e.exit() == Exit::Input => Err(e),
+            Err(e) => {
+                eprintln!("{name}: setup failed: {e}");
+                self.infra = true;
+                self.report.scenarios.push(ScenarioReport::new(
+                    name,
+                    Verdict::Failed { message: format!("infrastructure failure: setup failed: {e}") },
+                    Duration::ZERO,
+                ));
+                Ok(false)
+            }
+        }
+    }
+
     /// Records the API server's version once, for the JSON summary (best effort).
     fn note_server_version(&mut self, api: &KubeApi) {
         if self.report.server_version.is_none() {
@@ -495,16 +310,27 @@ impl Session<'_> {
     /// One scenario on its own cluster: exactly `kyvtel plan SCENARIO`. Returns whether it was cancelled.
     fn run_one(&mut self, l: &Loaded) -> Result<bool> {
         let work = self.work.path.join(l.name());
-        let mut p = plan::build(
+        let provider = match self.opts.provider {
+            Provider::Kind => plan::Provider::Kind,
+            Provider::K3s { .. } => plan::Provider::K3s,
+            Provider::Existing { .. } => plan::Provider::Existing,
+            Provider::Local => return self.run_local(l),
+        };
+        // The provider is an input of the plan: k3s and existing clusters get no cluster phases.
+        let p = plan::build(
             l,
-            &Options { run_dir: work.clone(), tools: ToolsDir::at(default_tools_dir()), ..Options::default() },
+            &Options {
+                run_dir: work.clone(),
+                tools: ToolsDir::at(default_tools_dir()),
+                provider,
+                ..Options::default()
+            },
         );
         let kind_cluster = self.opts.provider == Provider::Kind;
         let mut k3s = None;
         let (kubeconfig, context) = match &self.opts.provider {
             Provider::Kind => (crate::tools::env::kubeconfig(&work), None),
             Provider::K3s { image } => {
-                p = for_existing_cluster(p);
                 let spec = K3sSpec {
                     image: image.clone(),
                     kubeconfig: crate::tools::env::kubeconfig(&work),
@@ -521,7 +347,6 @@ impl Session<'_> {
             }
             Provider::Local => return self.run_local(l),
             Provider::Existing { kubeconfig, context } => {
-                p = for_existing_cluster(p);
                 let private = crate::tools::env::kubeconfig(&work);
                 private_kubeconfig(kubeconfig, context.as_deref(), &private)?;
                 (private, None)
@@ -733,7 +558,9 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
     };
     if let Some(runs) = &local_runs {
         for l in runs {
-            if session.run_local(l)? {
+            let name = format!("{}@{}", l.name(), l.versions.telepresence);
+            let r = session.run_local(l);
+            if session.scenario_setup(&name, r)? {
                 break;
             }
         }
@@ -741,7 +568,8 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
         session.run_cells(&loaded)?;
     } else {
         for l in &loaded {
-            if session.run_one(l)? {
+            let r = session.run_one(l);
+            if session.scenario_setup(l.name(), r)? {
                 break;
             }
         }
@@ -770,7 +598,16 @@ fn status_text(s: &Status) -> String {
     }
 }
 
+mod evidence;
 pub mod local;
+mod prerequisites;
+mod work_dir;
+
+#[cfg(test)]
+use evidence::add_gathered;
+use evidence::{scenario_report, write_evidence};
+use prerequisites::check_provisioned_versions;
+use work_dir::{WorkDir, check_work_dir};
 
 #[cfg(test)]
 mod tests {
@@ -780,7 +617,8 @@ mod tests {
     fn existing_cluster_plans_never_create_or_delete_the_cluster() {
         let l = crate::scenario::load(Path::new("scenarios/documented-recipe.yaml")).unwrap();
         let full = plan::build(&l, &Options::default());
-        let p = for_existing_cluster(full.clone());
+        let p = plan::build(&l, &Options { provider: plan::Provider::Existing, ..Options::default() });
+        assert!(p.evidence.iter().all(|g| g.command.tool != Tool::Kind), "no kind export logs");
         let text = plan::render::text(&p);
         assert!(!text.contains("kind create cluster") && !text.contains("kind delete cluster"), "{text}");
         assert_eq!(p.teardown.len(), full.teardown.len() - 1);

@@ -320,8 +320,10 @@ async fn wait_ready<A: ClusterApi>(
 ) -> Result<(), String> {
     let start = tokio::time::Instant::now();
     loop {
-        if let Some((_, how)) = table.dead().into_iter().find(|(n, _)| n == name) {
-            return Err(format!("{name} exited ({how}) before it was ready; its log ends: {}", log_tail(log)));
+        // Any component of the stack that exits ends the wait: nothing can become ready without it.
+        if let Some((dead, how)) = table.dead().into_iter().next() {
+            let tail = if dead == name { log_tail(log) } else { String::from("(see its log in the evidence)") };
+            return Err(format!("{dead} exited ({how}) while {name} was starting; {tail}"));
         }
         let last = match check(ready, api).await {
             Ok(()) => return Ok(()),

@@ -1,0 +1,104 @@
+//! The evidence bundle of a failed scenario, and its entry in the reports.
+
+use super::*;
+
+/// Writes the evidence bundle of a failed scenario and returns its directory.
+pub(super) fn write_evidence(
+    root: &Path,
+    run_id: &str,
+    plan: &Plan,
+    result: &ScenarioResult,
+) -> std::io::Result<PathBuf> {
+    let mut b = Bundle::create(root, run_id, &plan.scenario)?;
+    let summary = serde_json::to_string_pretty(result).unwrap_or_default();
+    b.add("result.json", "phase results, pod checks and teardown of this scenario", summary.as_bytes())?;
+    for (name, content) in &result.evidence {
+        b.add(name, "collected from the cluster after the failure, before the teardown", content.as_bytes())?;
+    }
+    for g in &plan.evidence {
+        add_gathered(&mut b, g)?;
+    }
+    b.finish()
+}
+
+/// Adds what `g` wrote before the teardown, redacted, then removes it from the run directory: a
+/// zip member by member (`<name>__<member path>`), a directory file by file (`<name>__<path>`),
+/// any other file as `<name>`. Nothing written (the command failed) adds nothing here; its output
+/// is in `<name>.command.txt`.
+pub(super) fn add_gathered(b: &mut Bundle, g: &Gather) -> std::io::Result<()> {
+    let out = &g.output;
+    let what = format!("{} (gathered before the teardown)", g.name);
+    if out.is_dir() {
+        // Every file goes through the bundle, which redacts tokens and certificates.
+        let mut stack = vec![out.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if let Ok(rel) = path.strip_prefix(out) {
+                    b.add_file(&nested_name(&g.name, &rel.to_string_lossy()), &what, &path)?;
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(out);
+    } else if let Ok(bytes) = std::fs::read(out) {
+        let _ = std::fs::remove_file(out);
+        if out.extension().is_some_and(|e| e == "zip") {
+            b.add_zip(&g.name, &what, &bytes)?;
+        } else {
+            b.add(&g.name, &what, &bytes)?;
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn scenario_report(
+    plan: &Plan,
+    r: &ScenarioResult,
+    took: Duration,
+    evidence: Option<PathBuf>,
+) -> ScenarioReport {
+    let verdict = if r.passed {
+        Verdict::Passed
+    } else if r.cancelled {
+        Verdict::Failed { message: "cancelled (Ctrl-C)".into() }
+    } else if r.infra {
+        let why = r.failure().unwrap_or_else(|| "failed".into());
+        let why = if why.contains("infrastructure failure") { why } else { format!("infrastructure failure: {why}") };
+        Verdict::Failed { message: why }
+    } else {
+        Verdict::Failed { message: r.failure().unwrap_or_else(|| "failed".into()) }
+    };
+    let mut s = ScenarioReport::new(&plan.scenario, verdict, took);
+    s.phases = r
+        .phases
+        .iter()
+        .filter(|p| !matches!(p.status, Status::Skipped(_)))
+        .map(|p| Phase {
+            name: p.name.clone(),
+            duration: Duration::from_secs_f64(p.seconds),
+            ok: p.status == Status::Passed,
+        })
+        .collect();
+    s.evidence = evidence;
+    s.telepresence = Some(plan.versions.telepresence.clone());
+    s.provider = Some(plan.provider.name().to_string());
+    s.checks_asserted = r.asserted;
+    // Steps the provider cannot run (their phase holds only a `skip`), never those skipped after a failure.
+    s.skipped_steps = r
+        .phases
+        .iter()
+        .filter_map(|p| match &p.status {
+            Status::Skipped(reason)
+                if plan.phases.iter().any(|ph| {
+                    ph.name == p.name && matches!(ph.actions.as_slice(), [crate::plan::Action::Skip { .. }])
+                }) =>
+            {
+                Some(report::SkippedStep { name: p.name.clone(), reason: reason.clone() })
+            }
+            _ => None,
+        })
+        .collect();
+    s
+}
