@@ -46,6 +46,10 @@ fn the_local_plan_of_the_literal_recipe_matches_the_snapshot() {
 #[test]
 fn the_local_plan_starts_the_control_plane_and_skips_only_kubelet_steps() {
     let text = stdout(&["plan", "--provider", "local", "scenarios/documented-recipe.yaml"]);
+    // One stack (control plane, Kyverno) for the cell, shared by the scenario's two versions.
+    assert!(text.contains("=== cell 1 of 1: cluster kyvtel-cell-k1-35-8-kc3-9-1 (local) ==="), "{text}");
+    assert!(text.contains("(once, before its first scenario): start-control-plane, install-kyverno ---"), "{text}");
+    assert_eq!(text.matches("local   start .tools/local/etcd ").count(), 1, "{text}");
     for v in ["2.20.2", "2.31.0"] {
         assert!(text.contains(&format!("plan for scenario documented-recipe@{v} ")), "{text}");
         assert!(
@@ -68,10 +72,18 @@ fn the_local_plan_starts_the_control_plane_and_skips_only_kubelet_steps() {
     assert!(text.contains("--post-renderer-args post-render --post-renderer-args --port=8443"), "{text}");
     assert!(text.contains("local provider adaptations (what differs from a real cluster, and why):"), "{text}");
     assert!(!text.contains("run     kind ") && !text.contains("run     telepresence "), "{text}");
-    // The teardown stops the components newest first and deletes nothing one by one.
-    let teardown = &text[text.rfind("teardown (").unwrap()..];
-    let order: Vec<&str> = teardown.lines().filter(|l| l.trim_start().starts_with('#')).collect();
-    assert!(order[0].contains("stop traffic-manager") && order.last().unwrap().contains("stop etcd"), "{teardown}");
+    // Each scenario resets what it set up on the shared stack (the release without hooks, its
+    // namespaces, the policies, the workload), stopping its traffic-manager first.
+    let member = &text[text.find("--- scenario 2 of 2").unwrap()..text.find("--- teardown of").unwrap()];
+    let reset = &member[member.rfind("teardown (").unwrap()..];
+    let order: Vec<&str> = reset.lines().filter(|l| l.trim_start().starts_with('#')).collect();
+    assert!(order[0].contains("delete workload demo") && order[1].contains("stop traffic-manager"), "{reset}");
+    assert!(reset.contains("helm uninstall traffic-manager -n ambassador --no-hooks"), "{reset}");
+    assert!(reset.contains("remove the policies") && reset.contains("delete namespace kyvtel-app"), "{reset}");
+    // The cell's teardown stops the control plane and Kyverno newest first.
+    let cell = &text[text.find("--- teardown of").unwrap()..];
+    let order: Vec<&str> = cell.lines().filter(|l| l.trim_start().starts_with('#')).collect();
+    assert!(order[0].contains("stop kyverno") && order.last().unwrap().contains("stop etcd"), "{cell}");
 }
 
 #[test]
@@ -271,7 +283,7 @@ fn the_local_plan_creates_services_first_and_annotates_only_the_pod_template() {
         "scenarios/documented-recipe.yaml",
     ]))
     .unwrap();
-    for plan in json["plans"].as_array().unwrap() {
+    for plan in json["cells"][0]["scenarios"].as_array().unwrap() {
         let deploy = plan["phases"].as_array().unwrap().iter().find(|p| p["name"] == "deploy-workload").unwrap();
         let objects = deploy["actions"][0]["objects"].as_array().unwrap();
         let kinds: Vec<&str> = objects.iter().map(|o| o["kind"].as_str().unwrap()).collect();

@@ -40,6 +40,7 @@ fn settings(runner: &Arc<RecordingRunner>, api: &FakeApi) -> Settings {
         as_root: false,
         owns_cluster: true,
         processes: Default::default(),
+        defer_teardown: false,
     }
 }
 

@@ -460,3 +460,65 @@ async fn the_injected_pod_is_the_newest_live_one() {
     let pod = api.injected_pod("kyvtel-app", &demo_selector(), "traffic-agent", Duration::from_secs(2)).await.unwrap();
     assert_eq!(pod["metadata"]["name"], "demo-new");
 }
+
+fn named(items: &[(&str, &str)]) -> Vec<Value> {
+    items.iter().map(|(ns, n)| json!({"metadata": {"namespace": ns, "name": n}})).collect()
+}
+
+/// A scenario on a cell's shared stack must leave it as the setup did: the check names every
+/// leftover (a second scenario would otherwise see the first one's webhook, namespace or policy).
+#[tokio::test]
+async fn the_reset_check_names_what_a_scenario_left_on_the_shared_stack() {
+    let (api, _log) = mock(|seen| {
+        let u = seen.uri.as_str();
+        let items = if u.contains("mutatingwebhookconfigurations") {
+            named(&[("", "kyverno-resource-mutating-webhook-cfg"), ("", "agent-injector-webhook-ambassador")])
+        } else if u.contains("validatingwebhookconfigurations") {
+            named(&[("", "kyverno-policy-validating-webhook-cfg")])
+        } else if u.contains("/namespaces") {
+            named(&[("", "default"), ("", "kube-system"), ("", "kyverno"), ("", "kyvtel-app")])
+        } else if u.contains("clusterpolicies") {
+            named(&[("", "require-security-context")])
+        } else {
+            named(&[
+                ("kyverno", "sh.helm.release.v1.kyverno.v1"),
+                ("ambassador", "sh.helm.release.v1.traffic-manager.v1"),
+            ])
+        };
+        Reply::Json(200, list_of("X", items))
+    });
+    let left = kyvtel::provider::local::op::leftovers(&api).await;
+    assert_eq!(
+        left,
+        [
+            "MutatingWebhookConfiguration agent-injector-webhook-ambassador",
+            "Namespace kyvtel-app",
+            "ClusterPolicy require-security-context",
+            "Helm release secret ambassador/sh.helm.release.v1.traffic-manager.v1",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_stack_as_the_setup_left_it_has_no_leftovers() {
+    let (api, _log) = mock(|seen| {
+        let u = seen.uri.as_str();
+        let items = if u.contains("webhookconfigurations") {
+            named(&[("", "kyverno-policy-validating-webhook-cfg")])
+        } else if u.contains("/namespaces") {
+            named(&[
+                ("", "default"),
+                ("", "kube-system"),
+                ("", "kube-public"),
+                ("", "kube-node-lease"),
+                ("", "kyverno"),
+            ])
+        } else if u.contains("clusterpolicies") {
+            vec![]
+        } else {
+            named(&[("kyverno", "sh.helm.release.v1.kyverno.v1")])
+        };
+        Reply::Json(200, list_of("X", items))
+    });
+    assert!(kyvtel::provider::local::op::leftovers(&api).await.is_empty());
+}

@@ -198,6 +198,7 @@ fn settings(runner: &Arc<RecordingRunner>, api: &FakeApi, keep: bool) -> (Settin
             as_root: false,
             owns_cluster: true,
             processes: Default::default(),
+            defer_teardown: false,
         },
         tx,
     )

@@ -91,27 +91,16 @@ fn local(file: Option<PathBuf>, all: Option<Vec<PathBuf>>, output: Output) -> Re
     let loaded = load_all(&files)?;
     unique_names(&loaded)?;
     let pins = crate::scenario::pins::Pins::builtin();
-    let mut plans = Vec::new();
+    let mut runs = Vec::new();
     for l in &loaded {
-        for v in crate::provider::local::variants::variants(l, &pins).map_err(Error::Prerequisite)? {
-            let base = Options::default().run_dir.join(format!("{}@{}", v.name(), v.versions.telepresence));
-            let opts = Options { run_dir: base, provider: plan::Provider::Local, ..Options::default() };
-            plans.push(plan::build(&v, &opts));
-        }
+        runs.extend(crate::provider::local::variants::variants(l, &pins).map_err(Error::Prerequisite)?);
     }
+    // Exactly what `kyvtel run --provider local` executes: the variants grouped into cells.
+    let opts = Options { provider: plan::Provider::Local, ..Options::default() };
+    let cells = plan::group(&runs, &opts);
     match output {
-        Output::Text => {
-            for (i, p) in plans.iter().enumerate() {
-                if i > 0 {
-                    println!();
-                }
-                print!("{}", plan::render::text(p));
-            }
-        }
-        Output::Json => print!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "plans": plans })).unwrap_or_default() + "\n"
-        ),
+        Output::Text => print!("{}", plan::render::cells_text(&cells)),
+        Output::Json => print!("{}", plan::render::cells_json(&cells)),
     }
     Ok(Exit::Success)
 }

@@ -116,6 +116,8 @@ pub(crate) struct Builder {
     pub(crate) run_dir: PathBuf,
     pub(crate) kubeconfig: PathBuf,
     pub(crate) provider: Provider,
+    /// The scenario runs on a cell's shared stack (local): its teardown resets what it set up.
+    pub(crate) shared_stack: bool,
 }
 
 /// The run-private environment of `tool` under `run_dir`, with `KUBECONFIG` set to `kubeconfig`.
@@ -170,7 +172,8 @@ impl Builder {
         on_failure: Vec<Action>,
         skip_if_kept: bool,
     ) -> Option<usize> {
-        (!self.provider.drops_cluster_state()).then(|| self.push_undo(phase, label, actions, on_failure, skip_if_kept))
+        (!self.provider.drops_cluster_state(self.shared_stack))
+            .then(|| self.push_undo(phase, label, actions, on_failure, skip_if_kept))
     }
 
     /// Marks the newest teardown entry as undoing a Helm install (see [`Teardown::undoes_install`]).
@@ -222,6 +225,7 @@ pub fn preload_phase(images: &[String], run_dir: &Path, cluster: &ClusterTarget)
         run_dir: run_dir.to_path_buf(),
         kubeconfig: cluster.kubeconfig.clone(),
         provider: Provider::Kind,
+        shared_stack: false,
     };
     let mut actions = Vec::new();
     for img in images {
@@ -250,6 +254,7 @@ pub fn build_in(loaded: &Loaded, opts: &Options, target: &ClusterTarget) -> Plan
         run_dir: opts.run_dir.clone(),
         kubeconfig: target.kubeconfig.clone(),
         provider: opts.provider,
+        shared_stack: opts.local.stack.is_some(),
     };
     super::providers::setup(&mut b, loaded, opts, target);
     for step in &s.steps {

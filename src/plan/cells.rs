@@ -29,6 +29,31 @@ pub const SHARED_PHASES: [&str; 3] = ["create-cluster", "preload-images", "insta
 /// The shared phases of a cell whose scenario installs Kyverno itself (see the module docs).
 const CLUSTER_PHASES: [&str; 2] = ["create-cluster", "preload-images"];
 
+/// The local provider's shared phases: one stack (control plane, Kyverno) for the cell.
+const LOCAL_SHARED_PHASES: [&str; 2] = ["start-control-plane", "install-kyverno"];
+
+/// The local provider's shared phases when a scenario installs Kyverno itself.
+const LOCAL_CLUSTER_PHASES: [&str; 1] = ["start-control-plane"];
+
+/// The shared phases for `provider`, and for a scenario that installs Kyverno itself (`exclusive`).
+fn shared_phases(provider: super::Provider, exclusive: bool) -> &'static [&'static str] {
+    match (provider == super::Provider::Local, exclusive) {
+        (false, false) => &SHARED_PHASES,
+        (false, true) => &CLUSTER_PHASES,
+        (true, false) => &LOCAL_SHARED_PHASES,
+        (true, true) => &LOCAL_CLUSTER_PHASES,
+    }
+}
+
+/// A member's name and run directory: the scenario's name, with the Telepresence version on the
+/// local provider (where one scenario runs once per version).
+fn member_id(loaded: &Loaded, opts: &Options) -> String {
+    match opts.provider {
+        super::Provider::Local => format!("{}@{}", loaded.name(), loaded.versions.telepresence),
+        _ => loaded.name().to_string(),
+    }
+}
+
 /// The longest cell cluster name: well below kind's 50-character warning threshold (node container
 /// host names append `-control-plane`).
 // upstream: kubernetes-sigs/kind pkg/cluster/internal/create/create.go@main (`clusterNameMax = 50`).
@@ -113,7 +138,8 @@ fn kyverno_shareable(loaded: &Loaded) -> bool {
 /// The shared part of `loaded`'s plan, built for the cell at `cell_opts` and `target`.
 fn shared_part(loaded: &Loaded, cell_opts: &Options, target: &ClusterTarget) -> SharedPart {
     // Images differ between members (their union is preloaded), so they are not compared.
-    let p = build_in(loaded, cell_opts, target).only_phases(&["create-cluster", "install-kyverno"]);
+    let p =
+        build_in(loaded, cell_opts, target).only_phases(&["create-cluster", "start-control-plane", "install-kyverno"]);
     SharedPart { kind: loaded.versions.kind.clone(), phases: p.phases, teardown: p.teardown }
 }
 
@@ -153,9 +179,9 @@ pub fn group(loaded: &[Loaded], opts: &Options) -> Vec<Cell> {
     let mut drafts: Vec<Draft> = Vec::new();
     for l in loaded {
         let key = CellKey::of(l);
-        let member_opts = Options { run_dir: opts.run_dir.join(l.name()), ..opts.clone() };
+        let mut member_opts = Options { run_dir: opts.run_dir.join(member_id(l, opts)), ..opts.clone() };
         let exclusive = !kyverno_shareable(l);
-        let shared_phases: &[&str] = if exclusive { &CLUSTER_PHASES } else { &SHARED_PHASES };
+        let shared_phases = shared_phases(opts.provider, exclusive);
         let joined = drafts.iter_mut().filter(|d| !exclusive && !d.exclusive && d.cell.key == key).find(|d| {
             let cell_opts = Options { run_dir: d.cell.run_dir.clone(), ..opts.clone() };
             shared_part(l, &cell_opts, &d.cell.target()) == d.shared
@@ -166,7 +192,10 @@ pub fn group(loaded: &[Loaded], opts: &Options) -> Vec<Cell> {
                 let taken: Vec<&str> = drafts.iter().map(|d| d.cell.cluster.as_str()).collect();
                 let cluster = cluster_name(l, &taken);
                 let run_dir = opts.run_dir.join(&cluster);
-                let kubeconfig = env::kubeconfig(&run_dir);
+                let kubeconfig = match opts.provider {
+                    super::Provider::Local => run_dir.join("local/admin.kubeconfig"),
+                    _ => env::kubeconfig(&run_dir),
+                };
                 let target = ClusterTarget { name: cluster.clone(), kubeconfig: kubeconfig.clone() };
                 let cell_opts = Options { run_dir: run_dir.clone(), ..opts.clone() };
                 let shared = shared_part(l, &cell_opts, &target);
@@ -181,6 +210,10 @@ pub fn group(loaded: &[Loaded], opts: &Options) -> Vec<Cell> {
             if !d.images.contains(&img) {
                 d.images.push(img);
             }
+        }
+        if opts.provider == super::Provider::Local {
+            // Every member joins the cell's stack: its PKI, components and admin kubeconfig.
+            member_opts.local.stack = Some(d.cell.run_dir.join("local"));
         }
         d.cell.scenarios.push(build_in(l, &member_opts, &d.cell.target()).without_phases(shared_phases));
     }

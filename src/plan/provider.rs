@@ -40,11 +40,12 @@ impl Provider {
         matches!(self, Provider::Kind | Provider::Local)
     }
 
-    /// Whether cluster objects die with the run (the local stack's data directory is dropped), so no
-    /// teardown entry deletes them one by one.
+    /// Whether cluster objects die with the run (a local stack of its own: its data directory is
+    /// dropped), so no teardown entry deletes them one by one. A scenario on a cell's shared stack
+    /// resets what it set up.
     #[must_use]
-    pub fn drops_cluster_state(self) -> bool {
-        self == Provider::Local
+    pub fn drops_cluster_state(self, shared_stack: bool) -> bool {
+        self == Provider::Local && !shared_stack
     }
 
     /// Why a step that needs a running pod cannot run here, if it cannot.
@@ -63,12 +64,19 @@ pub struct LocalPaths {
     pub module_cache: PathBuf,
     /// kyvtel itself, the Helm post-renderer of the Telepresence install.
     pub kyvtel: PathBuf,
+    /// The stack a scenario joins (a cell's `local/` directory); `None`: its own, `<run_dir>/local`.
+    pub stack: Option<PathBuf>,
 }
 
 impl Default for LocalPaths {
     /// What `kyvtel plan` prints: placeholders a reader can map.
     fn default() -> Self {
-        LocalPaths { bin: ".tools/local".into(), module_cache: "$GOMODCACHE".into(), kyvtel: "kyvtel".into() }
+        LocalPaths {
+            bin: ".tools/local".into(),
+            module_cache: "$GOMODCACHE".into(),
+            kyvtel: "kyvtel".into(),
+            stack: None,
+        }
     }
 }
 
@@ -80,6 +88,7 @@ impl LocalPaths {
             bin: root.join(crate::provider::local::build::OUT_DIR),
             module_cache: crate::provider::local::charts::module_cache(),
             kyvtel: std::env::current_exe().unwrap_or_else(|_| "kyvtel".into()),
+            stack: None,
         }
     }
 }

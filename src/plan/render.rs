@@ -259,16 +259,28 @@ pub fn cells_json(cells: &[Cell]) -> String {
 pub fn cells_text(cells: &[Cell]) -> String {
     let mut out = String::new();
     let scenarios: usize = cells.iter().map(|c| c.scenarios.len()).sum();
+    let provider = cells.first().map_or(super::Provider::Kind, |c| c.setup.provider);
+    let what = match provider {
+        super::Provider::Local => "one local stack (control plane and Kyverno)",
+        _ => "one kind cluster",
+    };
     let _ = writeln!(
         out,
-        "plan for {scenarios} scenario(s) in {} cell(s): each cell is one kind cluster, set up once and shared by its scenarios, which run one after another",
+        "plan for {scenarios} scenario(s) in {} cell(s): each cell is {what}, set up once and shared by its scenarios, which run one after another",
         cells.len()
     );
     for (n, cell) in cells.iter().enumerate() {
         let setup = &cell.setup;
         let v = &setup.versions;
         let members = cell.scenarios.len();
-        let _ = writeln!(out, "\n=== cell {} of {}: cluster {} (kind) ===", n + 1, cells.len(), cell.cluster);
+        let _ = writeln!(
+            out,
+            "\n=== cell {} of {}: cluster {} ({}) ===",
+            n + 1,
+            cells.len(),
+            cell.cluster,
+            provider.name()
+        );
         let _ = writeln!(out, "node image    {} (Kubernetes {})", v.node_image.reference, v.node_image.kubernetes);
         let _ = writeln!(out, "kyverno chart {} (Kyverno {})", v.kyverno_chart, v.kyverno);
         let _ = writeln!(out, "kubeconfig    {} (used by every scenario of the cell)", cell.kubeconfig.display());
@@ -299,10 +311,13 @@ pub fn cells_text(cells: &[Cell]) -> String {
                 p.scenario,
                 shared.join(", ")
             );
-            scenario(&mut out, p, "kind, shared: set up by the cell");
+            scenario(&mut out, p, &format!("{}, shared: set up by the cell", provider.name()));
         }
         let heading = format!("--- teardown of {}, after its last scenario ({TEARDOWN_WHEN}) ---", cell.cluster);
         teardown(&mut out, setup, &heading);
+    }
+    if provider == super::Provider::Local {
+        adaptations(&mut out);
     }
     out
 }

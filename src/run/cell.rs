@@ -32,7 +32,7 @@ pub async fn execute_cell<A: ClusterApi>(
     member_settings: impl Fn(&Plan) -> Settings,
 ) -> CellResult {
     // The shared setup keeps what it sets up: its teardown waits for the cell's end.
-    let deferred = Settings { keep: true, ..setup_settings.clone() };
+    let deferred = Settings { keep: true, defer_teardown: true, ..setup_settings.clone() };
     let setup_result = execute(setup, api, &deferred).await;
     let mut cancelled = setup_result.cancelled;
     let mut members = Vec::new();
@@ -41,8 +41,20 @@ pub async fn execute_cell<A: ClusterApi>(
             if cancelled {
                 break;
             }
-            let r = execute(member, api, &member_settings(member)).await;
+            let mut r = execute(member, api, &member_settings(member)).await;
             cancelled = r.cancelled;
+            if member.provider == crate::plan::Provider::Local && !cancelled {
+                // The next member gets the stack as the setup left it, or this one fails.
+                let left = crate::provider::local::op::leftovers(api).await;
+                if !left.is_empty() {
+                    r.passed = false;
+                    r.phases.push(super::executor::PhaseResult {
+                        name: "reset".into(),
+                        status: Status::Failed(format!("the reset left behind: {}", left.join(", "))),
+                        seconds: 0.0,
+                    });
+                }
+            }
             members.push((member.clone(), r));
         }
     }

@@ -110,6 +110,8 @@ pub struct Settings {
     pub owns_cluster: bool,
     /// The local provider's running components (empty elsewhere).
     pub processes: crate::provider::local::process::Table,
+    /// The whole teardown waits for the cell's end (a cell's shared setup).
+    pub defer_teardown: bool,
 }
 
 /// Mutable state of one execution.
@@ -553,7 +555,9 @@ async fn teardown<A: ClusterApi>(
     // Teardown must run even after Ctrl-C: it uses a settings copy that is never cancelled.
     let (ts, _never) = uncancellable(s);
     for (i, entry) in plan.teardown_order() {
-        let skip = if !started.contains(entry.registered_by.as_str()) {
+        let skip = if s.defer_teardown {
+            Some("deferred to the cell's end".to_string())
+        } else if !started.contains(entry.registered_by.as_str()) {
             Some(format!("{} never started", entry.registered_by))
         } else if st.undone.contains(&i) {
             Some("already done by a step".to_string())

@@ -178,6 +178,7 @@ impl Session<'_> {
             as_root: crate::tools::is_root(),
             owns_cluster: !matches!(self.opts.provider, Provider::Existing { .. }),
             processes: self.processes.clone(),
+            defer_teardown: false,
         }
     }
 
@@ -314,7 +315,7 @@ impl Session<'_> {
             Provider::Kind => plan::Provider::Kind,
             Provider::K3s { .. } => plan::Provider::K3s,
             Provider::Existing { .. } => plan::Provider::Existing,
-            Provider::Local => return self.run_local(l),
+            Provider::Local => return self.run_local_cells(std::slice::from_ref(l)),
         };
         // The provider is an input of the plan: k3s and existing clusters get no cluster phases.
         let p = plan::build(
@@ -345,7 +346,7 @@ impl Session<'_> {
                 k3s = Some(provider);
                 (ensured.cluster.kubeconfig, ensured.cluster.context)
             }
-            Provider::Local => return self.run_local(l),
+            Provider::Local => return self.run_local_cells(std::slice::from_ref(l)),
             Provider::Existing { kubeconfig, context } => {
                 let private = crate::tools::env::kubeconfig(&work);
                 private_kubeconfig(kubeconfig, context.as_deref(), &private)?;
@@ -421,6 +422,7 @@ impl Session<'_> {
                 as_root: crate::tools::is_root(),
                 owns_cluster: true,
                 processes: Default::default(),
+                defer_teardown: false,
             }));
             self.note_server_version(&api);
             self.record_fingerprint(&api, &result.setup, record);
@@ -557,13 +559,8 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
         processes: Default::default(),
     };
     if let Some(runs) = &local_runs {
-        for l in runs {
-            let name = format!("{}@{}", l.name(), l.versions.telepresence);
-            let r = session.run_local(l);
-            if session.scenario_setup(&name, r)? {
-                break;
-            }
-        }
+        let r = session.run_local_cells(runs);
+        session.scenario_setup("local stack", r)?;
     } else if opts.provider == Provider::Kind && loaded.len() > 1 {
         session.run_cells(&loaded)?;
     } else {

@@ -81,3 +81,18 @@ pub fn install_telepresence_local(
     }
     c
 }
+
+/// `helm uninstall NAME -n NS --no-hooks --wait --timeout 2m`: the reset of a scenario on the local
+/// provider's shared stack (uninstall hooks are Jobs, which never run without a kubelet; facts.md §7).
+pub fn uninstall_no_hooks(release: &str, namespace: &str) -> CommandLine {
+    CommandLine::new(Tool::Helm).args([
+        "uninstall",
+        release,
+        "-n",
+        namespace,
+        "--no-hooks",
+        "--wait",
+        "--timeout",
+        "2m",
+    ])
+}

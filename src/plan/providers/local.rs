@@ -9,7 +9,8 @@ use crate::provider::local::{LocalOp, Ready};
 /// The run's local layout: run-private files under `<run>/local`, binaries from the options.
 #[must_use]
 pub fn layout(opts: &Options) -> Layout {
-    Layout { dir: opts.run_dir.join("local"), bin: opts.local.bin.clone() }
+    let dir = opts.local.stack.clone().unwrap_or_else(|| opts.run_dir.join("local"));
+    Layout { dir, bin: opts.local.bin.clone() }
 }
 
 /// The stop entry of a component.

@@ -34,6 +34,24 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
         // charts/telepresence-oss/Chart.yaml@v2.31.0 (`name: telepresence-oss`).
         let tgz = out.join(format!("telepresence-oss-{version}.tgz"));
         actions.push(ctx.b.run(helm::package(&chart_dir, &version, &out), limits::QUICK));
+        // On a cell's shared stack the release goes at the scenario's end (registered before the
+        // install: a failed install can leave objects behind); on a stack of its own, with the stack.
+        let un = ctx.b.run(helm::uninstall_no_hooks("traffic-manager", &mgr_ns), limits::TEARDOWN);
+        let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": mgr_ns}});
+        let del_ns = Action::Delete {
+            label: format!("Namespace {mgr_ns}"),
+            objects: vec![super::super::build::object_ref(&ns, None)],
+            timeout: limits::TEARDOWN,
+        };
+        ctx.b.push_cluster_undo(name, "uninstall the traffic-manager (no hooks)", vec![un, del_ns], vec![], false);
+        // kyvtel owns the manager namespace (its label), so that the reset can delete it.
+        actions.push(Action::Apply {
+            label: format!("Namespace {mgr_ns}"),
+            namespace: None,
+            objects: vec![ns],
+            timeout: limits::APPLY,
+            expect_failure: false,
+        });
         let pki = l.pki();
         let post = vec![
             "post-render".to_string(),

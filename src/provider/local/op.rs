@@ -382,3 +382,52 @@ async fn check<A: ClusterApi>(ready: &Ready, api: &A) -> Result<(), String> {
         }
     }
 }
+
+/// What a scenario left on a shared stack: webhook configurations other than Kyverno's, namespaces
+/// other than the system ones and Kyverno's, any ClusterPolicy, any Helm release but Kyverno's. Empty
+/// when the stack is as the cell's setup left it.
+pub async fn leftovers<A: ClusterApi>(api: &A) -> Vec<String> {
+    const SYSTEM: [&str; 5] = ["default", "kube-system", "kube-public", "kube-node-lease", "kyverno"];
+    let names = |v: &Value| -> Vec<(String, String)> {
+        v["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|o| {
+                (
+                    o["metadata"]["namespace"].as_str().unwrap_or_default().to_string(),
+                    o["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    };
+    let mut out = Vec::new();
+    let mut list = |path: &str, what: &str, keep: &dyn Fn(&str, &str) -> bool, found: Result<Value, _>| match found {
+        Ok(v) => out.extend(
+            names(&v)
+                .into_iter()
+                .filter(|(ns, n)| !keep(ns, n))
+                .map(|(ns, n)| if ns.is_empty() { format!("{what} {n}") } else { format!("{what} {ns}/{n}") }),
+        ),
+        Err(e) => out.push(format!("{path}: {e}")),
+    };
+    for (path, what) in [
+        ("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations", "MutatingWebhookConfiguration"),
+        ("/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations", "ValidatingWebhookConfiguration"),
+    ] {
+        let found = api.get_json(path).await;
+        list(path, what, &|_, n| n.starts_with("kyverno-"), found);
+    }
+    let path = "/api/v1/namespaces";
+    let found = api.get_json(path).await;
+    list(path, "Namespace", &|_, n| SYSTEM.contains(&n), found);
+    let path = "/apis/kyverno.io/v1/clusterpolicies";
+    let found = api.get_json(path).await;
+    list(path, "ClusterPolicy", &|_, _| false, found);
+    // Helm 3 stores each release revision as a Secret labelled owner=helm, named sh.helm.release.v1.<release>.v<N>.
+    // upstream: helm/helm pkg/storage/driver/secrets.go@v3.21.4 (`owner=helm` label, key format).
+    let path = "/api/v1/secrets?labelSelector=owner%3Dhelm";
+    let found = api.get_json(path).await;
+    list(path, "Helm release secret", &|ns, n| ns == "kyverno" && n.starts_with("sh.helm.release.v1.kyverno."), found);
+    out
+}

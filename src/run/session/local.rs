@@ -6,15 +6,19 @@ use std::time::Instant;
 
 use super::Session;
 use crate::kube::ownership::Owner;
-use crate::plan::{self, LocalPaths, Options, Provider as PlanProvider};
-use crate::provider::local::{build, confine, variants};
-use crate::run::executor::execute_guarded;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::plan::{self, LocalPaths, Options, Plan, Provider as PlanProvider};
+use crate::provider::local::{build, confine, process, variants};
+use crate::run::cell::execute_cell;
+use crate::run::executor::{PhaseResult, ScenarioResult, Settings, Status};
 use crate::run::kube_api::KubeApi;
 use crate::scenario::Loaded;
 use crate::scenario::pins::Pins;
-use crate::tools::Tool;
 use crate::tools::install::ToolsDir;
 use crate::tools::runner::{DuctRunner, default_tools_dir};
+use crate::tools::{Runner, Tool};
 use crate::{Error, Result};
 
 /// How long one component build may take (a cold Kubernetes build is ≈ 400 CPU-s; facts.md §7).
@@ -86,50 +90,91 @@ pub fn options(work: PathBuf) -> Options {
 }
 
 impl Session<'_> {
-    /// One scenario variant on a fresh local stack. Returns whether the run was cancelled.
-    pub(super) fn run_local(&mut self, l: &Loaded) -> Result<bool> {
-        let id = format!("{}@{}", l.name(), l.versions.telepresence);
-        let work = self.work.path.join(&id);
-        let opts = options(work.clone());
-        let p = plan::build(l, &opts);
-        crate::tools::env::materialize(&crate::tools::env::for_tool(Tool::Helm, &work, &Default::default()))
-            .map_err(|e| Error::infra(format!("prepare the run directory {}", work.display()), e))?;
-        let runner = DuctRunner::new(&work).with_program(Tool::Helm, opts.local.bin.join("helm"));
-        let runner: std::sync::Arc<dyn crate::tools::Runner> = std::sync::Arc::new(runner);
-        let kubeconfig = plan::providers::local::layout(&opts).admin_kubeconfig();
-        let api = KubeApi::new(kubeconfig, None, Owner::new(&self.run_id));
-        let settings = self.settings(&runner, self.keep());
-        let t0 = Instant::now();
-        let mut result = self.rt.block_on(execute_guarded(&p, &api, &settings));
-        // No component outlives its scenario, whatever the teardown did.
-        let leftovers = self.processes.stop_all(crate::provider::local::process::GRACE);
-        if !leftovers.is_empty() {
-            eprintln!(
-                "warning: stopped components the teardown had left: {:?}",
-                leftovers.iter().map(|s| &s.name).collect::<Vec<_>>()
-            );
-        }
-        if result.passed && result.asserted == 0 {
-            result.passed = false;
-            result.phases.push(crate::run::executor::PhaseResult {
-                name: "assert".into(),
-                status: crate::run::executor::Status::Failed(
-                    "the scenario asserted zero checks on the local provider".into(),
-                ),
-                seconds: 0.0,
-            });
-        }
-        if result.infra {
-            self.infra = true;
-        }
-        if !result.passed {
-            for (name, log) in plan::providers::local::component_logs(&opts) {
-                if let Ok(text) = std::fs::read(&log) {
-                    result.evidence.push((format!("{name}.log"), String::from_utf8_lossy(&text).into_owned()));
+    /// A runner for Helm (the local build) whose run-private directories live under `dir`.
+    fn local_runner(&self, dir: &std::path::Path, bin: &std::path::Path) -> Result<Arc<dyn Runner>> {
+        crate::tools::env::materialize(&crate::tools::env::for_tool(Tool::Helm, dir, &Default::default()))
+            .map_err(|e| Error::infra(format!("prepare the run directory {}", dir.display()), e))?;
+        Ok(Arc::new(DuctRunner::new(dir).with_program(Tool::Helm, bin.join("helm"))))
+    }
+
+    /// Every scenario variant, grouped into cells that share one stack (control plane and Kyverno,
+    /// started once): exactly `kyvtel plan --provider local`. Each member resets what it set up, and
+    /// fails if it left anything behind. Returns whether the run was cancelled.
+    pub(super) fn run_local_cells(&mut self, runs: &[Loaded]) -> Result<bool> {
+        let opts = options(self.work.path.clone());
+        for cell in plan::cells::group(runs, &opts) {
+            let setup_runner = self.local_runner(&cell.run_dir, &opts.local.bin)?;
+            let mut runners = Vec::new();
+            for m in &cell.scenarios {
+                runners.push((m.scenario.clone(), self.local_runner(&m.run_dir, &opts.local.bin)?));
+            }
+            // Everything is on loopback: poll at a quarter second, not at a remote cluster's pace.
+            let api = KubeApi::new(cell.kubeconfig.clone(), None, Owner::new(&self.run_id))
+                .poll_interval(Duration::from_millis(250));
+            let setup_settings = self.settings(&setup_runner, self.keep());
+            let t0 = Instant::now();
+            let result =
+                self.rt.block_on(execute_cell(&cell, &cell.setup, &api, &setup_settings, |m: &Plan| Settings {
+                    runner: runners
+                        .iter()
+                        .find(|(n, _)| *n == m.scenario)
+                        .map_or_else(|| setup_runner.clone(), |(_, r)| r.clone()),
+                    ..setup_settings.clone()
+                }));
+            // No component outlives its cell, whatever the teardown did.
+            let left = self.processes.stop_all(process::GRACE);
+            if !left.is_empty() {
+                let names: Vec<&str> = left.iter().map(|s| s.name.as_str()).collect();
+                eprintln!("warning: stopped components the teardown had left: {names:?}");
+            }
+            let logs =
+                plan::providers::local::component_logs(&Options { run_dir: cell.run_dir.clone(), ..opts.clone() });
+            let with_logs = |mut r: ScenarioResult| {
+                if !r.passed {
+                    for (name, log) in &logs {
+                        if let Ok(text) = std::fs::read(log) {
+                            r.evidence.push((format!("{name}.log"), String::from_utf8_lossy(&text).into_owned()));
+                        }
+                    }
+                }
+                r
+            };
+            if !result.setup.passed {
+                self.infra |= result.setup.infra;
+                let why = format!(
+                    "the shared stack {} failed: {}",
+                    cell.cluster,
+                    result.setup.failure().unwrap_or_else(|| "cancelled".into())
+                );
+                eprintln!("{why}");
+                let setup = with_logs(result.setup.clone());
+                self.finish(&cell.setup, &setup, t0.elapsed());
+                for m in &cell.scenarios {
+                    self.report.scenarios.push(crate::report::ScenarioReport::new(
+                        &m.scenario,
+                        crate::report::Verdict::Failed { message: why.clone() },
+                        Duration::ZERO,
+                    ));
                 }
             }
+            for (member, r) in &result.members {
+                let mut r = with_logs(r.clone());
+                if r.passed && r.asserted == 0 {
+                    r.passed = false;
+                    r.phases.push(PhaseResult {
+                        name: "assert".into(),
+                        status: Status::Failed("the scenario asserted zero checks on the local provider".into()),
+                        seconds: 0.0,
+                    });
+                }
+                self.infra |= r.infra;
+                let took = Duration::from_secs_f64(r.phases.iter().map(|p| p.seconds).sum());
+                self.finish(member, &r, took);
+            }
+            if result.cancelled {
+                return Ok(true);
+            }
         }
-        self.finish(&p, &result, t0.elapsed());
-        Ok(result.cancelled)
+        Ok(false)
     }
 }
