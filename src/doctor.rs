@@ -193,7 +193,7 @@ pub fn local(runner: &dyn Runner, pins: &Pins, root: &Path) -> Vec<Finding> {
                 Finding::fail(
                     "local-components",
                     format!("not built: {}", names(&cold)),
-                    "run `kyvtel tools build` (or any local run builds them)",
+                    "run `kyvtel tools build` (a local run builds what it needs before it starts)",
                 )
             });
         }

@@ -31,11 +31,16 @@ fn main() -> ExitCode {
             println!("{why}");
             args.provider = chosen;
         }
-        if args.provider == ProviderKind::Local
-            && let Err(e) = kyvtel::provider::local::confine::enter()
-        {
-            eprintln!("error: missing prerequisite: {e}");
-            return kyvtel::Exit::Infra.into();
+        if args.provider == ProviderKind::Local {
+            // Builds need the network; the namespaces have only `lo`.
+            if let Err(e) = kyvtel::run::session::local::build_for(&args.scenarios) {
+                eprintln!("error: {e}");
+                return e.exit().into();
+            }
+            if let Err(e) = kyvtel::provider::local::confine::enter() {
+                eprintln!("error: missing prerequisite: {e}");
+                return kyvtel::Exit::Infra.into();
+            }
         }
     }
     match kyvtel::cli::dispatch(cli) {

@@ -487,7 +487,7 @@ async fn the_reset_check_names_what_a_scenario_left_on_the_shared_stack() {
         };
         Reply::Json(200, list_of("X", items))
     });
-    let left = kyvtel::provider::local::op::leftovers(&api).await;
+    let left = kyvtel::provider::local::op::leftovers(&api).await.unwrap();
     assert_eq!(
         left,
         [
@@ -520,5 +520,13 @@ async fn a_stack_as_the_setup_left_it_has_no_leftovers() {
         };
         Reply::Json(200, list_of("X", items))
     });
-    assert!(kyvtel::provider::local::op::leftovers(&api).await.is_empty());
+    assert!(kyvtel::provider::local::op::leftovers(&api).await.unwrap().is_empty());
+}
+
+/// A list that cannot be read means a broken stack: an infrastructure error, never a leftover verdict.
+#[tokio::test]
+async fn the_reset_check_reports_an_unreadable_stack_as_an_error() {
+    let (api, _log) = mock(|_| Reply::Json(503, status(503, "ServiceUnavailable", "etcd is down")));
+    let e = kyvtel::provider::local::op::leftovers(&api).await.unwrap_err();
+    assert!(e.contains("/api/v1/namespaces"), "{e}");
 }

@@ -45,12 +45,19 @@ pub async fn execute_cell<A: ClusterApi>(
             cancelled = r.cancelled;
             if member.provider == crate::plan::Provider::Local && !cancelled {
                 // The next member gets the stack as the setup left it, or this one fails.
-                let left = crate::provider::local::op::leftovers(api).await;
-                if !left.is_empty() {
+                let failed = match crate::provider::local::op::leftovers(api).await {
+                    Ok(left) if left.is_empty() => None,
+                    Ok(left) => Some(format!("the reset left behind: {}", left.join(", "))),
+                    Err(e) => {
+                        r.infra = true;
+                        Some(format!("infrastructure failure: the reset could not be checked: {e}"))
+                    }
+                };
+                if let Some(why) = failed {
                     r.passed = false;
                     r.phases.push(super::executor::PhaseResult {
                         name: "reset".into(),
-                        status: Status::Failed(format!("the reset left behind: {}", left.join(", "))),
+                        status: Status::Failed(why),
                         seconds: 0.0,
                     });
                 }

@@ -462,7 +462,11 @@ pub async fn execute<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) -> Scena
             let r = tokio::select! {
                 r = exec_action(api, s, &mut st, plan, a) => r,
                 () = cancelled(s.cancel.clone()) => Err("cancelled (Ctrl-C)".to_string()),
-                why = component_exited(&s.processes) => Err(why),
+                why = component_exited(&s.processes) => {
+                    // The abandoned command (a Helm install) must not run on into the teardown.
+                    crate::tools::runner::interrupt_all();
+                    Err(why)
+                }
             };
             if let Err(e) = r {
                 status = Status::Failed(infra_cause(s, &mut st, e));
@@ -619,7 +623,8 @@ pub async fn execute_guarded<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) 
                 phases: vec![PhaseResult { name: "run".into(), status: Status::Failed(message), seconds: 0.0 }],
                 checks: Vec::new(),
                 drift: Vec::new(),
-                infra: false,
+                // A bug in kyvtel is not a verdict on the system under test.
+                infra: true,
                 asserted: 0,
                 teardown,
                 evidence: Vec::new(),

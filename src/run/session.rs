@@ -509,6 +509,7 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
 
     let run_id = new_run_id();
     let token = new_token(&run_id)?;
+    crate::provider::local::confine::hand_signals_to_runtime();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

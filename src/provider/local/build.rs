@@ -215,7 +215,10 @@ impl GoBuild {
         }
         let log = std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
         let err = log.try_clone().map_err(|e| e.to_string())?;
+        use std::os::unix::process::CommandExt as _;
         let mut child = std::process::Command::new(&self.go)
+            // Its own process group: a timeout kills `go` and the compilers and linkers it runs.
+            .process_group(0)
             .args(&self.args)
             .current_dir(&self.cwd)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -229,7 +232,8 @@ impl GoBuild {
             match child.try_wait().map_err(|e| e.to_string())? {
                 Some(s) => break s,
                 None if deadline.is_some_and(|d| std::time::Instant::now() >= d) => {
-                    let _ = child.kill();
+                    // SAFETY: killing the process group of our own child.
+                    unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
                     let _ = child.wait();
                     return Err(format!("did not finish within {timeout:?}; last output: {}", log_tail(&log_path)));
                 }

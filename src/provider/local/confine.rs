@@ -26,10 +26,12 @@ pub enum Mode {
     UserNamespace,
 }
 
-/// Whether this process already runs confined.
+/// Whether this process already runs confined: the marker kyvtel sets after entering, and PID 1 of
+/// its own PID namespace (an inherited or forged marker alone is not enough).
 #[must_use]
 pub fn is_confined() -> bool {
-    std::env::var_os(MARKER).is_some_and(|v| v == "1")
+    // SAFETY: getpid has no preconditions.
+    std::env::var_os(MARKER).is_some_and(|v| v == "1") && unsafe { libc::getpid() } == 1
 }
 
 fn errno(what: &str) -> String {
@@ -40,20 +42,23 @@ fn errno(what: &str) -> String {
 /// process, so the caller is unchanged.
 #[must_use]
 pub fn probe() -> Option<String> {
-    // SAFETY: fork in a probe; the child only calls async-signal-safe functions and _exit.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        let ok = unshare_all().is_ok();
-        // SAFETY: terminate the probe child without running destructors.
-        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    // A separate process (util-linux `unshare`, present wherever these namespaces are): the caller
+    // may be multi-threaded, and a forked child of such a process may not allocate. It makes the same
+    // namespaces, the private tmpfs on /run and the PID namespace's /proc that [`enter`] makes.
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut c = std::process::Command::new("unshare");
+    c.args(["--net", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private"]);
+    if !root {
+        c.args(["--user", "--map-root-user"]);
     }
-    if pid < 0 {
-        return Some(errno("fork"));
+    c.args(["sh", "-c", "mount -t tmpfs -o size=1m tmpfs /run"]);
+    let out = c.stdin(std::process::Stdio::null()).output();
+    match out {
+        Ok(o) if o.status.success() => None,
+        Ok(o) => Some(format!("{} ({})", unavailable_reason(), String::from_utf8_lossy(&o.stderr).trim())),
+        Err(e) => Some(format!("cannot run `unshare` (util-linux) to probe namespaces: {e}")),
     }
-    let mut status = 0;
-    // SAFETY: waiting for our own child.
-    unsafe { libc::waitpid(pid, &raw mut status, 0) };
-    if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 { None } else { Some(unavailable_reason()) }
 }
 
 fn unavailable_reason() -> String {
@@ -100,6 +105,22 @@ fn unshare_all() -> Result<Mode, String> {
 
 static CHILD: AtomicI32 = AtomicI32::new(0);
 
+/// Called just before the run installs its own Ctrl-C and SIGTERM handling: those handlers chain to
+/// the previous one (signal-hook-registry), which must then no longer end the process.
+pub fn hand_signals_to_runtime() {
+    if is_confined() {
+        for sig in [libc::SIGINT, libc::SIGTERM] {
+            // SAFETY: restoring the default disposition.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+        }
+    }
+}
+
+extern "C" fn exit_on_signal(sig: libc::c_int) {
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { libc::_exit(128 + sig) };
+}
+
 extern "C" fn forward(sig: libc::c_int) {
     let pid = CHILD.load(Ordering::SeqCst);
     if pid > 0 {
@@ -127,6 +148,12 @@ pub fn enter() -> Result<Mode, String> {
         wait_as_parent(pid);
     }
     // The child: PID 1 of the new PID namespace (its parent is outside it, so getppid() is 0 here).
+    // PID 1 ignores every signal it has no handler for: until the run installs its own (Ctrl-C and
+    // SIGTERM stop the step and tear down), these end it, and with it every process of the namespace.
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+        // SAFETY: a handler that only calls _exit.
+        unsafe { libc::signal(sig, exit_on_signal as *const () as libc::sighandler_t) };
+    }
     // SAFETY: prctl on ourselves.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);

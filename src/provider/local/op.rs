@@ -386,7 +386,10 @@ async fn check<A: ClusterApi>(ready: &Ready, api: &A) -> Result<(), String> {
 /// What a scenario left on a shared stack: webhook configurations other than Kyverno's, namespaces
 /// other than the system ones and Kyverno's, any ClusterPolicy, any Helm release but Kyverno's. Empty
 /// when the stack is as the cell's setup left it.
-pub async fn leftovers<A: ClusterApi>(api: &A) -> Vec<String> {
+///
+/// # Errors
+/// A list could not be read (the stack is broken: an infrastructure failure, not a leftover).
+pub async fn leftovers<A: ClusterApi>(api: &A) -> Result<Vec<String>, String> {
     const SYSTEM: [&str; 5] = ["default", "kube-system", "kube-public", "kube-node-lease", "kyverno"];
     let names = |v: &Value| -> Vec<(String, String)> {
         v["items"]
@@ -402,6 +405,7 @@ pub async fn leftovers<A: ClusterApi>(api: &A) -> Vec<String> {
             .collect()
     };
     let mut out = Vec::new();
+    let mut errors = Vec::new();
     let mut list = |path: &str, what: &str, keep: &dyn Fn(&str, &str) -> bool, found: Result<Value, _>| match found {
         Ok(v) => out.extend(
             names(&v)
@@ -409,7 +413,7 @@ pub async fn leftovers<A: ClusterApi>(api: &A) -> Vec<String> {
                 .filter(|(ns, n)| !keep(ns, n))
                 .map(|(ns, n)| if ns.is_empty() { format!("{what} {n}") } else { format!("{what} {ns}/{n}") }),
         ),
-        Err(e) => out.push(format!("{path}: {e}")),
+        Err(e) => errors.push(format!("{path}: {e}")),
     };
     for (path, what) in [
         ("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations", "MutatingWebhookConfiguration"),
@@ -429,5 +433,5 @@ pub async fn leftovers<A: ClusterApi>(api: &A) -> Vec<String> {
     let path = "/api/v1/secrets?labelSelector=owner%3Dhelm";
     let found = api.get_json(path).await;
     list(path, "Helm release secret", &|ns, n| ns == "kyverno" && n.starts_with("sh.helm.release.v1.kyverno."), found);
-    out
+    if errors.is_empty() { Ok(out) } else { Err(errors.join("; ")) }
 }

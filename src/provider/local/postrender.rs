@@ -77,6 +77,15 @@ pub fn rewrite(stream: &str, r: &Rewrite) -> Result<(String, Vec<String>), Strin
     if !changed.iter().any(|c| c.contains("WebhookConfiguration")) {
         return Err("the rendered chart holds no webhook configuration to point at loopback".into());
     }
+    if !changed.iter().any(|c| c.starts_with("Secret/")) {
+        // The webhook would trust the run's CA while the injector serves another certificate: the
+        // call fails, the webhook (failurePolicy Ignore) fails open, pods are admitted without an agent.
+        return Err(format!(
+            "the rendered chart holds no Secret `{}` for the injector's certificate (agentInjector.secret.name, \
+             agentInjector.certificate.method: the local provider supplies the certificate itself)",
+            r.secret
+        ));
+    }
     let mut out = String::new();
     for d in &docs {
         out.push_str("---\n");
@@ -115,6 +124,13 @@ mod tests {
         assert_eq!(docs[1]["data"]["tls.crt"], "Q0VSVA==");
         assert_eq!(docs[2]["kind"], "Service");
         assert_eq!(changed.len(), 2);
+    }
+
+    #[test]
+    fn a_chart_whose_injector_secret_is_not_found_is_refused() {
+        let renamed = RENDERED.replace("name: mutator-webhook-tls", "name: other-tls");
+        let e = rewrite(&renamed, &rw()).unwrap_err();
+        assert!(e.contains("no Secret `mutator-webhook-tls`"), "{e}");
     }
 
     #[test]

@@ -21,6 +21,17 @@ pub fn variants(l: &Loaded, pins: &Pins) -> Result<Vec<Loaded>, String> {
         .map(|(v, _)| v.clone())
         .unwrap_or_default();
     let o = &l.scenario.spec.versions;
+    // The `when: {kubernetes: ...}` groups are judged for the Kubernetes that runs.
+    let kubernetes = pins.local.binaries["kube-apiserver"].version.trim_start_matches('v').to_string();
+    if l.versions.node_image.kubernetes != kubernetes {
+        return Err(format!(
+            "scenario {} runs on Kubernetes {} (node image {}); the local provider runs Kubernetes {kubernetes}: run \
+             it with --provider kind",
+            l.name(),
+            l.versions.node_image.kubernetes,
+            l.versions.node_image.reference
+        ));
+    }
     if let Some(c) = &o.kyverno_chart
         && *c != chart
     {
@@ -73,6 +84,14 @@ mod tests {
         let tp: Vec<&str> = v.iter().map(|l| l.versions.telepresence.as_str()).collect();
         assert_eq!(tp, ["2.20.2", "2.31.0"]);
         assert!(v.iter().all(|l| l.versions.kyverno == "v1.19.1" && l.versions.kyverno_chart == "3.9.1"));
+    }
+
+    #[test]
+    fn a_scenario_for_another_kubernetes_is_refused() {
+        let mut l = recipe();
+        l.versions.node_image.kubernetes = "1.34.11".into();
+        let e = variants(&l, &Pins::builtin()).unwrap_err();
+        assert!(e.contains("Kubernetes 1.34.11") && e.contains("runs Kubernetes 1.35.8"), "{e}");
     }
 
     #[test]

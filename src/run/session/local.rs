@@ -38,16 +38,37 @@ pub fn mirror() -> Option<PathBuf> {
     std::env::var_os("KYVTEL_SHARED_DIR").filter(|d| !d.is_empty()).map(|d| PathBuf::from(d).join("goproxy"))
 }
 
-/// Everything a local run needs before its runtime starts: the versions to run (refusing what cannot
-/// be built, exit 3), confinement, and every component built (what is missing is built now).
+/// The scenario variants a local run executes (refusing what cannot be built, exit 3).
 ///
 /// # Errors
-/// [`Error::Prerequisite`] (exit 3) naming what is missing.
-pub(super) fn prepare(loaded: &[Loaded], pins: &Pins) -> Result<Vec<Loaded>> {
+/// [`Error::Prerequisite`] naming the version that cannot be built.
+pub fn variants_of(loaded: &[Loaded], pins: &Pins) -> Result<Vec<Loaded>> {
     let mut runs = Vec::new();
     for l in loaded {
         runs.extend(variants::variants(l, pins).map_err(Error::Prerequisite)?);
     }
+    Ok(runs)
+}
+
+/// Builds what the local run of `scenarios` needs, **before** the namespaces are entered: inside them
+/// only `lo` exists, and Go could not fetch a module.
+///
+/// # Errors
+/// A scenario that does not load (exit 2), a version that cannot be built or a failed build (exit 3).
+pub fn build_for(scenarios: &[PathBuf]) -> Result<()> {
+    let pins = Pins::builtin();
+    let runs = variants_of(&crate::scenario::load_all(scenarios)?, &pins)?;
+    build_components(&pins, runs.iter().map(|l| l.versions.telepresence.as_str())).map(drop)
+}
+
+/// Everything a local run needs before its runtime starts: the versions to run, confinement, and
+/// every component built (by [`build_for`], before confinement; here only checked: warm means no
+/// `go` invocation).
+///
+/// # Errors
+/// [`Error::Prerequisite`] (exit 3) naming what is missing.
+pub(super) fn prepare(loaded: &[Loaded], pins: &Pins) -> Result<Vec<Loaded>> {
+    let runs = variants_of(loaded, pins)?;
     if !confine::is_confined() {
         return Err(Error::Prerequisite(
             "the local provider runs only inside its private namespaces (kyvtel enters them itself before it \
@@ -119,6 +140,9 @@ impl Session<'_> {
                         .iter()
                         .find(|(n, _)| *n == m.scenario)
                         .map_or_else(|| setup_runner.clone(), |(_, r)| r.clone()),
+                    // Each member always resets: the next one needs the stack as the setup left it,
+                    // and the stack never outlives kyvtel (`--keep` keeps only the work directory).
+                    keep: false,
                     ..setup_settings.clone()
                 }));
             // No component outlives its cell, whatever the teardown did.
@@ -140,7 +164,8 @@ impl Session<'_> {
                 r
             };
             if !result.setup.passed {
-                self.infra |= result.setup.infra;
+                // The shared stack is infrastructure: its failure is never a policy verdict.
+                self.infra |= !result.setup.cancelled;
                 let why = format!(
                     "the shared stack {} failed: {}",
                     cell.cluster,
