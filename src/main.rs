@@ -20,12 +20,15 @@ fn main() -> ExitCode {
     };
     if let Command::Run(args) = &mut cli.command {
         // Bad input stops everything before any probe or namespace: exit 2, nothing executed.
-        if let Err(e) =
-            kyvtel::run::session::load_all(&args.scenarios).and_then(|_| kyvtel::cli::run::check_flags(args))
+        let loaded = match kyvtel::run::session::load_all(&args.scenarios)
+            .and_then(|l| kyvtel::cli::run::check_flags(args).map(|()| l))
         {
-            eprintln!("error: {e}");
-            return e.exit().into();
-        }
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return e.exit().into();
+            }
+        };
         if args.provider == ProviderKind::Auto {
             let (chosen, why) = kyvtel::cli::run::resolve_auto();
             println!("{why}");
@@ -33,7 +36,7 @@ fn main() -> ExitCode {
         }
         if args.provider == ProviderKind::Local {
             // Builds need the network; the namespaces have only `lo`.
-            if let Err(e) = kyvtel::run::session::local::build_for(&args.scenarios) {
+            if let Err(e) = kyvtel::run::session::local::build_for(&loaded) {
                 eprintln!("error: {e}");
                 return e.exit().into();
             }

@@ -90,11 +90,7 @@ fn local(file: Option<PathBuf>, all: Option<Vec<PathBuf>>, output: Output) -> Re
     };
     let loaded = load_all(&files)?;
     unique_names(&loaded)?;
-    let pins = crate::scenario::pins::Pins::builtin();
-    let mut runs = Vec::new();
-    for l in &loaded {
-        runs.extend(crate::provider::local::variants::variants(l, &pins).map_err(Error::Prerequisite)?);
-    }
+    let runs = crate::run::session::local::variants_of(&loaded, &crate::scenario::pins::Pins::builtin())?;
     // Exactly what `kyvtel run --provider local` executes: the variants grouped into cells.
     let opts = Options { provider: plan::Provider::Local, ..Options::default() };
     let cells = plan::group(&runs, &opts);

@@ -34,12 +34,6 @@ impl Provider {
         }
     }
 
-    /// Whether kyvtel creates the cluster (its setup phases are part of the plan).
-    #[must_use]
-    pub fn creates_cluster(self) -> bool {
-        matches!(self, Provider::Kind | Provider::Local)
-    }
-
     /// Whether cluster objects die with the run (a local stack of its own: its data directory is
     /// dropped), so no teardown entry deletes them one by one. A scenario on a cell's shared stack
     /// resets what it set up.

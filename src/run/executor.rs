@@ -148,13 +148,10 @@ async fn cancelled(mut rx: watch::Receiver<bool>) {
     }
 }
 
-/// Resolves when a component of the run (the local provider's) has exited, naming it: no wait goes
-/// on for its timeout once the stack is broken. Never resolves without components.
-async fn component_exited(table: &crate::provider::local::process::Table) -> String {
-    loop {
-        if let Some((name, how)) = table.dead().into_iter().next() {
-            return format!("{name} exited ({how})");
-        }
+/// Resolves when a component of the run (the local provider's) has exited: no wait goes on for its
+/// timeout once the stack is broken ([`infra_cause`] names it). Never resolves without components.
+async fn component_exited(table: &crate::provider::local::process::Table) {
+    while table.dead().is_empty() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
@@ -397,11 +394,10 @@ async fn exec_action<A: ClusterApi>(
 /// Names an infrastructure cause of a failure, when there is one: a component of the run that exited,
 /// or a webhook the API server could not call. Such a failure is never a policy verdict.
 fn infra_cause(s: &Settings, st: &mut State, e: String) -> String {
-    let dead = s.processes.dead();
+    let dead = s.processes.dead_report();
     if !dead.is_empty() {
         st.infra = true;
-        let which: Vec<String> = dead.iter().map(|(n, how)| format!("{n} ({how})")).collect();
-        return format!("infrastructure failure: component exited: {}; {e}", which.join(", "));
+        return format!("infrastructure failure: component exited: {}; {e}", dead.join("; "));
     }
     if e.contains("failed calling webhook") {
         st.infra = true;
@@ -462,10 +458,10 @@ pub async fn execute<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) -> Scena
             let r = tokio::select! {
                 r = exec_action(api, s, &mut st, plan, a) => r,
                 () = cancelled(s.cancel.clone()) => Err("cancelled (Ctrl-C)".to_string()),
-                why = component_exited(&s.processes) => {
+                () = component_exited(&s.processes) => {
                     // The abandoned command (a Helm install) must not run on into the teardown.
                     crate::tools::runner::interrupt_all();
-                    Err(why)
+                    Err("the step was stopped".to_string())
                 }
             };
             if let Err(e) = r {

@@ -42,6 +42,7 @@ pub fn install_kyverno_local(chart_dir: &Path, values: Option<&Path>) -> Command
 
 /// `helm package DIR --version X --app-version X -d OUT`: the Telepresence chart as its CLI packages it
 /// (its `Chart.yaml` carries a placeholder version; facts.md §7).
+// upstream: helm/helm cmd/helm/package.go@v3.21.4 (`--version`, `--app-version`, `--destination/-d`).
 pub fn package(chart_dir: &Path, version: &str, out_dir: &Path) -> CommandLine {
     CommandLine::new(Tool::Helm).args([
         "package".to_string(),
@@ -58,6 +59,7 @@ pub fn package(chart_dir: &Path, version: &str, out_dir: &Path) -> CommandLine {
 /// The local provider's Telepresence install: Helm directly with what `telepresence helm install`
 /// adds under a default config (registry and tag), the scenario's values, and the post-renderer that
 /// points the injector webhook at loopback (facts.md §7). No `--wait`: nothing runs without a kubelet.
+// upstream: helm/helm cmd/helm/flags.go@v3.21.4 (`--post-renderer`, `--post-renderer-args`, repeatable).
 pub fn install_telepresence_local(
     chart: &Path,
     manager_ns: &str,
@@ -84,6 +86,7 @@ pub fn install_telepresence_local(
 
 /// `helm uninstall NAME -n NS --no-hooks --wait --timeout 2m`: the reset of a scenario on the local
 /// provider's shared stack (uninstall hooks are Jobs, which never run without a kubelet; facts.md §7).
+// upstream: helm/helm cmd/helm/uninstall.go@v3.21.4 (`--no-hooks`, `--wait`, `--timeout`).
 pub fn uninstall_no_hooks(release: &str, namespace: &str) -> CommandLine {
     CommandLine::new(Tool::Helm).args([
         "uninstall",

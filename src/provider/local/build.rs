@@ -235,19 +235,20 @@ impl GoBuild {
                     // SAFETY: killing the process group of our own child.
                     unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
                     let _ = child.wait();
-                    return Err(format!("did not finish within {timeout:?}; last output: {}", log_tail(&log_path)));
+                    return Err(format!(
+                        "did not finish within {timeout:?}; last output: {}",
+                        super::process::log_tail(&log_path, 6)
+                    ));
                 }
                 None => std::thread::sleep(Duration::from_millis(200)),
             }
         };
-        if status.success() { Ok(()) } else { Err(format!("go build exited with {status}: {}", log_tail(&log_path))) }
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("go build exited with {status}: {}", super::process::log_tail(&log_path, 6)))
+        }
     }
-}
-
-fn log_tail(p: &Path) -> String {
-    let text = std::fs::read_to_string(p).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(6)..].join("\n")
 }
 
 fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
@@ -374,13 +375,7 @@ mod tests {
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
     }
 
-    /// The version a wrapper's go.mod requires for `module`.
-    fn required(go_mod: &str, module: &str) -> Option<String> {
-        go_mod.lines().map(str::trim).map(|l| l.trim_start_matches("require ")).find_map(|l| {
-            let mut w = l.split_whitespace();
-            (w.next() == Some(module)).then(|| w.next().map(str::to_string)).flatten()
-        })
-    }
+    use super::super::charts::required_version as required;
 
     #[test]
     fn every_wrapper_go_mod_requires_the_pinned_module_version() {
@@ -403,6 +398,15 @@ mod tests {
                 t.spec.wrapper
             );
         }
+    }
+
+    #[test]
+    fn the_kyverno_api_chart_module_is_the_version_kyverno_requires() {
+        let pins = Pins::builtin();
+        let kyverno = &pins.local.binaries["kyverno"];
+        let go_mod = std::fs::read_to_string(root().join(&kyverno.wrapper).join("go.mod")).unwrap();
+        let api = &pins.local.kyverno_api;
+        assert_eq!(required(&go_mod, &api.module).as_deref(), Some(api.version.as_str()));
     }
 
     #[test]

@@ -211,7 +211,7 @@ pub async fn run<A: ClusterApi>(op: &LocalOp, api: &A, table: &Table) -> Result<
             }
             let r = process::spawn(spawn)?;
             table.push(r);
-            wait_ready(&spawn.name, &spawn.log, ready, *timeout, api, table).await
+            wait_ready(&spawn.name, &spawn.log, ready, *timeout, api).await
         }
         LocalOp::PrepareKyvernoChart { kyverno_module, api_module, chart } => {
             super::charts::prepare_kyverno(kyverno_module, api_module, chart).map(|_| ())
@@ -264,7 +264,7 @@ pub async fn run<A: ClusterApi>(op: &LocalOp, api: &A, table: &Table) -> Result<
             let spawn = Spawn { name: name.clone(), program: program.clone(), args: a, env: e, log: log.clone() };
             let r = process::spawn(&spawn)?;
             table.push(r);
-            wait_ready(name, log, ready, *timeout, api, table).await
+            wait_ready(name, log, ready, *timeout, api).await
         }
         LocalOp::Stop { name, grace } => {
             let Some(r) = table.take(name) else { return Ok(()) };
@@ -304,27 +304,16 @@ async fn pending_pod_name<A: ClusterApi>(api: &A, namespace: &str, d: &Value) ->
     list["items"].as_array()?.iter().find_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
 }
 
-fn log_tail(p: &std::path::Path) -> String {
-    let text = std::fs::read_to_string(p).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    crate::report::redact::redact(&lines[lines.len().saturating_sub(5)..].join("\n"))
-}
-
 async fn wait_ready<A: ClusterApi>(
     name: &str,
     log: &std::path::Path,
     ready: &Ready,
     timeout: Duration,
     api: &A,
-    table: &Table,
 ) -> Result<(), String> {
     let start = tokio::time::Instant::now();
     loop {
-        // Any component of the stack that exits ends the wait: nothing can become ready without it.
-        if let Some((dead, how)) = table.dead().into_iter().next() {
-            let tail = if dead == name { log_tail(log) } else { String::from("(see its log in the evidence)") };
-            return Err(format!("{dead} exited ({how}) while {name} was starting; {tail}"));
-        }
+        // A component that exits ends the wait through the executor (`component_exited`), with its log.
         let last = match check(ready, api).await {
             Ok(()) => return Ok(()),
             Err(e) => e,
@@ -334,7 +323,7 @@ async fn wait_ready<A: ClusterApi>(
                 "{name} was not ready within {}: {}; last observed: {last}; its log ends: {}",
                 crate::plan::duration::format(timeout),
                 ready_text(ready),
-                log_tail(log)
+                process::log_tail(log, 5)
             ));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

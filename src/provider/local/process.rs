@@ -82,6 +82,14 @@ pub fn spawn(s: &Spawn) -> Result<Running, String> {
     Ok(Running { name: s.name.clone(), log: s.log.clone(), child })
 }
 
+/// The last `n` non-empty lines of a log file, redacted.
+#[must_use]
+pub fn log_tail(p: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(p).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    crate::report::redact::redact(&lines[lines.len().saturating_sub(n)..].join("\n"))
+}
+
 fn open_log(p: &Path) -> Result<std::fs::File, String> {
     use std::os::unix::fs::OpenOptionsExt as _;
     std::fs::OpenOptions::new()
@@ -152,10 +160,13 @@ impl Table {
         self.lock().iter_mut().filter_map(|r| r.exited().map(|s| (r.name.clone(), s))).collect()
     }
 
-    /// Each component's name and log.
+    /// Each component that has exited, with how, and its log's tail (redacted), one line each.
     #[must_use]
-    pub fn logs(&self) -> Vec<(String, PathBuf)> {
-        self.lock().iter().map(|r| (r.name.clone(), r.log.clone())).collect()
+    pub fn dead_report(&self) -> Vec<String> {
+        self.lock()
+            .iter_mut()
+            .filter_map(|r| r.exited().map(|how| format!("{} ({how}); its log ends: {}", r.name, log_tail(&r.log, 5))))
+            .collect()
     }
 
     /// Stops everything still running, newest first.

@@ -50,15 +50,21 @@ pub fn variants_of(loaded: &[Loaded], pins: &Pins) -> Result<Vec<Loaded>> {
     Ok(runs)
 }
 
-/// Builds what the local run of `scenarios` needs, **before** the namespaces are entered: inside them
+/// Builds what the local run of `loaded` needs, **before** the namespaces are entered: inside them
 /// only `lo` exists, and Go could not fetch a module.
 ///
 /// # Errors
-/// A scenario that does not load (exit 2), a version that cannot be built or a failed build (exit 3).
-pub fn build_for(scenarios: &[PathBuf]) -> Result<()> {
+/// A version that cannot be built or a failed build (exit 3).
+pub fn build_for(loaded: &[Loaded]) -> Result<()> {
     let pins = Pins::builtin();
-    let runs = variants_of(&crate::scenario::load_all(scenarios)?, &pins)?;
+    let runs = variants_of(loaded, &pins)?;
     build_components(&pins, runs.iter().map(|l| l.versions.telepresence.as_str())).map(drop)
+}
+
+/// The build targets the runs need: every binary but the traffic-managers of other versions.
+fn needed_targets<'a>(pins: &Pins, telepresence: impl Iterator<Item = &'a str>) -> Vec<build::Target> {
+    let wanted: Vec<String> = telepresence.map(build::traffic_name).collect();
+    build::targets(pins).into_iter().filter(|t| !t.name.starts_with("traffic-") || wanted.contains(&t.name)).collect()
 }
 
 /// Everything a local run needs before its runtime starts: the versions to run, confinement, and
@@ -76,7 +82,20 @@ pub(super) fn prepare(loaded: &[Loaded], pins: &Pins) -> Result<Vec<Loaded>> {
                 .into(),
         ));
     }
-    build_components(pins, runs.iter().map(|l| l.versions.telepresence.as_str()))?;
+    // Built by [`build_for`] before confinement; here no build can fetch anything, so only checked.
+    let env = build::GoEnv::detect(mirror()).map_err(Error::Prerequisite)?;
+    let root = root();
+    let cold: Vec<String> = needed_targets(pins, runs.iter().map(|l| l.versions.telepresence.as_str()))
+        .into_iter()
+        .filter(|t| !build::is_warm(t, &env, &root))
+        .map(|t| t.name)
+        .collect();
+    if !cold.is_empty() {
+        return Err(Error::Prerequisite(format!(
+            "local components not built: {} (run `kyvtel tools build`)",
+            cold.join(", ")
+        )));
+    }
     Ok(runs)
 }
 
@@ -85,11 +104,7 @@ pub(super) fn prepare(loaded: &[Loaded], pins: &Pins) -> Result<Vec<Loaded>> {
 /// # Errors
 /// [`Error::Prerequisite`] for a missing Go or a failed build (module, proxy and fix named).
 pub fn build_components<'a>(pins: &Pins, telepresence: impl Iterator<Item = &'a str>) -> Result<Vec<String>> {
-    let wanted: Vec<String> = telepresence.map(build::traffic_name).collect();
-    let targets: Vec<build::Target> = build::targets(pins)
-        .into_iter()
-        .filter(|t| !t.name.starts_with("traffic-") || wanted.contains(&t.name))
-        .collect();
+    let targets = needed_targets(pins, telepresence);
     let env = build::GoEnv::detect(mirror()).map_err(Error::Prerequisite)?;
     let root = root();
     build::build_missing(&targets, &env, &root, BUILD_TIMEOUT, |t, warm| {
