@@ -304,3 +304,27 @@ fn the_local_plan_creates_services_first_and_annotates_only_the_pod_template() {
     let text = kind.to_string();
     assert!(!text.contains("inject-traffic-agent"), "kind injects by intercept, never by annotation");
 }
+
+/// By default a local stack is restored from a matching snapshot (the installs run on a cold start
+/// only, and a cold start saves one); `--cold` plans neither restore nor save, and no condition.
+#[test]
+fn the_local_plan_restores_a_snapshot_unless_cold() {
+    let warm = stdout(&["plan", "--provider", "local", "scenarios/documented-recipe.yaml"]);
+    assert_eq!(warm.matches("local   restore into ").count(), 1, "{warm}");
+    assert_eq!(warm.matches("local   [cold start only] save ").count(), 1, "{warm}");
+    assert!(warm.contains("run     [cold start only] helm install kyverno "), "{warm}");
+    assert!(warm.contains("local   [warm start only] set kyverno.io/last-request-time"), "{warm}");
+    let cold = stdout(&["plan", "--provider", "local", "--cold", "scenarios/documented-recipe.yaml"]);
+    for absent in ["restore into", "snapshot", "start only]"] {
+        assert!(!cold.contains(absent), "--cold: {absent}\n{cold}");
+    }
+    assert!(cold.contains("run     helm install kyverno "), "{cold}");
+    for args in [
+        &["plan", "--cold", "scenarios/documented-recipe.yaml"][..],
+        &["run", "--provider", "kind", "--cold", "scenarios/documented-recipe.yaml"][..],
+    ] {
+        let out = kyvtel().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--cold goes with --provider local"), "{args:?}");
+    }
+}

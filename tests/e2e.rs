@@ -143,6 +143,7 @@ fn run_scenario(path: &Path) -> Result<Completion, Failed> {
         report_dir: root().join("target/kyvtel"),
         work_dir: root().join(session::DEFAULT_WORK_DIR),
         junit: None,
+        cold: false,
     };
     match session::run(&opts) {
         Ok(Exit::Success) => Ok(Completion::Completed),

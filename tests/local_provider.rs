@@ -3,6 +3,8 @@
 //!
 //! - Ctrl-C, SIGTERM and SIGKILL of kyvtel mid-run leave no process of the run (checked by PID:
 //!   every process whose command line names the run's private work directory) and no listener.
+//! - A run after another starts warm from the "stack ready" snapshot (restored, not installed) and
+//!   asserts the same checks; `--cold` neither restores nor saves one.
 //! - A copy of the documented recipe without one `ambassador` exclusion fails, with the real,
 //!   located denial of the dropped rule (never a pass, never an infrastructure failure).
 //!
@@ -58,9 +60,14 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 fn start(scenario: &Path, dir: &Path) -> Child {
+    start_with(scenario, dir, &[])
+}
+
+fn start_with(scenario: &Path, dir: &Path, extra: &[&str]) -> Child {
     Command::new(assert_cmd::cargo::cargo_bin("kyvtel"))
         .current_dir(common::root())
         .args(["run", "--provider", "local"])
+        .args(extra)
         .arg(scenario)
         .arg("--report-dir")
         .arg(dir.join("reports"))
@@ -238,5 +245,106 @@ fn a_component_killed_mid_run_is_an_infrastructure_failure() {
         "{:?}",
         processes_naming(&work)
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The run's JSON report, `<reports>/<run-id>/summary.json`.
+fn summary(reports: &Path) -> serde_json::Value {
+    let run = std::fs::read_dir(reports).unwrap().flatten().next().expect("a run's report directory").path();
+    let text = std::fs::read_to_string(run.join("summary.json")).unwrap_or_else(|e| panic!("summary.json: {e}"));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The number of checks the run's JSON report says were asserted, per scenario.
+fn asserted(reports: &Path) -> Vec<u64> {
+    summary(reports)["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["checksAsserted"].as_u64().unwrap_or(0))
+        .collect()
+}
+
+/// A run after another restores the snapshot of the clean "stack ready" state (nothing installed
+/// again), and its scenario still passes on real admissions with as many checks as a cold run's.
+#[test]
+fn a_second_run_starts_warm_from_the_snapshot_and_asserts_the_same_checks() {
+    let _one = serial();
+    if skip_or_fail("local-warm") {
+        return;
+    }
+    let dir = tmp("local-warm");
+    let scenario = common::root().join("tests/fixtures/local/recipe-2.31.0.yaml");
+    let run = |name: &str, extra: &[&str]| {
+        let out = start_with(&scenario, &dir.join(name), extra).wait_with_output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "{name}: {text}");
+        (text, asserted(&dir.join(name).join("reports")))
+    };
+    let (cold, cold_checks) = run("cold", &["--cold"]);
+    assert!(!cold.contains("stack: "), "--cold neither restores nor saves a snapshot: {cold}");
+    // The first run with snapshots saves one (cold) unless an earlier run did; the second restores it.
+    let (first, _) = run("first", &[]);
+    assert!(first.contains("stack: saved snapshot") || first.contains("stack: warm start from snapshot"), "{first}");
+    let (warm, warm_checks) = run("warm", &[]);
+    assert!(warm.contains("stack: warm start from snapshot"), "{warm}");
+    assert!(!warm.contains("stack: saved snapshot"), "a warm start saves nothing: {warm}");
+    assert!(!cold_checks.is_empty() && cold_checks.iter().all(|n| *n > 0), "{cold_checks:?}");
+    assert_eq!(cold_checks, warm_checks, "a warm start asserts what a cold one does");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The local run judges the real injected pod with exactly the checks `kyvtel verify` makes of that
+/// pod: same number, same fields, same expected and actual values, same verdicts.
+#[test]
+fn the_local_run_asserts_what_kyvtel_verify_asserts_on_the_same_pod() {
+    let _one = serial();
+    if skip_or_fail("local-vs-verify") {
+        return;
+    }
+    let dir = tmp("local-vs-verify");
+    let scenario = common::root().join("tests/fixtures/local/recipe-2.31.0.yaml");
+    let out = start(&scenario, &dir).wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = summary(&dir.join("reports"));
+    let s = &report["scenarios"][0];
+    let local = s["podChecks"].as_array().cloned().unwrap_or_default();
+    assert!(!local.is_empty(), "the local run judged no pod: {s}");
+    let pod = s["pod"].as_str().expect("the judged pod's file");
+    let verify = Command::new(assert_cmd::cargo::cargo_bin("kyvtel"))
+        .current_dir(common::root())
+        .args(["verify", "--output", "json", "--pod", pod])
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    assert_eq!(verify.status.code(), Some(0), "{}", String::from_utf8_lossy(&verify.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
+    let verified = v["checks"].as_array().cloned().unwrap_or_default();
+    assert_eq!(local.len(), verified.len(), "local {local:#?}\nverify {verified:#?}");
+    assert_eq!(local, verified);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Telepresence 2.20.2's trap, for real (facts.md §7): a workload without its Service crashes the
+/// 2.20.2 manager (nil pointer, `mutator/watcher.go:714`), after which its webhook would fail open and
+/// admit the pod without an agent. The run must end as an infrastructure failure naming the crash
+/// (exit 3), never as a pass and never as a policy verdict.
+#[test]
+fn the_2_20_2_manager_crash_on_a_workload_without_service_is_an_infrastructure_failure() {
+    let _one = serial();
+    if skip_or_fail("local-trap-no-service") {
+        return;
+    }
+    let dir = tmp("local-trap-no-service");
+    let scenario = common::root().join("tests/fixtures/local/trap-no-service-2.20.2.yaml");
+    let out = start(&scenario, &dir).wait_with_output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(text.contains("infrastructure failure: component exited: traffic-manager"), "{text}");
+    assert!(text.contains("crashed: panic: runtime error: invalid memory address or nil pointer"), "{text}");
+    assert!(text.contains("mutator/watcher.go:714"), "{text}");
+    assert!(!text.contains("1 passed"), "{text}");
+    let s = &summary(&dir.join("reports"))["scenarios"][0];
+    assert_eq!(s["verdict"], "failed", "{s}");
     let _ = std::fs::remove_dir_all(&dir);
 }

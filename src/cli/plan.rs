@@ -27,12 +27,18 @@ pub struct Args {
     /// does not pin Telepresence is planned once per version the local provider builds.
     #[arg(long, value_enum, default_value_t)]
     pub provider: plan::Provider,
+    /// With `--provider local`: plan every stack from an empty etcd (no snapshot restored or saved).
+    #[arg(long)]
+    pub cold: bool,
 }
 
 /// Runs `kyvtel plan`.
 pub fn run(args: Args) -> Result<Exit> {
     if args.provider == plan::Provider::Local {
-        return local(args.scenario, args.all, args.output);
+        return local(args.scenario, args.all, args.output, args.cold);
+    }
+    if args.cold {
+        return Err(Error::Usage("--cold goes with --provider local".into()));
     }
     match (args.scenario, args.all) {
         (Some(file), None) => {
@@ -77,7 +83,7 @@ pub fn run(args: Args) -> Result<Exit> {
 
 /// `kyvtel plan --provider local`: every scenario once per Telepresence version it runs with, one
 /// stack each, exactly as `kyvtel run --provider local` executes them.
-fn local(file: Option<PathBuf>, all: Option<Vec<PathBuf>>, output: Output) -> Result<Exit> {
+fn local(file: Option<PathBuf>, all: Option<Vec<PathBuf>>, output: Output, cold: bool) -> Result<Exit> {
     let files = match (file, all) {
         (Some(f), None) => vec![f],
         (None, Some(paths)) => super::validate::scenario_files(&paths)?,
@@ -92,7 +98,10 @@ fn local(file: Option<PathBuf>, all: Option<Vec<PathBuf>>, output: Output) -> Re
     unique_names(&loaded)?;
     let runs = crate::run::session::local::variants_of(&loaded, &crate::scenario::pins::Pins::builtin())?;
     // Exactly what `kyvtel run --provider local` executes: the variants grouped into cells.
-    let opts = Options { provider: plan::Provider::Local, ..Options::default() };
+    let mut opts = Options { provider: plan::Provider::Local, ..Options::default() };
+    if cold {
+        opts.local.snapshots = None;
+    }
     let cells = plan::group(&runs, &opts);
     match output {
         Output::Text => print!("{}", plan::render::cells_text(&cells)),

@@ -57,6 +57,10 @@ pub struct Args {
     /// JUnit XML output file.
     #[arg(long)]
     pub junit: Option<PathBuf>,
+    /// Local provider: start every stack from an empty etcd, neither restoring nor saving a
+    /// "stack ready" snapshot (by default a matching snapshot gives a warm start).
+    #[arg(long)]
+    pub cold: bool,
 }
 
 /// The checks `--provider auto` needs for kind (those of `kyvtel doctor`).
@@ -97,6 +101,9 @@ pub fn check_flags(args: &Args) -> Result<()> {
     if args.k3s_image.is_some() && p != ProviderKind::K3s {
         return usage("--k3s-image goes with --provider k3s");
     }
+    if args.cold && !matches!(p, ProviderKind::Local | ProviderKind::Auto) {
+        return usage("--cold goes with --provider local (or auto, when it picks local)");
+    }
     if args.reuse && p != ProviderKind::Kind {
         return usage("--reuse goes with --provider kind");
     }
@@ -127,5 +134,6 @@ pub fn run(args: Args) -> Result<Exit> {
         report_dir: args.report_dir.unwrap_or_else(|| PathBuf::from("target/kyvtel")),
         work_dir: args.work_dir.unwrap_or_else(|| PathBuf::from(session::DEFAULT_WORK_DIR)),
         junit: args.junit,
+        cold: args.cold,
     })
 }

@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// One compared field. Every field is reported, held or not, so that JSON output is complete.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Check {
     /// What was judged: `pod`, `container/<name>` or `initContainer/<name>`.
     pub target: String,

@@ -215,6 +215,14 @@ pub enum Action {
         /// Why, e.g. `local provider: no kubelet`.
         reason: String,
     },
+    /// `action` runs only when the cell's stack started this way (the local provider's warm start
+    /// restores what the cold start's installs created).
+    Only {
+        /// Cold or warm.
+        start: crate::provider::local::StackStart,
+        /// The action.
+        action: Box<Action>,
+    },
 }
 
 /// A command that gathers evidence when a phase fails or the run is cancelled. Gathering runs

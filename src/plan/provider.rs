@@ -60,6 +60,8 @@ pub struct LocalPaths {
     pub kyvtel: PathBuf,
     /// The stack a scenario joins (a cell's `local/` directory); `None`: its own, `<run_dir>/local`.
     pub stack: Option<PathBuf>,
+    /// The store of "stack ready" snapshots for warm starts; `None` (`--cold`): every start is cold.
+    pub snapshots: Option<PathBuf>,
 }
 
 impl Default for LocalPaths {
@@ -70,16 +72,20 @@ impl Default for LocalPaths {
             module_cache: "$GOMODCACHE".into(),
             kyvtel: "kyvtel".into(),
             stack: None,
+            snapshots: Some(".tools/local/snapshots".into()),
         }
     }
 }
 
 impl LocalPaths {
-    /// The paths of this machine: `bin` under `root`, Go's module cache, this executable.
+    /// The paths of this machine: `bin` under `root`, Go's module cache, this executable, and the
+    /// snapshot store beside the binaries (its keys cover them), or none when every start is `cold`.
     #[must_use]
-    pub fn detect(root: &std::path::Path) -> LocalPaths {
+    pub fn detect(root: &std::path::Path, cold: bool) -> LocalPaths {
+        let bin = root.join(crate::provider::local::build::OUT_DIR);
         LocalPaths {
-            bin: root.join(crate::provider::local::build::OUT_DIR),
+            snapshots: (!cold).then(|| bin.join("snapshots")),
+            bin,
             module_cache: crate::provider::local::charts::module_cache(),
             kyvtel: std::env::current_exe().unwrap_or_else(|_| "kyvtel".into()),
             stack: None,

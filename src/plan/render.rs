@@ -136,6 +136,16 @@ fn action(out: &mut String, a: &Action, indent: &str) {
         }
         Action::Local(op) => writeln!(out, "{indent}local   {op}"),
         Action::Skip { reason } => writeln!(out, "{indent}skip    {reason}"),
+        Action::Only { start, action: inner } => {
+            // The inner action's line, with the condition after its verb column.
+            let mut line = String::new();
+            action(&mut line, inner, indent);
+            let at = (indent.len() + 8).min(line.len());
+            out.push_str(&line[..at]);
+            out.push_str(&format!("[{start} start only] "));
+            out.push_str(&line[at..]);
+            Ok(())
+        }
     };
 }
 

@@ -69,6 +69,13 @@ pub struct ScenarioReport {
     pub provider: Option<String>,
     /// Checks asserted: pod checks, proven denials, canary denials.
     pub checks_asserted: usize,
+    /// The pod checks, each with expected and actual value: what `kyvtel verify` of the judged pod
+    /// reports for the same scenario.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pod_checks: Vec<crate::outcome::check::Check>,
+    /// The judged pod, redacted (`<scenario>-pod.json` beside this report), for `kyvtel verify`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PathBuf>,
     /// Steps that could not run on this provider, with the reason (never counted as passed).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skipped_steps: Vec<SkippedStep>,
@@ -96,6 +103,8 @@ impl ScenarioReport {
             telepresence: None,
             provider: None,
             checks_asserted: 0,
+            pod_checks: Vec::new(),
+            pod: None,
             skipped_steps: Vec::new(),
         }
     }

@@ -81,6 +81,11 @@ pub trait ClusterApi {
     async fn get_text(&self, path: &str) -> ApiResult<String> {
         Err(ApiFailure::new(format!("GET {path}: not supported by this API")))
     }
+    /// A JSON merge patch of the object at an API path.
+    async fn merge_patch(&self, path: &str, patch: &Value) -> ApiResult<()> {
+        let _ = patch;
+        Err(ApiFailure::new(format!("PATCH {path}: not supported by this API")))
+    }
     /// A token for a ServiceAccount (TokenRequest).
     async fn create_token(&self, namespace: &str, service_account: &str) -> ApiResult<String> {
         Err(ApiFailure::new(format!("TokenRequest {namespace}/{service_account}: not supported by this API")))

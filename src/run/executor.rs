@@ -78,6 +78,9 @@ pub struct ScenarioResult {
     /// Evidence collected on failure: (file name, content), not yet redacted.
     #[serde(skip)]
     pub evidence: Vec<(String, String)>,
+    /// The pod the checks judged, as the API server returned it (not yet redacted).
+    #[serde(skip)]
+    pub judged_pod: Option<Value>,
 }
 
 impl ScenarioResult {
@@ -121,6 +124,8 @@ struct State {
     last_apply_denial: Option<String>,
     recorded_pods: BTreeSet<String>,
     agent_pod: Option<Value>,
+    /// The pod the pod checks judged.
+    checks_pod: Option<Value>,
     servers: Vec<Server>,
     undone: HashSet<usize>,
     checks: Vec<Check>,
@@ -285,8 +290,15 @@ async fn exec_action<A: ClusterApi>(
             st.agent_pod = Some(pod);
             Ok(())
         }
+        Action::Only { start, action } => {
+            if s.processes.start() == *start {
+                Box::pin(exec_action(api, s, st, plan, action)).await
+            } else {
+                Ok(())
+            }
+        }
         Action::Local(op) => {
-            let r = crate::provider::local::op::run(op, api, &s.processes).await;
+            let r = crate::provider::local::op::run(op, api, &s.processes, &plan.phases).await;
             if r.is_err() {
                 st.infra = true;
             }
@@ -357,6 +369,7 @@ async fn exec_action<A: ClusterApi>(
             }
             let verdict = crate::outcome::pod::verify_pod(pod, expectations, &plan.versions);
             st.checks.extend(verdict.checks.iter().cloned());
+            st.checks_pod = Some(pod.clone());
             st.asserted += verdict.checks.len();
             if verdict.passed {
                 Ok(())
@@ -497,6 +510,7 @@ pub async fn execute<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) -> Scena
         asserted: st.asserted,
         teardown,
         evidence,
+        judged_pod: st.checks_pod.take(),
     }
 }
 
@@ -624,6 +638,7 @@ pub async fn execute_guarded<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) 
                 asserted: 0,
                 teardown,
                 evidence: Vec::new(),
+                judged_pod: None,
             }
         }
     }

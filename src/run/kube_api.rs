@@ -479,6 +479,19 @@ impl ClusterApi for KubeApi {
         .await
     }
 
+    async fn merge_patch(&self, path: &str, patch: &Value) -> ApiResult<()> {
+        let client = self.client().await?;
+        let body = serde_json::to_vec(patch).map_err(|e| ApiFailure::new(e.to_string()))?;
+        let req = http::Request::patch(path)
+            .header("content-type", "application/merge-patch+json")
+            .body(body)
+            .map_err(|e| ApiFailure::new(format!("PATCH {path}: {e}")))?;
+        self.bounded(&format!("PATCH {path}"), async {
+            client.request_text(req).await.map(drop).map_err(|e| ApiFailure::new(format!("PATCH {path}: {e}")))
+        })
+        .await
+    }
+
     async fn create_token(&self, namespace: &str, service_account: &str) -> ApiResult<String> {
         let client = self.client().await?;
         let path = format!("/api/v1/namespaces/{namespace}/serviceaccounts/{service_account}/token");

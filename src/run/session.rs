@@ -68,6 +68,8 @@ pub struct SessionOptions {
     pub work_dir: PathBuf,
     /// An extra JUnit output path.
     pub junit: Option<PathBuf>,
+    /// Local provider: every stack starts from an empty etcd; no snapshot is restored or saved.
+    pub cold: bool,
 }
 
 /// Where run-private directories go by default, `target/kyvtel-work/<run-id>/`: beside the reports,
@@ -271,7 +273,24 @@ impl Session<'_> {
         self.report.versions.insert(format!("{}/telepresence", plan.scenario), v.telepresence.clone());
         self.report.versions.insert(format!("{}/kyvernoChart", plan.scenario), v.kyverno_chart.clone());
         self.report.digests.insert(format!("{}/nodeImage", plan.scenario), v.node_image.reference.clone());
-        self.report.scenarios.push(scenario_report(plan, result, took, evidence));
+        let mut report = scenario_report(plan, result, took, evidence);
+        if let Some(pod) = &result.judged_pod {
+            // Redacted like all evidence; what `kyvtel verify SCENARIO --pod FILE` judges again.
+            let dir = self.root.join(&self.run_id);
+            let file = dir.join(format!("{}-pod.json", plan.scenario));
+            // A list's items carry no kind; the file reads as `kubectl get pod -o json` prints it.
+            let mut pod = pod.clone();
+            if let Some(o) = pod.as_object_mut() {
+                o.entry("apiVersion").or_insert_with(|| "v1".into());
+                o.entry("kind").or_insert_with(|| "Pod".into());
+            }
+            let text = crate::report::redact::redact(&serde_json::to_string_pretty(&pod).unwrap_or_default());
+            match std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&file, text)) {
+                Ok(()) => report.pod = Some(file),
+                Err(e) => eprintln!("warning: could not write {}: {e}", file.display()),
+            }
+        }
+        self.report.scenarios.push(report);
     }
 
     fn execute(&mut self, plan: &Plan, api: &KubeApi, settings: &Settings) -> ScenarioResult {
@@ -778,6 +797,7 @@ mod tests {
             report_dir,
             work_dir,
             junit: None,
+            cold: false,
         }
     }
 

@@ -4,7 +4,31 @@
 use super::super::action::{Action, Phase};
 use super::super::build::{Builder, Options, limits};
 use crate::provider::local::components::{self, Layout, ports};
-use crate::provider::local::{LocalOp, Ready};
+use crate::provider::local::{LocalOp, Ready, StackStart};
+
+/// The binaries a stack-ready snapshot's key covers: those the shared setup runs.
+const SNAPSHOT_BINARIES: [&str; 5] = ["etcd", "kube-apiserver", "kube-controller-manager", "kyverno", "helm"];
+
+/// `a`, run only on a cold start when warm starts are possible (a snapshot store is configured).
+pub(crate) fn cold_only(opts: &Options, a: Action) -> Action {
+    match opts.local.snapshots {
+        Some(_) => Action::Only { start: StackStart::Cold, action: Box::new(a) },
+        None => a,
+    }
+}
+
+/// `a`, run only on a warm start; nothing when every start is cold.
+pub(crate) fn warm_only(opts: &Options, a: Action) -> Option<Action> {
+    opts.local.snapshots.as_ref().map(|_| Action::Only { start: StackStart::Warm, action: Box::new(a) })
+}
+
+/// Saving the clean "stack ready" state, the last action of the shared setup (cold starts only).
+pub(crate) fn save_snapshot(opts: &Options) -> Option<Action> {
+    let l = layout(opts);
+    let binaries = SNAPSHOT_BINARIES.iter().map(|b| l.binary(b)).collect();
+    let store = opts.local.snapshots.clone()?;
+    Some(cold_only(opts, Action::Local(LocalOp::SaveSnapshot { store, stack: l.dir, binaries })))
+}
 
 /// The run's local layout: run-private files under `<run>/local`, binaries from the options.
 #[must_use]
@@ -24,7 +48,13 @@ pub(crate) fn push_stop(b: &mut Builder, phase: &str, name: &str) {
 pub(crate) fn setup(b: &mut Builder, opts: &Options) {
     let name = "start-control-plane";
     let l = layout(opts);
-    let mut actions = vec![Action::Local(LocalOp::Credentials { dir: l.pki().dir, kubeconfig: l.admin_kubeconfig() })];
+    let mut actions = Vec::new();
+    if let Some(store) = opts.local.snapshots.clone() {
+        let binaries = SNAPSHOT_BINARIES.iter().map(|b| l.binary(b)).collect();
+        actions.push(Action::Local(LocalOp::RestoreSnapshot { store, stack: l.dir.clone(), binaries }));
+    }
+    let credentials = LocalOp::Credentials { dir: l.pki().dir, kubeconfig: l.admin_kubeconfig() };
+    actions.push(cold_only(opts, Action::Local(credentials)));
     let starts = [
         (components::etcd(&l), Ready::Listening { port: ports::ETCD_CLIENT }),
         (components::apiserver(&l), Ready::ApiServer),

@@ -6,7 +6,7 @@
 use super::super::action::{Action, WaitFor};
 use super::super::build::limits;
 use super::super::provider::Provider;
-use super::super::providers::local::{layout, push_stop};
+use super::super::providers::local::{cold_only, layout, push_stop, save_snapshot, warm_only};
 use super::Ctx;
 use crate::provider::local::components::ports;
 use crate::provider::local::{LocalOp, Ready};
@@ -47,6 +47,10 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
             best_effort: false,
         });
         if ctx.denial.is_none() {
+            // A warm start restores what the chart's install created: only the process starts again.
+            actions = actions.into_iter().map(|a| cold_only(ctx.opts, a)).collect();
+            let health = LocalOp::RefreshHealthLease { namespace: "kyverno".into(), name: "kyverno-health".into() };
+            actions.extend(warm_only(ctx.opts, Action::Local(health)));
             let pki = l.pki();
             actions.push(Action::Local(LocalOp::StartFromChart {
                 name: "kyverno".into(),
@@ -69,13 +73,20 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
                 in_cluster_files: false,
                 ca: pki.ca_crt(),
                 log: l.log("kyverno"),
-                ready: Ready::Webhooks {
-                    kind: "ValidatingWebhookConfiguration".into(),
-                    name: "kyverno-policy-validating-webhook-cfg".into(),
+                // Listening first: a restored stack already holds the webhook configurations.
+                ready: Ready::All {
+                    all: vec![
+                        Ready::Listening { port: ports::KYVERNO_WEBHOOK },
+                        Ready::Webhooks {
+                            kind: "ValidatingWebhookConfiguration".into(),
+                            name: "kyverno-policy-validating-webhook-cfg".into(),
+                        },
+                    ],
                 },
                 timeout: ctx.timeout(limits::COMPONENT),
             }));
             push_stop(ctx.b, name, "kyverno");
+            actions.extend(save_snapshot(ctx.opts));
         }
         return actions;
     }

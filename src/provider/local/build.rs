@@ -298,7 +298,7 @@ pub fn is_warm(t: &Target, env: &GoEnv, root: &Path) -> bool {
     out.is_file() && std::fs::read_to_string(stamp_path(&out)).is_ok_and(|s| s.trim() == want)
 }
 
-fn stamp_path(out: &Path) -> PathBuf {
+pub(crate) fn stamp_path(out: &Path) -> PathBuf {
     with_suffix(out, ".stamp")
 }
 

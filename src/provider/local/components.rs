@@ -160,6 +160,31 @@ pub fn controller_manager(l: &Layout) -> Spawn {
     }
 }
 
+/// What `--keep` prints for a kept stack: where its state is, and the commands that bring its
+/// control plane back (on this machine's loopback, outside kyvtel) to inspect what the run left.
+#[must_use]
+pub fn reuse_hint(l: &Layout) -> String {
+    let line = |s: &Spawn| {
+        let mut out = crate::tools::quote(&s.program.display().to_string());
+        for a in &s.args {
+            out.push(' ');
+            out.push_str(&crate::tools::quote(a));
+        }
+        out
+    };
+    format!(
+        "kept: the local stack in {dir} (etcd data, PKI 0600 in 0700, admin kubeconfig); no process outlives \
+         kyvtel. To inspect it, start its control plane again (loopback ports {etcd} and {api}), then use the \
+         kubeconfig:\n  {} &\n  {} &\n  kubectl --kubeconfig {} get namespaces,deployments,replicasets,pods -A",
+        line(&etcd(l)),
+        line(&apiserver(l)),
+        crate::tools::quote(&l.admin_kubeconfig().display().to_string()),
+        dir = l.dir.display(),
+        etcd = ports::ETCD_CLIENT,
+        api = ports::APISERVER,
+    )
+}
+
 /// A kubeconfig for `server` with a bearer token and the run's CA, inline.
 #[must_use]
 pub fn kubeconfig(ca_pem: &str, token: &str) -> String {
@@ -194,6 +219,15 @@ mod tests {
         }
         assert!(apiserver(&l).args.contains(&"--bind-address=127.0.0.1".to_string()));
         assert!(controller_manager(&l).args.contains(&"--secure-port=0".to_string()));
+    }
+
+    #[test]
+    fn a_kept_stack_says_where_it_is_and_how_to_start_its_control_plane() {
+        let hint = reuse_hint(&layout());
+        assert!(hint.contains("kept: the local stack in /w/local"), "{hint}");
+        assert!(hint.contains("/r/.tools/local/etcd --name=kyvtel --data-dir=/w/local/etcd"), "{hint}");
+        assert!(hint.contains("/r/.tools/local/kube-apiserver --etcd-servers=http://127.0.0.1:2379"), "{hint}");
+        assert!(hint.contains("kubectl --kubeconfig /w/local/admin.kubeconfig get"), "{hint}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! - [`confine`]: network, mount and PID namespaces, entered before the async runtime.
 //! - [`pki`], [`components`], [`charts`], [`postrender`], [`adapt`]: pure builders of what runs.
 //! - [`process`], [`op`]: starting, watching and stopping components; the plan's [`LocalOp`]s.
+//! - [`snapshot`]: the warm start from a saved "stack ready" state.
 
 pub mod adapt;
 pub mod build;
@@ -17,6 +18,7 @@ pub mod op;
 pub mod pki;
 pub mod postrender;
 pub mod process;
+pub mod snapshot;
 pub mod variants;
 
-pub use op::{LocalOp, Ready};
+pub use op::{LocalOp, Ready, StackStart};

@@ -7,6 +7,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::process::{self, Spawn, Table};
+use super::snapshot;
+use crate::plan::action::Phase;
 use crate::run::api::ClusterApi;
 
 /// Serializes a duration as `90s` / `5m`.
@@ -45,6 +47,26 @@ pub enum Ready {
         /// The checks.
         all: Vec<Ready>,
     },
+}
+
+/// How a cell's stack started: from an empty etcd, or from a matching snapshot ([`super::snapshot`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StackStart {
+    /// From an empty etcd: credentials generated, charts installed.
+    #[default]
+    Cold,
+    /// From a snapshot of the clean "stack ready" state.
+    Warm,
+}
+
+impl std::fmt::Display for StackStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StackStart::Cold => "cold",
+            StackStart::Warm => "warm",
+        })
+    }
 }
 
 /// One operation of the local provider. `kyvtel plan --provider local` prints it; the executor
@@ -111,6 +133,32 @@ pub enum LocalOp {
         #[serde(serialize_with = "dur")]
         timeout: Duration,
     },
+    /// Restore the snapshot whose key matches this setup (then the start is warm), else start cold.
+    RestoreSnapshot {
+        /// The snapshot store.
+        store: PathBuf,
+        /// The stack directory it is restored into.
+        stack: PathBuf,
+        /// The binaries whose build stamp, size and modification time are part of the key.
+        binaries: Vec<PathBuf>,
+    },
+    /// Save the clean "stack ready" state as a snapshot (cold starts only).
+    SaveSnapshot {
+        /// The snapshot store.
+        store: PathBuf,
+        /// The stack directory.
+        stack: PathBuf,
+        /// As in [`LocalOp::RestoreSnapshot`].
+        binaries: Vec<PathBuf>,
+    },
+    /// Refresh the health lease Kyverno's webhook controller watches (warm starts only): with an
+    /// annotation older than its idle deadline, Kyverno does not update its webhooks for a new policy.
+    RefreshHealthLease {
+        /// The lease's namespace.
+        namespace: String,
+        /// The lease.
+        name: String,
+    },
     /// Stop a component: SIGTERM, SIGCONT, SIGKILL after the grace period.
     Stop {
         /// The component.
@@ -174,11 +222,35 @@ impl std::fmt::Display for LocalOp {
                 }
                 write!(f, "   (ready: {})", ready_text(ready))
             }
+            LocalOp::RestoreSnapshot { store, stack, binaries } => write!(
+                f,
+                "restore into {} the snapshot in {} keyed by this setup's actions and the build stamp, size and \
+                 mtime of {} (0700, credentials 0600, at most {} days old); without one, start cold",
+                stack.display(),
+                store.display(),
+                names(binaries),
+                super::snapshot::MAX_AGE.as_secs() / 86400
+            ),
+            LocalOp::SaveSnapshot { store, stack, .. } => write!(
+                f,
+                "save {} (etcd data copied while etcd is stopped with SIGSTOP, PKI, admin kubeconfig) as a snapshot in \
+                 {}, keeping the newest {}",
+                stack.display(),
+                store.display(),
+                super::snapshot::KEEP
+            ),
+            LocalOp::RefreshHealthLease { namespace, name } => {
+                write!(f, "set kyverno.io/last-request-time of Lease {namespace}/{name} to now")
+            }
             LocalOp::Stop { name, grace } => {
                 write!(f, "stop {name} (SIGTERM, SIGCONT, SIGKILL after {})", crate::plan::duration::format(*grace))
             }
         }
     }
+}
+
+fn names(paths: &[PathBuf]) -> String {
+    paths.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy()).collect::<Vec<_>>().join(", ")
 }
 
 fn ready_text(r: &Ready) -> String {
@@ -195,8 +267,45 @@ fn ready_text(r: &Ready) -> String {
 ///
 /// # Errors
 /// What failed, with the component's log tail where one exists.
-pub async fn run<A: ClusterApi>(op: &LocalOp, api: &A, table: &Table) -> Result<(), String> {
+pub async fn run<A: ClusterApi>(op: &LocalOp, api: &A, table: &Table, setup: &[Phase]) -> Result<(), String> {
     match op {
+        LocalOp::RestoreSnapshot { store, stack, binaries } => {
+            table.set_start(StackStart::Cold);
+            let key = snapshot::key(setup, stack.parent().unwrap_or(stack), binaries)?;
+            match snapshot::lookup(store, &key) {
+                snapshot::Lookup::Hit { dir, manifest } => {
+                    snapshot::restore(&dir, stack)?;
+                    table.set_start(StackStart::Warm);
+                    let saved = i64::try_from(manifest.created)
+                        .ok()
+                        .and_then(|s| k8s_openapi::jiff::Timestamp::from_second(s).ok())
+                        .map_or_else(|| manifest.created.to_string(), |t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
+                    eprintln!("stack: warm start from snapshot {} (saved {saved})", &key[..12]);
+                }
+                snapshot::Lookup::Miss(why) => eprintln!("stack: cold start ({why})"),
+            }
+            Ok(())
+        }
+        LocalOp::SaveSnapshot { store, stack, binaries } => {
+            let key = snapshot::key(setup, stack.parent().unwrap_or(stack), binaries)?;
+            let pid = table.pid("etcd").ok_or("etcd is not running: nothing to snapshot")?;
+            let saved = tokio::task::block_in_place(|| snapshot::save(store, stack, &key, pid))?;
+            eprintln!("stack: saved snapshot {} in {}", &key[..12], saved.display());
+            Ok(())
+        }
+        LocalOp::RefreshHealthLease { namespace, name } => {
+            // As Kyverno writes it: time.Now().Format(time.RFC3339) (kyverno/kyverno
+            // pkg/controllers/webhook/controller.go@v1.19.1, createLease and watchdogCheck).
+            let now = k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+            let path = format!("/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}");
+            let patch = serde_json::json!({"metadata": {"annotations": {"kyverno.io/last-request-time": now}}});
+            match api.merge_patch(&path, &patch).await {
+                Ok(()) => Ok(()),
+                // Kyverno creates it when missing.
+                Err(e) if e.to_string().contains("NotFound") || e.to_string().contains("not found") => Ok(()),
+                Err(e) => Err(format!("refresh Lease {namespace}/{name}: {e}")),
+            }
+        }
         LocalOp::Credentials { dir, kubeconfig } => {
             let pki = super::pki::Pki::generate(dir)?;
             let ca = std::fs::read_to_string(pki.ca_crt()).map_err(|e| e.to_string())?;

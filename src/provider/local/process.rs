@@ -90,6 +90,26 @@ pub fn log_tail(p: &Path, n: usize) -> String {
     crate::report::redact::redact(&lines[lines.len().saturating_sub(n)..].join("\n"))
 }
 
+/// A Go crash in a log: the `panic:` (or `fatal error:`) line and where it happened: the first frame
+/// outside Go's runtime after the trace's last `panic(` call (a recovered and re-raised panic first
+/// shows the handler's frames), e.g. Telepresence 2.20.2's `mutator/watcher.go:714`; redacted.
+#[must_use]
+pub fn crash(p: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(p).ok()?;
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines.iter().position(|l| l.starts_with("panic: ") || l.starts_with("fatal error: "))?;
+    let from = lines[at..].iter().rposition(|l| l.starts_with("panic(")).map_or(at, |i| at + i);
+    let frame = lines[from..]
+        .iter()
+        .map(|l| l.trim())
+        .find(|l| l.contains(".go:") && !l.starts_with("runtime/") && !l.contains("/src/runtime/"));
+    let mut out = lines[at].to_string();
+    if let Some(f) = frame {
+        out.push_str(&format!(" (at {})", f.split_whitespace().next().unwrap_or(f)));
+    }
+    Some(crate::report::redact::redact(&out))
+}
+
 fn open_log(p: &Path) -> Result<std::fs::File, String> {
     use std::os::unix::fs::OpenOptionsExt as _;
     std::fs::OpenOptions::new()
@@ -133,9 +153,13 @@ pub fn stop(mut r: Running, grace: Duration) -> Stopped {
     Stopped { name: r.name, killed: true }
 }
 
-/// The components of a run, shared between the executor and the session's last-resort cleanup.
+/// The components of a run, shared between the executor and the session's last-resort cleanup,
+/// and how the current cell's stack started.
 #[derive(Debug, Clone, Default)]
-pub struct Table(Arc<Mutex<Vec<Running>>>);
+pub struct Table {
+    running: Arc<Mutex<Vec<Running>>>,
+    warm: Arc<std::sync::atomic::AtomicBool>,
+}
 
 impl Table {
     /// Adds a started component.
@@ -144,7 +168,28 @@ impl Table {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Running>> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records how the current stack started.
+    pub fn set_start(&self, start: super::StackStart) {
+        self.warm.store(start == super::StackStart::Warm, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// How the current stack started (cold until a snapshot is restored).
+    #[must_use]
+    pub fn start(&self) -> super::StackStart {
+        if self.warm.load(std::sync::atomic::Ordering::SeqCst) {
+            super::StackStart::Warm
+        } else {
+            super::StackStart::Cold
+        }
+    }
+
+    /// The process id of the running component `name`.
+    #[must_use]
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.lock().iter().find(|r| r.name == name).map(Running::pid)
     }
 
     /// Removes and returns the component `name`.
@@ -165,7 +210,12 @@ impl Table {
     pub fn dead_report(&self) -> Vec<String> {
         self.lock()
             .iter_mut()
-            .filter_map(|r| r.exited().map(|how| format!("{} ({how}); its log ends: {}", r.name, log_tail(&r.log, 5))))
+            .filter_map(|r| {
+                r.exited().map(|how| match crash(&r.log) {
+                    Some(c) => format!("{} ({how}) crashed: {c}; its log ends: {}", r.name, log_tail(&r.log, 3)),
+                    None => format!("{} ({how}); its log ends: {}", r.name, log_tail(&r.log, 5)),
+                })
+            })
             .collect()
     }
 
@@ -220,6 +270,27 @@ mod tests {
         let s = stop(r, Duration::from_millis(700));
         assert!(s.killed);
         assert!(t0.elapsed() < Duration::from_secs(5));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_go_crash_is_named_by_its_panic_line_and_first_frame_outside_the_runtime() {
+        let dir = std::env::temp_dir().join(format!("kyvtel-proc4-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("tm.log");
+        // Abridged from Telepresence 2.20.2's traffic-manager log (facts.md §7, the Service-order trap).
+        let text = "starting\npanic: runtime error: invalid memory address or nil pointer dereference [recovered]\n\
+                    goroutine 140 [running]:\nk8s.io/apimachinery/pkg/util/runtime.handleCrash(...)\n\
+                    \tk8s.io/apimachinery@v0.31.1/pkg/util/runtime/runtime.go:89 +0x1\n\
+                    panic({0x201edc0?, 0x3c12b40?})\n\truntime/panic.go:860 +0x13a\n\
+                    github.com/telepresenceio/telepresence/v2/cmd/traffic/cmd/manager/mutator.(*watcher).x(...)\n\
+                    \tgithub.com/telepresenceio/telepresence/v2@v2.20.2/cmd/traffic/cmd/manager/mutator/watcher.go:714 +0x42\n";
+        std::fs::write(&log, text).unwrap();
+        let c = crash(&log).unwrap();
+        assert!(c.starts_with("panic: runtime error: invalid memory address"), "{c}");
+        assert!(c.ends_with("mutator/watcher.go:714)"), "{c}");
+        std::fs::write(&log, "no crash here\n").unwrap();
+        assert_eq!(crash(&log), None);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

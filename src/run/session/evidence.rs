@@ -85,6 +85,7 @@ pub(super) fn scenario_report(
     s.telepresence = Some(plan.versions.telepresence.clone());
     s.provider = Some(plan.provider.name().to_string());
     s.checks_asserted = r.asserted;
+    s.pod_checks = r.checks.clone();
     // Steps the provider cannot run (their phase holds only a `skip`), never those skipped after a failure.
     s.skipped_steps = r
         .phases

@@ -116,12 +116,12 @@ pub fn build_components<'a>(pins: &Pins, telepresence: impl Iterator<Item = &'a 
 }
 
 /// The plan options of a local run under `work`.
-pub fn options(work: PathBuf) -> Options {
+pub fn options(work: PathBuf, cold: bool) -> Options {
     Options {
         run_dir: work,
         tools: ToolsDir::at(default_tools_dir()),
         provider: PlanProvider::Local,
-        local: LocalPaths::detect(&root()),
+        local: LocalPaths::detect(&root(), cold),
     }
 }
 
@@ -137,7 +137,7 @@ impl Session<'_> {
     /// started once): exactly `kyvtel plan --provider local`. Each member resets what it set up, and
     /// fails if it left anything behind. Returns whether the run was cancelled.
     pub(super) fn run_local_cells(&mut self, runs: &[Loaded]) -> Result<bool> {
-        let opts = options(self.work.path.clone());
+        let opts = options(self.work.path.clone(), self.opts.cold);
         for cell in plan::cells::group(runs, &opts) {
             let setup_runner = self.local_runner(&cell.run_dir, &opts.local.bin)?;
             let mut runners = Vec::new();
@@ -210,6 +210,11 @@ impl Session<'_> {
                 self.infra |= r.infra;
                 let took = Duration::from_secs_f64(r.phases.iter().map(|p| p.seconds).sum());
                 self.finish(member, &r, took);
+            }
+            if self.keep() {
+                // The work directory (with the stack's data and PKI) stays; its processes do not.
+                let l = plan::providers::local::layout(&Options { run_dir: cell.run_dir.clone(), ..opts.clone() });
+                eprintln!("{}", crate::provider::local::components::reuse_hint(&l));
             }
             if result.cancelled {
                 return Ok(true);
