@@ -530,3 +530,49 @@ async fn the_reset_check_reports_an_unreadable_stack_as_an_error() {
     let e = kyvtel::provider::local::op::leftovers(&api).await.unwrap_err();
     assert!(e.contains("/api/v1/namespaces"), "{e}");
 }
+
+/// A member's namespaces are deleted without waiting one by one: the reset check waits while the
+/// only leftovers are terminating, returns once they are gone, and does not wait for a real leftover.
+#[tokio::test]
+async fn the_reset_check_waits_for_terminating_namespaces_only() {
+    let lists = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen_lists = lists.clone();
+    let (api, _log) = mock(move |seen| {
+        let u = seen.uri.as_str();
+        let items = if u.contains("/namespaces") {
+            // Terminating for the first three lists, then gone.
+            let n = seen_lists.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut items = named(&[("", "default"), ("", "kyverno")]);
+            if n < 3 {
+                items.push(json!({"metadata": {"name": "ambassador", "deletionTimestamp": "2026-12-03T08:00:00Z"}}));
+            }
+            items
+        } else if u.contains("webhookconfigurations") {
+            named(&[("", "kyverno-policy-validating-webhook-cfg")])
+        } else if u.contains("clusterpolicies") {
+            vec![]
+        } else {
+            named(&[("kyverno", "sh.helm.release.v1.kyverno.v1")])
+        };
+        Reply::Json(200, list_of("X", items))
+    });
+    let left = kyvtel::provider::local::op::reset_leftovers(&api, Duration::from_secs(20)).await.unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(lists.load(std::sync::atomic::Ordering::SeqCst), 4, "polled until the namespace was gone");
+
+    let (api, _log) = mock(|seen| {
+        let u = seen.uri.as_str();
+        let items = if u.contains("clusterpolicies") {
+            named(&[("", "require-security-context")])
+        } else if u.contains("/namespaces") {
+            vec![json!({"metadata": {"name": "ambassador", "deletionTimestamp": "2026-12-03T08:00:00Z"}})]
+        } else {
+            vec![]
+        };
+        Reply::Json(200, list_of("X", items))
+    });
+    let t0 = std::time::Instant::now();
+    let left = kyvtel::provider::local::op::reset_leftovers(&api, Duration::from_secs(20)).await.unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(5), "a real leftover is reported at once");
+    assert_eq!(left, ["Namespace ambassador (terminating)", "ClusterPolicy require-security-context"]);
+}

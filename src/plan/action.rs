@@ -10,6 +10,11 @@ use crate::outcome::expect::{DeniedBy, PodExpectation};
 use crate::scenario::resolve::Versions;
 use crate::tools::CommandLine;
 
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's `skip_serializing_if` passes a reference
+fn is_yes(b: &bool) -> bool {
+    *b
+}
+
 /// Serializes a duration as `90s` / `5m`.
 fn dur<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&super::duration::format(*d))
@@ -197,6 +202,10 @@ pub enum Action {
         /// Time limit.
         #[serde(serialize_with = "dur")]
         timeout: Duration,
+        /// Wait until they are gone. `false` only where a later check waits (a local member's
+        /// namespaces: the cell's reset check waits for all of them at once).
+        #[serde(skip_serializing_if = "is_yes")]
+        wait: bool,
     },
     /// Stop the local HTTP server.
     StopServer {

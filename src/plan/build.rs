@@ -40,6 +40,15 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// A member of a local cell: it resets the shared stack, and the cell's reset check waits until
+    /// what it deleted is gone (its namespaces terminate together instead of one after another).
+    #[must_use]
+    pub fn resets_shared_stack(&self) -> bool {
+        self.provider == Provider::Local && self.local.stack.is_some()
+    }
+}
+
 /// The cluster a plan runs on: its kind name and the kubeconfig every command uses.
 ///
 /// A scenario planned alone gets its own ([`ClusterTarget::own`]); the scenarios of a cell share the

@@ -120,7 +120,7 @@ fn action(out: &mut String, a: &Action, indent: &str) {
         Action::RestartWorkload { namespace, name } => {
             writeln!(out, "{indent}restart Deployment {namespace}/{name} (rollout restart)")
         }
-        Action::Delete { label, objects, timeout } => {
+        Action::Delete { label, objects, timeout, wait } => {
             let names: Vec<String> = objects
                 .iter()
                 .map(|o| {
@@ -128,7 +128,11 @@ fn action(out: &mut String, a: &Action, indent: &str) {
                     format!("{}/{ns}{}", o["kind"].as_str().unwrap_or_default(), o["name"].as_str().unwrap_or_default())
                 })
                 .collect();
-            writeln!(out, "{indent}delete  {label}: {}   (timeout {})", names.join(", "), d(*timeout))
+            if *wait {
+                writeln!(out, "{indent}delete  {label}: {}   (timeout {})", names.join(", "), d(*timeout))
+            } else {
+                writeln!(out, "{indent}delete  {label}: {}   (not waited for: the reset check waits)", names.join(", "))
+            }
         }
         Action::StopServer { port } => writeln!(out, "{indent}stop    the HTTP server on 127.0.0.1:{port}"),
         Action::Undo { index } => {

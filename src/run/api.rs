@@ -81,6 +81,10 @@ pub trait ClusterApi {
     async fn get_text(&self, path: &str) -> ApiResult<String> {
         Err(ApiFailure::new(format!("GET {path}: not supported by this API")))
     }
+    /// Deletes objects (only those kyvtel owns) without waiting until they are gone.
+    async fn delete_started(&self, refs: &[Value]) -> ApiResult<()> {
+        self.delete(refs, Duration::ZERO).await
+    }
     /// A JSON merge patch of the object at an API path.
     async fn merge_patch(&self, path: &str, patch: &Value) -> ApiResult<()> {
         let _ = patch;

@@ -45,7 +45,8 @@ pub async fn execute_cell<A: ClusterApi>(
             cancelled = r.cancelled;
             if member.provider == crate::plan::Provider::Local && !cancelled {
                 // The next member gets the stack as the setup left it, or this one fails.
-                let failed = match crate::provider::local::op::leftovers(api).await {
+                let reset = crate::plan::build::limits::TEARDOWN;
+                let failed = match crate::provider::local::op::reset_leftovers(api, reset).await {
                     Ok(left) if left.is_empty() => None,
                     Ok(left) => Some(format!("the reset left behind: {}", left.join(", "))),
                     Err(e) => {

@@ -386,7 +386,10 @@ async fn exec_action<A: ClusterApi>(
             }
         }
         Action::RestartWorkload { namespace, name } => api.restart(namespace, name).await.map_err(|e| e.to_string()),
-        Action::Delete { objects, timeout, .. } => api.delete(objects, *timeout).await.map_err(|e| e.to_string()),
+        Action::Delete { objects, timeout, wait: true, .. } => {
+            api.delete(objects, *timeout).await.map_err(|e| e.to_string())
+        }
+        Action::Delete { objects, .. } => api.delete_started(objects).await.map_err(|e| e.to_string()),
         Action::StopServer { port } => {
             st.servers.retain(|srv| srv.port != *port);
             Ok(())

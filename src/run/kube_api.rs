@@ -327,6 +327,13 @@ impl ClusterApi for KubeApi {
         self.await_gone(client, &targets, timeout).await
     }
 
+    async fn delete_started(&self, refs: &[Value]) -> ApiResult<()> {
+        let client = self.client().await?;
+        let resolved = self.bounded("delete", self.resolve(client, refs)).await?;
+        let targets = self.bounded("delete", self.owned_only(client, resolved)).await?;
+        self.bounded("delete", async { apply::delete(client, &targets).await.map_err(failure) }).await
+    }
+
     async fn wait(&self, until: &WaitFor, timeout: Duration) -> ApiResult<()> {
         let client = self.client().await?;
         match until {

@@ -24,6 +24,7 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
         label: format!("Namespace {app_ns}"),
         objects: vec![object_ref(&ns, None)],
         timeout: limits::TEARDOWN,
+        wait: !ctx.opts.resets_shared_stack(),
     };
     ctx.b.push_cluster_undo(name, &format!("delete namespace {app_ns}"), vec![del], vec![], true);
     let objects: Vec<Value> = ctx.loaded.policies.iter().map(|p| p.merged.clone()).collect();
@@ -33,6 +34,7 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
         label: format!("ClusterPolicies {}", names.join(", ")),
         objects: refs,
         timeout: limits::TEARDOWN,
+        wait: true,
     };
     ctx.b.push_cluster_undo(name, "remove the policies", vec![del], vec![], false);
     actions.push(Action::Apply {

@@ -42,8 +42,12 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
         }
     }
     let refs = objects.iter().map(|o| object_ref(o, Some(&app_ns))).collect();
-    let del =
-        Action::Delete { label: format!("workload {}", s.workload.name), objects: refs, timeout: limits::TEARDOWN };
+    let del = Action::Delete {
+        label: format!("workload {}", s.workload.name),
+        objects: refs,
+        timeout: limits::TEARDOWN,
+        wait: true,
+    };
     ctx.b.push_cluster_undo(ctx.step.name(), &format!("delete workload {}", s.workload.name), vec![del], vec![], false);
     let mut actions = vec![Action::Apply {
         label: format!("workload {}", s.workload.name),

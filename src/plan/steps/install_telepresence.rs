@@ -42,6 +42,7 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
             label: format!("Namespace {mgr_ns}"),
             objects: vec![super::super::build::object_ref(&ns, None)],
             timeout: limits::TEARDOWN,
+            wait: !ctx.opts.resets_shared_stack(),
         };
         ctx.b.push_cluster_undo(name, "uninstall the traffic-manager (no hooks)", vec![un, del_ns], vec![], false);
         // kyvtel owns the manager namespace (its label), so that the reset can delete it.

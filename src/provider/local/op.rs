@@ -481,6 +481,26 @@ async fn check<A: ClusterApi>(ready: &Ready, api: &A) -> Result<(), String> {
     }
 }
 
+const TERMINATING: &str = " (terminating)";
+
+/// What a scenario's reset left on the shared stack ([`leftovers`]), once every object it was still
+/// deleting is gone or `timeout` has passed (then the terminating ones are listed too). Deleting a
+/// member's namespaces is not waited for one by one: they terminate together, and this waits once.
+///
+/// # Errors
+/// As [`leftovers`].
+pub async fn reset_leftovers<A: ClusterApi>(api: &A, timeout: Duration) -> Result<Vec<String>, String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let left = leftovers(api).await?;
+        let settling = !left.is_empty() && left.iter().all(|l| l.ends_with(TERMINATING));
+        if !settling || tokio::time::Instant::now() >= deadline {
+            return Ok(left);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// What a scenario left on a shared stack: webhook configurations other than Kyverno's, namespaces
 /// other than the system ones and Kyverno's, any ClusterPolicy, any Helm release but Kyverno's. Empty
 /// when the stack is as the cell's setup left it.
@@ -489,16 +509,18 @@ async fn check<A: ClusterApi>(ready: &Ready, api: &A) -> Result<(), String> {
 /// A list could not be read (the stack is broken: an infrastructure failure, not a leftover).
 pub async fn leftovers<A: ClusterApi>(api: &A) -> Result<Vec<String>, String> {
     const SYSTEM: [&str; 5] = ["default", "kube-system", "kube-public", "kube-node-lease", "kyverno"];
+    // An object being deleted is named `(terminating)`: [`reset_leftovers`] waits for those.
     let names = |v: &Value| -> Vec<(String, String)> {
         v["items"]
             .as_array()
             .into_iter()
             .flatten()
             .map(|o| {
-                (
-                    o["metadata"]["namespace"].as_str().unwrap_or_default().to_string(),
-                    o["metadata"]["name"].as_str().unwrap_or_default().to_string(),
-                )
+                let mut name = o["metadata"]["name"].as_str().unwrap_or_default().to_string();
+                if !o["metadata"]["deletionTimestamp"].is_null() {
+                    name.push_str(TERMINATING);
+                }
+                (o["metadata"]["namespace"].as_str().unwrap_or_default().to_string(), name)
             })
             .collect()
     };
