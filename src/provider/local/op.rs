@@ -274,7 +274,12 @@ pub async fn run<A: ClusterApi>(op: &LocalOp, api: &A, table: &Table, setup: &[P
             let key = snapshot::key(setup, stack.parent().unwrap_or(stack), binaries)?;
             match snapshot::lookup(store, &key) {
                 snapshot::Lookup::Hit { dir, manifest } => {
-                    snapshot::restore(&dir, stack)?;
+                    if let Err(e) = snapshot::restore(&dir, stack) {
+                        // E.g. replaced by a concurrent run mid-copy: a cold start, never a broken one.
+                        snapshot::discard(stack);
+                        eprintln!("stack: cold start (snapshot {} could not be restored: {e})", &key[..12]);
+                        return Ok(());
+                    }
                     table.set_start(StackStart::Warm);
                     let saved = i64::try_from(manifest.created)
                         .ok()
@@ -289,8 +294,11 @@ pub async fn run<A: ClusterApi>(op: &LocalOp, api: &A, table: &Table, setup: &[P
         LocalOp::SaveSnapshot { store, stack, binaries } => {
             let key = snapshot::key(setup, stack.parent().unwrap_or(stack), binaries)?;
             let pid = table.pid("etcd").ok_or("etcd is not running: nothing to snapshot")?;
-            let saved = tokio::task::block_in_place(|| snapshot::save(store, stack, &key, pid))?;
-            eprintln!("stack: saved snapshot {} in {}", &key[..12], saved.display());
+            // The stack is fine either way: a snapshot that cannot be saved costs the next run a cold start.
+            match tokio::task::block_in_place(|| snapshot::save(store, stack, &key, pid)) {
+                Ok(saved) => eprintln!("stack: saved snapshot {} in {}", &key[..12], saved.display()),
+                Err(e) => eprintln!("warning: stack: snapshot {} not saved: {e}", &key[..12]),
+            }
             Ok(())
         }
         LocalOp::RefreshHealthLease { namespace, name } => {

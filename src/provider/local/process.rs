@@ -248,7 +248,11 @@ mod tests {
         unsafe { std::env::set_var("KYVTEL_TEST_LEAK", "leaked") };
         let r = spawn(&sh("a", "echo ONLY=$ONLY LEAK=$KYVTEL_TEST_LEAK; exec sleep 30", &log)).unwrap();
         let pid = r.pid();
-        std::thread::sleep(Duration::from_millis(300));
+        // Stop it only once the shell has written its line (a loaded machine starts it late).
+        let t0 = Instant::now();
+        while std::fs::read_to_string(&log).unwrap_or_default().is_empty() && t0.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let s = stop(r, Duration::from_secs(5));
         assert!(!s.killed, "sleep stops on SIGTERM");
         // SAFETY: probing a pid.
@@ -262,8 +266,13 @@ mod tests {
     #[test]
     fn a_stopped_or_stubborn_component_is_killed_after_the_grace_period() {
         let dir = std::env::temp_dir().join(format!("kyvtel-proc2-{}", std::process::id()));
-        let r = spawn(&sh("b", "trap '' TERM; while :; do sleep 0.1; done", &dir.join("b.log"))).unwrap();
-        std::thread::sleep(Duration::from_millis(300));
+        let log = dir.join("b.log");
+        let r = spawn(&sh("b", "trap '' TERM; echo trapped; while :; do sleep 0.1; done", &log)).unwrap();
+        // Only once SIGTERM is ignored (a loaded machine starts the shell late).
+        let t0 = Instant::now();
+        while std::fs::read_to_string(&log).unwrap_or_default().is_empty() && t0.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         // SAFETY: stopping our own child.
         unsafe { libc::kill(r.pid() as i32, libc::SIGSTOP) };
         let t0 = Instant::now();

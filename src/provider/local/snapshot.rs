@@ -165,8 +165,16 @@ pub fn restore(dir: &Path, stack: &Path) -> Result<(), String> {
     copy_file(&dir.join(KUBECONFIG), &stack.join(KUBECONFIG))
 }
 
+/// Removes what [`restore`] may have copied into `stack` before it failed.
+pub fn discard(stack: &Path) {
+    let _ = std::fs::remove_dir_all(stack.join(ETCD));
+    let _ = std::fs::remove_dir_all(stack.join(PKI));
+    let _ = std::fs::remove_file(stack.join(KUBECONFIG));
+}
+
 /// Saves the stack at `stack` as snapshot `key` in `store`, with etcd (process `etcd_pid`) frozen
-/// while its directory is copied; replaces an older snapshot of that key and keeps [`KEEP`].
+/// while its directory is copied; replaces a snapshot of that key that is not reusable (one that is,
+/// saved meanwhile by a concurrent run, stays: another run may be restoring it) and keeps [`KEEP`].
 ///
 /// # Errors
 /// A copy or write failed; nothing partial is left in the store.
@@ -184,6 +192,10 @@ pub fn save(store: &Path, stack: &Path, key: &str, etcd_pid: u32) -> Result<Path
         let m = Manifest { key: key.into(), created: now(), kyvtel: env!("CARGO_PKG_VERSION").into() };
         write_private(&partial.join(MANIFEST), &serde_json::to_string_pretty(&m).map_err(|e| e.to_string())?)?;
         let dir = store.join(key);
+        if matches!(lookup(store, key), Lookup::Hit { .. }) {
+            let _ = std::fs::remove_dir_all(&partial);
+            return Ok(dir);
+        }
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
@@ -370,6 +382,27 @@ mod tests {
         assert_eq!(std::fs::read_to_string(into.join("etcd/member/snap/db")).unwrap(), "bbolt");
         assert_eq!(std::fs::metadata(into.join("pki/ca.key")).unwrap().mode() & 0o777, 0o600);
         assert!(restore(&found, &into).is_err(), "never over existing etcd data");
+    }
+
+    #[test]
+    fn saving_keeps_a_reusable_snapshot_of_the_key_and_replaces_an_unusable_one() {
+        let t = Tmp::new("resave");
+        let s = stack(&t.0);
+        let store = t.0.join("store");
+        let pid = Sleeper::new();
+        let dir = save(&store, &s, "k1", pid.id()).unwrap();
+        let old = Manifest { key: "k1".into(), created: now() - 100, kyvtel: "first".into() };
+        write_private(&dir.join(MANIFEST), &serde_json::to_string(&old).unwrap()).unwrap();
+        save(&store, &s, "k1", pid.id()).unwrap();
+        let Lookup::Hit { manifest, .. } = lookup(&store, "k1") else { panic!("lost") };
+        assert_eq!(manifest.kyvtel, "first", "a concurrent run may be restoring it: kept");
+        std::fs::set_permissions(dir.join("pki/ca.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        save(&store, &s, "k1", pid.id()).unwrap();
+        let Lookup::Hit { manifest, .. } = lookup(&store, "k1") else { panic!("not replaced") };
+        assert_eq!(manifest.kyvtel, env!("CARGO_PKG_VERSION"));
+        let names: Vec<String> =
+            std::fs::read_dir(&store).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into()).collect();
+        assert_eq!(names, ["k1"], "no partial copy left");
     }
 
     #[test]
