@@ -46,11 +46,16 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
             expect_failure: ctx.denial.is_some(),
             best_effort: false,
         });
-        if ctx.denial.is_none() {
+        // Only a stack's own setup (a cell's, or a scenario's own stack) is snapshotted and restored;
+        // Kyverno installed by a scenario on a shared stack is always installed.
+        let snapshots = ctx.denial.is_none() && ctx.opts.local.stack.is_none();
+        if snapshots {
             // A warm start restores what the chart's install created: only the process starts again.
             actions = actions.into_iter().map(|a| cold_only(ctx.opts, a)).collect();
             let health = LocalOp::RefreshHealthLease { namespace: "kyverno".into(), name: "kyverno-health".into() };
             actions.extend(warm_only(ctx.opts, Action::Local(health)));
+        }
+        if ctx.denial.is_none() {
             let pki = l.pki();
             actions.push(Action::Local(LocalOp::StartFromChart {
                 name: "kyverno".into(),
@@ -86,7 +91,9 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
                 timeout: ctx.timeout(limits::COMPONENT),
             }));
             push_stop(ctx.b, name, "kyverno");
-            actions.extend(save_snapshot(ctx.opts));
+            if snapshots {
+                actions.extend(save_snapshot(ctx.opts));
+            }
         }
         return actions;
     }

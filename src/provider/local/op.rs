@@ -274,9 +274,14 @@ pub async fn run<A: ClusterApi>(op: &LocalOp, api: &A, table: &Table, setup: &[P
             let key = snapshot::key(setup, stack.parent().unwrap_or(stack), binaries)?;
             match snapshot::lookup(store, &key) {
                 snapshot::Lookup::Hit { dir, manifest } => {
-                    if let Err(e) = snapshot::restore(&dir, stack) {
-                        // E.g. replaced by a concurrent run mid-copy: a cold start, never a broken one.
-                        snapshot::discard(stack);
+                    let (from, into, k) = (dir.clone(), stack.clone(), key.clone());
+                    let restored = tokio::task::spawn_blocking(move || snapshot::restore(&from, &k, &into))
+                        .await
+                        .unwrap_or_else(|e| Err(e.to_string()));
+                    if let Err(e) = restored {
+                        // E.g. replaced by a concurrent run mid-copy: a cold start, never a broken one;
+                        // a snapshot that cannot be restored goes, so the cold start saves a good one.
+                        snapshot::set_aside(&dir);
                         eprintln!("stack: cold start (snapshot {} could not be restored: {e})", &key[..12]);
                         return Ok(());
                     }
@@ -295,8 +300,12 @@ pub async fn run<A: ClusterApi>(op: &LocalOp, api: &A, table: &Table, setup: &[P
             let key = snapshot::key(setup, stack.parent().unwrap_or(stack), binaries)?;
             let pid = table.pid("etcd").ok_or("etcd is not running: nothing to snapshot")?;
             // The stack is fine either way: a snapshot that cannot be saved costs the next run a cold start.
-            match tokio::task::block_in_place(|| snapshot::save(store, stack, &key, pid)) {
-                Ok(saved) => eprintln!("stack: saved snapshot {} in {}", &key[..12], saved.display()),
+            let (store, stack, k) = (store.clone(), stack.clone(), key.clone());
+            let saved = tokio::task::spawn_blocking(move || snapshot::save(&store, &stack, &k, pid))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+            match saved {
+                Ok(dir) => eprintln!("stack: saved snapshot {} in {}", &key[..12], dir.display()),
                 Err(e) => eprintln!("warning: stack: snapshot {} not saved: {e}", &key[..12]),
             }
             Ok(())

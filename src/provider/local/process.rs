@@ -101,7 +101,8 @@ pub fn crash(p: &Path) -> Option<String> {
     let from = lines[at..].iter().rposition(|l| l.starts_with("panic(")).map_or(at, |i| at + i);
     let frame = lines[from..]
         .iter()
-        .map(|l| l.trim())
+        // A frame's location line starts with a tab (interleaved log lines that name a .go file do not).
+        .filter_map(|l| l.strip_prefix('\t'))
         .find(|l| l.contains(".go:") && !l.starts_with("runtime/") && !l.contains("/src/runtime/"));
     let mut out = lines[at].to_string();
     if let Some(f) = frame {

@@ -72,7 +72,8 @@ pub fn key(phases: &[Phase], base: &Path, binaries: &[PathBuf]) -> Result<String
     let text = serde_json::to_string(&actions).map_err(|e| e.to_string())?;
     let base = base.display().to_string();
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(b"kyvtel stack snapshot v1\n");
+    // kyvtel's own version: how it prepares charts and credentials is part of what a snapshot holds.
+    ctx.update(format!("kyvtel stack snapshot v1 {}\n", env!("CARGO_PKG_VERSION")).as_bytes());
     ctx.update(if base.is_empty() { text } else { text.replace(&base, "<stack>") }.as_bytes());
     for b in binaries {
         let m = std::fs::metadata(b).map_err(|e| format!("{}: {e}", b.display()))?;
@@ -111,11 +112,23 @@ pub fn lookup(store: &Path, key: &str) -> Lookup {
     }
 }
 
+/// What every snapshot holds; one without these is broken, never restored.
+const REQUIRED: [&str; 4] = ["etcd/member/snap/db", "pki/ca.crt", "pki/sa.key", KUBECONFIG];
+
 fn check(dir: &Path, meta: &std::fs::Metadata, key: &str) -> Result<Manifest, String> {
     // SAFETY: geteuid has no preconditions.
     let uid = unsafe { libc::geteuid() };
-    if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o777 != 0o700 {
+    let private = |m: &std::fs::Metadata| m.is_dir() && m.uid() == uid && m.mode() & 0o077 == 0;
+    let store = dir.parent().unwrap_or(dir);
+    if !std::fs::symlink_metadata(store).is_ok_and(|m| private(&m)) {
+        return Err(format!("the store {} is not a private directory of this user", store.display()));
+    }
+    if !private(meta) || meta.mode() & 0o777 != 0o700 {
         return Err(format!("{} is not a 0700 directory of this user", dir.display()));
+    }
+    if let Some(missing) = REQUIRED.iter().find(|f| !std::fs::symlink_metadata(dir.join(f)).is_ok_and(|m| m.is_file()))
+    {
+        return Err(format!("it has no {missing} (broken)"));
     }
     let text = std::fs::read_to_string(dir.join(MANIFEST)).map_err(|e| format!("{MANIFEST}: {e}"))?;
     let m: Manifest = serde_json::from_str(&text).map_err(|e| format!("{MANIFEST}: {e}"))?;
@@ -126,7 +139,7 @@ fn check(dir: &Path, meta: &std::fs::Metadata, key: &str) -> Result<Manifest, St
     if age > MAX_AGE.as_secs() {
         return Err(format!("it is {} days old (at most {} are reused)", age / 86400, MAX_AGE.as_secs() / 86400));
     }
-    for sub in [PKI, ETCD] {
+    for sub in [PKI, ETCD, KUBECONFIG] {
         if let Some(bad) = first_not_private(&dir.join(sub))? {
             return Err(format!("{} is readable by others", bad.display()));
         }
@@ -151,25 +164,42 @@ fn first_not_private(dir: &Path) -> Result<Option<PathBuf>, String> {
     Ok(None)
 }
 
-/// Copies the snapshot at `dir` into the stack directory `stack` (etcd's data, PKI, admin kubeconfig).
+/// Copies the snapshot at `dir` (key `key`) into the stack directory `stack` (etcd's data, PKI,
+/// admin kubeconfig), then checks that the snapshot is still there, whole, under the same key (a
+/// concurrent run may have replaced or pruned it mid-copy). On failure nothing it copied is left.
 ///
 /// # Errors
-/// A copy failed, or the stack directory already has etcd data.
-pub fn restore(dir: &Path, stack: &Path) -> Result<(), String> {
-    if stack.join(ETCD).exists() {
-        return Err(format!("{} already holds etcd data", stack.display()));
+/// The stack directory already has etcd data (left as it is), or a copy or the re-check failed.
+pub fn restore(dir: &Path, key: &str, stack: &Path) -> Result<(), String> {
+    if [ETCD, PKI, KUBECONFIG].iter().any(|f| stack.join(f).exists()) {
+        return Err(format!("{} already holds a stack", stack.display()));
     }
-    create_private_dir(stack)?;
-    copy_tree(&dir.join(ETCD), &stack.join(ETCD))?;
-    copy_tree(&dir.join(PKI), &stack.join(PKI))?;
-    copy_file(&dir.join(KUBECONFIG), &stack.join(KUBECONFIG))
+    let copied = (|| {
+        create_private_dir(stack)?;
+        copy_tree(&dir.join(ETCD), &stack.join(ETCD))?;
+        copy_tree(&dir.join(PKI), &stack.join(PKI))?;
+        copy_file(&dir.join(KUBECONFIG), &stack.join(KUBECONFIG))?;
+        match lookup(dir.parent().unwrap_or(dir), key) {
+            Lookup::Hit { dir: again, .. } if again == dir => Ok(()),
+            Lookup::Hit { .. } => Err("the snapshot moved while it was copied".to_string()),
+            Lookup::Miss(why) => Err(format!("the snapshot changed while it was copied: {why}")),
+        }
+    })();
+    if copied.is_err() {
+        let _ = std::fs::remove_dir_all(stack.join(ETCD));
+        let _ = std::fs::remove_dir_all(stack.join(PKI));
+        let _ = std::fs::remove_file(stack.join(KUBECONFIG));
+    }
+    copied
 }
 
-/// Removes what [`restore`] may have copied into `stack` before it failed.
-pub fn discard(stack: &Path) {
-    let _ = std::fs::remove_dir_all(stack.join(ETCD));
-    let _ = std::fs::remove_dir_all(stack.join(PKI));
-    let _ = std::fs::remove_file(stack.join(KUBECONFIG));
+/// Moves a snapshot that could not be restored out of the way (pruned within the hour), so that the
+/// next cold start saves a good one instead of finding it again.
+pub fn set_aside(dir: &Path) {
+    if let (Some(store), Some(name)) = (dir.parent(), dir.file_name()) {
+        let token = super::pki::random_token().unwrap_or_else(|_| std::process::id().to_string());
+        let _ = std::fs::rename(dir, store.join(format!(".broken-{}-{token}", name.to_string_lossy())));
+    }
 }
 
 /// Saves the stack at `stack` as snapshot `key` in `store`, with etcd (process `etcd_pid`) frozen
@@ -180,12 +210,15 @@ pub fn discard(stack: &Path) {
 /// A copy or write failed; nothing partial is left in the store.
 pub fn save(store: &Path, stack: &Path, key: &str, etcd_pid: u32) -> Result<PathBuf, String> {
     create_private_dir(store)?;
-    let partial = store.join(format!(".partial-{key}-{}", std::process::id()));
+    // Unique: every confined run is PID 1 of its own namespace, so a process id would collide.
+    let partial = store.join(format!(".partial-{key}-{}", super::pki::random_token()?));
     let result = (|| {
         create_private_dir(&partial)?;
         {
-            let _frozen = Frozen::new(etcd_pid);
+            let frozen = Frozen::new(etcd_pid)?;
             copy_tree(&stack.join(ETCD), &partial.join(ETCD))?;
+            // Anyone who resumed or stopped etcd meanwhile (a teardown) makes the copy suspect.
+            frozen.still()?;
         }
         copy_tree(&stack.join(PKI), &partial.join(PKI))?;
         copy_file(&stack.join(KUBECONFIG), &partial.join(KUBECONFIG))?;
@@ -209,14 +242,15 @@ pub fn save(store: &Path, stack: &Path, key: &str, etcd_pid: u32) -> Result<Path
     result
 }
 
-/// Removes all but the `keep` newest snapshots, and partial copies older than an hour.
+/// Removes all but the `keep` newest snapshots, and partial copies and set-aside snapshots older
+/// than an hour.
 pub fn prune(store: &Path, keep: usize) {
     let Ok(entries) = std::fs::read_dir(store) else { return };
     let mut snaps = Vec::new();
     for e in entries.flatten() {
         let (path, name) = (e.path(), e.file_name().to_string_lossy().into_owned());
         let modified = e.metadata().and_then(|m| m.modified()).unwrap_or(UNIX_EPOCH);
-        if name.starts_with(".partial-") {
+        if name.starts_with(".partial-") || name.starts_with(".broken-") {
             if modified.elapsed().is_ok_and(|d| d > Duration::from_secs(3600)) {
                 let _ = std::fs::remove_dir_all(&path);
             }
@@ -234,20 +268,45 @@ pub fn prune(store: &Path, keep: usize) {
 struct Frozen(libc::pid_t);
 
 impl Frozen {
-    fn new(pid: u32) -> Frozen {
+    /// Stops `pid` and waits until every one of its threads is stopped (a thread in a write finishes
+    /// it first).
+    fn new(pid: u32) -> Result<Frozen, String> {
         let pid = pid as libc::pid_t;
         // SAFETY: signalling our own child; stopping is undone on drop.
         unsafe { libc::kill(pid, libc::SIGSTOP) };
-        // SIGSTOP is asynchronous: wait (briefly) until the kernel shows it stopped.
-        let status = format!("/proc/{pid}/stat");
-        for _ in 0..100 {
-            let state = std::fs::read_to_string(&status).unwrap_or_default();
-            if state.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('T')) {
-                break;
+        let frozen = Frozen(pid);
+        for _ in 0..400 {
+            if frozen.stopped()? {
+                return Ok(frozen);
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        Frozen(pid)
+        Err(format!("process {pid} did not stop within 2 s of SIGSTOP"))
+    }
+
+    /// Whether every thread of the process is stopped.
+    fn stopped(&self) -> Result<bool, String> {
+        let tasks = format!("/proc/{}/task", self.0);
+        let entries = std::fs::read_dir(&tasks).map_err(|e| format!("{tasks}: {e} (the process is gone)"))?;
+        let mut any = false;
+        for e in entries.flatten() {
+            any = true;
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            if !stat.rsplit(')').next().is_some_and(|rest| matches!(rest.trim_start().chars().next(), Some('T' | 't')))
+            {
+                return Ok(false);
+            }
+        }
+        Ok(any)
+    }
+
+    /// An error unless the process is still stopped (nobody resumed, stopped or killed it meanwhile).
+    fn still(&self) -> Result<(), String> {
+        match self.stopped() {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(format!("process {} was resumed while it was copied", self.0)),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -340,6 +399,8 @@ mod tests {
         write_private(&s.join("etcd/member/snap/db"), "bbolt").unwrap();
         create_private_dir(&s.join("pki")).unwrap();
         write_private(&s.join("pki/ca.key"), "KEY").unwrap();
+        write_private(&s.join("pki/ca.crt"), "CRT").unwrap();
+        write_private(&s.join("pki/sa.key"), "SA").unwrap();
         write_private(&s.join("admin.kubeconfig"), "kubeconfig").unwrap();
         s
     }
@@ -378,10 +439,11 @@ mod tests {
         let Lookup::Hit { dir: found, manifest } = lookup(&store, "k1") else { panic!("not found") };
         assert_eq!((found.clone(), manifest.key.as_str()), (dir, "k1"));
         let into = t.0.join("run2/local");
-        restore(&found, &into).unwrap();
+        restore(&found, "k1", &into).unwrap();
         assert_eq!(std::fs::read_to_string(into.join("etcd/member/snap/db")).unwrap(), "bbolt");
         assert_eq!(std::fs::metadata(into.join("pki/ca.key")).unwrap().mode() & 0o777, 0o600);
-        assert!(restore(&found, &into).is_err(), "never over existing etcd data");
+        assert!(restore(&found, "k1", &into).is_err(), "never over an existing stack");
+        assert!(into.join("etcd/member/snap/db").is_file(), "and the existing stack is left as it was");
     }
 
     #[test]
@@ -428,6 +490,12 @@ mod tests {
         let m = Manifest { key: "other".into(), created: now(), kyvtel: "x".into() };
         write_private(&dir.join(MANIFEST), &serde_json::to_string(&m).unwrap()).unwrap();
         assert!(hit("its manifest names another key").contains("another key"));
+        let m = Manifest { key: "k1".into(), created: now(), kyvtel: "x".into() };
+        write_private(&dir.join(MANIFEST), &serde_json::to_string(&m).unwrap()).unwrap();
+        std::fs::remove_file(dir.join("etcd/member/snap/db")).unwrap();
+        assert!(hit("etcd's database is missing").contains("broken"));
+        set_aside(&dir);
+        assert!(!dir.exists(), "a broken snapshot is moved out of the way");
     }
 
     #[test]
