@@ -328,3 +328,26 @@ fn the_local_plan_restores_a_snapshot_unless_cold() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("--cold goes with --provider local"), "{args:?}");
     }
 }
+
+/// A reader that stops early (`kyvtel plan --all --output json | head -c 10`) is no error of
+/// kyvtel's: no panic and no "Broken pipe" message; kyvtel ends as other command-line tools do.
+#[test]
+fn plan_into_a_reader_that_stops_early_does_not_panic() {
+    use std::io::Read as _;
+    use std::process::{Command, Stdio};
+    // More than a pipe buffer (64 KiB), so that kyvtel is still writing when the reader goes.
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("kyvtel"))
+        .current_dir(root())
+        .args(["plan", "--provider", "local", "--all", "scenarios", "--output", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 10];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The read end is closed here (dropped).
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
+    assert_ne!(out.status.code(), Some(101), "{:?}", out.status);
+}
