@@ -18,6 +18,13 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { kyvtel::Exit::Input.code() } else { 0 });
         }
     };
+    if !matches!(cli.command, Command::Run(_)) {
+        // A reader that stops early (`kyvtel plan ... | head`) ends a printing command as it ends
+        // other command-line tools: by SIGPIPE, which Rust ignores by default (then `println!`
+        // panics on EPIPE). `run` keeps ignoring it: its teardown must run whatever its output does.
+        // SAFETY: called before any thread exists; restores the default disposition.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     if let Command::Run(args) = &mut cli.command {
         // Bad input stops everything before any probe or namespace: exit 2, nothing executed.
         let loaded = match kyvtel::run::session::load_all(&args.scenarios)
