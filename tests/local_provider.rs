@@ -79,6 +79,11 @@ fn start_with(scenario: &Path, dir: &Path, extra: &[&str]) -> Child {
         .unwrap()
 }
 
+/// A finished run's stdout and stderr, as one text.
+fn output_text(out: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
 /// Every process whose command line mentions `needle`, as `pid: cmdline`.
 fn processes_naming(needle: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -196,7 +201,7 @@ fn a_recipe_without_one_exclusion_fails_with_the_real_located_denial() {
     std::fs::write(&scenario, dropped.replace("recipe-on-local-2-31", "recipe-without-registry-exclusion")).unwrap();
     let out = start(&scenario, &dir).wait_with_output().unwrap();
     let _ = std::fs::remove_file(&scenario);
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = output_text(&out);
     assert_eq!(out.status.code(), Some(1), "a policy verdict, not an infrastructure failure: {text}");
     // The phase's failure, from its line in the summary to the next phase's line.
     let start = text.find("  install-telepresence ").unwrap_or_else(|| panic!("{text}"));
@@ -237,7 +242,7 @@ fn a_component_killed_mid_run_is_an_infrastructure_failure() {
     // SAFETY: killing a process of the run this test started.
     unsafe { libc::kill(apiserver, libc::SIGKILL) };
     let out = child.wait_with_output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = output_text(&out);
     assert_eq!(out.status.code(), Some(3), "{text}");
     assert!(text.contains("infrastructure failure"), "{text}");
     assert!(
@@ -277,7 +282,7 @@ fn a_second_run_starts_warm_from_the_snapshot_and_asserts_the_same_checks() {
     let scenario = common::root().join("tests/fixtures/local/recipe-2.31.0.yaml");
     let run = |name: &str, extra: &[&str]| {
         let out = start_with(&scenario, &dir.join(name), extra).wait_with_output().unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text = output_text(&out);
         assert_eq!(out.status.code(), Some(0), "{name}: {text}");
         (text, asserted(&dir.join(name).join("reports")))
     };
@@ -338,7 +343,7 @@ fn the_2_20_2_manager_crash_on_a_workload_without_service_is_an_infrastructure_f
     let dir = tmp("local-trap-no-service");
     let scenario = common::root().join("tests/fixtures/local/trap-no-service-2.20.2.yaml");
     let out = start(&scenario, &dir).wait_with_output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = output_text(&out);
     assert_eq!(out.status.code(), Some(3), "{text}");
     assert!(text.contains("infrastructure failure: component exited: traffic-manager"), "{text}");
     assert!(text.contains("crashed: panic: runtime error: invalid memory address or nil pointer"), "{text}");

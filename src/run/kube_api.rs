@@ -173,6 +173,14 @@ impl KubeApi {
     }
 
     /// Waits until every target is gone, sharing one deadline; reports the last observed state.
+    /// Deletes the objects of `refs` that kyvtel owns; returns them (not waited for).
+    async fn start_delete(&self, client: &::kube::Client, refs: &[Value]) -> ApiResult<Vec<AppliedRef>> {
+        let resolved = self.bounded("delete", self.resolve(client, refs)).await?;
+        let targets = self.bounded("delete", self.owned_only(client, resolved)).await?;
+        self.bounded("delete", async { apply::delete(client, &targets).await.map_err(failure) }).await?;
+        Ok(targets)
+    }
+
     async fn await_gone(&self, client: &::kube::Client, targets: &[AppliedRef], timeout: Duration) -> ApiResult<()> {
         let deadline = Instant::now() + timeout;
         for target in targets.iter().rev() {
@@ -248,8 +256,13 @@ pub fn label_selector(labels: &Map<String, Value>) -> ApiResult<String> {
 // upstream: kubernetes/kubectl pkg/cmd/rollout/rollout_restart.go@v0.36.3 (patches spec.template through the API)
 #[must_use]
 pub fn restart_patch(now: k8s_openapi::jiff::Timestamp) -> Value {
-    let stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-    json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}})
+    json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: rfc3339(now)}}}}})
+}
+
+/// `t` as Go's `time.RFC3339` formats it in UTC: `2026-12-03T12:00:00Z` (whole seconds).
+#[must_use]
+pub fn rfc3339(t: k8s_openapi::jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// Splits `objects` into runs of consecutive objects that go into the same namespace: `namespace` if
@@ -321,17 +334,12 @@ impl ClusterApi for KubeApi {
 
     async fn delete(&self, refs: &[Value], timeout: Duration) -> ApiResult<()> {
         let client = self.client().await?;
-        let resolved = self.bounded("delete", self.resolve(client, refs)).await?;
-        let targets = self.bounded("delete", self.owned_only(client, resolved)).await?;
-        self.bounded("delete", async { apply::delete(client, &targets).await.map_err(failure) }).await?;
+        let targets = self.start_delete(client, refs).await?;
         self.await_gone(client, &targets, timeout).await
     }
 
     async fn delete_started(&self, refs: &[Value]) -> ApiResult<()> {
-        let client = self.client().await?;
-        let resolved = self.bounded("delete", self.resolve(client, refs)).await?;
-        let targets = self.bounded("delete", self.owned_only(client, resolved)).await?;
-        self.bounded("delete", async { apply::delete(client, &targets).await.map_err(failure) }).await
+        self.start_delete(self.client().await?, refs).await.map(drop)
     }
 
     async fn wait(&self, until: &WaitFor, timeout: Duration) -> ApiResult<()> {

@@ -261,10 +261,8 @@ impl Session<'_> {
             for d in &result.drift {
                 eprintln!("  {d}");
             }
-            let dir = self.root.join(&self.run_id);
-            let _ = std::fs::create_dir_all(&dir);
-            let file = dir.join(format!("{}-model-drift.json", plan.scenario));
-            let _ = std::fs::write(&file, serde_json::to_string_pretty(&result.drift).unwrap_or_default());
+            let drift = serde_json::to_string_pretty(&result.drift).unwrap_or_default();
+            let _ = self.write_report_file(&format!("{}-model-drift.json", plan.scenario), &drift);
         }
         for ph in &result.phases {
             eprintln!("  {:<24} {:>7.1}s  {}", ph.name, ph.seconds, status_text(&ph.status));
@@ -276,8 +274,6 @@ impl Session<'_> {
         let mut report = scenario_report(plan, result, took, evidence);
         if let Some(pod) = &result.judged_pod {
             // Redacted like all evidence; what `kyvtel verify SCENARIO --pod FILE` judges again.
-            let dir = self.root.join(&self.run_id);
-            let file = dir.join(format!("{}-pod.json", plan.scenario));
             // A list's items carry no kind; the file reads as `kubectl get pod -o json` prints it.
             let mut pod = pod.clone();
             if let Some(o) = pod.as_object_mut() {
@@ -285,12 +281,22 @@ impl Session<'_> {
                 o.entry("kind").or_insert_with(|| "Pod".into());
             }
             let text = crate::report::redact::redact(&serde_json::to_string_pretty(&pod).unwrap_or_default());
-            match std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&file, text)) {
-                Ok(()) => report.pod = Some(file),
-                Err(e) => eprintln!("warning: could not write {}: {e}", file.display()),
+            let name = format!("{}-pod.json", plan.scenario);
+            match self.write_report_file(&name, &text) {
+                Ok(file) => report.pod = Some(file),
+                Err(e) => eprintln!("warning: could not write {name} in the report directory: {e}"),
             }
         }
         self.report.scenarios.push(report);
+    }
+
+    /// Writes `text` as `name` in this run's report directory.
+    fn write_report_file(&self, name: &str, text: &str) -> std::io::Result<PathBuf> {
+        let dir = self.root.join(&self.run_id);
+        std::fs::create_dir_all(&dir)?;
+        let file = dir.join(name);
+        std::fs::write(&file, text)?;
+        Ok(file)
     }
 
     fn execute(&mut self, plan: &Plan, api: &KubeApi, settings: &Settings) -> ScenarioResult {

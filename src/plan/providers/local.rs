@@ -9,6 +9,11 @@ use crate::provider::local::{LocalOp, Ready, StackStart};
 /// The binaries a stack-ready snapshot's key covers: those the shared setup runs.
 const SNAPSHOT_BINARIES: [&str; 5] = ["etcd", "kube-apiserver", "kube-controller-manager", "kyverno", "helm"];
 
+/// The binaries of `l` a snapshot's key covers.
+fn snapshot_binaries(l: &Layout) -> Vec<std::path::PathBuf> {
+    SNAPSHOT_BINARIES.iter().map(|b| l.binary(b)).collect()
+}
+
 /// `a`, run only on a cold start when warm starts are possible (a snapshot store is configured).
 pub(crate) fn cold_only(opts: &Options, a: Action) -> Action {
     match opts.local.snapshots {
@@ -24,9 +29,9 @@ pub(crate) fn warm_only(opts: &Options, a: Action) -> Option<Action> {
 
 /// Saving the clean "stack ready" state, the last action of the shared setup (cold starts only).
 pub(crate) fn save_snapshot(opts: &Options) -> Option<Action> {
-    let l = layout(opts);
-    let binaries = SNAPSHOT_BINARIES.iter().map(|b| l.binary(b)).collect();
     let store = opts.local.snapshots.clone()?;
+    let l = layout(opts);
+    let binaries = snapshot_binaries(&l);
     Some(cold_only(opts, Action::Local(LocalOp::SaveSnapshot { store, stack: l.dir, binaries })))
 }
 
@@ -50,7 +55,7 @@ pub(crate) fn setup(b: &mut Builder, opts: &Options) {
     let l = layout(opts);
     let mut actions = Vec::new();
     if let Some(store) = opts.local.snapshots.clone() {
-        let binaries = SNAPSHOT_BINARIES.iter().map(|b| l.binary(b)).collect();
+        let binaries = snapshot_binaries(&l);
         actions.push(Action::Local(LocalOp::RestoreSnapshot { store, stack: l.dir.clone(), binaries }));
     }
     let credentials = LocalOp::Credentials { dir: l.pki().dir, kubeconfig: l.admin_kubeconfig() };

@@ -48,7 +48,7 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
         });
         // Only a stack's own setup (a cell's, or a scenario's own stack) is snapshotted and restored;
         // Kyverno installed by a scenario on a shared stack is always installed.
-        let snapshots = ctx.denial.is_none() && ctx.opts.local.stack.is_none();
+        let snapshots = ctx.denial.is_none() && !ctx.opts.resets_shared_stack();
         if snapshots {
             // A warm start restores what the chart's install created: only the process starts again.
             actions = actions.into_iter().map(|a| cold_only(ctx.opts, a)).collect();

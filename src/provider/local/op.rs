@@ -271,7 +271,7 @@ pub async fn run<A: ClusterApi>(op: &LocalOp, api: &A, table: &Table, setup: &[P
     match op {
         LocalOp::RestoreSnapshot { store, stack, binaries } => {
             table.set_start(StackStart::Cold);
-            let key = snapshot::key(setup, stack.parent().unwrap_or(stack), binaries)?;
+            let key = snapshot::key(setup, stack, binaries)?;
             match snapshot::lookup(store, &key) {
                 snapshot::Lookup::Hit { dir, manifest } => {
                     let (from, into, k) = (dir.clone(), stack.clone(), key.clone());
@@ -289,7 +289,7 @@ pub async fn run<A: ClusterApi>(op: &LocalOp, api: &A, table: &Table, setup: &[P
                     let saved = i64::try_from(manifest.created)
                         .ok()
                         .and_then(|s| k8s_openapi::jiff::Timestamp::from_second(s).ok())
-                        .map_or_else(|| manifest.created.to_string(), |t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
+                        .map_or_else(|| manifest.created.to_string(), crate::run::kube_api::rfc3339);
                     eprintln!("stack: warm start from snapshot {} (saved {saved})", &key[..12]);
                 }
                 snapshot::Lookup::Miss(why) => eprintln!("stack: cold start ({why})"),
@@ -297,7 +297,7 @@ pub async fn run<A: ClusterApi>(op: &LocalOp, api: &A, table: &Table, setup: &[P
             Ok(())
         }
         LocalOp::SaveSnapshot { store, stack, binaries } => {
-            let key = snapshot::key(setup, stack.parent().unwrap_or(stack), binaries)?;
+            let key = snapshot::key(setup, stack, binaries)?;
             let pid = table.pid("etcd").ok_or("etcd is not running: nothing to snapshot")?;
             // The stack is fine either way: a snapshot that cannot be saved costs the next run a cold start.
             let (store, stack, k) = (store.clone(), stack.clone(), key.clone());
@@ -313,7 +313,7 @@ pub async fn run<A: ClusterApi>(op: &LocalOp, api: &A, table: &Table, setup: &[P
         LocalOp::RefreshHealthLease { namespace, name } => {
             // As Kyverno writes it: time.Now().Format(time.RFC3339) (kyverno/kyverno
             // pkg/controllers/webhook/controller.go@v1.19.1, createLease and watchdogCheck).
-            let now = k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+            let now = crate::run::kube_api::rfc3339(k8s_openapi::jiff::Timestamp::now());
             let path = format!("/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}");
             let patch = serde_json::json!({"metadata": {"annotations": {"kyverno.io/last-request-time": now}}});
             match api.merge_patch(&path, &patch).await {

@@ -241,6 +241,14 @@ mod tests {
         }
     }
 
+    /// Waits (up to 30 s) until `log` has output: a loaded machine starts a shell late.
+    fn wait_for_output(log: &Path) {
+        let t0 = Instant::now();
+        while std::fs::read_to_string(log).unwrap_or_default().is_empty() && t0.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     #[test]
     fn a_component_sees_only_its_environment_and_stops_on_sigterm() {
         let dir = std::env::temp_dir().join(format!("kyvtel-proc-{}", std::process::id()));
@@ -250,10 +258,7 @@ mod tests {
         let r = spawn(&sh("a", "echo ONLY=$ONLY LEAK=$KYVTEL_TEST_LEAK; exec sleep 30", &log)).unwrap();
         let pid = r.pid();
         // Stop it only once the shell has written its line (a loaded machine starts it late).
-        let t0 = Instant::now();
-        while std::fs::read_to_string(&log).unwrap_or_default().is_empty() && t0.elapsed() < Duration::from_secs(30) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_output(&log);
         let s = stop(r, Duration::from_secs(5));
         assert!(!s.killed, "sleep stops on SIGTERM");
         // SAFETY: probing a pid.
@@ -270,10 +275,7 @@ mod tests {
         let log = dir.join("b.log");
         let r = spawn(&sh("b", "trap '' TERM; echo trapped; while :; do sleep 0.1; done", &log)).unwrap();
         // Only once SIGTERM is ignored (a loaded machine starts the shell late).
-        let t0 = Instant::now();
-        while std::fs::read_to_string(&log).unwrap_or_default().is_empty() && t0.elapsed() < Duration::from_secs(30) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_output(&log);
         // SAFETY: stopping our own child.
         unsafe { libc::kill(r.pid() as i32, libc::SIGSTOP) };
         let t0 = Instant::now();

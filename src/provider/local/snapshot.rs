@@ -63,14 +63,15 @@ pub enum Lookup {
     Miss(String),
 }
 
-/// The key of a stack set up by `phases` under `base` (the cell's run directory) with `binaries`.
+/// The key of the stack in `stack` set up by `phases` with `binaries`. Paths under the stack's parent
+/// (the cell's run directory, which names the run) are normalised, so any run's stack matches.
 ///
 /// # Errors
 /// A binary cannot be read.
-pub fn key(phases: &[Phase], base: &Path, binaries: &[PathBuf]) -> Result<String, String> {
+pub fn key(phases: &[Phase], stack: &Path, binaries: &[PathBuf]) -> Result<String, String> {
     let actions: Vec<&Action> = phases.iter().flat_map(|p| &p.actions).filter(|a| !is_snapshot_op(a)).collect();
     let text = serde_json::to_string(&actions).map_err(|e| e.to_string())?;
-    let base = base.display().to_string();
+    let base = stack.parent().unwrap_or(stack).display().to_string();
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     // kyvtel's own version: how it prepares charts and credentials is part of what a snapshot holds.
     ctx.update(format!("kyvtel stack snapshot v1 {}\n", env!("CARGO_PKG_VERSION")).as_bytes());
@@ -413,15 +414,16 @@ mod tests {
         std::fs::write(t.0.join("kyverno.stamp"), "stamp-1").unwrap();
         let bins = [bin.clone()];
         let (a, b) = (t.0.join("run-1/cell"), t.0.join("run-2/cell"));
-        let base = key(&phases(&a, "x: 1"), &a, &bins).unwrap();
-        assert_eq!(base, key(&phases(&b, "x: 1"), &b, &bins).unwrap(), "another run directory, same key");
-        assert_ne!(base, key(&phases(&a, "x: 2"), &a, &bins).unwrap(), "changed Kyverno values");
+        let (sa, sb) = (a.join("local"), b.join("local"));
+        let base = key(&phases(&a, "x: 1"), &sa, &bins).unwrap();
+        assert_eq!(base, key(&phases(&b, "x: 1"), &sb, &bins).unwrap(), "another run directory, same key");
+        assert_ne!(base, key(&phases(&a, "x: 2"), &sa, &bins).unwrap(), "changed Kyverno values");
         std::fs::write(t.0.join("kyverno.stamp"), "stamp-2").unwrap();
-        let restamped = key(&phases(&a, "x: 1"), &a, &bins).unwrap();
+        let restamped = key(&phases(&a, "x: 1"), &sa, &bins).unwrap();
         assert_ne!(base, restamped, "a rebuilt binary");
         std::fs::write(&bin, "binary v2, replaced by hand").unwrap();
-        assert_ne!(restamped, key(&phases(&a, "x: 1"), &a, &bins).unwrap(), "a replaced binary");
-        assert!(key(&phases(&a, "x: 1"), &a, &[t.0.join("missing")]).is_err());
+        assert_ne!(restamped, key(&phases(&a, "x: 1"), &sa, &bins).unwrap(), "a replaced binary");
+        assert!(key(&phases(&a, "x: 1"), &sa, &[t.0.join("missing")]).is_err());
     }
 
     #[test]
