@@ -10,6 +10,7 @@ pub mod cli;
 pub mod doctor;
 pub mod error;
 pub mod exit;
+pub mod input;
 pub mod kube;
 pub mod outcome;
 pub mod plan;

@@ -27,7 +27,7 @@ fn main() -> ExitCode {
     }
     if let Command::Run(args) = &mut cli.command {
         // Bad input stops everything before any probe or namespace: exit 2, nothing executed.
-        let loaded = match kyvtel::run::session::load_all(&args.scenarios)
+        let loaded = match kyvtel::scenario::load_all_confined(&args.scenarios, &args.root.confinement())
             .and_then(|l| kyvtel::cli::run::check_flags(args).map(|()| l))
         {
             Ok(l) => l,

@@ -60,15 +60,9 @@ pub fn escape(segment: &str) -> String {
     segment.replace('~', "~0").replace('/', "~1")
 }
 
-/// Reads a file, mapping I/O failures to a located input error.
+/// Reads a user file (see [`crate::input`]: regular files only, capped, UTF-8).
 pub fn read(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| {
-        let why = match e.kind() {
-            std::io::ErrorKind::NotFound => "file not found".to_string(),
-            _ => format!("cannot read file: {e}"),
-        };
-        Error::input(path, None, why)
-    })
+    crate::input::read(path)
 }
 
 /// Decodes every document in `src` as untyped values, with an index per document.
@@ -111,7 +105,13 @@ fn decode_error(path: &Path, e: &serde_saphyr::Error) -> Error {
     if let Some(i) = message.find(", set ") {
         message.truncate(i);
     }
-    let message = message.lines().next().unwrap_or_default().trim().to_string();
+    let mut message = message.lines().next().unwrap_or_default().trim().to_string();
+    // The parser's resource budget prints a Rust value (`budget breached: Nodes { nodes: 250001 }`).
+    if let Some(breach) = message.strip_prefix("budget breached: ") {
+        let what = breach.split_once('{').map_or(breach, |(_, rest)| rest).trim_end_matches('}').trim();
+        let what = what.split_once(':').map_or(what.to_string(), |(k, n)| format!("{} ({})", k.trim(), n.trim()));
+        message = format!("too large or too deeply nested to read: past the YAML parser's limit on {what}");
+    }
     Error::input(path, location, message)
 }
 

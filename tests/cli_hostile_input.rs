@@ -150,7 +150,7 @@ fn endless_standard_input_is_refused_at_the_cap() {
 #[test]
 fn a_pod_with_an_absurd_number_of_containers_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let containers: Vec<serde_json::Value> = (0..100_000)
+    let containers: Vec<serde_json::Value> = (0..5_000)
         .map(|i| serde_json::json!({"name": format!("c{i}"), "image": "registry.k8s.io/pause:3.10"}))
         .collect();
     let pod = serde_json::json!({
@@ -162,7 +162,7 @@ fn a_pod_with_an_absurd_number_of_containers_is_refused() {
     std::fs::write(&file, serde_json::to_string(&pod).unwrap()).unwrap();
     let out =
         kyvtel_in(&root()).args(["verify", "scenarios/documented-recipe.yaml", "--pod"]).arg(&file).output().unwrap();
-    refused(&out, "100000 containers: more than the 1000 kyvtel reads in one pod");
+    refused(&out, "5000 containers: more than the 1000 kyvtel reads in one pod");
 }
 
 #[test]
@@ -182,7 +182,7 @@ fn yaml_built_to_exhaust_the_parser_is_refused() {
     let nested = dir.path().join("nested.yaml");
     std::fs::write(&nested, format!("{}{}", "[".repeat(200_000), "]".repeat(200_000))).unwrap();
     let out = kyvtel_in(dir.path()).args(["validate", "nested.yaml"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    refused(&out, "invalid YAML: recursion limit exceeded");
     let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
     for i in 1..12 {
         let prev = if i == 1 { "a".to_string() } else { format!("a{}", i - 1) };
@@ -193,7 +193,17 @@ fn yaml_built_to_exhaust_the_parser_is_refused() {
     let file = dir.path().join("bomb.yaml");
     std::fs::write(&file, bomb).unwrap();
     let out = kyvtel_in(dir.path()).args(["explain", "--pod", "bomb.yaml", "recipe.yaml"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    refused(&out, "past the YAML parser's limit on");
+    // Many nodes in a file under the size cap: a pod listing 100 000 containers.
+    let many: Vec<serde_json::Value> = (0..100_000).map(|i| serde_json::json!({"name": format!("c{i}")})).collect();
+    let pod = serde_json::json!({"kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": many}});
+    std::fs::write(dir.path().join("pod.json"), serde_json::to_string(&pod).unwrap()).unwrap();
+    let out = kyvtel_in(&root())
+        .args(["verify", "scenarios/documented-recipe.yaml", "--pod"])
+        .arg(dir.path().join("pod.json"))
+        .output()
+        .unwrap();
+    refused(&out, "past the YAML parser's limit on nodes");
 }
 
 #[test]

@@ -15,38 +15,46 @@ fn every_shipped_scenario_validates() {
     assert!(stdout.contains("ok: scenarios/documented-recipe.yaml (documented-recipe)"), "{stdout}");
 }
 
-/// Each file's first line says what must be reported: `# expect: [FILE:]LINE:COL: MESSAGE` (FILE
-/// relative to the bad file's folder), `# expect: MESSAGE` for a problem without a location,
-/// `# expect-crd: ...` when the check needs the ClusterPolicy CRD. An empty file expects
-/// "the file is empty".
+/// Each file of the corpus is one class of bad input. Its first lines say what must be reported,
+/// each as a line of the output (exit 2 always): `# expect: [LINE:COL: ]MESSAGE` in the file itself,
+/// `# expect-file: FILE:LINE:COL: MESSAGE` in a file it refers to (FILE relative to the bad file's
+/// folder; `# expect-crd:` is the same, checked with the ClusterPolicy CRD). An empty file expects
+/// "the file is empty". Each message is a prefix of the printed one.
 #[rstest]
 fn bad_input_is_reported_at_its_location(#[files("tests/fixtures/bad/*.yaml")] path: PathBuf) {
     let src = std::fs::read_to_string(&path).unwrap();
     let rel = path.strip_prefix(common::root()).unwrap().to_path_buf();
     let dir = rel.parent().unwrap().display().to_string();
-    let header = src.lines().next().unwrap_or("");
     let mut cmd = kyvtel();
-    cmd.arg("validate").arg(&rel);
-    let expected = if let Some(e) = header.strip_prefix("# expect-crd: ") {
-        let Some(crd) = clusterpolicy_crd() else { return };
-        cmd.arg("--crd").arg(crd);
-        format!("error: {dir}/{e}")
-    } else if let Some(e) = header.strip_prefix("# expect: ") {
-        let located = e.split(':').take(2).all(|n| n.trim().parse::<u32>().is_ok());
-        if located { format!("error: {}:{e}", rel.display()) } else { format!("error: {}: {e}", rel.display()) }
-    } else {
-        format!("error: {}: the file is empty", rel.display())
-    };
+    cmd.arg("validate").arg(&rel).arg("--crd").arg(clusterpolicy_crd());
+    let mut expected: Vec<String> = src
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .filter_map(|header| {
+            if let Some(e) = header.strip_prefix("# expect-crd: ").or_else(|| header.strip_prefix("# expect-file: ")) {
+                Some(format!("{dir}/{e}"))
+            } else if let Some(e) = header.strip_prefix("# expect: ") {
+                let located = e.split(':').take(2).all(|n| n.trim().parse::<u32>().is_ok());
+                Some(if located { format!("{}:{e}", rel.display()) } else { format!("{}: {e}", rel.display()) })
+            } else {
+                None
+            }
+        })
+        .collect();
+    if expected.is_empty() {
+        expected.push(format!("{}: the file is empty", rel.display()));
+    }
     let out = cmd.output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{}: stderr:\n{stderr}", rel.display());
     // Several problems print one per line; only the first carries the `error: ` prefix.
-    let wanted = expected.trim_start_matches("error: ");
-    assert!(
-        stderr.lines().any(|l| l.trim_start_matches("error: ").starts_with(wanted)),
-        "{}: expected a line starting with\n  {wanted}\nstderr:\n{stderr}",
-        rel.display()
-    );
+    for wanted in &expected {
+        assert!(
+            stderr.lines().any(|l| l.trim_start_matches("error: ").starts_with(wanted.as_str())),
+            "{}: expected a line starting with\n  {wanted}\nstderr:\n{stderr}",
+            rel.display()
+        );
+    }
     assert!(!stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"), "{stderr}");
     assert!(
         out.stdout.is_empty() || !String::from_utf8_lossy(&out.stdout).contains("valid"),

@@ -136,6 +136,7 @@ fn run_scenario(path: &Path) -> Result<Completion, Failed> {
         return run_local(path);
     }
     let opts = SessionOptions {
+        confinement: Default::default(),
         scenarios: vec![path.to_path_buf()],
         keep: false,
         reuse: false,
@@ -158,12 +159,22 @@ fn main() {
     let mut args = Arguments::from_args();
     // Telepresence's daemons are machine-wide: scenarios never run concurrently.
     args.test_threads = Some(1);
-    let trials = catalog()
+    let trials: Vec<Trial> = catalog()
         .into_iter()
         .map(|p| {
             let name = p.file_stem().unwrap_or_default().to_string_lossy().to_string();
             Trial::ignorable_test(name, move || run_scenario(&p)).with_kind("live")
         })
         .collect();
+    // A filter that names no scenario (a typo in `make e2e SCENARIO=...`) fails, listing the names:
+    // "0 passed" would read as success.
+    if let Some(filter) = &args.filter {
+        let names: Vec<&str> = trials.iter().map(Trial::name).collect();
+        let matches = |n: &&str| if args.exact { *n == filter.as_str() } else { n.contains(filter.as_str()) };
+        if !args.list && !names.iter().any(matches) {
+            eprintln!("error: no scenario matches `{filter}`; the scenarios are: {}", names.join(", "));
+            std::process::exit(2);
+        }
+    }
     libtest_mimic::run(&args, trials).exit();
 }

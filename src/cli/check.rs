@@ -12,7 +12,7 @@ use super::Output;
 use crate::check::kyverno;
 use crate::check::{self, Expected, ScenarioCheck};
 use crate::error::Diagnostic;
-use crate::scenario::{self, load_all};
+use crate::scenario;
 use crate::tools::runner::DuctRunner;
 use crate::tools::{CommandLine, Runner, Tool};
 use crate::{Error, Exit, Result};
@@ -22,6 +22,9 @@ use crate::{Error, Exit, Result};
 pub struct Args {
     /// Scenario files or directories (default: every scenario under `scenarios/`).
     pub scenarios: Vec<PathBuf>,
+    /// Where the scenarios' files may come from.
+    #[command(flatten)]
+    pub root: super::RootArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
@@ -44,7 +47,7 @@ pub struct Report {
 /// Runs `kyvtel check`.
 pub fn run(args: Args) -> Result<Exit> {
     let files = scenario_files(&args.scenarios)?;
-    let loaded = load_all(&files)?;
+    let loaded = scenario::load_all_confined(&files, &args.root.confinement())?;
     let bin = kyverno::locate()?;
     let scratch = workdir("kyverno-cli")?;
     let runner = DuctRunner::new(&scratch).with_program(Tool::Kyverno, bin.clone());

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::Output;
-use super::verify::read_input;
 use crate::error::Location;
+use crate::input::read_arg as read_input;
 use crate::outcome::denial::{self, Denial, Parsed};
 use crate::outcome::hint::{self, Hint, container_path};
 use crate::outcome::pods;

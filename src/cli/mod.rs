@@ -39,6 +39,26 @@ pub enum Output {
     Json,
 }
 
+/// Where a scenario's files may come from (flattened into every command that loads scenarios).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RootArgs {
+    /// The scenario root: paths in a scenario must stay inside it. Default: the nearest ancestor
+    /// of the scenario file holding `kind-config/` or `.git`, else the scenario file's directory.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Accept scenario paths that are absolute or lead out of the scenario root.
+    #[arg(long)]
+    pub allow_outside_root: bool,
+}
+
+impl RootArgs {
+    /// The confinement these flags ask for.
+    #[must_use]
+    pub fn confinement(&self) -> crate::scenario::Confinement {
+        crate::scenario::Confinement { root: self.root.clone(), allow_outside_root: self.allow_outside_root }
+    }
+}
+
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::Output;
 use crate::error::Diagnostic;
 use crate::plan::{self, Options};
-use crate::run::session::load_all;
+use crate::scenario::load_all_confined;
 use crate::scenario::{self, Loaded};
 use crate::tools::install::ToolsDir;
 use crate::{Error, Exit, Result};
@@ -30,19 +30,22 @@ pub struct Args {
     /// With `--provider local`: plan every stack from an empty etcd (no snapshot restored or saved).
     #[arg(long)]
     pub cold: bool,
+    /// Where the scenarios' files may come from.
+    #[command(flatten)]
+    pub root: super::RootArgs,
 }
 
 /// Runs `kyvtel plan`.
 pub fn run(args: Args) -> Result<Exit> {
     if args.provider == plan::Provider::Local {
-        return local(args.scenario, args.all, args.output, args.cold);
+        return local(args.scenario, args.all, args.output, args.cold, &args.root.confinement());
     }
     if args.cold {
         return Err(Error::Usage("--cold goes with --provider local".into()));
     }
     match (args.scenario, args.all) {
         (Some(file), None) => {
-            let loaded = scenario::load(&file)?;
+            let loaded = scenario::load_confined(&file, &args.root.confinement())?;
             // The directories `kyvtel run` uses: its tools, and this scenario's run directory.
             let opts = Options {
                 run_dir: Options::default().run_dir.join(loaded.name()),
@@ -57,7 +60,7 @@ pub fn run(args: Args) -> Result<Exit> {
             }
         }
         (None, Some(paths)) => {
-            let loaded = load_all(&super::validate::scenario_files(&paths)?)?;
+            let loaded = load_all_confined(&super::validate::scenario_files(&paths)?, &args.root.confinement())?;
             unique_names(&loaded)?;
             let cells = plan::group(
                 &loaded,
@@ -83,7 +86,13 @@ pub fn run(args: Args) -> Result<Exit> {
 
 /// `kyvtel plan --provider local`: every scenario once per Telepresence version it runs with, one
 /// stack each, exactly as `kyvtel run --provider local` executes them.
-fn local(file: Option<PathBuf>, all: Option<Vec<PathBuf>>, output: Output, cold: bool) -> Result<Exit> {
+fn local(
+    file: Option<PathBuf>,
+    all: Option<Vec<PathBuf>>,
+    output: Output,
+    cold: bool,
+    confinement: &scenario::Confinement,
+) -> Result<Exit> {
     let files = match (file, all) {
         (Some(f), None) => vec![f],
         (None, Some(paths)) => super::validate::scenario_files(&paths)?,
@@ -94,7 +103,7 @@ fn local(file: Option<PathBuf>, all: Option<Vec<PathBuf>>, output: Output, cold:
             return Err(Error::Usage("give a scenario file, or --all [PATH...] to plan several scenarios".into()));
         }
     };
-    let loaded = load_all(&files)?;
+    let loaded = load_all_confined(&files, confinement)?;
     unique_names(&loaded)?;
     let runs = crate::run::session::local::variants_of(&loaded, &crate::scenario::pins::Pins::builtin())?;
     // Exactly what `kyvtel run --provider local` executes: the variants grouped into cells.

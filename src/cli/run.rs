@@ -28,6 +28,9 @@ pub struct Args {
     /// Scenario files.
     #[arg(required = true)]
     pub scenarios: Vec<PathBuf>,
+    /// Where the scenarios' files may come from.
+    #[command(flatten)]
+    pub root: super::RootArgs,
     /// Keep the cluster after the run.
     #[arg(long)]
     pub keep: bool,
@@ -114,7 +117,7 @@ pub fn check_flags(args: &Args) -> Result<()> {
 /// namespaces start).
 pub fn run(args: Args) -> Result<Exit> {
     // Bad input stops the run before anything is executed.
-    session::load_all(&args.scenarios)?;
+    crate::scenario::load_all_confined(&args.scenarios, &args.root.confinement())?;
     check_flags(&args)?;
     let provider = match args.provider {
         ProviderKind::Auto => return Err(Error::Usage("--provider auto is resolved before the run starts".into())),
@@ -128,6 +131,7 @@ pub fn run(args: Args) -> Result<Exit> {
     };
     session::run(&SessionOptions {
         scenarios: args.scenarios,
+        confinement: args.root.confinement(),
         keep: args.keep,
         reuse: args.reuse,
         provider,

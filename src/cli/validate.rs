@@ -12,8 +12,11 @@ use crate::{Exit, Result};
 pub struct Args {
     /// Scenario files or directories (default: every scenario under `scenarios/`).
     pub paths: Vec<PathBuf>,
+    /// Where the scenarios' files may come from.
+    #[command(flatten)]
+    pub root: super::RootArgs,
     /// The Kyverno ClusterPolicy CRD used to check policy files (default:
-    /// `$KYVTEL_CLUSTERPOLICY_CRD`, else the shared fixture).
+    /// `$KYVTEL_CLUSTERPOLICY_CRD`, else the built-in CRD of the pinned Kyverno).
     #[arg(long)]
     pub crd: Option<PathBuf>,
 }
@@ -58,27 +61,24 @@ pub fn check_policies(loaded: &Loaded, crds: &[CrdSchema]) -> Vec<Diagnostic> {
     out
 }
 
-/// Loads the CRD if present; `Ok(None)` with a printed reason when it is missing.
-fn load_crds(path: &Path) -> Result<Option<Vec<CrdSchema>>> {
-    if !path.is_file() {
-        eprintln!(
-            "note: ClusterPolicy CRD not found at {}; policy schema check skipped (set --crd or KYVTEL_CLUSTERPOLICY_CRD)",
-            path.display()
-        );
-        return Ok(None);
+/// The CRD schemas: `--crd`, else `$KYVTEL_CLUSTERPOLICY_CRD`, else the built-in CRD. A named
+/// file that cannot be read is an input error, never a skipped check.
+fn load_crds(explicit: Option<&Path>) -> Result<Vec<CrdSchema>> {
+    match explicit.map(Path::to_path_buf).or_else(structural::configured_crd_path) {
+        Some(path) => CrdSchema::load(&path),
+        None => CrdSchema::builtin(),
     }
-    CrdSchema::load(path).map(Some)
 }
 
 /// Runs `kyvtel validate`.
 pub fn run(args: Args) -> Result<Exit> {
     let files = scenario_files(&args.paths)?;
-    let crds = load_crds(&args.crd.unwrap_or_else(structural::default_crd_path))?;
+    let crds = load_crds(args.crd.as_deref())?;
     let mut problems = Vec::new();
     for f in &files {
-        match scenario::load(f) {
+        match scenario::load_confined(f, &args.root.confinement()) {
             Ok(loaded) => {
-                let d = crds.as_deref().map(|c| check_policies(&loaded, c)).unwrap_or_default();
+                let d = check_policies(&loaded, &crds);
                 if d.is_empty() {
                     println!("ok: {} ({})", f.display(), loaded.name());
                 }

@@ -1,8 +1,7 @@
 //! `kyvtel verify SCENARIO --pod FILE|-`: judges a pod from `kubectl get pod(s) -o yaml|json`
 //! against a scenario's pod expectations, with the engine the live run uses.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::Value;
 
@@ -17,6 +16,9 @@ use crate::{Error, Exit, Result, yaml};
 pub struct Args {
     /// The scenario whose expectations are judged.
     pub scenario: PathBuf,
+    /// Where the scenario's files may come from.
+    #[command(flatten)]
+    pub root: super::RootArgs,
     /// A Pod, List or PodList in YAML or JSON; `-` reads standard input.
     #[arg(long)]
     pub pod: PathBuf,
@@ -25,26 +27,10 @@ pub struct Args {
     pub output: Output,
 }
 
-/// The name diagnostics use for standard input.
-pub(crate) const STDIN: &str = "<stdin>";
-
-/// Reads `path`, or standard input for `-`; returns the name to use in diagnostics and the text.
-pub(crate) fn read_input(path: &Path) -> Result<(PathBuf, String)> {
-    if path == Path::new("-") {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .map_err(|e| Error::input(Path::new(STDIN), None, format!("cannot read standard input: {e}")))?;
-        Ok((PathBuf::from(STDIN), s))
-    } else {
-        Ok((path.to_path_buf(), yaml::read(path)?))
-    }
-}
-
 /// Runs `kyvtel verify`: exit 0 when every check holds, 1 when one fails, 2 for bad input.
 pub fn run(args: Args) -> Result<Exit> {
-    let loaded = crate::scenario::load(&args.scenario)?;
-    let (file, src) = read_input(&args.pod)?;
+    let loaded = crate::scenario::load_confined(&args.scenario, &args.root.confinement())?;
+    let (file, src) = crate::input::read_arg(&args.pod)?;
     let docs = yaml::documents(&file, &src)?;
     if docs.is_empty() {
         return Err(Error::input(&file, None, "expected a Pod, List or PodList; the input is empty"));

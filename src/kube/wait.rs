@@ -401,7 +401,7 @@ pub async fn cluster_policies_ready(
     names: &[&str],
     timeout: Duration,
 ) -> Result<(), KubeError> {
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::plan::duration::tokio_deadline(timeout);
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &cluster_policy_resource());
     for name in names {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -488,7 +488,7 @@ where
     C: Condition<Vec<Pod>>,
     F: Fn(&[Pod]) -> Option<String>,
 {
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::plan::duration::tokio_deadline(timeout);
     let mut last: Option<Vec<Pod>> = None;
     loop {
         let pods = match tokio::time::timeout(
@@ -514,7 +514,7 @@ where
             return Ok(pods);
         }
         last = Some(pods);
-        if Instant::now() + interval > deadline {
+        if Instant::now().checked_add(interval).is_none_or(|t| t > deadline) {
             break;
         }
         sleep(interval).await;

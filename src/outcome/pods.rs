@@ -72,10 +72,14 @@ pub fn collect(documents: &[Value]) -> Result<Vec<Found<'_>>, ShapeError> {
     Ok(found)
 }
 
+/// The most containers (and, separately, init containers) one pod may list: far above any real
+/// pod, low enough that every per-container comparison stays cheap.
+pub const MAX_CONTAINERS: usize = 1000;
+
 /// Checks the parts of a pod the engine reads: `metadata.labels` (map of strings), `spec` (map),
-/// `spec.containers` (non-empty list) and `spec.initContainers` (list) of maps with a string
-/// `name`, and every `securityContext` with its `capabilities` (maps) and `add`/`drop` (lists of
-/// strings). Returns the JSON pointer (relative to the pod) and message of the first problem.
+/// `spec.containers` (non-empty list) and `spec.initContainers` (list), at most
+/// [`MAX_CONTAINERS`] each, of maps with a string `name`, and every `securityContext` with its
+/// `capabilities` (maps) and `add`/`drop` (lists of strings). Returns the JSON pointer (relative to the pod) and message of the first problem.
 pub fn check_shape(pod: &Value) -> Result<(), (String, String)> {
     let fail = |p: &str, m: &str| Err((p.to_string(), m.to_string()));
     if !pod.is_object() {
@@ -104,6 +108,13 @@ pub fn check_shape(pod: &Value) -> Result<(), (String, String)> {
         };
         if items.is_empty() && list == "containers" {
             return fail(&at, "a pod needs at least one container");
+        }
+        if items.len() > MAX_CONTAINERS {
+            let what = if list == "containers" { "containers" } else { "init containers" };
+            return fail(
+                &at,
+                &format!("{} {what}: more than the {MAX_CONTAINERS} kyvtel reads in one pod", items.len()),
+            );
         }
         for (i, c) in items.iter().enumerate() {
             if !c["name"].is_string() {

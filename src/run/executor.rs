@@ -334,7 +334,7 @@ async fn exec_action<A: ClusterApi>(
                 DenialSource::ApplyError => st.last_apply_denial.clone().into_iter().collect(),
                 DenialSource::Workload { namespace, name } => {
                     // The ReplicaSet retries; poll until a denial shows up or time runs out.
-                    let deadline = Instant::now() + *timeout;
+                    let deadline = crate::plan::duration::deadline(*timeout);
                     loop {
                         let texts = api.denial_messages(namespace, name).await.map_err(|e| e.to_string())?;
                         if prove(&texts, expected).is_ok() || Instant::now() >= deadline {

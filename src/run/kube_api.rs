@@ -182,7 +182,7 @@ impl KubeApi {
     }
 
     async fn await_gone(&self, client: &::kube::Client, targets: &[AppliedRef], timeout: Duration) -> ApiResult<()> {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::plan::duration::tokio_deadline(timeout);
         for target in targets.iter().rev() {
             let left = deadline.saturating_duration_since(Instant::now());
             let result = if target.resource.group.is_empty() && target.resource.kind == "Namespace" {
@@ -303,7 +303,7 @@ impl ClusterApi for KubeApi {
             })
             .await?;
         }
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::plan::duration::tokio_deadline(timeout);
         for (ns, docs) in by_namespace(objects, namespace, client.default_namespace()) {
             let left = deadline.saturating_duration_since(Instant::now());
             let options = ApplyOptions {

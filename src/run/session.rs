@@ -55,6 +55,8 @@ pub enum Provider {
 pub struct SessionOptions {
     /// The scenario files.
     pub scenarios: Vec<PathBuf>,
+    /// Where the scenarios' files may come from.
+    pub confinement: crate::scenario::Confinement,
     /// Keep clusters after the run.
     pub keep: bool,
     /// Reuse a kind cluster whose fingerprint matches (implies keeping it).
@@ -200,8 +202,7 @@ impl Session<'_> {
         if !self.opts.reuse {
             return Ok(Gate::Run(Box::new(plan), None));
         }
-        let config = std::fs::read_to_string(kind_config)
-            .map_err(|e| Error::infra(format!("read {}", kind_config.display()), e))?;
+        let config = crate::input::read(kind_config)?;
         let want = reuse::expected(&plan, &config);
         let kubeconfig =
             plan.env.iter().find(|(k, _)| k == "KUBECONFIG").map(|(_, v)| PathBuf::from(v)).unwrap_or_default();
@@ -493,7 +494,7 @@ impl Session<'_> {
 
 /// Runs the scenarios; returns exit 0 when all pass, 1 when one fails, 3 when `--reuse` refused.
 pub fn run(opts: &SessionOptions) -> Result<Exit> {
-    let loaded = load_all(&opts.scenarios)?;
+    let loaded = crate::scenario::load_all_confined(&opts.scenarios, &opts.confinement)?;
     let mut names = std::collections::BTreeSet::new();
     if let Some(dup) = loaded.iter().find(|l| !names.insert(l.name().to_string())) {
         return Err(Error::input(
@@ -796,6 +797,7 @@ mod tests {
 
     fn options(report_dir: PathBuf, work_dir: PathBuf) -> SessionOptions {
         SessionOptions {
+            confinement: crate::scenario::Confinement::default(),
             scenarios: vec![],
             keep: false,
             reuse: false,

@@ -82,7 +82,7 @@ async fn get_once(url: &str, per_try: Duration) -> Result<String, String> {
 /// Requests `url` until the body carries `token`, or `limit` runs out. On failure the error
 /// says what the last attempt saw (connection error, another body, ...).
 pub async fn expect_token(url: &str, token: &str, limit: Duration) -> Result<(), String> {
-    let deadline = Instant::now() + limit;
+    let deadline = crate::plan::duration::tokio_deadline(limit);
     let mut last;
     loop {
         let per_try = deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(10));
@@ -91,7 +91,7 @@ pub async fn expect_token(url: &str, token: &str, limit: Duration) -> Result<(),
             Ok(body) => format!("answered without the run token (is the intercept routing?): `{}`", body.trim()),
             Err(e) => e,
         };
-        if Instant::now() + Duration::from_secs(1) >= deadline {
+        if Instant::now().checked_add(Duration::from_secs(1)).is_none_or(|t| t >= deadline) {
             return Err(format!("GET {url} did not return the run token within {limit:?}; last attempt: {last}"));
         }
         sleep(Duration::from_secs(1)).await;

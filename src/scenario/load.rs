@@ -5,10 +5,12 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::meaning;
 use super::model::{Scenario, Step};
 use super::pins::Pins;
 use super::policy;
 use super::resolve::Versions;
+use super::root::{Confinement, Root};
 use super::version::VersionReq;
 use crate::error::{Diagnostic, Error, Result};
 use crate::outcome::expect::{StepOutcome, When};
@@ -103,10 +105,15 @@ impl Problems<'_> {
 
 /// Loads every scenario; all problems are reported together, and nothing runs if there is one.
 pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Loaded>> {
+    load_all_confined(paths, &Confinement::default())
+}
+
+/// [`load_all`] with the paths confined as `how` says.
+pub fn load_all_confined(paths: &[PathBuf], how: &Confinement) -> Result<Vec<Loaded>> {
     let mut loaded = Vec::new();
     let mut problems = Vec::new();
     for p in paths {
-        match load(p) {
+        match load_with(p, &Pins::builtin(), how) {
             Ok(l) => loaded.push(l),
             Err(Error::Input(d)) => problems.extend(d),
             Err(e) => return Err(e),
@@ -115,16 +122,22 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Loaded>> {
     if problems.is_empty() { Ok(loaded) } else { Err(Error::Input(problems)) }
 }
 
-/// Loads and checks one scenario file with the built-in pins.
+/// Loads and checks one scenario file with the built-in pins, its paths inside its root.
 pub fn load(path: &Path) -> Result<Loaded> {
-    load_with(path, &Pins::builtin())
+    load_with(path, &Pins::builtin(), &Confinement::default())
+}
+
+/// [`load`] with the paths confined as `how` says.
+pub fn load_confined(path: &Path, how: &Confinement) -> Result<Loaded> {
+    load_with(path, &Pins::builtin(), how)
 }
 
 /// Loads and checks one scenario file against `pins`.
-pub fn load_with(path: &Path, pins: &Pins) -> Result<Loaded> {
+pub fn load_with(path: &Path, pins: &Pins, how: &Confinement) -> Result<Loaded> {
     let src = yaml::read(path)?;
     let (scenario, index): (Scenario, Index) = yaml::typed(path, &src)?;
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let root = Root::of(path, how).map_err(Error::Usage)?;
     let mut p = Problems { file: path, index: &index, list: Vec::new() };
     let mut other_files: Vec<Diagnostic> = Vec::new();
     let spec = &scenario.spec;
@@ -140,14 +153,25 @@ pub fn load_with(path: &Path, pins: &Pins) -> Result<Loaded> {
         }
     };
 
+    // Every referenced path, resolved inside the root; `None` (and a problem) when it leaves it.
+    let resolve = |p: &mut Problems<'_>, at: &str, written: &Path| match root.resolve(&dir, written) {
+        Ok(file) => Some(file),
+        Err(m) => {
+            p.at(at, m);
+            None
+        }
+    };
+
     let kind_config = dir.join(&spec.cluster.kind_config);
-    if !kind_config.is_file() {
-        p.at("/spec/cluster/kindConfig", format!("{}: file not found", spec.cluster.kind_config.display()));
+    if resolve(&mut p, "/spec/cluster/kindConfig", &spec.cluster.kind_config).is_some()
+        && let Err(m) = meaning::kind_config(&kind_config)
+    {
+        p.at("/spec/cluster/kindConfig", format!("{}: {m}", spec.cluster.kind_config.display()));
     }
 
     let mut policies = Vec::new();
     for (i, rel) in spec.kyverno.policies.iter().enumerate() {
-        let file = dir.join(rel);
+        let Some(file) = resolve(&mut p, &format!("/spec/kyverno/policies/{i}"), rel) else { continue };
         match read_docs(&file) {
             Err(Error::Input(d)) if d.iter().all(|x| x.location.is_none()) => {
                 p.at(&format!("/spec/kyverno/policies/{i}"), format!("{}: {}", rel.display(), d[0].message))
@@ -177,6 +201,12 @@ pub fn load_with(path: &Path, pins: &Pins) -> Result<Loaded> {
         if ex.namespaces.is_empty() {
             p.at(&format!("/spec/kyverno/exclusions/{i}/namespaces"), "list at least one namespace");
         }
+        if ex.rules.is_empty() {
+            p.at(
+                &format!("/spec/kyverno/exclusions/{i}/rules"),
+                "list at least one rule: an exclusion without rules excludes nothing",
+            );
+        }
         for (j, rule) in ex.rules.iter().enumerate() {
             if !policy::exclude_namespaces(&mut pol.merged, rule, &ex.namespaces) {
                 let known = policy::rule_names(&pol.merged).join(", ");
@@ -190,9 +220,9 @@ pub fn load_with(path: &Path, pins: &Pins) -> Result<Loaded> {
 
     let telepresence_values = match &spec.telepresence.values {
         None => None,
-        Some(rel) => {
-            let file = dir.join(rel);
-            match read_docs(&file) {
+        Some(rel) => match resolve(&mut p, "/spec/telepresence/values", rel) {
+            None => None,
+            Some(file) => match read_docs(&file) {
                 Ok(docs) if docs.len() == 1 && docs[0].value.is_object() => Some((file, docs[0].value.clone())),
                 Ok(_) => {
                     p.at(
@@ -210,15 +240,21 @@ pub fn load_with(path: &Path, pins: &Pins) -> Result<Loaded> {
                     None
                 }
                 Err(e) => return Err(e),
-            }
-        }
+            },
+        },
     };
 
     let mut manifests = Vec::new();
     for (i, rel) in spec.workload.manifests.iter().enumerate() {
-        let file = dir.join(rel);
+        let at = format!("/spec/workload/manifests/{i}");
+        let Some(file) = resolve(&mut p, &at, rel) else { continue };
         match read_docs(&file) {
-            Ok(documents) => manifests.push(SourceFile { path: file, documents }),
+            Ok(documents) => {
+                for m in documents.iter().filter_map(|d| meaning::replicas(&d.value).err()) {
+                    p.at(&at, format!("{}: {m}", rel.display()));
+                }
+                manifests.push(SourceFile { path: file, documents })
+            }
             Err(Error::Input(d)) if d.iter().all(|x| x.location.is_none()) => {
                 p.at(&format!("/spec/workload/manifests/{i}"), format!("{}: {}", rel.display(), d[0].message))
             }
@@ -241,10 +277,14 @@ pub fn load_with(path: &Path, pins: &Pins) -> Result<Loaded> {
         p.at("/spec/workload/name", format!("no Deployment named `{}` in spec.workload.manifests", spec.workload.name));
     }
 
-    check_steps(&mut p, &scenario);
+    check_steps(&mut p, &scenario, pins);
     for (i, group) in spec.expect.pod.iter().enumerate() {
+        let at = format!("/spec/expect/pod/{i}");
         if let Some(w) = &group.when {
-            check_when(&mut p, &format!("/spec/expect/pod/{i}/when"), w);
+            check_when(&mut p, &format!("{at}/when"), w, pins);
+        }
+        for (field, m) in meaning::pod_expectation(group) {
+            p.at(&format!("{at}{field}"), m);
         }
     }
 
@@ -287,12 +327,16 @@ fn check_name(p: &mut Problems<'_>, name: &str) {
     }
 }
 
-fn check_when(p: &mut Problems<'_>, at: &str, w: &When) {
+fn check_when(p: &mut Problems<'_>, at: &str, w: &When, pins: &Pins) {
     for (field, req) in [("telepresence", &w.telepresence), ("kyverno", &w.kyverno), ("kubernetes", &w.kubernetes)] {
-        if let Some(r) = req
-            && let Err(m) = VersionReq::parse(r)
-        {
-            p.at(&format!("{at}/{field}"), m);
+        let Some(r) = req else { continue };
+        match VersionReq::parse(r) {
+            Err(m) => p.at(&format!("{at}/{field}"), m),
+            Ok(req) => {
+                if let Err(m) = meaning::satisfiable(pins, field, r, &req) {
+                    p.at(&format!("{at}/{field}"), m);
+                }
+            }
         }
     }
 }
@@ -360,7 +404,7 @@ fn check_step_order(p: &mut Problems<'_>, s: &Scenario) {
     }
 }
 
-fn check_steps(p: &mut Problems<'_>, s: &Scenario) {
+fn check_steps(p: &mut Problems<'_>, s: &Scenario, pins: &Pins) {
     if s.spec.steps.is_empty() {
         p.at("/spec/steps", "list at least one step");
     }
@@ -371,7 +415,7 @@ fn check_steps(p: &mut Problems<'_>, s: &Scenario) {
         if let StepOutcome::Denied(list) = step.expect() {
             for (j, d) in list.iter().enumerate() {
                 if let Some(w) = &d.when {
-                    check_when(p, &format!("{at}/expect/denied/{j}/when"), w);
+                    check_when(p, &format!("{at}/expect/denied/{j}/when"), w, pins);
                 }
             }
         }
@@ -380,16 +424,13 @@ fn check_steps(p: &mut Problems<'_>, s: &Scenario) {
         {
             p.at(&format!("{at}/timeout"), m);
         }
-        if let Step::Intercept(x) = step {
-            if x.workload != s.spec.workload.name {
-                p.at(
-                    &format!("{at}/workload"),
-                    format!("intercept names `{}`, but the workload is `{}`", x.workload, s.spec.workload.name),
-                );
-            }
-            if x.port == 0 {
-                p.at(&format!("{at}/port"), "port must be between 1 and 65535");
-            }
+        if let Step::Intercept(x) = step
+            && x.workload != s.spec.workload.name
+        {
+            p.at(
+                &format!("{at}/workload"),
+                format!("intercept names `{}`, but the workload is `{}`", x.workload, s.spec.workload.name),
+            );
         }
     }
 }

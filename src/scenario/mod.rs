@@ -5,9 +5,12 @@ pub mod version;
 
 pub use model::Scenario;
 pub mod load;
+pub mod meaning;
 pub mod pins;
 pub mod policy;
 pub mod resolve;
+pub mod root;
 
-pub use load::{Loaded, load, load_all};
+pub use load::{Loaded, load, load_all, load_all_confined, load_confined};
+pub use root::Confinement;
 pub mod structural;

@@ -192,9 +192,10 @@ pub struct Intercept {
     /// The workload to intercept (a Deployment name).
     pub workload: String,
     /// Local port that receives the intercepted traffic (`--port LOCAL`).
+    #[serde(deserialize_with = "port::one")]
     pub port: u16,
     /// The service port to intercept, when the Service has several (`--port LOCAL:SVCPORT`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "port::optional")]
     pub service_port: Option<u16>,
     /// The expected outcome (default `ok`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -212,6 +213,7 @@ pub struct SendTraffic {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
     /// The Service port to call.
+    #[serde(deserialize_with = "port::one")]
     pub port: u16,
     /// The expected outcome (default `ok`: the per-run token comes back).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -285,5 +287,61 @@ impl Step {
             | Step::Connect(o)
             | Step::Leave(o) => o.timeout.as_deref(),
         }
+    }
+}
+
+/// Ports as scenarios write them: a number from 1 to 65535, never a quoted string.
+mod port {
+    use std::fmt;
+
+    use serde::Deserializer;
+    use serde::de::{Error, Visitor};
+
+    const RANGE: &str = "port must be between 1 and 65535";
+
+    struct Port;
+
+    impl Visitor<'_> for Port {
+        type Value = u16;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a port number from 1 to 65535")
+        }
+
+        fn visit_u64<E: Error>(self, v: u64) -> Result<u16, E> {
+            u16::try_from(v).ok().filter(|p| *p > 0).ok_or_else(|| E::custom(RANGE))
+        }
+
+        fn visit_i64<E: Error>(self, v: i64) -> Result<u16, E> {
+            u64::try_from(v).map_err(|_| E::custom(RANGE)).and_then(|v| self.visit_u64(v))
+        }
+
+        fn visit_u128<E: Error>(self, _: u128) -> Result<u16, E> {
+            Err(E::custom(RANGE))
+        }
+
+        fn visit_i128<E: Error>(self, _: i128) -> Result<u16, E> {
+            Err(E::custom(RANGE))
+        }
+
+        fn visit_f64<E: Error>(self, _: f64) -> Result<u16, E> {
+            Err(E::custom("a port is a whole number from 1 to 65535"))
+        }
+
+        fn visit_str<E: Error>(self, v: &str) -> Result<u16, E> {
+            Err(E::custom(format!("a port is a number, not a string: write {}, without quotes", v.trim())))
+        }
+
+        fn visit_bool<E: Error>(self, _: bool) -> Result<u16, E> {
+            Err(E::custom("a port is a number from 1 to 65535, not a boolean"))
+        }
+    }
+
+    pub fn one<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+        d.deserialize_any(Port)
+    }
+
+    pub fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+        d.deserialize_any(Port).map(Some)
     }
 }

@@ -26,8 +26,17 @@ pub struct CrdSchema {
 impl CrdSchema {
     /// Reads every served version of the CRD in `path`.
     pub fn load(path: &Path) -> Result<Vec<CrdSchema>> {
-        let src = yaml::read(path)?;
-        let docs = yaml::documents(path, &src)?;
+        Self::parse(path, &yaml::read(path)?)
+    }
+
+    /// The ClusterPolicy CRD of the pinned Kyverno, compiled in (`schema/kyverno/`).
+    pub fn builtin() -> Result<Vec<CrdSchema>> {
+        Self::parse(Path::new(BUILTIN_CRD_NAME), BUILTIN_CRD)
+    }
+
+    /// Reads the served versions' schemas from a CRD document in `src` (named `path`).
+    pub fn parse(path: &Path, src: &str) -> Result<Vec<CrdSchema>> {
+        let docs = yaml::documents(path, src)?;
         let crd = docs
             .iter()
             .find(|d| d.value["kind"] == "CustomResourceDefinition")
@@ -60,15 +69,15 @@ impl CrdSchema {
     }
 }
 
-/// The configured CRD file, if any: `$KYVTEL_CLUSTERPOLICY_CRD`, else
-/// `$KYVTEL_SHARED_DIR/fixtures/kyverno/kyverno.io_clusterpolicies-v1.19.0.yaml` (shared dir
-/// default `../shared`).
-pub fn default_crd_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("KYVTEL_CLUSTERPOLICY_CRD") {
-        return PathBuf::from(p);
-    }
-    let shared = std::env::var_os("KYVTEL_SHARED_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("../shared"));
-    shared.join("fixtures/kyverno/kyverno.io_clusterpolicies-v1.19.0.yaml")
+/// The name the built-in CRD goes by in messages.
+pub const BUILTIN_CRD_NAME: &str = "schema/kyverno/kyverno.io_clusterpolicies-v1.19.1.yaml";
+
+/// The ClusterPolicy CRD of Kyverno v1.19.1, upstream's file unchanged (see `schema/kyverno/README.md`).
+const BUILTIN_CRD: &str = include_str!("../../schema/kyverno/kyverno.io_clusterpolicies-v1.19.1.yaml");
+
+/// The CRD file named by `$KYVTEL_CLUSTERPOLICY_CRD`, if set (else the built-in one applies).
+pub fn configured_crd_path() -> Option<PathBuf> {
+    std::env::var_os("KYVTEL_CLUSTERPOLICY_CRD").filter(|v| !v.is_empty()).map(PathBuf::from)
 }
 
 fn type_name(v: &Value) -> &'static str {

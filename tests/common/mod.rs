@@ -17,15 +17,9 @@ pub fn shared_dir() -> PathBuf {
     std::env::var_os("KYVTEL_SHARED_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("../shared"))
 }
 
-/// The Kyverno ClusterPolicy CRD fixture, or `None` after printing why the caller skips.
-pub fn clusterpolicy_crd() -> Option<PathBuf> {
-    let p = shared_dir().join("fixtures/kyverno/kyverno.io_clusterpolicies-v1.19.0.yaml");
-    if p.is_file() {
-        Some(p)
-    } else {
-        eprintln!("SKIPPED: ClusterPolicy CRD fixture not found at {} (set KYVTEL_SHARED_DIR)", p.display());
-        None
-    }
+/// The Kyverno ClusterPolicy CRD kyvtel builds in (`schema/kyverno/`, on every clone).
+pub fn clusterpolicy_crd() -> PathBuf {
+    root().join("schema/kyverno/kyverno.io_clusterpolicies-v1.19.1.yaml")
 }
 
 /// The `kyvtel` binary, run from the repository root.

@@ -507,7 +507,7 @@ const TERMINATING: &str = " (terminating)";
 /// # Errors
 /// As [`leftovers`].
 pub async fn reset_leftovers<A: ClusterApi>(api: &A, timeout: Duration) -> Result<Vec<String>, String> {
-    let deadline = tokio::time::Instant::now() + timeout;
+    let deadline = crate::plan::duration::tokio_deadline(timeout);
     loop {
         let left = leftovers(api).await?;
         let settling = !left.is_empty() && left.iter().all(|l| l.ends_with(TERMINATING));
