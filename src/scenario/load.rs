@@ -184,7 +184,7 @@ pub fn load_with(path: &Path, pins: &Pins, how: &Confinement) -> Result<Loaded> 
                         policies.push(Policy { path: file.clone(), merged: doc.value.clone(), source: doc });
                     } else {
                         let loc = doc.index.value("");
-                        other_files.push(Diagnostic::at(&file, loc, "expected a kyverno.io ClusterPolicy"));
+                        other_files.push(Diagnostic::at(&file, loc, policy::not_supported(&doc.value)));
                     }
                 }
             }

@@ -20,6 +20,22 @@ pub fn is_cluster_policy(doc: &Value) -> bool {
     doc["kind"] == "ClusterPolicy" && doc["apiVersion"].as_str().is_some_and(|a| a.starts_with("kyverno.io/"))
 }
 
+/// Why a document that is not a ClusterPolicy cannot be a scenario's policy: the Kyverno kinds
+/// that `run` and `check` cannot apply and judge yet are named as such (never mis-judged).
+#[must_use]
+pub fn not_supported(doc: &Value) -> String {
+    let kind = doc["kind"].as_str().unwrap_or_default();
+    let api = doc["apiVersion"].as_str().unwrap_or_default();
+    let kyverno = api.starts_with("kyverno.io/") || api.starts_with("policies.kyverno.io/");
+    if kyverno && !kind.is_empty() {
+        format!("`{kind}` ({api}) is not supported yet: kyvtel applies and judges ClusterPolicy (kyverno.io/v1) only")
+    } else if kind.is_empty() {
+        "expected a kyverno.io ClusterPolicy; this document has no `kind`".into()
+    } else {
+        format!("expected a kyverno.io ClusterPolicy, found `{kind}` ({api})")
+    }
+}
+
 /// Adds `namespaces` to rule `rule`'s `exclude.any` as one more `resources.namespaces` entry.
 /// Returns `false` when the policy has no such rule.
 pub fn exclude_namespaces(policy: &mut Value, rule: &str, namespaces: &[String]) -> bool {
