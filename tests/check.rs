@@ -48,6 +48,15 @@ fn main() {
     let args = Arguments::from_args();
     let trials = vec![
         with_cli(
+            "a_policy_the_engine_rejects_is_exit_2_at_the_policy",
+            a_policy_the_engine_rejects_is_exit_2_at_the_policy,
+        ),
+        with_cli("a_rule_error_is_exit_2_naming_policy_and_rule", a_rule_error_is_exit_2_naming_policy_and_rule),
+        with_cli(
+            "a_workload_no_policy_applies_to_is_admitted_as_a_verdict",
+            a_workload_no_policy_applies_to_is_admitted_as_a_verdict,
+        ),
+        with_cli(
             "every_shipped_scenario_matches_under_the_real_engine",
             every_shipped_scenario_matches_under_the_real_engine,
         ),
@@ -253,4 +262,57 @@ fn bad_input_exits_2_before_looking_for_the_cli() {
     let mut cmd = kyvtel();
     cmd.args(["check", "tests/fixtures/check/no-such-scenario.yaml"]).env("KYVERNO_BIN", "/nonexistent/kyverno");
     assert!(run(cmd, 2).1.contains("no-such-scenario.yaml: file not found"));
+}
+
+/// A policy the engine would skip or reject is bad input (exit 2) located at the policy: never a
+/// missing report (exit 3), never a verdict that silently ignores it.
+fn a_policy_the_engine_rejects_is_exit_2_at_the_policy(_bin: &Path) {
+    // A field the API server prunes: the CLI skips the whole file without a word.
+    let mut cmd = kyvtel();
+    cmd.args(["check", "tests/fixtures/bad/policy-pruned-field.yaml"]);
+    let (_, stderr) = run(cmd, 2);
+    assert!(
+        stderr.contains("tests/fixtures/bad/policies/typo-policy.yaml:20:15: unknown field `namespace`"),
+        "{stderr}"
+    );
+    // A policy the engine's own validation rejects: two rules with one name.
+    let mut cmd = kyvtel();
+    cmd.args(["check", "tests/fixtures/check/engine/engine-rejects-policy.yaml"]);
+    let (_, stderr) = run(cmd, 2);
+    assert!(
+        stderr.contains("tests/fixtures/check/engine/policies/duplicate-rule.yaml:")
+            && stderr.contains("the Kyverno engine rejects policy `duplicate-rule`: spec.rules[1].name: Invalid value"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Some("), "{stderr}");
+}
+
+fn a_rule_error_is_exit_2_naming_policy_and_rule(_bin: &Path) {
+    let mut cmd = kyvtel();
+    cmd.args(["check", "tests/fixtures/check/engine/rule-error.yaml"]);
+    let (_, stderr) = run(cmd, 2);
+    assert!(
+        stderr.contains("tests/fixtures/check/engine/policies/unresolvable-variable.yaml:")
+            && stderr.contains(
+                "rule `require-run-as-non-root` of policy `unresolvable-variable` errors on Deployment kyvtel-app/demo"
+            )
+            && stderr.contains("variable substitution failed"),
+        "{stderr}"
+    );
+}
+
+fn a_workload_no_policy_applies_to_is_admitted_as_a_verdict(_bin: &Path) {
+    let mut cmd = kyvtel();
+    cmd.args(["check", "tests/fixtures/check/engine/no-policy-applies.yaml", "--output", "json"]);
+    let (stdout, _) = run(cmd, 0);
+    let report: Value = serde_json::from_str(&stdout).expect("JSON");
+    let objects = report["scenarios"][0]["objects"].as_array().expect("objects");
+    assert!(!objects.is_empty());
+    for o in objects {
+        assert_eq!(o["admitted"], true, "{o}");
+        assert_eq!(o["judgement"]["applied"], false, "no rule applies: {o}");
+    }
+    let mut cmd = kyvtel();
+    cmd.args(["check", "tests/fixtures/check/engine/no-policy-applies.yaml"]);
+    assert!(run(cmd, 0).0.contains("admitted: no policy applies"));
 }
