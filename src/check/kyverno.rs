@@ -18,6 +18,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::rejection::{self, PolicyProblem};
 use crate::outcome::expect::Violation;
 use crate::scenario::policy;
 use crate::tools::{CommandLine, Output, Runner, Tool};
@@ -100,6 +101,9 @@ pub struct Judgement {
     pub warned: Vec<Violation>,
     /// How many rules passed.
     pub passed: usize,
+    /// Whether any rule applied to the object at all (passed, failed, warned or skipped); an
+    /// object no rule applies to is admitted because no policy applies.
+    pub applied: bool,
 }
 
 impl Judgement {
@@ -130,26 +134,46 @@ struct Report {
     results: Vec<ReportResult>,
 }
 
+/// What `kyverno apply` decided: a judgement per object, unless the engine refused a policy or a
+/// rule errored; then `problems` says which (bad input about that policy, not a verdict).
+#[derive(Debug, Clone, Default)]
+pub struct Evaluation {
+    /// One judgement per resource, also when no rule matched it.
+    pub judgements: BTreeMap<ObjectRef, Judgement>,
+    /// Policies the engine would not evaluate, and rules that errored.
+    pub problems: Vec<PolicyProblem>,
+}
+
 /// Evaluates `resources` against `policies` (exclusions already merged) with `kyverno apply`.
 ///
-/// Both are written into `workdir` (which must exist) as multi-document files. Every resource gets a
-/// judgement, also when no rule matched it.
-pub fn evaluate(
-    runner: &dyn Runner,
-    workdir: &Path,
-    policies: &[Value],
-    resources: &[Value],
-) -> Result<BTreeMap<ObjectRef, Judgement>> {
-    let policy_file = workdir.join("policies.yaml");
+/// Each policy is written into `workdir` (which must exist) as its own file, so that a file the
+/// CLI skips names its policy; the resources go into one multi-document file.
+pub fn evaluate(runner: &dyn Runner, workdir: &Path, policies: &[Value], resources: &[Value]) -> Result<Evaluation> {
+    let mut policy_files = Vec::new();
+    for (i, p) in policies.iter().enumerate() {
+        let file = workdir.join(format!("policy-{i}.yaml"));
+        write_documents(&file, std::slice::from_ref(p))?;
+        policy_files.push(file);
+    }
     let resource_file = workdir.join("resources.yaml");
-    write_documents(&policy_file, policies)?;
     write_documents(&resource_file, resources)?;
-    let cmd = apply_command(&policy_file, &resource_file);
+    let cmd = apply_command(&policy_files, &resource_file);
     let out = runner.run(&cmd, APPLY_TIMEOUT).map_err(|e| tool_error(e.to_string()))?;
+    let mut problems: Vec<PolicyProblem> = rejection::unloadable(&out.stderr)
+        .into_iter()
+        .map(|(file, message)| {
+            let index = file.trim_start_matches("policy-").trim_end_matches(".yaml").parse::<usize>().ok();
+            let policy = index.and_then(|i| policies.get(i)).and_then(policy::name).unwrap_or("?").to_string();
+            PolicyProblem { policy, pointer: None, message }
+        })
+        .collect();
+    problems.extend(rejection::skipped(&out.stdout));
+    if !problems.is_empty() {
+        return Ok(Evaluation { judgements: BTreeMap::new(), problems });
+    }
     let report = parse_report(&out)?;
     let mut judgements: BTreeMap<ObjectRef, Judgement> =
         resources.iter().map(|r| (ObjectRef::of(r), Judgement::default())).collect();
-    let mut errors = Vec::new();
     for r in report.results {
         let violation = || Violation {
             policy: r.policy.clone(),
@@ -161,23 +185,41 @@ pub fn evaluate(
             let Some(j) = judgements.get_mut(object) else {
                 continue;
             };
+            j.applied = true;
             match r.result.as_str() {
                 "pass" => j.passed += 1,
                 "fail" if enforced(policies, &r.policy, &r.rule) => j.denied.push(violation()),
                 "fail" | "warn" => j.warned.push(violation()),
-                "error" => errors.push(format!("{object}: {}/{}: {}", r.policy, r.rule, r.message)),
+                "error" => problems.push(rule_error(policies, &r, object)),
                 _ => {}
             }
         }
     }
-    if errors.is_empty() { Ok(judgements) } else { Err(tool_error(format!("rule errors: {}", errors.join("; ")))) }
+    Ok(Evaluation { judgements, problems })
 }
 
-/// The `kyverno apply` command line for one policy file and one resource file.
-pub fn apply_command(policy_file: &Path, resource_file: &Path) -> CommandLine {
-    CommandLine::new(Tool::Kyverno).args([
-        "apply".to_string(),
-        policy_file.display().to_string(),
+/// A rule that errored on `object`, located at the rule (its `autogen-` prefix removed).
+fn rule_error(policies: &[Value], r: &ReportResult, object: &ObjectRef) -> PolicyProblem {
+    let base = r.rule.strip_prefix("autogen-cronjob-").or_else(|| r.rule.strip_prefix("autogen-")).unwrap_or(&r.rule);
+    let index = policies
+        .iter()
+        .find(|p| policy::name(p) == Some(r.policy.as_str()))
+        .and_then(|p| p["spec"]["rules"].as_array()?.iter().position(|x| x["name"] == base));
+    PolicyProblem {
+        policy: r.policy.clone(),
+        pointer: index.map(|i| format!("/spec/rules/{i}")),
+        message: format!("rule `{base}` of policy `{}` errors on {object}: {}", r.policy, r.message),
+    }
+}
+
+/// The `kyverno apply` command line for the policy files and one resource file; `-v 3` makes the
+/// CLI log the policy files it skips.
+pub fn apply_command(policy_files: &[PathBuf], resource_file: &Path) -> CommandLine {
+    let mut args = vec!["apply".to_string()];
+    args.extend(policy_files.iter().map(|p| p.display().to_string()));
+    CommandLine::new(Tool::Kyverno).args(args).args([
+        "-v".to_string(),
+        "3".to_string(),
         "--resource".to_string(),
         resource_file.display().to_string(),
         "--policy-report".to_string(),
@@ -203,17 +245,14 @@ fn write_documents(path: &Path, docs: &[Value]) -> Result<()> {
 }
 
 /// Reads the report out of the CLI's output. Exit status 1 with a report means "some rule failed";
-/// without a report it means the CLI itself failed. Skipped or invalid policies are an error: the
-/// verdict would silently ignore them.
+/// status 0 without one means no rule applied to anything (the CLI prints no empty report);
+/// status 1 without one means the CLI itself failed. Skipped policies are read before this.
 fn parse_report(out: &Output) -> Result<Report> {
     let stdout = out.stdout.as_str();
-    for marker in ["Policies Skipped:", "Invalid Policies:"] {
-        if let Some(i) = stdout.find(marker) {
-            let listing: String = stdout[i..].lines().take(8).collect::<Vec<_>>().join(" ");
-            return Err(tool_error(format!("the CLI did not evaluate every policy: {listing}")));
-        }
-    }
     let start = stdout.find('{');
+    if start.is_none() && out.status == Some(0) {
+        return Ok(Report { results: Vec::new() });
+    }
     let report = start.and_then(|i| serde_json::Deserializer::from_str(&stdout[i..]).into_iter::<Report>().next());
     match report {
         Some(Ok(r)) if matches!(out.status, Some(0 | 1)) => Ok(r),
@@ -221,9 +260,9 @@ fn parse_report(out: &Output) -> Result<Report> {
             let tail = |s: &str| {
                 s.lines().rev().take(10).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ")
             };
+            let status = out.status.map_or("killed by a signal".to_string(), |c| format!("exit status {c}"));
             Err(tool_error(format!(
-                "no policy report (status {:?}); stderr: {}; stdout: {}",
-                out.status,
+                "no policy report ({status}); stderr: {}; stdout: {}",
                 tail(&out.stderr),
                 tail(stdout)
             )))
@@ -321,7 +360,7 @@ mod tests {
         let runner = Canned(out, Default::default());
         let dir = std::env::temp_dir().join(format!("kyvtel-unit-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("mkdir");
-        let got = evaluate(&runner, &dir, &policies, &[pod.clone(), other.clone()]).expect("evaluate");
+        let got = evaluate(&runner, &dir, &policies, &[pod.clone(), other.clone()]).expect("evaluate").judgements;
         let written = std::fs::read_to_string(dir.join("resources.yaml")).expect("resources written");
         let _ = std::fs::remove_dir_all(&dir);
         assert!(written.starts_with("---\n{") && written.contains("\"name\": \"q\""), "{written}");
@@ -337,10 +376,12 @@ mod tests {
         assert_eq!(cmd.args[0], "apply");
         assert!(cmd.args.windows(2).any(|w| w == ["--output-format", "json"]), "{:?}", cmd.args);
         assert!(cmd.args.contains(&"--policy-report".to_string()));
+        assert!(cmd.args[1].ends_with("policy-0.yaml") && cmd.args[2].ends_with("policy-1.yaml"), "{:?}", cmd.args);
+        assert!(p.applied && q.applied);
     }
 
     #[test]
-    fn rule_errors_are_tool_errors() {
+    fn rule_errors_are_policy_problems_at_the_rule() {
         let report = json!({"results": [{"policy": "p", "rule": "r", "result": "error", "message": "boom",
             "resources": [{"kind": "Pod", "namespace": "ns", "name": "p"}]}]});
         let runner =
@@ -348,17 +389,20 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("kyvtel-unit-err-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("mkdir");
         let pod = json!({"kind": "Pod", "metadata": {"name": "p", "namespace": "ns"}});
-        let e = evaluate(&runner, &dir, &[], &[pod]).expect_err("error result");
+        let policy = json!({"metadata": {"name": "p"}, "spec": {"rules": [{"name": "q"}, {"name": "r"}]}});
+        let e = evaluate(&runner, &dir, &[policy], &[pod]).expect("evaluated");
         let _ = std::fs::remove_dir_all(&dir);
-        assert!(e.to_string().contains("boom"), "{e}");
+        assert_eq!(e.problems.len(), 1);
+        assert_eq!(e.problems[0].pointer.as_deref(), Some("/spec/rules/1"));
+        assert_eq!(e.problems[0].message, "rule `r` of policy `p` errors on Pod ns/p: boom");
     }
 
     #[test]
-    fn a_cli_failure_without_report_is_a_tool_error() {
+    fn a_cli_failure_without_report_is_a_tool_error_and_silence_is_no_result() {
         let out = Output { status: Some(1), stdout: String::new(), stderr: "Error: failed to load policies".into() };
-        let e = parse_report(&out).expect_err("no report");
-        assert!(e.to_string().contains("failed to load policies"), "{e}");
-        let out = Output { status: Some(0), stdout: "Invalid Policies:\n1. p: bad\n".into(), stderr: String::new() };
-        assert!(parse_report(&out).expect_err("invalid").to_string().contains("1. p: bad"));
+        let e = parse_report(&out).expect_err("no report").to_string();
+        assert!(e.contains("failed to load policies") && e.contains("exit status 1"), "{e}");
+        let out = Output { status: Some(0), stdout: "Warning: deprecated\n".into(), stderr: String::new() };
+        assert!(parse_report(&out).expect("no rule applied").results.is_empty());
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod inject;
 pub mod kyverno;
+pub mod rejection;
 pub mod render;
 pub mod serialize;
 
@@ -159,11 +160,32 @@ pub fn describe(judgement: &Judgement) -> String {
         .join("; ")
 }
 
+/// A policy problem as a diagnostic at the policy's file and, when known, the field.
+fn locate(loaded: &Loaded, p: &rejection::PolicyProblem) -> crate::error::Diagnostic {
+    let message = if p.message.starts_with("rule `") {
+        p.message.clone()
+    } else {
+        format!("the Kyverno engine rejects policy `{}`: {}", p.policy, p.message)
+    };
+    match loaded.policies.iter().find(|x| crate::scenario::policy::name(&x.merged) == Some(p.policy.as_str())) {
+        Some(x) => {
+            let index = &x.source.index;
+            let at = p.pointer.as_deref().and_then(|ptr| index.key(ptr).or_else(|| index.nearest(ptr)));
+            crate::error::Diagnostic::at(&x.path, at.or_else(|| index.value("")), message)
+        }
+        None => crate::error::Diagnostic::file(&loaded.path, message),
+    }
+}
+
 /// Checks one loaded scenario with the engine behind `runner`, using `workdir` for its files.
 pub fn check(loaded: &Loaded, runner: &dyn Runner, workdir: &Path) -> Result<ScenarioCheck> {
     let rendered = render::render(loaded)?;
     let objects: Vec<_> = rendered.iter().map(|r| r.object.clone()).collect();
-    let judgements = kyverno::evaluate(runner, workdir, &render::policies(loaded), &objects)?;
+    let evaluation = kyverno::evaluate(runner, workdir, &render::policies(loaded), &objects)?;
+    if !evaluation.problems.is_empty() {
+        return Err(Error::Input(evaluation.problems.iter().map(|p| locate(loaded, p)).collect()));
+    }
+    let judgements = evaluation.judgements;
     let mut checks = Vec::new();
     for r in &rendered {
         let object = ObjectRef::of(&r.object);

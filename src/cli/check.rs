@@ -48,6 +48,12 @@ pub struct Report {
 pub fn run(args: Args) -> Result<Exit> {
     let files = scenario_files(&args.scenarios)?;
     let loaded = scenario::load_all_confined(&files, &args.root.confinement())?;
+    // A field the API server would prune is dropped silently by the CLI too: check the CRD first.
+    let crds = crate::scenario::structural::CrdSchema::builtin()?;
+    let problems: Vec<Diagnostic> = loaded.iter().flat_map(|l| super::validate::check_policies(l, &crds)).collect();
+    if !problems.is_empty() {
+        return Err(Error::Input(problems));
+    }
     let bin = kyverno::locate()?;
     let scratch = workdir("kyverno-cli")?;
     let runner = DuctRunner::new(&scratch).with_program(Tool::Kyverno, bin.clone());
@@ -157,7 +163,9 @@ pub fn table(report: &Report) -> String {
             .iter()
             .map(|o| {
                 let what = format!("{}{}: {}", o.role.label(), if o.model { " (model)" } else { "" }, o.object);
-                let verdict = if o.admitted {
+                let verdict = if o.admitted && !o.judgement.applied {
+                    "admitted: no policy applies".to_string()
+                } else if o.admitted {
                     "admitted".to_string()
                 } else {
                     format!("denied by {}", check::describe(&o.judgement))
