@@ -181,3 +181,44 @@ fn a_file_that_cannot_be_written_is_skipped_and_the_index_still_written() {
     assert!(skipped[0]["reason"].as_str().unwrap().starts_with("could not be written: "), "{skipped:?}");
     assert!(dir.join("pod.yaml").is_dir(), "the directory in the way is left alone");
 }
+
+/// `text` redacted: none of `secrets` is left, and [`REDACTED`] is there instead.
+fn assert_redacted(text: &str, secrets: &[&str]) -> String {
+    let out = redact(text);
+    for s in secrets {
+        assert!(!out.contains(s), "{s:?} survived in {out:?}");
+    }
+    assert!(out.contains(REDACTED), "{out:?}");
+    assert_eq!(redact(&out), out, "redaction is idempotent");
+    out
+}
+
+#[rstest]
+#[case::basic("Authorization: Basic dXNlcjpodW50ZXIy\n", "dXNlcjpodW50ZXIy")]
+#[case::basic_lower("authorization: basic dXNlcjpodW50ZXIy", "dXNlcjpodW50ZXIy")]
+#[case::token_scheme("Authorization: token 0123456789abcdef0123", "0123456789abcdef0123")]
+#[case::digest(
+    r#"Authorization: Digest username="kyvtel", realm="r", nonce="dcd98b7102dd2f0e", response="6629fae49393a05397450978507c4ef1""#,
+    "6629fae49393a05397450978507c4ef1"
+)]
+#[case::negotiate("Authorization: Negotiate YIIGhgYGKwYBBQUCoIIGejCCBnag", "YIIGhgYGKwYBBQUCoIIGejCCBnag")]
+#[case::no_scheme("Authorization: s3cr3t-opaque-value", "s3cr3t-opaque-value")]
+#[case::proxy("Proxy-Authorization: Basic cHJveHk6cGFzcw==\r\n", "cHJveHk6cGFzcw")]
+#[case::curl_flag("curl -H 'Authorization: ApiKey abcd1234efgh' https://x", "abcd1234efgh")]
+#[case::json_header(r#"{"headers":{"Authorization":"Basic dXNlcjpodW50ZXIy"}}"#, "dXNlcjpodW50ZXIy")]
+#[case::go_header_map("req headers map[Authorization:[Basic dXNlcjpodW50ZXIy] Accept:[*/*]]", "dXNlcjpodW50ZXIy")]
+#[case::bearer_still("authorization: bearer abc.DEF-123_x", "abc.DEF-123_x")]
+fn authorization_headers_of_every_scheme(#[case] input: &str, #[case] secret: &str) {
+    assert_redacted(input, &[secret]);
+}
+
+#[test]
+fn authorization_keeps_the_scheme_and_the_rest_of_the_text() {
+    assert_eq!(redact("Authorization: Basic dXNlcjpodW50ZXIy\nnext"), "Authorization: Basic REDACTED\nnext");
+    assert_eq!(
+        redact(r#"{"Authorization":"token abc123def","Accept":"*/*"}"#),
+        r#"{"Authorization":"token REDACTED","Accept":"*/*"}"#
+    );
+    let rbac = r#"clusterroles.rbac.authorization.k8s.io "view" not found; authorization mode Node,RBAC"#;
+    assert_eq!(redact(rbac), rbac);
+}
