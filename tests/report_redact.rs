@@ -222,3 +222,64 @@ fn authorization_keeps_the_scheme_and_the_rest_of_the_text() {
     let rbac = r#"clusterroles.rbac.authorization.k8s.io "view" not found; authorization mode Node,RBAC"#;
     assert_eq!(redact(rbac), rbac);
 }
+
+/// `prefix` followed by `n` characters of a random-looking mix of letters and digits.
+fn token(prefix: &str, n: usize) -> String {
+    let alphabet = "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5cD7eF9gH2iK4";
+    let body: String = alphabet.chars().cycle().take(n).collect();
+    format!("{prefix}{body}")
+}
+
+#[rstest]
+#[case::github_classic("ghp_", 36)]
+#[case::github_oauth("gho_", 36)]
+#[case::github_user_to_server("ghu_", 36)]
+#[case::github_server_to_server("ghs_", 36)]
+#[case::github_refresh("ghr_", 36)]
+#[case::github_fine_grained("github_pat_11ABCDEFG0_", 59)]
+#[case::gitlab("glpat-", 20)]
+#[case::slack_bot("xoxb-123456789012-", 24)]
+#[case::slack_user("xoxp-123456789012-", 24)]
+#[case::aws_access_key_id("AKIA", 0)]
+#[case::openai_style("sk-", 48)]
+#[case::openai_project("sk-proj-", 48)]
+#[case::google_api_key("AIza", 35)]
+#[case::npm("npm_", 36)]
+#[case::docker_hub("dckr_pat_", 27)]
+#[case::stripe("sk_live_", 24)]
+fn well_known_token_formats(#[case] prefix: &str, #[case] n: usize) {
+    let secret = if prefix == "AKIA" { "AKIAIOSFODNN7EXAMPLE".to_string() } else { token(prefix, n) };
+    for text in [
+        format!("cloning with {secret} failed"),
+        format!("url: https://x-access:{secret}@github.com/o/r.git\n"),
+        format!(r#"{{"note":"{secret}"}}"#),
+        format!("{secret}\n"),
+    ] {
+        assert_redacted(&text, &[&secret]);
+    }
+}
+
+#[rstest]
+#[case::rs256("eyJhbGciOiJSUzI1NiIsImtpZCI6IngifQ.eyJzdWIiOiJzeXN0ZW06c2EifQ.c2lnbmF0dXJlLWJ5dGVz")]
+#[case::typ_first("eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJrIn0.dBjftJeZ4CVPmB92K27uhbUJU1p1r_wW1gFWFOEjXk")]
+#[case::unsigned("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.")]
+fn jwts_anywhere(#[case] jwt: &str) {
+    let body = jwt.split('.').nth(1).unwrap();
+    assert_redacted(&format!("id-token in log line ({jwt}) end"), &[body]);
+    assert_redacted(&format!("x={jwt}&y=1"), &[body]);
+}
+
+#[test]
+fn token_lookalikes_are_kept() {
+    for text in [
+        "disk-pressure-threshold-exceeded-on-node",
+        "task-runner-kyverno-admission-controller",
+        "sk-kyverno-admission-controller-abcdefgh",
+        "ghp_short",
+        "the AKIA prefix alone",
+        "xoxb-",
+        "glpat-short",
+    ] {
+        assert_eq!(redact(text), text);
+    }
+}
