@@ -283,3 +283,75 @@ fn token_lookalikes_are_kept() {
         assert_eq!(redact(text), text);
     }
 }
+
+#[rstest]
+// YAML, any case and quoting of the key.
+#[case::yaml_upper("TOKEN: s3cr3t-value\n")]
+#[case::yaml_title("Token: s3cr3t-value\n")]
+#[case::yaml_api_key_snake("api_key: s3cr3t-value\n")]
+#[case::yaml_api_key_upper_kebab("API-KEY: s3cr3t-value\n")]
+#[case::yaml_api_key_camel("  apiKey: s3cr3t-value\n")]
+#[case::yaml_x_api_key("x-api-key: s3cr3t-value\n")]
+#[case::yaml_client_secret_pascal("ClientSecret: s3cr3t-value\n")]
+#[case::yaml_client_secret_snake("client_secret: s3cr3t-value\n")]
+#[case::yaml_client_secret_kebab("    client-secret: s3cr3t-value\n")]
+#[case::yaml_secret("secret: s3cr3t-value\n")]
+#[case::yaml_single_quoted_key("'password': 's3cr3t-value'\n")]
+#[case::yaml_double_quoted_key("\"password\": \"s3cr3t value\"\n")]
+#[case::yaml_quoted_value("password: \"s3cr3t value with spaces\"\n")]
+#[case::yaml_access_token("accessToken: s3cr3t-value\n")]
+#[case::yaml_secret_access_key("aws_secret_access_key: s3cr3t-value\n")]
+#[case::yaml_private_key("privateKey: s3cr3t-value\n")]
+#[case::yaml_passphrase("passphrase: s3cr3t-value\n")]
+#[case::yaml_credentials("credentials: s3cr3t-value\n")]
+// JSON, also escaped inside another JSON string.
+#[case::json_upper(r#"{"TOKEN":"s3cr3t-value"}"#)]
+#[case::json_api_key(r#"{"apiKey": "s3cr3t-value", "x": 1}"#)]
+#[case::json_client_secret(r#"{"client_secret":"s3cr3t-value"}"#)]
+#[case::json_password_spaces(r#"{"Password" : "s3cr3t value"}"#)]
+#[case::json_escaped(r#"{"msg":"applied {\"password\":\"s3cr3t-value\"}"}"#)]
+#[case::python_repr("{'password': 's3cr3t-value', 'user': 'u'}")]
+// env files and shells.
+#[case::env_export("export GITHUB_TOKEN=s3cr3t-value\n")]
+#[case::env_db_password("DB_PASSWORD=s3cr3t-value\n")]
+#[case::env_quoted("DB_PASSWORD='s3cr3t value'\n")]
+#[case::env_double_quoted("API_KEY=\"s3cr3t value\"\n")]
+#[case::env_client_secret("OIDC_CLIENT_SECRET=s3cr3t-value")]
+// key=value in logs, flags.
+#[case::kv_in_log("level=info msg=login password=s3cr3t-value user=u")]
+#[case::kv_go_struct("{User:u Password:s3cr3t-value}")]
+#[case::kv_url_query("GET /cb?code=1&access_token=s3cr3t-value&x=1")]
+#[case::flag_equals("helm install --password=s3cr3t-value x")]
+#[case::flag_space("docker login --password s3cr3t-value reg")]
+#[case::flag_token_space("kubectl --token s3cr3t-value get pods")]
+#[case::flag_quoted("kubectl --token='s3cr3t value' get pods")]
+#[case::header("X-Api-Key: s3cr3t-value\r\n")]
+#[case::toml("token = \"s3cr3t-value\"\n")]
+fn secret_keys_in_any_case_quoting_and_form(#[case] input: &str) {
+    assert_redacted(input, &["s3cr3t"]);
+}
+
+#[test]
+fn keys_that_only_look_like_secrets_are_kept() {
+    let text = "serviceAccountName: default\n\
+                tokenExpirationSeconds: 3600\n\
+                automountServiceAccountToken: false\n\
+                secretName: kyverno-svc.kyverno.svc.kyverno-tls-pair\n\
+                secretRef:\n  name: x\n\
+                - key: app\n  operator: In\n\
+                expirationSeconds: 3600\n\
+                tokenFile: /var/run/secrets/tokens/t\n\
+                PWD=/work\n\
+                passwordless sudo: ok\n\
+                the token was refreshed; password rotation is due\n\
+                imagePullSecrets:\n- name: regcred\n";
+    assert_eq!(redact(text), text);
+}
+
+#[test]
+fn a_secret_key_keeps_its_quoting_and_layout() {
+    assert_eq!(redact("  Token: abc # comment\nnext: 1\n"), "  Token: REDACTED\nnext: 1\n");
+    assert_eq!(redact(r#"{"apiKey":"abc","n":1}"#), r#"{"apiKey":"REDACTED","n":1}"#);
+    assert_eq!(redact("export GITHUB_TOKEN=abc; echo ok"), "export GITHUB_TOKEN=REDACTED; echo ok");
+    assert_eq!(redact("--token abc get pods"), "--token REDACTED get pods");
+}
