@@ -355,3 +355,28 @@ fn a_secret_key_keeps_its_quoting_and_layout() {
     assert_eq!(redact("export GITHUB_TOKEN=abc; echo ok"), "export GITHUB_TOKEN=REDACTED; echo ok");
     assert_eq!(redact("--token abc get pods"), "--token REDACTED get pods");
 }
+
+#[rstest]
+#[case::cut_at_the_end("key:\n-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA0Z3VS5JJcds3\nxfn/ygWyF8PbnGy0AHB7")]
+#[case::cut_then_prose(
+    "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEF\nAASCBKcwggSjAgEAAoIBAQ\n\nerror: unexpected EOF\n"
+)]
+#[case::encrypted_headers(
+    "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,3F17F5316E2BAC89\n\nMIIEowIBAAKCAQEA0Z3VS5JJcds3"
+)]
+#[case::escaped_in_json(r#"{"key":"-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBkg4LVWM9nuwNSk3yBy\nAwEHoUQDQgAE"#)]
+#[case::indented_block_scalar("  tls.key: |\n    -----BEGIN PRIVATE KEY-----\n    MIIEvQIBADANBgkqhkiG9w0B\n    AASCBKcwggSjAgEAAoIB")]
+#[case::one_line("-----BEGIN OPENSSH PRIVATE KEY-----b3BlbnNzaC1rZXktdjEAAAAABG5vbmU")]
+fn pem_blocks_cut_before_their_end(#[case] input: &str) {
+    let out = assert_redacted(input, &["MIIE", "MHcC", "AASC", "b3Bl", "DEK-Info", "AwEH", "xfn"]);
+    assert!(out.contains("-----BEGIN"), "the marker stays, to say what was there: {out}");
+}
+
+#[test]
+fn a_cut_pem_block_leaves_what_follows_it() {
+    let out = redact("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEF\n\nerror: unexpected EOF\n");
+    assert!(out.ends_with("\nerror: unexpected EOF\n"), "{out}");
+    let two = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\nmiddle\n-----BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----";
+    let out = redact(two);
+    assert!(out.contains("\nmiddle\n") && !out.contains("AAAA") && !out.contains("BBBB"), "{out}");
+}
