@@ -380,3 +380,77 @@ fn a_cut_pem_block_leaves_what_follows_it() {
     let out = redact(two);
     assert!(out.contains("\nmiddle\n") && !out.contains("AAAA") && !out.contains("BBBB"), "{out}");
 }
+
+const SECRET_YAML: &str = "apiVersion: v1
+kind: Secret
+metadata:
+  name: kyverno-svc.kyverno.svc.kyverno-tls-pair
+  namespace: kyverno
+type: kubernetes.io/tls
+data:
+  tls.crt: TFMwdExTMUNSVWRKVGlCRFJWSlVTVVpKUTBGVVJTMHRMUzB0
+  tls.key: UzBWWkxVMUJWRVZTU1VGTUxXOW1MWFJvWlMxclpYaz0=
+  ca.crt: Q0EtQ0VSVC1CT0RZ
+  .dockerconfigjson: eyJhdXRocyI6eyJyZWciOnt9fX0=
+stringData:
+  config.yaml: |
+    endpoint: https://vault
+    role: app-role-material
+  notes: plain-string-data
+  multi: >-
+    folded-secret-line-one
+    folded-secret-line-two
+";
+
+#[test]
+fn secret_manifest_in_yaml_redacts_every_value_under_data_and_string_data() {
+    let out = assert_redacted(
+        SECRET_YAML,
+        &[
+            "TFMwdExTMUNSVWRK",
+            "UzBWWkxVMUJWRVZT",
+            "Q0EtQ0VSVC1CT0RZ",
+            "eyJhdXRocyI6",
+            "https://vault",
+            "app-role-material",
+            "plain-string-data",
+            "folded-secret-line",
+        ],
+    );
+    for kept in ["name: kyverno-svc.kyverno.svc.kyverno-tls-pair", "type: kubernetes.io/tls", "  tls.key: ", "  ca.crt: "] {
+        assert!(out.contains(kept), "{kept:?} lost in {out}");
+    }
+}
+
+#[test]
+fn secret_list_items_in_yaml() {
+    let list = "apiVersion: v1\nitems:\n- apiVersion: v1\n  data:\n    password: aHVudGVyMg==\n    username: YWRtaW4=\n  kind: Secret\n  metadata:\n    name: db\nkind: List\n";
+    let out = assert_redacted(list, &["aHVudGVyMg", "YWRtaW4"]);
+    assert!(out.contains("    name: db\n"), "{out}");
+}
+
+#[rstest]
+#[case::json_pretty(
+    "{\n  \"apiVersion\": \"v1\",\n  \"data\": {\n    \"tls.key\": \"UzBWWkxVMUJWRVZT\",\n    \"ca.crt\": \"Q0EtQ0VSVC1CT0RZ\"\n  },\n  \"kind\": \"Secret\",\n  \"metadata\": {\"name\": \"x\"}\n}"
+)]
+#[case::json_compact(
+    r#"{"kind":"Secret","stringData":{"config.yaml":"endpoint: https://vault\nrole: Q0EtQ0VSVC1CT0RZ","x":"UzBWWkxVMUJWRVZT"}}"#
+)]
+#[case::last_applied_escaped(
+    r#"{"annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{\"apiVersion\":\"v1\",\"data\":{\"tls.key\":\"UzBWWkxVMUJWRVZT\",\"ca.crt\":\"Q0EtQ0VSVC1CT0RZ\"},\"kind\":\"Secret\"}\n"}}"#
+)]
+#[case::last_applied_in_yaml(
+    "metadata:\n  annotations:\n    kubectl.kubernetes.io/last-applied-configuration: |\n      {\"apiVersion\":\"v1\",\"data\":{\"tls.key\":\"UzBWWkxVMUJWRVZT\",\"ca.crt\":\"Q0EtQ0VSVC1CT0RZ\"},\"kind\":\"Secret\"}\n"
+)]
+fn secret_manifest_in_json(#[case] input: &str) {
+    let out = assert_redacted(input, &["UzBWWkxVMUJWRVZT", "Q0EtQ0VSVC1CT0RZ", "https://vault"]);
+    assert!(out.contains("tls.key") || out.contains("config.yaml"), "keys stay: {out}");
+}
+
+#[test]
+fn config_map_data_is_kept() {
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kyverno\ndata:\n  resourceFilters: '[Event,*,*]'\n  webhooks: '[]'\n";
+    assert_eq!(redact(cm), cm);
+    let json = r#"{"kind":"ConfigMap","data":{"resourceFilters":"[Event,*,*]"}}"#;
+    assert_eq!(redact(json), json);
+}
