@@ -454,3 +454,22 @@ fn config_map_data_is_kept() {
     let json = r#"{"kind":"ConfigMap","data":{"resourceFilters":"[Event,*,*]"}}"#;
     assert_eq!(redact(json), json);
 }
+
+#[rstest]
+#[case::compact(r#"{"auths":{"registry.example.com":{"auth":"dXNlcjpodW50ZXIy","identitytoken":"idt-s3cr3t"}}}"#)]
+#[case::pretty(
+    "{\n\t\"auths\": {\n\t\t\"ghcr.io\": {\n\t\t\t\"auth\": \"dXNlcjpodW50ZXIy\",\n\t\t\t\"email\": \"a@b.c\"\n\t\t},\n\t\t\"reg\": {\n\t\t\t\"identitytoken\": \"idt-s3cr3t\",\n\t\t\t\"registrytoken\": \"idt-s3cr3t-2\"\n\t\t}\n\t},\n\t\"credsStore\": \"desktop\"\n}"
+)]
+#[case::username_password(r#"{"auths":{"r":{"username":"u","password":"idt-s3cr3t","auth":"dXNlcjpodW50ZXIy"}}}"#)]
+#[case::in_dockerconfigjson_yaml(".dockerconfigjson: '{\"auths\":{\"r\":{\"auth\":\"dXNlcjpodW50ZXIy\"}}}'\n")]
+#[case::escaped(r#""{\"auths\":{\"r\":{\"auth\":\"dXNlcjpodW50ZXIy\",\"identitytoken\":\"idt-s3cr3t\"}}}""#)]
+fn docker_config_auth_fields(#[case] input: &str) {
+    let out = assert_redacted(input, &["dXNlcjpodW50ZXIy", "idt-s3cr3t"]);
+    assert!(out.contains("auths"), "{out}");
+}
+
+#[test]
+fn docker_config_keeps_registries_and_helpers() {
+    let cfg = r#"{"auths":{"ghcr.io":{}},"credHelpers":{"gcr.io":"gcloud"},"credsStore":"desktop"}"#;
+    assert_eq!(redact(cfg), cfg);
+}
