@@ -473,3 +473,77 @@ fn docker_config_keeps_registries_and_helpers() {
     let cfg = r#"{"auths":{"ghcr.io":{}},"credHelpers":{"gcr.io":"gcloud"},"credsStore":"desktop"}"#;
     assert_eq!(redact(cfg), cfg);
 }
+
+const KUBECONFIG: &str = "apiVersion: v1
+kind: Config
+clusters:
+- cluster:
+    certificate-authority-data: Q0EtREFUQQ==
+    server: https://127.0.0.1:6443
+  name: kind-kyvtel
+users:
+- name: basic
+  user:
+    username: admin
+    'password': \"pw-s3cr3t\"
+- name: oidc
+  user:
+    auth-provider:
+      config:
+        client-id: kyvtel
+        client-secret: cs-s3cr3t
+        id-token: idt-s3cr3t
+        refresh-token: rt-s3cr3t
+        idp-issuer-url: https://issuer
+      name: oidc
+- name: exec
+  user:
+    exec:
+      apiVersion: client.authentication.k8s.io/v1
+      command: aws
+      args: [\"eks\", \"get-token\", \"--cluster-name\", \"kyvtel\"]
+      env:
+      - name: AWS_SECRET_ACCESS_KEY
+        value: env-s3cr3t
+      - name: AWS_SESSION_TOKEN
+        value: \"env-s3cr3t-2\"
+      - name: AWS_REGION
+        value: eu-west-1
+- name: flow
+  user: {client-key-data: S0VZLURBVEE=, token: tok-s3cr3t}
+current-context: kind-kyvtel
+";
+
+#[test]
+fn kubeconfig_credentials() {
+    let out = assert_redacted(
+        KUBECONFIG,
+        &["pw-s3cr3t", "cs-s3cr3t", "idt-s3cr3t", "rt-s3cr3t", "env-s3cr3t", "S0VZLURBVEE", "tok-s3cr3t"],
+    );
+    for kept in [
+        "server: https://127.0.0.1:6443",
+        "username: admin",
+        "client-id: kyvtel",
+        "idp-issuer-url: https://issuer",
+        "- name: AWS_SECRET_ACCESS_KEY\n",
+        "value: eu-west-1",
+        "\"get-token\"",
+        "current-context: kind-kyvtel",
+    ] {
+        assert!(out.contains(kept), "{kept:?} lost in {out}");
+    }
+}
+
+#[test]
+fn kubeconfig_as_json() {
+    let json = r#"{"users":[{"name":"u","user":{"client-key-data":"S0VZLURBVEE=","token":"tok-s3cr3t","password":"pw-s3cr3t","exec":{"env":[{"name":"GITHUB_TOKEN","value":"env-s3cr3t"}]},"auth-provider":{"config":{"id-token":"idt-s3cr3t","refresh-token":"rt-s3cr3t"}}}}]}"#;
+    let out = assert_redacted(json, &["S0VZLURBVEE", "tok-s3cr3t", "pw-s3cr3t", "env-s3cr3t", "idt-s3cr3t", "rt-s3cr3t"]);
+    assert!(out.contains(r#""name":"GITHUB_TOKEN""#), "{out}");
+}
+
+#[test]
+fn pod_env_values_named_like_secrets() {
+    let pod = "env:\n- name: DB_PASSWORD\n  value: env-s3cr3t\n- name: LOG_LEVEL\n  value: debug\n";
+    let out = assert_redacted(pod, &["env-s3cr3t"]);
+    assert!(out.contains("value: debug"), "{out}");
+}
