@@ -547,3 +547,94 @@ fn pod_env_values_named_like_secrets() {
     let out = assert_redacted(pod, &["env-s3cr3t"]);
     assert!(out.contains("value: debug"), "{out}");
 }
+
+mod properties {
+    use kyvtel::report::redact::redact;
+    use proptest::prelude::*;
+
+    /// Where a secret `{v}` is put, in every form the redactor covers.
+    const FORMS: &[&str] = &[
+        "\npassword: {v}\n",
+        "\n  'Token': \"{v}\"\n",
+        " Token={v} ",
+        " {\"apiKey\":\"{v}\"} ",
+        " --token {v} ",
+        " --client-secret={v} ",
+        "\nexport GITHUB_TOKEN={v}\n",
+        "\nDB_PASSWORD='{v}'\n",
+        "\nAuthorization: Basic {v}\n",
+        "\nProxy-Authorization: Digest response=\"{v}\"\n",
+        " Bearer {v} ",
+        " ghp_{v} ",
+        " github_pat_{v} ",
+        " glpat-{v} ",
+        " eyJhbGciOiJSUzI1NiJ9.{v}.{v} ",
+        "\n-----BEGIN PRIVATE KEY-----\n{v}\n",
+        "\n-----BEGIN CERTIFICATE-----\n{v}\n-----END CERTIFICATE-----\n",
+        "\nkind: Secret\ndata:\n  tls.key: {v}\n",
+        "\nstringData:\n  ca.crt: |\n    {v}\n",
+        " {\"kind\":\"Secret\",\"data\":{\"tls.key\":\"{v}\"}} ",
+        " {\"auths\":{\"r\":{\"auth\":\"{v}\"}}} ",
+        "\nusers:\n- user:\n    client-key-data: {v}\n",
+        "\n- name: AWS_SECRET_ACCESS_KEY\n  value: {v}\n",
+    ];
+
+    /// A random-looking secret: letters and digits, never found in `REDACTED`.
+    fn secret() -> impl Strategy<Value = String> {
+        let chars: Vec<char> = ('a'..='z').chain('A'..='Z').chain('0'..='9').collect();
+        prop::collection::vec(prop::sample::select(chars), 36..48)
+            .prop_map(|cs| format!("S3c{}9", cs.into_iter().collect::<String>()))
+    }
+
+    /// Text around a secret: anything, or lines that look like logs and manifests.
+    fn filler() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            prop::collection::vec(
+                prop::sample::select(vec![
+                    "level=info msg=ok",
+                    "metadata:",
+                    "  name: app",
+                    "tokenExpirationSeconds: 3600",
+                    "data:",
+                    "{\"kind\":\"Pod\"}",
+                    "-----BEGIN",
+                    "\"",
+                    "'",
+                    "\\n",
+                    "---",
+                    "",
+                ]),
+                0..6
+            )
+            .prop_map(|l| l.join("\n")),
+        ]
+    }
+
+    fn config() -> ProptestConfig {
+        ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() }
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn any_text_is_redacted_without_panic_and_idempotently(text in any::<String>()) {
+            let once = redact(&text);
+            prop_assert_eq!(redact(&once), once);
+        }
+
+        #[test]
+        fn an_inserted_secret_never_survives(
+            before in filler(),
+            form in prop::sample::select(FORMS),
+            v in secret(),
+            after in filler(),
+        ) {
+            let text = format!("{before}{}{after}", form.replace("{v}", &v));
+            let once = redact(&text);
+            prop_assert!(!once.contains(&v), "{:?} survived in {:?}", v, once);
+            prop_assert_eq!(redact(&once), once);
+        }
+    }
+}
