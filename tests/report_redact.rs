@@ -638,3 +638,56 @@ mod properties {
         }
     }
 }
+
+/// A deflated zip of `files` (name, contents).
+fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for (name, contents) in files {
+        w.start_file(*name, opts).unwrap();
+        w.write_all(contents).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+#[test]
+fn the_index_says_redacted_only_for_what_went_through_the_redactor() {
+    let ghp = "ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5";
+    let mut bundle = fresh_bundle("index-truth");
+    let zip = zip_of(&[
+        (&format!("logs/{ghp}/connector.log"), b"token: abc\n"),
+        (&format!("{JWT}.bin"), b"\xff\0"),
+        ("../up.log", b"x"),
+    ]);
+    bundle.add_zip("telepresence-gather-logs", "gather-logs", &zip).unwrap();
+    bundle.add(&format!("creds-{JWT}.txt"), "named after a token", b"ok").unwrap();
+    bundle.skip(&format!("pod-{ghp}.yaml"), "not collected", 0, "the pod was gone");
+    let dir = bundle.finish().unwrap();
+
+    let index = index_of(&dir);
+    let text = serde_json::to_string(&index).unwrap();
+    assert!(!text.contains(ghp) && !text.contains("c2lnbmF0dXJl"), "a name in the index holds a token: {text}");
+    let files = index["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2, "{text}");
+    for f in files {
+        assert_eq!(f["redacted"], true, "{f}");
+    }
+    for s in index["skipped"].as_array().unwrap() {
+        assert_ne!(s["redacted"], true, "nothing of a skipped entry was written: {s}");
+    }
+    // Every file in the bundle is listed, under the name it has on disk, and none is named after a token.
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n != "index.json")
+        .collect();
+    on_disk.sort();
+    let mut listed: Vec<String> = files.iter().map(|f| f["name"].as_str().unwrap().to_string()).collect();
+    listed.sort();
+    assert_eq!(on_disk, listed);
+    for name in &on_disk {
+        assert!(!name.contains(ghp) && !name.contains("c2lnbmF0dXJl"), "{name}");
+        assert_eq!(redact(&std::fs::read_to_string(dir.join(name)).unwrap()), std::fs::read_to_string(dir.join(name)).unwrap());
+    }
+}
