@@ -119,3 +119,59 @@ fn missing_program_is_not_found() {
     let err = r.run(&CommandLine::new(Tool::Kyverno).args(["version"]), Duration::from_secs(5)).unwrap_err();
     assert!(matches!(err, RunError::NotFound("kyverno")), "{err}");
 }
+
+const JWT: &str = "eyJhbGciOiJSUzI1NiIsImtpZCI6IngifQ.eyJzdWIiOiJzeXN0ZW06c2EifQ.c2lnbmF0dXJlLWJ5dGVz";
+
+/// The tool's stderr reaches the console in `error: ...`, redacted as the report files are.
+#[test]
+fn a_failing_tools_stderr_is_redacted_on_the_console() {
+    let dir = scratch("console");
+    let kyverno = dir.join("bin/kyverno");
+    std::fs::write(
+        &kyverno,
+        format!(
+            "#!/bin/sh\necho 'Error: fetching policies: Authorization: Bearer {JWT}' >&2\n\
+             echo 'retry with token: s3cr3t-console-value' >&2\nexit 1\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&kyverno, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = assert_cmd::Command::cargo_bin("kyvtel")
+        .unwrap()
+        .args(["check", "scenarios/documented-recipe.yaml"])
+        .env("KYVERNO_BIN", &kyverno)
+        .env("TMPDIR", &dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("error: kyverno failed during check"), "{stderr}");
+    assert!(stderr.contains("REDACTED"), "{stderr}");
+    for secret in ["c2lnbmF0dXJl", "eyJzdWIi", "s3cr3t-console-value"] {
+        assert!(!stderr.contains(secret), "{secret} reached the console: {stderr}");
+    }
+}
+
+/// Everything printed to stderr goes through the redacting console (`kyvtel::report::console`).
+#[test]
+fn nothing_prints_to_stderr_around_the_redacting_console() {
+    let mut stack = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+    let mut offenders = Vec::new();
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("report/console.rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (i, line) in text.lines().enumerate() {
+                    let code = line.split("//").next().unwrap_or_default();
+                    if code.contains("eprintln!(") || code.contains("eprint!(") {
+                        offenders.push(format!("{}:{}: {}", path.display(), i + 1, line.trim()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "print through kyvtel::report::console instead:\n{}", offenders.join("\n"));
+}
