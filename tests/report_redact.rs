@@ -365,7 +365,9 @@ fn a_secret_key_keeps_its_quoting_and_layout() {
     "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,3F17F5316E2BAC89\n\nMIIEowIBAAKCAQEA0Z3VS5JJcds3"
 )]
 #[case::escaped_in_json(r#"{"key":"-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBkg4LVWM9nuwNSk3yBy\nAwEHoUQDQgAE"#)]
-#[case::indented_block_scalar("  tls.key: |\n    -----BEGIN PRIVATE KEY-----\n    MIIEvQIBADANBgkqhkiG9w0B\n    AASCBKcwggSjAgEAAoIB")]
+#[case::indented_block_scalar(
+    "  tls.key: |\n    -----BEGIN PRIVATE KEY-----\n    MIIEvQIBADANBgkqhkiG9w0B\n    AASCBKcwggSjAgEAAoIB"
+)]
 #[case::one_line("-----BEGIN OPENSSH PRIVATE KEY-----b3BlbnNzaC1rZXktdjEAAAAABG5vbmU")]
 fn pem_blocks_cut_before_their_end(#[case] input: &str) {
     let out = assert_redacted(input, &["MIIE", "MHcC", "AASC", "b3Bl", "DEK-Info", "AwEH", "xfn"]);
@@ -417,7 +419,9 @@ fn secret_manifest_in_yaml_redacts_every_value_under_data_and_string_data() {
             "folded-secret-line",
         ],
     );
-    for kept in ["name: kyverno-svc.kyverno.svc.kyverno-tls-pair", "type: kubernetes.io/tls", "  tls.key: ", "  ca.crt: "] {
+    for kept in
+        ["name: kyverno-svc.kyverno.svc.kyverno-tls-pair", "type: kubernetes.io/tls", "  tls.key: ", "  ca.crt: "]
+    {
         assert!(out.contains(kept), "{kept:?} lost in {out}");
     }
 }
@@ -537,7 +541,8 @@ fn kubeconfig_credentials() {
 #[test]
 fn kubeconfig_as_json() {
     let json = r#"{"users":[{"name":"u","user":{"client-key-data":"S0VZLURBVEE=","token":"tok-s3cr3t","password":"pw-s3cr3t","exec":{"env":[{"name":"GITHUB_TOKEN","value":"env-s3cr3t"}]},"auth-provider":{"config":{"id-token":"idt-s3cr3t","refresh-token":"rt-s3cr3t"}}}}]}"#;
-    let out = assert_redacted(json, &["S0VZLURBVEE", "tok-s3cr3t", "pw-s3cr3t", "env-s3cr3t", "idt-s3cr3t", "rt-s3cr3t"]);
+    let out =
+        assert_redacted(json, &["S0VZLURBVEE", "tok-s3cr3t", "pw-s3cr3t", "env-s3cr3t", "idt-s3cr3t", "rt-s3cr3t"]);
     assert!(out.contains(r#""name":"GITHUB_TOKEN""#), "{out}");
 }
 
@@ -577,6 +582,70 @@ mod properties {
         " {\"auths\":{\"r\":{\"auth\":\"{v}\"}}} ",
         "\nusers:\n- user:\n    client-key-data: {v}\n",
         "\n- name: AWS_SECRET_ACCESS_KEY\n  value: {v}\n",
+    ];
+
+    /// Pieces of what the redactor looks for, to be put together at random.
+    const SYNTAX: &[&str] = &[
+        "\n",
+        "\r\n",
+        " ",
+        "  ",
+        "\t",
+        ":",
+        ": ",
+        "=",
+        "\"",
+        "'",
+        "\\\"",
+        "\\n",
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        "-",
+        "- ",
+        "|",
+        ">",
+        "#",
+        "token",
+        "Token",
+        "password",
+        "apiKey",
+        "auth",
+        "data",
+        "stringData",
+        "kind: Secret",
+        "\"kind\":\"Secret\"",
+        "name",
+        "value",
+        "- name: DB_PASSWORD",
+        "value: ",
+        "Authorization",
+        "Proxy-",
+        "Basic ",
+        "Bearer ",
+        "Digest ",
+        "--token",
+        "export ",
+        "-----BEGIN RSA PRIVATE KEY-----",
+        "-----END RSA PRIVATE KEY-----",
+        "-----BEGIN",
+        "-----",
+        "Proc-Type: 4",
+        "MIIEow",
+        "abc",
+        "x.y",
+        "REDACTED",
+        "ghp_",
+        "eyJhbGciOiJSUzI1NiJ9",
+        ".",
+        "AKIA",
+        "sk-",
+        "false",
+        "---",
+        "\u{e9}",
+        "\u{1f600}",
     ];
 
     /// A random-looking secret: letters and digits, never found in `REDACTED`.
@@ -622,6 +691,15 @@ mod properties {
         fn any_text_is_redacted_without_panic_and_idempotently(text in any::<String>()) {
             let once = redact(&text);
             prop_assert_eq!(redact(&once), once);
+        }
+
+        #[test]
+        fn text_made_of_the_redactors_own_syntax_is_redacted_idempotently(
+            parts in prop::collection::vec(prop::sample::select(SYNTAX), 0..40)
+        ) {
+            let text = parts.concat();
+            let once = redact(&text);
+            prop_assert_eq!(redact(&once), once, "{:?}", text);
         }
 
         #[test]
@@ -688,6 +766,39 @@ fn the_index_says_redacted_only_for_what_went_through_the_redactor() {
     assert_eq!(on_disk, listed);
     for name in &on_disk {
         assert!(!name.contains(ghp) && !name.contains("c2lnbmF0dXJl"), "{name}");
-        assert_eq!(redact(&std::fs::read_to_string(dir.join(name)).unwrap()), std::fs::read_to_string(dir.join(name)).unwrap());
+        assert_eq!(
+            redact(&std::fs::read_to_string(dir.join(name)).unwrap()),
+            std::fs::read_to_string(dir.join(name)).unwrap()
+        );
+    }
+}
+
+/// Inputs built to make a backtracking or quadratic redactor crawl: 100 kB of one piece each. A
+/// quadratic pass takes minutes here; the linear one well under a second (in a release build).
+#[test]
+fn large_adversarial_inputs_take_linear_time() {
+    for piece in [
+        "a=",
+        "token=",
+        "\"a\":\"",
+        "\"token\":\"",
+        "--token ",
+        "Authorization: ",
+        "-----BEGIN A-----\n",
+        "-----BEGIN A-----",
+        "data:\n ",
+        "\\\"data\\\":{",
+        "- name: TOKEN\n",
+        "a: |\n",
+        "ghp_",
+        "eyJaaaaaaa.",
+        "LS0tLS1CRUdJTi",
+        "\"kind\":\"Secret\",\"data\":{",
+    ] {
+        let text = piece.repeat(100_000 / piece.len());
+        let started = std::time::Instant::now();
+        let _ = redact(&text);
+        let took = started.elapsed();
+        assert!(took < std::time::Duration::from_secs(10), "{piece:?}: {took:?}");
     }
 }
