@@ -2,9 +2,10 @@
 //! (events, pod YAML, logs, `telepresence gather-logs`, `kind export logs`) and an `index.json`
 //! listing them.
 //!
-//! Everything written is text that went through [`redact`]. Content that cannot be redacted
-//! (not UTF-8) is never written: `index.json` lists it under `skipped`, with the reason. Archives
-//! are opened and each member is added on its own ([`Bundle::add_zip`]).
+//! Everything written is text that went through [`redact`]: the files, their names, and every
+//! string in `index.json`. Content that cannot be redacted (not UTF-8) is never written:
+//! `index.json` lists it under `skipped`, with the reason. Archives are opened and each member is
+//! added on its own ([`Bundle::add_zip`]).
 //!
 //! One file never spoils the bundle: a file that cannot be read or written is listed under
 //! `skipped` with the I/O error, and `index.json` is still written. Names are flattened to one
@@ -29,12 +30,14 @@ pub struct Entry {
     pub description: String,
     /// Size as written.
     pub bytes: u64,
-    /// Whether it went through redaction: always `true`, since content that cannot be redacted is
-    /// not written (see [`Skipped`]). Kept so that a reader of `index.json` need not know that.
+    /// Whether its contents, its name and its description went through [`redact`]: `true` for every
+    /// file, since only [`Bundle::add`] writes files and it redacts all three. Content that cannot be
+    /// redacted is not written, and is listed as [`Skipped`], which has no such flag.
     pub redacted: bool,
 }
 
-/// Something collected but not written, as listed under `skipped` in `index.json`.
+/// Something collected but not written, as listed under `skipped` in `index.json`. Its name,
+/// description and reason are redacted; its contents were never read into the bundle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Skipped {
     /// The file name it would have had inside the bundle directory.
@@ -80,9 +83,10 @@ pub fn bundle_dir(root: &Path, run_id: &str, scenario: &str) -> PathBuf {
 /// The flat bundle name of the file `rel` (a `/`-separated path) collected under `group`:
 /// `<group>__<rel with / as __>`, e.g. `kind-logs__kyvtel-control-plane__kubelet.log`. It is not
 /// capped at [`NAME_LIMIT`]: [`Bundle::add`] cuts a longer one and keeps it in the description.
+/// It is redacted before it is flattened, while a token in it still stands between separators.
 #[must_use]
 pub fn nested_name(group: &str, rel: &str) -> String {
-    flatten(&format!("{group}/{rel}").replace('/', "__"))
+    flatten(&redact(&format!("{group}/{rel}")).replace('/', "__"))
 }
 
 /// `name` reduced to a safe single path component (no separators, no `..`) of at most
@@ -223,11 +227,13 @@ impl Bundle {
         self.skipped.push(Skipped { name, description, bytes, reason: redact(reason) });
     }
 
-    /// Gives out the bundle name of `source`: [`safe_name`]`(source)`, or, when that is taken
-    /// already (or is `index.json`), the same with `-2`, `-3`, … before its extension. Returns it
-    /// with `description` redacted; when the name had to be cut or de-duplicated, the description
-    /// ends in ` (collected as <source>)`, so that the original name is kept.
+    /// Gives out the bundle name of `source`: [`safe_name`]`(`[`redact`]`(source))` (a file or
+    /// archive member can be named after a token), or, when that is taken already (or is
+    /// `index.json`), the same with `-2`, `-3`, … before its extension. Returns it with
+    /// `description` redacted; when the name had to be cut or de-duplicated, the description ends in
+    /// ` (collected as <source, redacted>)`, so that the original name is kept.
     fn claim(&mut self, source: &str, description: &str) -> (String, String) {
+        let source = &redact(source);
         let base = safe_name(source);
         let free = |taken: &HashSet<String>, n: &str| {
             !n.eq_ignore_ascii_case(INDEX) && !taken.contains(&n.to_ascii_lowercase())

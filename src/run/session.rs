@@ -291,12 +291,12 @@ impl Session<'_> {
         self.report.scenarios.push(report);
     }
 
-    /// Writes `text` as `name` in this run's report directory.
+    /// Writes `text`, redacted, as `name` in this run's report directory.
     fn write_report_file(&self, name: &str, text: &str) -> std::io::Result<PathBuf> {
         let dir = self.root.join(&self.run_id);
         std::fs::create_dir_all(&dir)?;
         let file = dir.join(name);
-        std::fs::write(&file, text)?;
+        std::fs::write(&file, crate::report::redact::redact(text))?;
         Ok(file)
     }
 
