@@ -32,23 +32,23 @@ fn main() -> ExitCode {
         {
             Ok(l) => l,
             Err(e) => {
-                eprintln!("error: {e}");
+                kyvtel::console_eprintln!("error: {e}");
                 return e.exit().into();
             }
         };
         if args.provider == ProviderKind::Auto {
             let (chosen, why) = kyvtel::cli::run::resolve_auto();
-            println!("{why}");
+            kyvtel::console_println!("{why}");
             args.provider = chosen;
         }
         if args.provider == ProviderKind::Local {
             // Builds need the network; the namespaces have only `lo`.
             if let Err(e) = kyvtel::run::session::local::build_for(&loaded) {
-                eprintln!("error: {e}");
+                kyvtel::console_eprintln!("error: {e}");
                 return e.exit().into();
             }
             if let Err(e) = kyvtel::provider::local::confine::enter() {
-                eprintln!("error: missing prerequisite: {e}");
+                kyvtel::console_eprintln!("error: missing prerequisite: {e}");
                 return kyvtel::Exit::Infra.into();
             }
         }
@@ -56,7 +56,7 @@ fn main() -> ExitCode {
     match kyvtel::cli::dispatch(cli) {
         Ok(exit) => exit.into(),
         Err(e) => {
-            eprintln!("error: {e}");
+            kyvtel::console_eprintln!("error: {e}");
             e.exit().into()
         }
     }

@@ -80,9 +80,12 @@ pub fn run(args: Args) -> Result<Exit> {
     };
     match args.output {
         Output::Json => {
-            println!("{}", serde_json::to_string_pretty(&report).map_err(|e| Error::infra("printing JSON", e))?)
+            crate::console_println!(
+                "{}",
+                serde_json::to_string_pretty(&report).map_err(|e| Error::infra("printing JSON", e))?
+            )
         }
-        Output::Text => print!("{}", table(&report)),
+        Output::Text => crate::console_print!("{}", table(&report)),
     }
     Ok(if report.matches { Exit::Success } else { Exit::Failed })
 }

@@ -47,8 +47,8 @@ pub fn run(args: Args) -> Result<Exit> {
     let mut findings = machine_findings();
     findings.extend(local_findings());
     match args.output {
-        Output::Text => print!("{}", doctor::render(&findings)),
-        Output::Json => println!(
+        Output::Text => crate::console_print!("{}", doctor::render(&findings)),
+        Output::Json => crate::console_println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({"ready": doctor::ready(&findings), "findings": findings}))
                 .unwrap_or_default()

@@ -51,7 +51,7 @@ pub fn run(args: &Args) -> Result<Exit> {
     }
     let (out, changed) = postrender::rewrite(&input, &r).map_err(Error::Usage)?;
     for c in changed {
-        eprintln!("kyvtel post-render: {c}");
+        crate::console_eprintln!("kyvtel post-render: {c}");
     }
     std::io::stdout().write_all(out.as_bytes()).map_err(|e| Error::infra("write the manifests", e))?;
     Ok(Exit::Success)

@@ -132,7 +132,7 @@ fn build(args: &BuildArgs) -> Result<Exit> {
     };
     let t0 = std::time::Instant::now();
     let built = crate::run::session::local::build_components(&pins, versions.into_iter())?;
-    eprintln!(
+    crate::console_eprintln!(
         "local components: {} built in {:.1}s, the rest up to date (.tools/local)",
         built.len(),
         t0.elapsed().as_secs_f64()
@@ -157,15 +157,15 @@ fn install(args: InstallArgs) -> Result<Exit> {
         let v = &done.version;
         match done.outcome {
             Outcome::Installed { path, sha256, verified_by } => {
-                println!(
+                crate::console_println!(
                     "{name} {v}: installed {} (sha256 {sha256}; verified by {})",
                     path.display(),
                     verified_by.join(", ")
                 );
             }
-            Outcome::UpToDate { path } => println!("{name} {v}: up to date ({})", path.display()),
+            Outcome::UpToDate { path } => crate::console_println!("{name} {v}: up to date ({})", path.display()),
             Outcome::OnPath { version } => {
-                println!("{name} {v}: using the one on PATH (reports {version})")
+                crate::console_println!("{name} {v}: using the one on PATH (reports {version})")
             }
         }
     }

@@ -49,7 +49,11 @@ pub fn run(args: Args) -> Result<Exit> {
         .map(|f| f.pod)
         .collect();
     for pod in chosen.iter().filter(|p| !pods::matches_selector(p, &selector)) {
-        eprintln!("note: {} does not match the workload selector of scenario `{}`", pod_label(pod), loaded.name());
+        crate::console_eprintln!(
+            "note: {} does not match the workload selector of scenario `{}`",
+            pod_label(pod),
+            loaded.name()
+        );
     }
     if chosen.is_empty() {
         let sel = selector.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("?"))).collect::<Vec<_>>();

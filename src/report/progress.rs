@@ -1,5 +1,6 @@
 //! Progress output: on a terminal, an indicatif spinner per phase with its elapsed time; on a pipe
-//! or in CI (`$CI` set), one plain line when a phase starts and one when it ends.
+//! or in CI (`$CI` set), one plain line when a phase starts and one when it ends. Every message is
+//! redacted, as the rest of the console ([`super::console`]).
 
 use std::io::{IsTerminal as _, Write};
 use std::sync::{Arc, Mutex};
@@ -7,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::redact::redact;
 use super::summary::human;
 
 /// Where plain lines go.
@@ -58,7 +60,7 @@ impl Progress {
                 let style = ProgressStyle::with_template("{spinner} {msg} {elapsed}")
                     .unwrap_or_else(|_| ProgressStyle::default_spinner());
                 bar.set_style(style);
-                bar.set_message(label.clone());
+                bar.set_message(redact(&label));
                 bar.enable_steady_tick(Duration::from_millis(120));
                 Some(bar)
             }
@@ -71,9 +73,10 @@ impl Progress {
     }
 }
 
+/// Writes `text`, redacted, as one line.
 fn line(out: &Sink, text: &str) {
     let mut w = out.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let _ = writeln!(w, "{text}");
+    let _ = writeln!(w, "{}", redact(text));
     let _ = w.flush();
 }
 
@@ -99,7 +102,7 @@ impl PhaseProgress {
         let elapsed = self.started.elapsed();
         let text = format!("{} {word} in {}", self.label, human(elapsed));
         match (&self.bar, &self.progress) {
-            (Some(bar), _) => bar.finish_with_message(text),
+            (Some(bar), _) => bar.finish_with_message(redact(&text)),
             (None, Progress::Plain(out)) => line(out, &text),
             (None, Progress::Terminal) => {}
         }
@@ -112,5 +115,36 @@ impl Drop for PhaseProgress {
         if !self.done {
             self.end("interrupted");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sink the test can read back.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn plain_lines_are_redacted() {
+        let sink = Shared::default();
+        let progress = Progress::plain(Box::new(sink.clone()));
+        let phase = progress.phase("s", "login with token: s3cr3t-progress");
+        let _ = phase.finish(false);
+        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        assert!(!text.contains("s3cr3t-progress"), "{text}");
+        assert!(text.contains("[s] login with token: REDACTED ...\n"), "{text}");
+        assert!(text.contains("[s] login with token: REDACTED FAILED in "), "{text}");
     }
 }

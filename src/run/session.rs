@@ -208,12 +208,12 @@ impl Session<'_> {
             plan.env.iter().find(|(k, _)| k == "KUBECONFIG").map(|(_, v)| PathBuf::from(v)).unwrap_or_default();
         match self.rt.block_on(reuse::decide(&plan, api, runner.clone(), &want, &kubeconfig)) {
             Ok(Decision::Reuse) => {
-                eprintln!("reusing cluster {} (fingerprint matches)", plan.cluster);
+                crate::console_eprintln!("reusing cluster {} (fingerprint matches)", plan.cluster);
                 Ok(Gate::Run(Box::new(reuse::reused(plan)), None))
             }
             Ok(Decision::Create) => Ok(Gate::Run(Box::new(plan), Some(want))),
             Ok(Decision::Refuse(why)) => {
-                eprintln!("refused: {why}");
+                crate::console_eprintln!("refused: {why}");
                 self.refused = true;
                 for n in for_names {
                     self.report.scenarios.push(ScenarioReport::new(
@@ -240,7 +240,7 @@ impl Session<'_> {
             && reuse::SETUP_PHASES.iter().all(|ph| set_up(ph))
             && let Err(e) = self.rt.block_on(api.write_fingerprint(&fp))
         {
-            eprintln!("warning: could not record the cluster fingerprint for --reuse: {e}");
+            crate::console_eprintln!("warning: could not record the cluster fingerprint for --reuse: {e}");
         }
     }
 
@@ -252,21 +252,24 @@ impl Session<'_> {
             match write_evidence(&self.root, &self.run_id, plan, result) {
                 Ok(dir) => Some(dir),
                 Err(e) => {
-                    eprintln!("warning: could not write the evidence bundle: {e}");
+                    crate::console_eprintln!("warning: could not write the evidence bundle: {e}");
                     None
                 }
             }
         };
         if !result.drift.is_empty() {
-            eprintln!("model drift in {} (the offline injection model differs from the live pod):", plan.scenario);
+            crate::console_eprintln!(
+                "model drift in {} (the offline injection model differs from the live pod):",
+                plan.scenario
+            );
             for d in &result.drift {
-                eprintln!("  {d}");
+                crate::console_eprintln!("  {d}");
             }
             let drift = serde_json::to_string_pretty(&result.drift).unwrap_or_default();
             let _ = self.write_report_file(&format!("{}-model-drift.json", plan.scenario), &drift);
         }
         for ph in &result.phases {
-            eprintln!("  {:<24} {:>7.1}s  {}", ph.name, ph.seconds, status_text(&ph.status));
+            crate::console_eprintln!("  {:<24} {:>7.1}s  {}", ph.name, ph.seconds, status_text(&ph.status));
         }
         let v = &plan.versions;
         self.report.versions.insert(format!("{}/telepresence", plan.scenario), v.telepresence.clone());
@@ -285,7 +288,7 @@ impl Session<'_> {
             let name = format!("{}-pod.json", plan.scenario);
             match self.write_report_file(&name, &text) {
                 Ok(file) => report.pod = Some(file),
-                Err(e) => eprintln!("warning: could not write {name} in the report directory: {e}"),
+                Err(e) => crate::console_eprintln!("warning: could not write {name} in the report directory: {e}"),
             }
         }
         self.report.scenarios.push(report);
@@ -315,7 +318,7 @@ impl Session<'_> {
             Ok(cancelled) => Ok(cancelled),
             Err(e) if e.exit() == Exit::Input => Err(e),
             Err(e) => {
-                eprintln!("{name}: setup failed: {e}");
+                crate::console_eprintln!("{name}: setup failed: {e}");
                 self.infra = true;
                 self.report.scenarios.push(ScenarioReport::new(
                     name,
@@ -396,7 +399,7 @@ impl Session<'_> {
         if let Some(provider) = k3s.take()
             && let Err(e) = self.rt.block_on(provider.delete())
         {
-            eprintln!("warning: could not remove the k3s container: {e}");
+            crate::console_eprintln!("warning: could not remove the k3s container: {e}");
         }
         self.record_fingerprint(&api, &result, record);
         self.finish(&p, &result, t0.elapsed());
@@ -458,13 +461,13 @@ impl Session<'_> {
                     cell.cluster,
                     result.setup.failure().unwrap_or_else(|| "cancelled".into())
                 );
-                eprintln!("{why}");
+                crate::console_eprintln!("{why}");
                 for ph in &result.setup.phases {
-                    eprintln!("  {:<24} {:>7.1}s  {}", ph.name, ph.seconds, status_text(&ph.status));
+                    crate::console_eprintln!("  {:<24} {:>7.1}s  {}", ph.name, ph.seconds, status_text(&ph.status));
                 }
                 let bundle = write_evidence(&self.root, &self.run_id, &setup, &result.setup);
                 if let Err(e) = &bundle {
-                    eprintln!("warning: could not write the evidence bundle of {}: {e}", cell.cluster);
+                    crate::console_eprintln!("warning: could not write the evidence bundle of {}: {e}", cell.cluster);
                 }
                 for n in &names {
                     self.report.scenarios.push(ScenarioReport::new(
@@ -480,7 +483,7 @@ impl Session<'_> {
             }
             for t in &result.teardown {
                 if let Status::Failed(e) = &t.status {
-                    eprintln!("warning: teardown of {} failed: {e}", t.label);
+                    crate::console_eprintln!("warning: teardown of {} failed: {e}", t.label);
                 }
             }
             let cancelled = result.cancelled;
@@ -558,7 +561,9 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
             () = terminated => true,
         };
         if ok {
-            eprintln!("interrupted: stopping the current step, then tearing down (Ctrl-C again has no effect)");
+            crate::console_eprintln!(
+                "interrupted: stopping the current step, then tearing down (Ctrl-C again has no effect)"
+            );
             let _ = cancel_tx.send(true);
             interrupt_all();
         }
@@ -603,8 +608,13 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
         .report
         .write(&root.join(&run_id), opts.junit.as_deref())
         .map_err(|e| Error::infra(format!("write reports under {}", root.display()), e))?;
-    eprintln!("reports: {}, {}, {}", written.junit.display(), written.json.display(), written.markdown.display());
-    println!("{}", session.report.closing_line());
+    crate::console_eprintln!(
+        "reports: {}, {}, {}",
+        written.junit.display(),
+        written.json.display(),
+        written.markdown.display()
+    );
+    crate::console_println!("{}", session.report.closing_line());
     Ok(if session.refused || session.infra {
         Exit::Infra
     } else if session.report.counts().failed == 0 {

@@ -282,7 +282,10 @@ pub async fn run<A: ClusterApi>(op: &LocalOp, api: &A, table: &Table, setup: &[P
                         // E.g. replaced by a concurrent run mid-copy: a cold start, never a broken one;
                         // a snapshot that cannot be restored goes, so the cold start saves a good one.
                         snapshot::set_aside(&dir);
-                        eprintln!("stack: cold start (snapshot {} could not be restored: {e})", &key[..12]);
+                        crate::console_eprintln!(
+                            "stack: cold start (snapshot {} could not be restored: {e})",
+                            &key[..12]
+                        );
                         return Ok(());
                     }
                     table.set_start(StackStart::Warm);
@@ -290,9 +293,9 @@ pub async fn run<A: ClusterApi>(op: &LocalOp, api: &A, table: &Table, setup: &[P
                         .ok()
                         .and_then(|s| k8s_openapi::jiff::Timestamp::from_second(s).ok())
                         .map_or_else(|| manifest.created.to_string(), crate::run::kube_api::rfc3339);
-                    eprintln!("stack: warm start from snapshot {} (saved {saved})", &key[..12]);
+                    crate::console_eprintln!("stack: warm start from snapshot {} (saved {saved})", &key[..12]);
                 }
-                snapshot::Lookup::Miss(why) => eprintln!("stack: cold start ({why})"),
+                snapshot::Lookup::Miss(why) => crate::console_eprintln!("stack: cold start ({why})"),
             }
             Ok(())
         }
@@ -305,8 +308,8 @@ pub async fn run<A: ClusterApi>(op: &LocalOp, api: &A, table: &Table, setup: &[P
                 .await
                 .unwrap_or_else(|e| Err(e.to_string()));
             match saved {
-                Ok(dir) => eprintln!("stack: saved snapshot {} in {}", &key[..12], dir.display()),
-                Err(e) => eprintln!("warning: stack: snapshot {} not saved: {e}", &key[..12]),
+                Ok(dir) => crate::console_eprintln!("stack: saved snapshot {} in {}", &key[..12], dir.display()),
+                Err(e) => crate::console_eprintln!("warning: stack: snapshot {} not saved: {e}", &key[..12]),
             }
             Ok(())
         }

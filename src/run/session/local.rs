@@ -109,7 +109,13 @@ pub fn build_components<'a>(pins: &Pins, telepresence: impl Iterator<Item = &'a 
     let root = root();
     build::build_missing(&targets, &env, &root, BUILD_TIMEOUT, |t, warm| {
         if !warm {
-            eprintln!("building {} ({}@{}) with {} ...", t.name, t.spec.module, t.spec.version, env.version);
+            crate::console_eprintln!(
+                "building {} ({}@{}) with {} ...",
+                t.name,
+                t.spec.module,
+                t.spec.version,
+                env.version
+            );
         }
     })
     .map_err(|e| Error::Prerequisite(e.to_string()))
@@ -164,7 +170,7 @@ impl Session<'_> {
             let left = self.processes.stop_all(process::GRACE);
             if !left.is_empty() {
                 let names: Vec<&str> = left.iter().map(|s| s.name.as_str()).collect();
-                eprintln!("warning: stopped components the teardown had left: {names:?}");
+                crate::console_eprintln!("warning: stopped components the teardown had left: {names:?}");
             }
             let logs =
                 plan::providers::local::component_logs(&Options { run_dir: cell.run_dir.clone(), ..opts.clone() });
@@ -186,7 +192,7 @@ impl Session<'_> {
                     cell.cluster,
                     result.setup.failure().unwrap_or_else(|| "cancelled".into())
                 );
-                eprintln!("{why}");
+                crate::console_eprintln!("{why}");
                 let setup = with_logs(result.setup.clone());
                 self.finish(&cell.setup, &setup, t0.elapsed());
                 for m in &cell.scenarios {
@@ -214,7 +220,7 @@ impl Session<'_> {
             if self.keep() {
                 // The work directory (with the stack's data and PKI) stays; its processes do not.
                 let l = plan::providers::local::layout(&Options { run_dir: cell.run_dir.clone(), ..opts.clone() });
-                eprintln!("{}", crate::provider::local::components::reuse_hint(&l));
+                crate::console_eprintln!("{}", crate::provider::local::components::reuse_hint(&l));
             }
             if result.cancelled {
                 return Ok(true);

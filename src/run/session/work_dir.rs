@@ -48,13 +48,19 @@ impl Drop for WorkDir {
     fn drop(&mut self) {
         if self.keep {
             if self.path.exists() {
-                eprintln!("kept: run-private files (kubeconfigs, tool state) in {}", self.path.display());
+                crate::console_eprintln!(
+                    "kept: run-private files (kubeconfigs, tool state) in {}",
+                    self.path.display()
+                );
             }
             return;
         }
         match std::fs::remove_dir_all(&self.path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                eprintln!("warning: could not remove the run-private directory {}: {e}", self.path.display());
+                crate::console_eprintln!(
+                    "warning: could not remove the run-private directory {}: {e}",
+                    self.path.display()
+                );
             }
             // Only an empty root goes, and only one kyvtel created.
             _ if !self.root_existed => drop(std::fs::remove_dir(&self.root)),
