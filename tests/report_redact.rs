@@ -452,6 +452,23 @@ fn secret_manifest_in_json(#[case] input: &str) {
 }
 
 #[test]
+fn secret_data_as_a_flow_map_in_yaml() {
+    let flow = "kind: Secret\ndata: {tls.key: UzBWWkxVMUJWRVZT, \"ca.crt\": 'Q0EtQ0VSVC1CT0RZ'}\n";
+    assert_eq!(redact(flow), "kind: Secret\ndata: {tls.key: REDACTED, \"ca.crt\": REDACTED}\n");
+    let cm = "kind: ConfigMap\ndata: {webhooks: '[]'}\n";
+    assert_eq!(redact(cm), cm);
+}
+
+#[test]
+fn url_passwords() {
+    assert_eq!(redact("postgres://app:hunter2x@db:5432/app"), "postgres://app:REDACTED@db:5432/app");
+    assert_eq!(redact("https://x-access:s3cr3t@github.com/o/r.git"), "https://x-access:REDACTED@github.com/o/r.git");
+    for kept in ["https://127.0.0.1:6443/api", "ssh://git@github.com:o/r.git", "mailto:a@b.c"] {
+        assert_eq!(redact(kept), kept);
+    }
+}
+
+#[test]
 fn config_map_data_is_kept() {
     let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kyverno\ndata:\n  resourceFilters: '[Event,*,*]'\n  webhooks: '[]'\n";
     assert_eq!(redact(cm), cm);
@@ -577,6 +594,8 @@ mod properties {
         "\n-----BEGIN PRIVATE KEY-----\n{v}\n",
         "\n-----BEGIN CERTIFICATE-----\n{v}\n-----END CERTIFICATE-----\n",
         "\nkind: Secret\ndata:\n  tls.key: {v}\n",
+        "\nkind: Secret\ndata: {tls.key: {v}}\n",
+        " https://user:{v}@registry.example/v2/ ",
         "\nstringData:\n  ca.crt: |\n    {v}\n",
         " {\"kind\":\"Secret\",\"data\":{\"tls.key\":\"{v}\"}} ",
         " {\"auths\":{\"r\":{\"auth\":\"{v}\"}}} ",

@@ -7,7 +7,8 @@
 //!   the BEGIN line (also JSON-escaped, `\n`-separated), up to the first line that is not base64;
 //! - every value under the `data:` and `stringData:` maps of a Kubernetes Secret, whatever the keys
 //!   (`tls.key`, `ca.crt`, `.dockerconfigjson`): in YAML (`data:` only in a document with
-//!   `kind: Secret`, `stringData:` always; block scalars `|` / `>` collapse to one line) and in JSON,
+//!   `kind: Secret`, `stringData:` always; block scalars `|` / `>` collapse to one line; flow maps
+//!   `data: {tls.key: ...}` too) and in JSON,
 //!   also escaped inside another JSON string (`last-applied-configuration`), when the text has a
 //!   `"kind": "Secret"`;
 //! - the value of an environment variable named like a secret (see below): `- name: DB_PASSWORD`
@@ -27,7 +28,7 @@
 //!   `id-token`, `refresh-token`, `identitytoken`, docker's `auth`, kubeconfig `client-key-data`, but
 //!   not `tokenExpirationSeconds`, `secretName` or `serviceAccountName`). Values `true`, `false`,
 //!   `null` and empty ones are kept (`automountServiceAccountToken: false`);
-//! - `Bearer <token>` anywhere;
+//! - `Bearer <token>` anywhere, and the password of a URL (`https://user:password@host`);
 //! - well-known token formats anywhere: GitHub (`ghp_`, `gho_`, `ghu_`, `ghs_`, `ghr_`,
 //!   `github_pat_`), GitLab (`glpat-`), Slack (`xoxb-`, `xoxp-`, …), AWS access key ids (`AKIA…`,
 //!   `ASIA…`), `sk-…` API keys (mixed case and digits), Google API keys (`AIza…`), npm (`npm_`),
@@ -61,6 +62,13 @@ static PEM_BEGIN: LazyLock<Regex> = LazyLock::new(|| re(r"-----BEGIN [A-Z0-9](?:
 /// A YAML `data:` or `stringData:` key with nothing after it (a block map follows).
 static YAML_DATA: LazyLock<Regex> =
     LazyLock::new(|| re(r#"^([ ]*(?:-[ ]+)?)["']?(data|stringData)["']?[ \t]*:[ \t]*(?:#.*)?\r?$"#));
+/// A YAML `data:` or `stringData:` key holding a flow map: `data: {tls.key: ..., ca.crt: ...}`.
+static YAML_DATA_FLOW: LazyLock<Regex> =
+    LazyLock::new(|| re(r#"^([ ]*(?:-[ ]+)?["']?(data|stringData)["']?[ \t]*:[ \t]*\{)(.*)(\}[ \t]*\r?)$"#));
+/// One `key: value` entry of a YAML flow map.
+static FLOW_ENTRY: LazyLock<Regex> = LazyLock::new(|| {
+    re(r#"((?:^|,)[ \t]*(?:"[^"]*"|'[^']*'|[^,:{}\s]+)[ \t]*:[ \t]*)("(?:[^"\\]|\\.)*"|'[^']*'|[^,{}]*[^,{}\s])"#)
+});
 /// `kind: Secret` on its own line.
 static YAML_SECRET_KIND: LazyLock<Regex> =
     LazyLock::new(|| re(r#"(?m)^[ ]*(?:-[ ]+)?kind[ \t]*:[ \t]*["']?Secret["']?[ \t]*\r?$"#));
@@ -111,6 +119,8 @@ static TOKEN_FORMATS: LazyLock<Regex> = LazyLock::new(|| {
     ))
 });
 static REPEATED: LazyLock<Regex> = LazyLock::new(|| re(&format!("(?:{REDACTED}){{2,}}")));
+/// The password of a URL's user information: `scheme://user:password@host`.
+static URL_PASSWORD: LazyLock<Regex> = LazyLock::new(|| re(r"\b([A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@]+:)[^\s/@]+@"));
 static JWT: LazyLock<Regex> = LazyLock::new(|| re(r"eyJ[A-Za-z0-9_\-]{6,}(?:\.[A-Za-z0-9_\-]+){0,2}"));
 
 /// `text` with every credential replaced by [`REDACTED`].
@@ -164,6 +174,7 @@ fn redact_once(text: &str) -> String {
         inline_value(t, end)
     });
     let s = BEARER.replace_all(&s, format!("${{1}}{REDACTED}"));
+    let s = URL_PASSWORD.replace_all(&s, format!("${{1}}{REDACTED}@"));
     let s = TOKEN_FORMATS.replace_all(&s, |c: &Captures<'_>| match c.name("sk") {
         Some(sk) if !looks_random(sk.as_str()) => sk.as_str().to_string(),
         _ => REDACTED.to_string(),
@@ -536,6 +547,13 @@ fn yaml_document(lines: &[&str], out: &mut String) {
                     continue;
                 }
             }
+        }
+        if let Some(c) = YAML_DATA_FLOW.captures(body)
+            && (secret || &c[2] == "stringData")
+        {
+            let entries = FLOW_ENTRY.replace_all(&c[3], format!("${{1}}{REDACTED}"));
+            out.push_str(&format!("{}{entries}{}{eol}", &c[1], &c[4]));
+            continue;
         }
         if let Some(c) = YAML_DATA.captures(body) {
             if secret || &c[2] == "stringData" {
