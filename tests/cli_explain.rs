@@ -201,3 +201,163 @@ fn real_kyverno_1_19_denials_are_read() {
     }
     assert!(read >= 17, "only {read} real texts were read");
 }
+
+fn real(name: &str) -> PathBuf {
+    root().join("tests/fixtures/denials/real-1.19.1").join(name)
+}
+
+fn explain_json(path: &Path) -> serde_json::Value {
+    let out = explain(&[Path::new("--output"), Path::new("json"), path]).output().expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}: {}", path.display(), text(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+/// `(policy, rule)` of every violation.
+fn pairs(v: &serde_json::Value) -> Vec<(String, String)> {
+    v["violations"]
+        .as_array()
+        .expect("violations")
+        .iter()
+        .map(|x| (x["policy"].as_str().unwrap().to_string(), x["rule"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// Every source Kyverno 1.19 denies from, in the real texts: the typed source, webhook, resource
+/// and each violation's policy, rule and message.
+#[rstest]
+#[case::validating_policy("validatingpolicy-pod-create.txt", "validatingPolicy", "vpol.validate.kyverno.svc-fail", ("", "", ""),
+    "dn-vpol-host-namespaces", "", "hostNetwork is not allowed")]
+#[case::validating_policy_message_expression("validatingpolicy-pod-create-messageexpression.txt", "validatingPolicy",
+    "vpol.validate.kyverno.svc-fail", ("", "", ""), "dn-vpol-host-namespaces", "", "containers must set runAsNonRoot: app, sidecar")]
+#[case::image_validating_policy_error("imagevalidatingpolicy-pod-create.txt", "imageValidatingPolicy",
+    "ivpol.validate.kyverno.svc-fail", ("", "", ""), "dn-ivpol-registry", "", "error: failed to evaluate policy: Get")]
+#[case::generated_vap("generated-vap-cpol-pod-create.txt", "generatedValidatingAdmissionPolicy", "",
+    ("Pod", "", "hostpid-pod"), "cpol-dn-vap-no-host-pid", "", "hostPID must be unset or false")]
+#[case::generated_vap_kubectl("kubectl-create-pod-generated-vap.stderr.txt", "generatedValidatingAdmissionPolicy", "",
+    ("Pod", "", "hostpid-pod"), "cpol-dn-vap-no-host-pid", "", "hostPID must be unset or false")]
+#[case::generated_vap_condition("rs-generated-vap-cpol.rs-condition-message.txt", "generatedValidatingAdmissionPolicy", "",
+    ("Pod", "", "hostpid-deploy-8587ccc646-g6sxd"), "cpol-dn-vap-no-host-pid", "", "hostPID must be unset or false")]
+#[case::policy_webhook("policy-webhook-invalid-variable.txt", "policyValidation", "validate-policy.kyverno.svc", ("", "", ""),
+    "", "", "policy contains invalid variables: variable substitution failed for rule r1")]
+#[case::policy_webhook_cel("policy-webhook-invalid-cel-validatingpolicy.txt", "policyValidation", "validate-policy.kyverno.svc",
+    ("", "", ""), "", "", "[<nil>: Internal error: validating policy compiler 1.0 error: failed to compile policy")]
+#[case::pod_security_admission("psa-restricted-pod-create.txt", "podSecurity", "", ("Pod", "", "insecure-pod"),
+    "PodSecurity restricted:latest", "allowPrivilegeEscalation != false", "containers \"app\", \"sidecar\" must set securityContext.allowPrivilegeEscalation=false")]
+#[case::pod_security_admission_event("rs-psa-restricted.event-message.txt", "podSecurity", "", ("Pod", "", "insecure-deploy-95ccf5bb8-pb7c5"),
+    "PodSecurity restricted:latest", "allowPrivilegeEscalation != false", "containers \"app\", \"sidecar\" must set securityContext.allowPrivilegeEscalation=false")]
+fn every_kyverno_1_19_source_is_read(
+    #[case] file: &str,
+    #[case] source: &str,
+    #[case] webhook: &str,
+    #[case] resource: (&str, &str, &str),
+    #[case] policy: &str,
+    #[case] rule: &str,
+    #[case] message: &str,
+) {
+    let v = explain_json(&real(file));
+    assert_eq!(v["source"]["type"], source, "{v}");
+    assert_eq!(v["webhook"].as_str().unwrap_or_default(), webhook, "{v}");
+    let r = &v["resource"];
+    let got =
+        (r["kind"].as_str().unwrap_or(""), r["namespace"].as_str().unwrap_or(""), r["name"].as_str().unwrap_or(""));
+    assert_eq!(got, resource, "{v}");
+    let first = &v["violations"][0];
+    assert_eq!((first["policy"].as_str().unwrap(), first["rule"].as_str().unwrap()), (policy, rule), "{v}");
+    assert!(first["message"].as_str().unwrap().starts_with(message), "{v}");
+}
+
+#[test]
+fn a_generated_vap_names_its_binding_and_psa_its_level_containers_and_fields() {
+    let v = explain_json(&real("generated-vap-cpol-pod-create.txt"));
+    assert_eq!(v["source"]["binding"], "cpol-dn-vap-no-host-pid-binding", "{v}");
+    let v = explain_json(&real("psa-restricted-pod-create.txt"));
+    assert_eq!((v["source"]["level"].as_str(), v["source"]["version"].as_str()), (Some("restricted"), Some("latest")));
+    assert_eq!(v["violations"].as_array().unwrap().len(), 4, "{v}");
+    let seccomp = &v["violations"][3];
+    assert_eq!(seccomp["rule"], "seccompProfile");
+    assert_eq!(seccomp["containers"], serde_json::json!(["app", "sidecar"]), "{v}");
+    assert_eq!(seccomp["fields"], serde_json::json!(["securityContext.seccompProfile.type"]), "{v}");
+    assert_eq!(seccomp["pod"], true, "`pod or containers`: {v}");
+}
+
+#[test]
+fn pod_security_subrule_field_errors_are_json_pointer_paths() {
+    let v = explain_json(&real("clusterpolicy-podsecurity-restricted-pod-create.txt"));
+    let paths: Vec<&str> =
+        v["violations"][0]["paths"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    assert!(paths.contains(&"/spec/containers/0/securityContext/allowPrivilegeEscalation"), "{paths:?}");
+    assert!(paths.contains(&"/spec/containers/1/securityContext/seccompProfile/type"), "{paths:?}");
+    assert_eq!(paths.len(), 8, "{paths:?}");
+}
+
+#[test]
+fn policy_webhook_field_paths_are_json_pointers() {
+    let v = explain_json(&real("policy-webhook-invalid-cel-validatingpolicy.txt"));
+    assert_eq!(v["violations"][0]["paths"], serde_json::json!(["/spec/validations/0/expression"]), "{v}");
+    let v = explain_json(&real("policy-webhook-unknown-field.txt"));
+    assert_eq!(v["violations"][0]["paths"], serde_json::json!(["/spec/rules/0/validate"]), "{v}");
+}
+
+/// `kubectl get rs|event -o yaml|json` and `kubectl describe rs` wrap the same text: the result is
+/// the one of the text they carry.
+#[rstest]
+fn every_kubectl_wrapping_is_read(
+    #[values(
+        "rs-clusterpolicy-pattern",
+        "rs-clusterpolicy-foreach",
+        "rs-clusterpolicy-podsecurity",
+        "rs-psa-restricted",
+        "rs-generated-vap-cpol"
+    )]
+    tag: &str,
+) {
+    let condition = explain_json(&real(&format!("{tag}.rs-condition-message.txt")));
+    let event = explain_json(&real(&format!("{tag}.event-message.txt")));
+    for wrapped in ["kubectl-get-rs-o-yaml", "kubectl-get-rs-o-json"] {
+        assert_eq!(explain_json(&real(&format!("{tag}.{wrapped}.txt"))), condition, "{tag}.{wrapped}");
+    }
+    for wrapped in ["kubectl-get-event-o-yaml", "kubectl-get-event-o-json"] {
+        assert_eq!(explain_json(&real(&format!("{tag}.{wrapped}.txt"))), event, "{tag}.{wrapped}");
+    }
+    let described = explain_json(&real(&format!("{tag}.kubectl-describe-rs.txt")));
+    assert_eq!((&described["source"], &described["webhook"]), (&event["source"], &event["webhook"]), "{tag}");
+    assert_eq!(pairs(&described), pairs(&event), "{tag}");
+}
+
+#[rstest]
+#[case::suffix("validate.kyverno.svc-fail-x")]
+#[case::prefix("evil.validate.kyverno.svc-fail")]
+#[case::longer_suffix("validate.kyverno.svc-failover")]
+#[case::bare_base("validate.kyverno.svc")]
+#[case::vpol_suffix("vpol.validate.kyverno.svc-fail.attacker")]
+fn a_look_alike_webhook_name_is_not_a_kyverno_denial(#[case] name: &str) {
+    let real = std::fs::read_to_string(real("clusterpolicy-pattern-pod-create.txt")).unwrap();
+    let fake = real.replace("validate.kyverno.svc-fail", name);
+    let out = explain(&[]).write_stdin(fake).output().expect("runs");
+    assert_eq!(out.status.code(), Some(2), "{name}: {}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("not by Kyverno"), "{name}: {}", text(&out.stderr));
+}
+
+#[test]
+fn control_characters_and_ansi_escapes_are_never_echoed_raw() {
+    let real = std::fs::read_to_string(real("clusterpolicy-pattern-pod-create.txt")).unwrap();
+    let hostile = real.replace(
+        "Privilege escalation is disallowed.",
+        "\u{1b}[2J\u{1b}]0;pwned\u{7}Privilege\u{8}\u{8} escalation\r is disallowed.",
+    );
+    for output in [&[][..], &["--output", "json"][..]] {
+        let out = explain(&output.iter().map(Path::new).collect::<Vec<_>>())
+            .write_stdin(hostile.clone())
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let printed = String::from_utf8_lossy(&out.stdout);
+        assert!(!printed.chars().any(|c| c.is_control() && c != '\n'), "{output:?}: {printed:?}");
+    }
+    // Not a denial at all: the refusal does not echo them either.
+    let out = explain(&[])
+        .write_stdin("\u{1b}[31mred\u{7} admission webhook \"x\u{1b}[0m\" denied the request: \u{1b}]8;;")
+        .output()
+        .expect("runs");
+    assert!(!text(&out.stderr).chars().any(|c| c.is_control() && c != '\n'), "{:?}", text(&out.stderr));
+}
