@@ -36,7 +36,7 @@ pub fn run(args: Args) -> Result<Exit> {
         None => None,
     };
     let denial = match denial::parse(&text) {
-        Ok(Parsed::Kyverno(d)) => d,
+        Ok(Parsed::Kyverno(d) | Parsed::PodSecurity(d)) => d,
         Ok(Parsed::OtherWebhook(o)) => {
             let mut message = format!(
                 "denied by another webhook `{}`, not by Kyverno (expected `validate.kyverno.svc-fail` or \
@@ -50,20 +50,21 @@ pub fn run(args: Args) -> Result<Exit> {
                      (e.g. `agent-config is not yet generated`)",
                 );
             }
-            return Err(Error::input(&file, None, message));
+            return Err(Error::input(&file, None, visible(&message)));
         }
         Err(e) => {
             let location = e.location().map(|(line, column)| Location { line, column });
-            return Err(Error::input(&file, location, e.to_string()));
+            return Err(Error::input(&file, location, visible(&e.to_string())));
         }
     };
     let pod = pod.as_ref().map(|p| select_pod(p, &denial)).transpose()?;
     let hints = hint::hints(&denial, pod);
     match args.output {
         Output::Json => {
-            println!("{}", serde_json::to_string_pretty(&to_json(&denial, pod, &hints)).unwrap_or_default())
+            let json = serde_json::to_string_pretty(&to_json(&denial, pod, &hints)).unwrap_or_default();
+            println!("{}", visible_json(&json));
         }
-        Output::Text => print!("{}", human(&denial, pod, &hints)),
+        Output::Text => print!("{}", visible(&human(&denial, pod, &hints))),
     }
     Ok(Exit::Success)
 }
@@ -122,12 +123,42 @@ fn select_pod<'a>(input: &'a PodInput, denial: &Denial) -> Result<&'a Value> {
     }
 }
 
+/// `s` with every control character other than a line break made visible (`\u{1b}`), so that
+/// nothing in a pasted text can move the cursor, retitle the terminal or hide what it says.
+fn visible(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '\n' => "\n".to_string(),
+            '\t' => " ".to_string(),
+            c if c.is_control() => c.escape_unicode().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// JSON text with the control characters serde leaves raw (DEL, C1) escaped as `\uXXXX`.
+fn visible_json(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() && c != '\n' { format!("\\u{:04x}", c as u32) } else { c.to_string() })
+        .collect()
+}
+
 fn to_json(denial: &Denial, pod: Option<&Value>, hints: &[Hint]) -> Value {
+    let checks = match &denial.source {
+        denial::Source::PodSecurity { checks, .. } => checks.as_slice(),
+        _ => &[],
+    };
     let violations: Vec<Value> = denial
         .violations
         .iter()
-        .map(|v| {
+        .enumerate()
+        .map(|(i, v)| {
             let mut out = json!(v);
+            if let (Some(c), Some(obj)) = (checks.get(i), out.as_object_mut()) {
+                obj.insert("containers".into(), json!(c.containers));
+                obj.insert("fields".into(), json!(c.fields));
+                obj.insert("pod".into(), json!(c.pod));
+            }
             if let (Some(pod), Some(obj)) = (pod, out.as_object_mut()) {
                 let targets: Vec<Value> =
                     v.paths.iter().map(|p| json!(container_path(p).and_then(|cp| cp.target(pod)))).collect();
@@ -136,15 +167,36 @@ fn to_json(denial: &Denial, pod: Option<&Value>, hints: &[Hint]) -> Value {
             out
         })
         .collect();
-    json!({"webhook": denial.webhook, "resource": denial.resource, "violations": violations, "hints": hints})
+    json!({
+        "source": denial.source,
+        "webhook": denial.webhook,
+        "resource": denial.resource,
+        "violations": violations,
+        "hints": hints,
+    })
 }
 
 fn human(denial: &Denial, pod: Option<&Value>, hints: &[Hint]) -> String {
     let r = &denial.resource;
     let at = if r.namespace.is_empty() { r.name.clone() } else { format!("{}/{}", r.namespace, r.name) };
-    let mut out = format!("Kyverno ({}) denied {} {at}\n", denial.webhook, r.kind);
+    let what = if r.kind.is_empty() { "the request".to_string() } else { format!("{} {at}", r.kind) };
+    let by = match &denial.source {
+        denial::Source::Policy => format!("Kyverno ({})", denial.webhook),
+        denial::Source::PodSecurity { level, version, .. } => {
+            format!("Pod Security Admission (the API server, not Kyverno; level {level}:{version})")
+        }
+        denial::Source::GeneratedValidatingAdmissionPolicy { binding } => {
+            format!("a ValidatingAdmissionPolicy Kyverno generated (binding {binding}; enforced by the API server)")
+        }
+        other => format!("Kyverno's {} ({})", other.name(), denial.webhook),
+    };
+    let mut out = format!("{by} denied {what}\n");
     for v in &denial.violations {
-        out += &format!("\n  policy {}, rule {}\n", v.policy, v.rule);
+        out += &match (v.policy.is_empty(), v.rule.is_empty()) {
+            (true, _) => "\n  the policy was rejected\n".to_string(),
+            (false, true) => format!("\n  policy {}\n", v.policy),
+            (false, false) => format!("\n  policy {}, rule {}\n", v.policy, v.rule),
+        };
         if !v.message.is_empty() {
             out += &format!("    {}\n", v.message);
         }

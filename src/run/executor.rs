@@ -184,6 +184,10 @@ fn prove(texts: &[String], expected: &[DeniedBy]) -> Result<(), String> {
         match denial::parse(t) {
             Ok(Parsed::Kyverno(d)) => seen.push(d),
             Ok(Parsed::OtherWebhook(o)) => others.push(format!("denied by webhook `{}`: {}", o.webhook, o.reason)),
+            Ok(Parsed::PodSecurity(d)) => others.push(format!(
+                "denied by Pod Security Admission, not Kyverno: {}",
+                d.violations.iter().map(|v| v.rule.as_str()).collect::<Vec<_>>().join(", ")
+            )),
             Err(_) => {}
         }
     }
@@ -318,9 +322,17 @@ async fn exec_action<A: ClusterApi>(
         Action::CanaryDenied { pod, timeout } => {
             let text = api.canary_denied(pod, *timeout).await.map_err(|e| e.to_string())?;
             match denial::parse(&text) {
-                Ok(Parsed::Kyverno(_)) => {
+                Ok(Parsed::Kyverno(d)) if d.source == denial::Source::Policy => {
                     st.asserted += 1;
                     Ok(())
+                }
+                Ok(Parsed::Kyverno(d)) => Err(format!(
+                    "the canary was denied by Kyverno's {} (`{}`), not by the scenario's ClusterPolicies",
+                    d.source.name(),
+                    d.webhook
+                )),
+                Ok(Parsed::PodSecurity(_)) => {
+                    Err(format!("the canary was denied by Pod Security Admission, not by Kyverno: {}", tail(&text, 3)))
                 }
                 Ok(Parsed::OtherWebhook(o)) => {
                     Err(format!("the canary was denied by `{}`, not by Kyverno: {}", o.webhook, o.reason))

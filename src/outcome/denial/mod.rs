@@ -17,22 +17,102 @@
 //! substring wherever it sits: after `Error from server: error when creating "x.yaml": ` (kubectl),
 //! `Error creating: ` and `(combined from similar events): ` (ReplicaSet events),
 //! `create Pod <name> in StatefulSet <set> failed error: ` (StatefulSet events), or bare (the
-//! ReplicaSet `ReplicaFailure` condition, an API Status message).
+//! ReplicaSet `ReplicaFailure` condition, an API Status message), also inside an object printed by
+//! `kubectl get -o yaml|json` ([`wrapping`]) and in a `kubectl describe` events table.
+//!
+//! The other sources of Kyverno 1.19 (ValidatingPolicy, ImageValidatingPolicy, the policy-validation
+//! webhook, generated ValidatingAdmissionPolicies) and Pod Security Admission are read by
+//! [`sources`]; [`Denial::source`] says which one denied.
+
+pub mod sources;
+pub mod wrapping;
 
 use serde::Serialize;
 use serde_json::Value;
 
 use super::expect::{DeniedBy, Violation};
+pub use sources::PodSecurityCheck;
 
-/// The webhooks Kyverno registers for resources; the admission webhooks are these names with a
-/// `-fail` or `-ignore` suffix, and fine-grained ones add `-finegrained-<policy>`.
-// upstream: kyverno/kyverno pkg/config/config.go@v1.19.0 (ValidatingWebhookName, MutatingWebhookName),
-// pkg/controllers/webhook/controller.go@v1.19.0 (`+ "-fail"`, `+ "-ignore"`), validating.go@v1.19.0 (finegrained).
-pub const KYVERNO_WEBHOOKS: [&str; 2] = ["validate.kyverno.svc", "mutate.kyverno.svc"];
+/// The webhooks Kyverno registers for resources, with the source each one denies for. The
+/// admission webhooks are these names with a `-fail` or `-ignore` suffix, and fine-grained ones add
+/// `-finegrained-<key>`; nothing else is Kyverno's.
+// upstream: kyverno/kyverno pkg/config/config.go@v1.19.1 (ValidatingWebhookName, MutatingWebhookName,
+// ValidatingPolicyWebhookName, NamespacedValidatingPolicyWebhookName, ImageValidatingPolicy*WebhookName,
+// PolicyValidatingWebhookName, PolicyMutatingWebhookName), pkg/controllers/webhook/utils.go@v1.19.1
+// (`-ignore`, `-fail`, `-finegrained-<key>`), validating.go@v1.19.1 (`-fail-finegrained`).
+pub const KYVERNO_WEBHOOKS: [(&str, SourceKind); 6] = [
+    ("validate.kyverno.svc", SourceKind::Policy),
+    ("mutate.kyverno.svc", SourceKind::Policy),
+    ("vpol.validate.kyverno.svc", SourceKind::ValidatingPolicy),
+    ("nvpol.validate.kyverno.svc", SourceKind::ValidatingPolicy),
+    ("ivpol.validate.kyverno.svc", SourceKind::ImageValidatingPolicy),
+    ("ivpol.mutate.kyverno.svc", SourceKind::ImageValidatingPolicy),
+];
+
+/// The webhooks that validate policies themselves: exact names, no suffix.
+pub const POLICY_WEBHOOKS: [&str; 2] = ["validate-policy.kyverno.svc", "mutate-policy.kyverno.svc"];
+
+/// Which kind of source a Kyverno webhook denies for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// ClusterPolicy / Policy rules.
+    Policy,
+    /// ValidatingPolicy.
+    ValidatingPolicy,
+    /// ImageValidatingPolicy.
+    ImageValidatingPolicy,
+    /// The policy-validation webhook.
+    PolicyValidation,
+}
+
+/// What denied the request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Source {
+    /// A ClusterPolicy or Policy rule (Kyverno's resource webhook).
+    Policy,
+    /// A ValidatingPolicy (`vpol.validate.kyverno.svc-*`): no rules, no resource in the text.
+    ValidatingPolicy,
+    /// An ImageValidatingPolicy (`ivpol.*.kyverno.svc-*`).
+    ImageValidatingPolicy,
+    /// Kyverno's policy-validation webhook rejecting a policy.
+    PolicyValidation,
+    /// A ValidatingAdmissionPolicy Kyverno generated, enforced by the API server itself.
+    #[serde(rename_all = "camelCase")]
+    GeneratedValidatingAdmissionPolicy {
+        /// Its binding.
+        binding: String,
+    },
+    /// Pod Security Admission, the API server's own (not Kyverno).
+    #[serde(rename_all = "camelCase")]
+    PodSecurity {
+        /// The level, e.g. `restricted`.
+        level: String,
+        /// The version, e.g. `latest`.
+        version: String,
+        /// Each failed check.
+        checks: Vec<PodSecurityCheck>,
+    },
+}
 
 const WEBHOOK_START: &str = "admission webhook \"";
 const WEBHOOK_END: &str = "\" denied the request";
 const BLOCKED: &str = "was blocked due to the following policies";
+
+impl Source {
+    /// The source in words, e.g. `ValidatingPolicy`.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            Source::Policy => "ClusterPolicy/Policy",
+            Source::ValidatingPolicy => "ValidatingPolicy",
+            Source::ImageValidatingPolicy => "ImageValidatingPolicy",
+            Source::PolicyValidation => "policy validation",
+            Source::GeneratedValidatingAdmissionPolicy { .. } => "generated ValidatingAdmissionPolicy",
+            Source::PodSecurity { .. } => "Pod Security Admission",
+        }
+    }
+}
 
 /// The object Kyverno blocked, from `resource <Kind>/<namespace>/<name> was blocked`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -45,12 +125,15 @@ pub struct Resource {
     pub name: String,
 }
 
-/// A parsed Kyverno denial.
+/// A parsed denial.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Denial {
-    /// The webhook that denied, e.g. `validate.kyverno.svc-fail`.
+    /// The webhook that denied, e.g. `validate.kyverno.svc-fail`; empty when the API server itself
+    /// denied (a generated ValidatingAdmissionPolicy, Pod Security Admission).
     pub webhook: String,
-    /// The blocked object.
+    /// What denied.
+    pub source: Source,
+    /// The blocked object; empty fields when the text does not name it (ValidatingPolicy).
     pub resource: Resource,
     /// One entry per failed rule, in the order Kyverno lists them (policies and rules sorted).
     pub violations: Vec<Violation>,
@@ -77,9 +160,11 @@ pub struct OtherWebhook {
 /// What a denial text turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed {
-    /// Kyverno denied the request.
+    /// Kyverno denied the request (any of its sources).
     Kyverno(Denial),
-    /// Another webhook denied the request.
+    /// Pod Security Admission denied the request: the API server, not Kyverno.
+    PodSecurity(Denial),
+    /// Another webhook (or a ValidatingAdmissionPolicy Kyverno did not generate) denied it.
     OtherWebhook(OtherWebhook),
 }
 
@@ -134,12 +219,29 @@ impl DenialError {
     }
 }
 
-/// Whether `webhook` is one of Kyverno's resource webhooks (`validate.kyverno.svc-fail`, ...).
+/// Whether `webhook` is exactly one of Kyverno's webhook names (`validate.kyverno.svc-fail`,
+/// `vpol.validate.kyverno.svc-ignore-finegrained-x`, `validate-policy.kyverno.svc`, ...). A name
+/// with anything added is not.
 #[must_use]
 pub fn is_kyverno_webhook(webhook: &str) -> bool {
-    KYVERNO_WEBHOOKS
-        .iter()
-        .any(|base| webhook == *base || webhook.strip_prefix(base).is_some_and(|s| s.starts_with('-')))
+    kyverno_source(webhook).is_some()
+}
+
+/// The source a Kyverno webhook name denies for; `None` for any other name.
+#[must_use]
+pub fn kyverno_source(webhook: &str) -> Option<SourceKind> {
+    if POLICY_WEBHOOKS.contains(&webhook) {
+        return Some(SourceKind::PolicyValidation);
+    }
+    KYVERNO_WEBHOOKS.iter().find_map(|(base, kind)| {
+        let rest = webhook.strip_prefix(base)?;
+        let rest = rest.strip_prefix("-fail").or_else(|| rest.strip_prefix("-ignore"))?;
+        let ok = rest.is_empty()
+            || rest.strip_prefix("-finegrained-").is_some_and(|k| {
+                !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+            });
+        ok.then_some(*kind)
+    })
 }
 
 /// Parses the first admission denial in `text`.
@@ -157,14 +259,45 @@ pub fn is_kyverno_webhook(webhook: &str) -> bool {
 /// assert_eq!(d.violations[0].message, "Strict.");
 /// ```
 pub fn parse(text: &str) -> Result<Parsed, DenialError> {
-    let text = text.replace("\r\n", "\n");
-    let (webhook, after) = find_webhook(&text).ok_or(DenialError::NotADenial)?;
+    // Control characters (ANSI escapes, bells) are kept, but visible: they can neither reach a
+    // terminal raw nor break the YAML of the policy list.
+    let text: String = text
+        .replace("\r\n", "\n")
+        .chars()
+        .map(|c| if c.is_control() && c != '\n' && c != '\t' { c.escape_unicode().to_string() } else { c.to_string() })
+        .collect();
+    if let Some(inner) = wrapping::carried(&text) {
+        return parse(&inner);
+    }
+    let Some((webhook, after)) = find_webhook(&text) else { return api_server(&text) };
     let rest = text[after..].strip_prefix(':').unwrap_or(&text[after..]);
-    if !is_kyverno_webhook(webhook) {
-        return Ok(Parsed::OtherWebhook(OtherWebhook {
-            webhook: webhook.to_string(),
-            reason: rest.trim().to_string(),
-        }));
+    let kind = match kyverno_source(webhook) {
+        Some(kind) => kind,
+        None => {
+            return Ok(Parsed::OtherWebhook(OtherWebhook {
+                webhook: webhook.to_string(),
+                reason: rest.trim().to_string(),
+            }));
+        }
+    };
+    let none = || Resource { kind: String::new(), namespace: String::new(), name: String::new() };
+    let simple = |source: Source, violations: Vec<Violation>| {
+        Ok(Parsed::Kyverno(Denial { webhook: webhook.to_string(), source, resource: none(), violations }))
+    };
+    match kind {
+        SourceKind::Policy => {}
+        SourceKind::PolicyValidation => return simple(Source::PolicyValidation, sources::policy_validation(rest)),
+        SourceKind::ValidatingPolicy | SourceKind::ImageValidatingPolicy => {
+            let source = if kind == SourceKind::ValidatingPolicy {
+                Source::ValidatingPolicy
+            } else {
+                Source::ImageValidatingPolicy
+            };
+            return match sources::policy_verdicts(rest) {
+                Some(v) => simple(source, v),
+                None => Err(DenialError::NoPolicyList { webhook: webhook.into() }),
+            };
+        }
     }
     let marker =
         after + text[after..].find(BLOCKED).ok_or_else(|| DenialError::NoPolicyList { webhook: webhook.into() })?;
@@ -176,7 +309,45 @@ pub fn parse(text: &str) -> Result<Parsed, DenialError> {
     let body_start = text[marker..].find('\n').map_or(text.len(), |i| marker + i + 1);
     let block = Block::after(&text[body_start..], line_of(&text, body_start));
     let violations = block.violations()?;
-    Ok(Parsed::Kyverno(Denial { webhook: webhook.to_string(), resource, violations }))
+    Ok(Parsed::Kyverno(Denial { webhook: webhook.to_string(), source: Source::Policy, resource, violations }))
+}
+
+/// A denial by the API server itself: a ValidatingAdmissionPolicy (Kyverno's if it generated it)
+/// or Pod Security Admission.
+fn api_server(text: &str) -> Result<Parsed, DenialError> {
+    if let Some((policy, binding, violations)) = sources::generated_vap(text) {
+        if !sources::is_generated_vap(&policy) {
+            return Ok(Parsed::OtherWebhook(OtherWebhook {
+                webhook: format!("ValidatingAdmissionPolicy '{policy}'"),
+                reason: violations.first().map(|v| v.message.clone()).unwrap_or_default(),
+            }));
+        }
+        return Ok(Parsed::Kyverno(Denial {
+            webhook: String::new(),
+            source: Source::GeneratedValidatingAdmissionPolicy { binding },
+            resource: sources::forbidden_resource(text),
+            violations,
+        }));
+    }
+    if let Some((level, version, checks)) = sources::pod_security(text) {
+        let policy = format!("PodSecurity {level}:{version}");
+        let violations = checks
+            .iter()
+            .map(|c| Violation {
+                policy: policy.clone(),
+                rule: c.check.clone(),
+                paths: Vec::new(),
+                message: c.detail.clone(),
+            })
+            .collect();
+        return Ok(Parsed::PodSecurity(Denial {
+            webhook: String::new(),
+            source: Source::PodSecurity { level, version, checks },
+            resource: sources::forbidden_resource(text),
+            violations,
+        }));
+    }
+    Err(DenialError::NotADenial)
 }
 
 /// The first `admission webhook "<name>" denied the request`: the name and the byte offset just
@@ -239,11 +410,22 @@ impl Block {
             let t = l.trim_end();
             t.strip_suffix(':').is_some_and(|k| !k.is_empty() && !k.contains([' ', ':', '\'', '"']))
         };
+        // Rule lines sit one level deeper than policy keys and read `<rule>: ...`; a line at that
+        // level that does not (the next row of a `kubectl describe` events table) ends the block.
+        let rule_indent = lines[start..].iter().skip(1).find(|l| !l.trim().is_empty()).map(|l| indent_of(l));
+        let is_rule = |l: &str| {
+            let t = l.trim_start();
+            t.split_once(':').is_some_and(|(k, v)| {
+                !k.is_empty() && !k.contains([' ', '\'', '"']) && (v.is_empty() || v.starts_with(' '))
+            })
+        };
         let end = lines[start..]
             .iter()
             .position(|l| {
                 let blank = l.trim().is_empty();
-                !(blank || indent_of(l) > indent || (indent_of(l) == indent && is_key(&l[indent..])))
+                let i = indent_of(l);
+                let deeper = i > indent && (Some(i) != rule_indent || is_rule(l));
+                !(blank || deeper || (i == indent && is_key(&l[indent..])))
             })
             .map_or(lines.len(), |n| start + n);
         let yaml = lines[start..end].iter().map(|l| l.get(indent..).unwrap_or("")).collect::<Vec<_>>().join("\n");
@@ -292,9 +474,11 @@ impl Block {
     }
 }
 
-/// One violation from a rule's decoded message.
+/// One violation from a rule's decoded message; a `podSecurity` subrule's field errors are paths.
 fn violation(policy: String, rule: String, raw: &str) -> Violation {
-    Violation { paths: paths(raw), message: rule_message(&rule, raw), policy, rule }
+    let mut paths = paths(raw);
+    paths.extend(sources::field_errors(raw));
+    Violation { paths, message: rule_message(&rule, raw), policy, rule }
 }
 
 /// Every path after `failed at path ` (once per rule, or once per anyPattern alternative).
@@ -522,13 +706,25 @@ mod tests {
         for w in [
             "validate.kyverno.svc-fail",
             "validate.kyverno.svc-ignore",
-            "validate.kyverno.svc",
             "mutate.kyverno.svc-fail",
             "validate.kyverno.svc-fail-finegrained-p",
+            "vpol.validate.kyverno.svc-fail",
+            "nvpol.validate.kyverno.svc-ignore-finegrained-ns.p",
+            "ivpol.mutate.kyverno.svc-fail",
+            "validate-policy.kyverno.svc",
         ] {
             assert!(is_kyverno_webhook(w), "{w}");
         }
-        for w in ["agent-injector-ambassador.getambassador.io", "validate.kyverno.svcx", "validation.gatekeeper.sh"] {
+        for w in [
+            "agent-injector-ambassador.getambassador.io",
+            "validate.kyverno.svcx",
+            "validate.kyverno.svc",
+            "validate.kyverno.svc-fail-x",
+            "validate.kyverno.svc-fail-finegrained-",
+            "x.validate.kyverno.svc-fail",
+            "validate-policy.kyverno.svc-fail",
+            "validation.gatekeeper.sh",
+        ] {
             assert!(!is_kyverno_webhook(w), "{w}");
         }
     }
