@@ -100,7 +100,7 @@ fn json_with_pod_names_containers_and_hints() {
         hints,
         [
             ("agent-blocked-by-container-rule", "documented-recipe"),
-            ("agent-image-blocked-by-registry", "hardened-exemption")
+            ("agent-image-blocked-by-registry", "documented-recipe")
         ]
     );
 }
@@ -127,7 +127,7 @@ fn reads_standard_input_by_default() {
     let src = std::fs::read_to_string(denial("statefulset-traffic-manager.txt")).unwrap();
     let out = explain(&[]).write_stdin(src).output().expect("runs");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("scenario no-ambassador-exclusion"), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("fix demonstrated by scenario documented-recipe"), "{}", text(&out.stdout));
 }
 
 #[rstest]

@@ -13,12 +13,6 @@ pub mod scenario {
     pub const DOCUMENTED_RECIPE: &str = "documented-recipe";
     /// The agent denied when the rules check every container.
     pub const DOCUMENTED_RECIPE_LITERAL: &str = "documented-recipe-literal";
-    /// The traffic-manager denied without the `ambassador` exclusions.
-    pub const NO_AMBASSADOR_EXCLUSION: &str = "no-ambassador-exclusion";
-    /// `tel-agent-init` with NET_ADMIN, injected for a numeric targetPort.
-    pub const NUMERIC_TARGET_PORT: &str = "numeric-target-port";
-    /// The agent exemption with the name bound to the image.
-    pub const HARDENED_EXEMPTION: &str = "hardened-exemption";
 }
 
 /// A known cause of a denial.
@@ -67,13 +61,14 @@ impl Cause {
                  Service selecting the workload has a numeric or omitted targetPort. Use a named targetPort on every \
                  Service that selects the workload.",
                 DOCUMENTED_RECIPE,
-                Some(NUMERIC_TARGET_PORT),
+                None,
             ),
             Cause::AgentImageBlockedByRegistry => (
                 "The traffic-agent image (ghcr.io/telepresenceio/tel2) is not an allowed registry. Exempt the agent \
-                 in the registry rule, and bind the name traffic-agent to that image in a separate rule: a \
-                 name-only exemption lets any container named traffic-agent through.",
-                HARDENED_EXEMPTION,
+                 in the registry rule, and bind the name traffic-agent to that image in a separate rule (as \
+                 scenarios/policies/require-security-context-hardened.yaml does): a name-only exemption lets any \
+                 container named traffic-agent through.",
+                DOCUMENTED_RECIPE,
                 None,
             ),
             Cause::TrafficManagerBlocked => (
@@ -81,7 +76,7 @@ impl Cause {
                  securityContext and ghcr.io image do not pass strict rules. Exclude the manager namespace \
                  (`ambassador`) from the strict rules.",
                 DOCUMENTED_RECIPE,
-                Some(NO_AMBASSADOR_EXCLUSION),
+                None,
             ),
         };
         Hint { cause: self, text: text.to_string(), fixed_by, reproduced_by }
