@@ -48,6 +48,10 @@ fn main() {
     let args = Arguments::from_args();
     let trials = vec![
         with_cli(
+            "namespace_selector_rules_see_the_namespace_labels_of_the_manifests",
+            namespace_selector_rules_see_the_namespace_labels_of_the_manifests,
+        ),
+        with_cli(
             "a_policy_the_engine_rejects_is_exit_2_at_the_policy",
             a_policy_the_engine_rejects_is_exit_2_at_the_policy,
         ),
@@ -322,5 +326,40 @@ fn a_workload_no_policy_applies_to_is_admitted_as_a_verdict(_bin: &Path) {
     assert!(
         text.contains("workload: Deployment kyvtel-app/demo") && text.contains("ok        admitted: no policy applies"),
         "{text}"
+    );
+}
+
+/// A rule with a `namespaceSelector` is judged with the labels of the workload namespace as the
+/// scenario's manifests declare it: it applies (and denies) only when they match.
+fn namespace_selector_rules_see_the_namespace_labels_of_the_manifests(_bin: &Path) {
+    let pod_of = |variant: &str| -> Value {
+        let out = kyvtel()
+            .args([
+                "check",
+                &format!("tests/fixtures/check/engine/namespace-selector-{variant}.yaml"),
+                "--output",
+                "json",
+            ])
+            .output()
+            .expect("run");
+        assert!(matches!(out.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&out.stderr));
+        let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        report["scenarios"][0]["objects"]
+            .as_array()
+            .expect("objects")
+            .iter()
+            .find(|o| o["role"] == "workloadPod")
+            .cloned()
+            .expect("the workload pod")
+    };
+    let labelled = pod_of("labelled");
+    assert_eq!(labelled["admitted"], false, "{labelled}");
+    assert_eq!(labelled["judgement"]["denied"][0]["policy"], "ns-selected", "{labelled}");
+    assert_eq!(labelled["judgement"]["denied"][0]["rule"], "require-team-label", "{labelled}");
+    let unlabelled = pod_of("unlabelled");
+    assert_eq!(
+        (&unlabelled["admitted"], &unlabelled["judgement"]["applied"]),
+        (&Value::Bool(true), &Value::Bool(false)),
+        "{unlabelled}"
     );
 }
