@@ -149,6 +149,36 @@ pub struct Evaluation {
 /// Each policy is written into `workdir` (which must exist) as its own file, so that a file the
 /// CLI skips names its policy; the resources go into one multi-document file.
 pub fn evaluate(runner: &dyn Runner, workdir: &Path, policies: &[Value], resources: &[Value]) -> Result<Evaluation> {
+    evaluate_in(runner, workdir, policies, resources, &[])
+}
+
+/// [`evaluate`] with the `Namespace` objects the resources live in: their labels are given to the
+/// CLI (`--values-file`, `namespaceSelector:`), so that rules with a `namespaceSelector` see them.
+// upstream: kyverno/kyverno cmd/cli/kubectl-kyverno/apis/v1alpha1/values_spec.go@v1.19.1
+// (`namespaceSelector: [{name, labels}]`), commands/apply/command.go@v1.19.1 (`--values-file`).
+pub fn evaluate_in(
+    runner: &dyn Runner,
+    workdir: &Path,
+    policies: &[Value],
+    resources: &[Value],
+    namespaces: &[Value],
+) -> Result<Evaluation> {
+    let selectors: Vec<Value> = namespaces
+        .iter()
+        .filter(|n| n["kind"] == "Namespace")
+        .filter_map(|n| {
+            let name = n["metadata"]["name"].as_str()?;
+            Some(serde_json::json!({"name": name, "labels": n["metadata"]["labels"].as_object().cloned().unwrap_or_default()}))
+        })
+        .collect();
+    let values_file = if selectors.is_empty() {
+        None
+    } else {
+        let file = workdir.join("values.yaml");
+        let values = serde_json::json!({"apiVersion": "cli.kyverno.io/v1alpha1", "kind": "Value", "namespaceSelector": selectors});
+        write_documents(&file, &[values])?;
+        Some(file)
+    };
     let mut policy_files = Vec::new();
     for (i, p) in policies.iter().enumerate() {
         let file = workdir.join(format!("policy-{i}.yaml"));
@@ -157,7 +187,7 @@ pub fn evaluate(runner: &dyn Runner, workdir: &Path, policies: &[Value], resourc
     }
     let resource_file = workdir.join("resources.yaml");
     write_documents(&resource_file, resources)?;
-    let cmd = apply_command(&policy_files, &resource_file);
+    let cmd = apply_command(&policy_files, &resource_file, values_file.as_deref());
     let out = runner.run(&cmd, APPLY_TIMEOUT).map_err(|e| tool_error(e.to_string()))?;
     let mut problems: Vec<PolicyProblem> = rejection::unloadable(&out.stderr)
         .into_iter()
@@ -214,9 +244,12 @@ fn rule_error(policies: &[Value], r: &ReportResult, object: &ObjectRef) -> Polic
 
 /// The `kyverno apply` command line for the policy files and one resource file; `-v 3` makes the
 /// CLI log the policy files it skips.
-pub fn apply_command(policy_files: &[PathBuf], resource_file: &Path) -> CommandLine {
+pub fn apply_command(policy_files: &[PathBuf], resource_file: &Path, values_file: Option<&Path>) -> CommandLine {
     let mut args = vec!["apply".to_string()];
     args.extend(policy_files.iter().map(|p| p.display().to_string()));
+    if let Some(v) = values_file {
+        args.extend(["--values-file".to_string(), v.display().to_string()]);
+    }
     CommandLine::new(Tool::Kyverno).args(args).args([
         "-v".to_string(),
         "3".to_string(),

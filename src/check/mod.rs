@@ -181,7 +181,8 @@ fn locate(loaded: &Loaded, p: &rejection::PolicyProblem) -> crate::error::Diagno
 pub fn check(loaded: &Loaded, runner: &dyn Runner, workdir: &Path) -> Result<ScenarioCheck> {
     let rendered = render::render(loaded)?;
     let objects: Vec<_> = rendered.iter().map(|r| r.object.clone()).collect();
-    let evaluation = kyverno::evaluate(runner, workdir, &render::policies(loaded), &objects)?;
+    let namespaces: Vec<_> = loaded.manifest_values().filter(|d| d["kind"] == "Namespace").cloned().collect();
+    let evaluation = kyverno::evaluate_in(runner, workdir, &render::policies(loaded), &objects, &namespaces)?;
     if !evaluation.problems.is_empty() {
         return Err(Error::Input(evaluation.problems.iter().map(|p| locate(loaded, p)).collect()));
     }
