@@ -163,6 +163,17 @@ fn a_pod_with_an_absurd_number_of_containers_is_refused() {
     let out =
         kyvtel_in(&root()).args(["verify", "scenarios/documented-recipe.yaml", "--pod"]).arg(&file).output().unwrap();
     refused(&out, "5000 containers: more than the 1000 kyvtel reads in one pod");
+    // The same pod template in a workload given to `explain --pod`.
+    let deployment = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "demo"},
+        "spec": {"template": {"spec": pod["spec"].clone()}}});
+    let file = dir.path().join("deployment.json");
+    std::fs::write(&file, serde_json::to_string(&deployment).unwrap()).unwrap();
+    let out = kyvtel_in(&root())
+        .args(["explain", "tests/fixtures/denials/kubectl-agent-blocked.txt", "--pod"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    refused(&out, "5000 containers: more than the 1000 kyvtel reads in one pod");
 }
 
 #[test]

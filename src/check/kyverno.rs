@@ -293,9 +293,9 @@ fn parse_report(out: &Output) -> Result<Report> {
             let tail = |s: &str| {
                 s.lines().rev().take(10).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ")
             };
-            let status = out.status.map_or("killed by a signal".to_string(), |c| format!("exit status {c}"));
             Err(tool_error(format!(
-                "no policy report ({status}); stderr: {}; stdout: {}",
+                "no policy report (the CLI exited {}); stderr: {}; stdout: {}",
+                out.ended(),
                 tail(&out.stderr),
                 tail(stdout)
             )))
@@ -434,7 +434,7 @@ mod tests {
     fn a_cli_failure_without_report_is_a_tool_error_and_silence_is_no_result() {
         let out = Output { status: Some(1), stdout: String::new(), stderr: "Error: failed to load policies".into() };
         let e = parse_report(&out).expect_err("no report").to_string();
-        assert!(e.contains("failed to load policies") && e.contains("exit status 1"), "{e}");
+        assert!(e.contains("failed to load policies") && e.contains("exited with status 1"), "{e}");
         let out = Output { status: Some(0), stdout: "Warning: deprecated\n".into(), stderr: String::new() };
         assert!(parse_report(&out).expect("no rule applied").results.is_empty());
     }

@@ -94,13 +94,23 @@ fn read_pod(path: &Path) -> Result<PodInput> {
             .collect();
         return Ok(PodInput { file, objects });
     }
-    if hint::pod_spec(&first.value).is_none() {
+    let Some(spec) = hint::pod_spec(&first.value) else {
         let kind = first.value["kind"].as_str().unwrap_or("no kind");
         return Err(Error::input(
             &file,
             first.index.value(""),
             format!("expected a Pod, a List of pods, or a workload with a pod template; found `{kind}`"),
         ));
+    };
+    for list in ["containers", "initContainers"] {
+        let n = spec[list].as_array().map_or(0, Vec::len);
+        if n > pods::MAX_CONTAINERS {
+            return Err(Error::input(
+                &file,
+                first.index.value(""),
+                format!("{n} {list}: more than the {} kyvtel reads in one pod", pods::MAX_CONTAINERS),
+            ));
+        }
     }
     Ok(PodInput { file, objects: vec![first.value.clone()] })
 }

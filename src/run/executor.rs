@@ -246,13 +246,13 @@ async fn exec_action<A: ClusterApi>(
                 }
                 Ok(_) | Err(_) if *best_effort => Ok(()),
                 Ok(o) if command.tool == Tool::Sudo => Err(format!(
-                    "passwordless sudo is not available (`{command}` exited {:?}): Telepresence's root daemon cannot \
+                    "passwordless sudo is not available (`{command}` exited {}): Telepresence's root daemon cannot \
                      start; allow passwordless sudo for this user, or run kyvtel as root",
-                    o.status
+                    o.ended()
                 )),
                 Ok(o) => Err(format!(
-                    "`{command}` exited {:?}: {}",
-                    o.status,
+                    "`{command}` exited {}: {}",
+                    o.ended(),
                     tail(&format!("{}\n{}", o.stdout, o.stderr), 8)
                 )),
                 Err(e) if *expect_failure => {
@@ -265,7 +265,7 @@ async fn exec_action<A: ClusterApi>(
         Action::SaveOutput { command, path, timeout } => {
             let o = run_command(s, command, *timeout).await.map_err(|e| e.to_string())?;
             if !o.success() {
-                return Err(format!("`{command}` exited {:?}: {}", o.status, tail(&o.stderr, 8)));
+                return Err(format!("`{command}` exited {}: {}", o.ended(), tail(&o.stderr, 8)));
             }
             if o.stdout.trim().is_empty() {
                 return Err(format!("`{command}` printed nothing; {} was not written", path.display()));
@@ -546,10 +546,9 @@ async fn gather(plan: &Plan, s: &Settings) -> Vec<(String, String)> {
             let _ = std::fs::create_dir_all(dir);
         }
         let text = match run_command(&gs, &g.command, g.timeout).await {
-            Ok(o) => format!(
-                "$ {}\nexit status: {:?}\n--- stdout\n{}\n--- stderr\n{}\n",
-                g.command, o.status, o.stdout, o.stderr
-            ),
+            Ok(o) => {
+                format!("$ {}\nexited {}\n--- stdout\n{}\n--- stderr\n{}\n", g.command, o.ended(), o.stdout, o.stderr)
+            }
             Err(e) => format!("$ {}\ncould not run: {e}\n", g.command),
         };
         out.push((format!("{}.command.txt", g.name), text));

@@ -116,6 +116,12 @@ pub struct Output {
 }
 
 impl Output {
+    /// How the command ended, in words: `with status 1`, `killed by a signal`.
+    #[must_use]
+    pub fn ended(&self) -> String {
+        self.status.map_or_else(|| "killed by a signal".to_string(), |c| format!("with status {c}"))
+    }
+
     /// Whether the command exited with status 0.
     #[must_use]
     pub fn success(&self) -> bool {
