@@ -361,3 +361,15 @@ fn control_characters_and_ansi_escapes_are_never_echoed_raw() {
         .expect("runs");
     assert!(!text(&out.stderr).chars().any(|c| c.is_control() && c != '\n'), "{:?}", text(&out.stderr));
 }
+
+/// The mutate (verify-images) webhook sees a pod created with only `generateName` before it has a
+/// name: `resource Pod/<ns>/ was blocked`. It is read, with the name left empty.
+#[test]
+fn a_pod_without_a_name_yet_is_read() {
+    let v = explain_json(&denial("mutate-verify-images-generatename.txt"));
+    assert_eq!(v["webhook"], "mutate.kyverno.svc-fail");
+    assert_eq!(v["resource"], serde_json::json!({"kind": "Pod", "namespace": "kyvtel-app", "name": ""}));
+    assert_eq!(pairs(&v), [("verify-image".to_string(), "check-signature".to_string())]);
+    let out = explain(&[&denial("mutate-verify-images-generatename.txt")]).output().expect("runs");
+    assert!(text(&out.stdout).contains("denied Pod kyvtel-app/(no name yet: generateName)"), "{}", text(&out.stdout));
+}
