@@ -188,7 +188,8 @@ fn to_json(denial: &Denial, pod: Option<&Value>, hints: &[Hint]) -> Value {
 
 fn human(denial: &Denial, pod: Option<&Value>, hints: &[Hint]) -> String {
     let r = &denial.resource;
-    let at = if r.namespace.is_empty() { r.name.clone() } else { format!("{}/{}", r.namespace, r.name) };
+    let name = if r.name.is_empty() { "(no name yet: generateName)" } else { r.name.as_str() };
+    let at = if r.namespace.is_empty() { name.to_string() } else { format!("{}/{name}", r.namespace) };
     let what = if r.kind.is_empty() { "the request".to_string() } else { format!("{} {at}", r.kind) };
     let by = match &denial.source {
         denial::Source::Policy => format!("Kyverno ({})", denial.webhook),

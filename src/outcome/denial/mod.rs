@@ -121,7 +121,8 @@ pub struct Resource {
     pub kind: String,
     /// The namespace; empty for cluster-scoped objects (`Namespace//name`).
     pub namespace: String,
-    /// The name; for a pod created by a controller, the generated name.
+    /// The name; for a pod created by a controller, the generated name; empty when the pod has only
+    /// `generateName` and the mutate webhook denied it before the API server named it.
     pub name: String,
 }
 
@@ -373,7 +374,9 @@ fn resource(head: &str) -> Option<Resource> {
     let mut parts = spec.splitn(3, '/');
     let (kind, namespace, name) = (parts.next()?, parts.next()?, parts.next()?);
     let plain = |s: &str| !s.contains(char::is_whitespace);
-    (!kind.is_empty() && !name.is_empty() && plain(kind) && plain(namespace) && plain(name)).then(|| Resource {
+    // The name is empty at mutating admission for a pod with only `generateName` (the API server
+    // names it afterwards); upstream: kyverno/kyverno pkg/webhooks/utils/block.go@v1.19.1.
+    (!kind.is_empty() && plain(kind) && plain(namespace) && plain(name)).then(|| Resource {
         kind: kind.into(),
         namespace: namespace.into(),
         name: name.into(),
