@@ -289,6 +289,15 @@ fn a_policy_the_engine_rejects_is_exit_2_at_the_policy(_bin: &Path) {
         "{stderr}"
     );
     assert!(!stderr.contains("Some("), "{stderr}");
+    // A pattern the engine rejects (an existence anchor on a map), located at the pattern.
+    let mut cmd = kyvtel();
+    cmd.args(["check", "tests/fixtures/check/engine/engine-rejects-pattern.yaml"]);
+    let (_, stderr) = run(cmd, 2);
+    assert!(
+        stderr.contains("tests/fixtures/check/engine/policies/bad-anchor.yaml:17:7: the Kyverno engine rejects policy `dn-invalid-bad-anchor`")
+            && stderr.contains("existence anchor should have value of type list"),
+        "{stderr}"
+    );
 }
 
 fn a_rule_error_is_exit_2_naming_policy_and_rule(_bin: &Path) {

@@ -27,7 +27,7 @@ const QUOTE_LIMIT: usize = 300;
 
 static ANSI: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\x1b\[[0-9;]*[A-Za-z]").expect("valid regex"));
 static FIELD: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^((?:spec|metadata)(?:\.[A-Za-z0-9_-]+|\[\d+\])*): ").expect("valid regex"));
+    LazyLock::new(|| Regex::new(r"^((?:spec|metadata)(?:\.[A-Za-z0-9_-]+|\[\d+\])*)").expect("valid regex"));
 static LOG_ERROR: LazyLock<Regex> = LazyLock::new(|| Regex::new(r#"error="((?:[^"\\]|\\.)*)""#).expect("valid regex"));
 
 /// The policies listed under `Policies Skipped:` or `Invalid Policies:` in the CLI's stdout.
@@ -76,8 +76,10 @@ pub fn unloadable(stderr: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// `spec.rules[1].name: ...` → `/spec/rules/1/name`.
+/// `spec.rules[1].name: ...` → `/spec/rules/1/name`; `path: spec.rules[0].validate.pattern.//spec/...`
+/// (a pattern problem) → `/spec/rules/0/validate/pattern`.
 fn field_pointer(reason: &str) -> Option<String> {
+    let reason = reason.strip_prefix("path: ").unwrap_or(reason);
     let field = FIELD.captures(reason)?.get(1)?.as_str();
     let mut pointer = String::new();
     for part in field.split('.') {
@@ -114,6 +116,11 @@ mod tests {
         assert_eq!(p[0].pointer.as_deref(), Some("/spec/rules/1/name"));
         assert!(p[0].message.starts_with("spec.rules[1].name: Invalid value"), "{}", p[0].message);
         assert!(skipped("{\"results\": []}").is_empty());
+        // A bad anchor in a pattern, as the CLI v1.19.1 words it.
+        let stdout = "Policies Skipped:\n1. bad: path: spec.rules[0].validate.pattern.//spec/^(containers).: existence anchor should have value of type list\n---";
+        let p = skipped(stdout);
+        assert_eq!(p[0].pointer.as_deref(), Some("/spec/rules/0/validate/pattern"));
+        assert!(p[0].message.ends_with("existence anchor should have value of type list"), "{}", p[0].message);
     }
 
     #[test]
