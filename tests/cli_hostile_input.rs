@@ -14,7 +14,7 @@ use common::root;
 
 /// Far above what any refusal needs; a command that reaches it hangs, and the test fails.
 const HANG: Duration = Duration::from_secs(30);
-/// The documented input cap (README "Input limits"): 4 MiB.
+/// The documented input cap (README, "Exit codes": "Input cap"): 4 MiB.
 const CAP: usize = 4 * 1024 * 1024;
 
 fn kyvtel_in(dir: &Path) -> assert_cmd::Command {

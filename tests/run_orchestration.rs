@@ -1006,7 +1006,7 @@ async fn an_expected_denied_install_is_cleaned_up_without_hooks() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_kubeconfig_that_cannot_be_read_fails_create_cluster_and_the_cluster_is_still_deleted() {
     for (answer, why) in [
-        (Scripted::fail(1, "ERROR: could not locate any control plane nodes"), "exited Some(1)"),
+        (Scripted::fail(1, "ERROR: could not locate any control plane nodes"), "exited with status 1"),
         (Scripted::ok("  \n"), "printed nothing"),
     ] {
         let b = recipe(Tp::Shipped);
