@@ -414,6 +414,23 @@ mod tests {
     }
 
     #[test]
+    fn a_policy_file_the_cli_skips_names_its_policy() {
+        let dir = std::env::temp_dir().join(format!("kyvtel-unit-skip-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        // The CLI logs the path as it was given: the full path of the policy's own file.
+        let stderr = format!(
+            "T -2 command.go:1188 > skipping invalid YAML file error=\"failed to load file: bad\" logger=kubectl-kyverno path={} v=3",
+            dir.join("policy-1.yaml").display()
+        );
+        let runner = Canned(Output { status: Some(0), stdout: String::new(), stderr }, Default::default());
+        let policies = [json!({"metadata": {"name": "first"}}), json!({"metadata": {"name": "second"}})];
+        let e = evaluate(&runner, &dir, &policies, &[]).expect("evaluated");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(e.problems.len(), 1);
+        assert_eq!(e.problems[0].policy, "second");
+    }
+
+    #[test]
     fn rule_errors_are_policy_problems_at_the_rule() {
         let report = json!({"results": [{"policy": "p", "rule": "r", "result": "error", "message": "boom",
             "resources": [{"kind": "Pod", "namespace": "ns", "name": "p"}]}]});
