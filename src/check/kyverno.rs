@@ -192,7 +192,8 @@ pub fn evaluate_in(
     let mut problems: Vec<PolicyProblem> = rejection::unloadable(&out.stderr)
         .into_iter()
         .map(|(file, message)| {
-            let index = file.trim_start_matches("policy-").trim_end_matches(".yaml").parse::<usize>().ok();
+            // The CLI logs each path as it was given; match it against the files written above.
+            let index = policy_files.iter().position(|p| Path::new(&file) == p.as_path() || p.ends_with(&file));
             let policy = index.and_then(|i| policies.get(i)).and_then(policy::name).unwrap_or("?").to_string();
             PolicyProblem { policy, pointer: None, message }
         })
