@@ -231,7 +231,7 @@ pub fn evaluate_in(
 
 /// A rule that errored on `object`, located at the rule (its `autogen-` prefix removed).
 fn rule_error(policies: &[Value], r: &ReportResult, object: &ObjectRef) -> PolicyProblem {
-    let base = r.rule.strip_prefix("autogen-cronjob-").or_else(|| r.rule.strip_prefix("autogen-")).unwrap_or(&r.rule);
+    let base = base_rule(&r.rule);
     let index = policies
         .iter()
         .find(|p| policy::name(p) == Some(r.policy.as_str()))
@@ -316,6 +316,12 @@ pub fn failed_paths(message: &str) -> Vec<String> {
         .collect()
 }
 
+/// The rule a reported rule name comes from: `autogen-<rule>` and `autogen-cronjob-<rule>` are the
+/// rules Kyverno generates for controllers.
+fn base_rule(rule: &str) -> &str {
+    rule.strip_prefix("autogen-cronjob-").or_else(|| rule.strip_prefix("autogen-")).unwrap_or(rule)
+}
+
 /// Whether a failure of `rule` (possibly `autogen-<rule>` or `autogen-cronjob-<rule>`) denies
 /// admission: the rule's `validate.failureAction`, else the policy's `validationFailureAction`,
 /// else Audit (facts.md §3).
@@ -324,7 +330,7 @@ pub fn enforced(policies: &[Value], policy_name: &str, rule: &str) -> bool {
     let Some(p) = policies.iter().find(|p| policy::name(p) == Some(policy_name)) else {
         return false;
     };
-    let base = rule.strip_prefix("autogen-cronjob-").or_else(|| rule.strip_prefix("autogen-")).unwrap_or(rule);
+    let base = base_rule(rule);
     let rule_action = p["spec"]["rules"]
         .as_array()
         .and_then(|rs| rs.iter().find(|r| r["name"] == base || r["name"] == rule))
