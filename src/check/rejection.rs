@@ -81,17 +81,7 @@ pub fn unloadable(stderr: &str) -> Vec<(String, String)> {
 fn field_pointer(reason: &str) -> Option<String> {
     let reason = reason.strip_prefix("path: ").unwrap_or(reason);
     let field = FIELD.captures(reason)?.get(1)?.as_str();
-    let mut pointer = String::new();
-    for part in field.split('.') {
-        let (name, indexes) = part.split_once('[').map_or((part, ""), |(n, rest)| (n, rest));
-        pointer.push('/');
-        pointer.push_str(name);
-        for i in indexes.split('[').map(|s| s.trim_end_matches(']')).filter(|s| !s.is_empty()) {
-            pointer.push('/');
-            pointer.push_str(i);
-        }
-    }
-    Some(pointer)
+    Some(crate::outcome::denial::sources::pointer(field))
 }
 
 fn quote(s: &str) -> String {
