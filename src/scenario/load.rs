@@ -154,7 +154,7 @@ pub fn load_with(path: &Path, pins: &Pins, how: &Confinement) -> Result<Loaded> 
     };
 
     // Every referenced path, resolved inside the root; `None` (and a problem) when it leaves it.
-    let resolve = |p: &mut Problems<'_>, at: &str, written: &Path| match root.resolve(&dir, written) {
+    let resolve = |p: &mut Problems<'_>, at: &str, written: &Path| match root.resolve(written) {
         Ok(file) => Some(file),
         Err(m) => {
             p.at(at, m);

@@ -22,41 +22,45 @@ pub struct Confinement {
 pub struct Root {
     /// The root directory, symlinks resolved; `None` when paths are not confined.
     dir: Option<PathBuf>,
+    /// The scenario's directory as given (what resolved paths are joined to).
+    scenario_dir: PathBuf,
+    /// The same directory, absolute and with symlinks resolved (what the checks compare).
+    base: PathBuf,
 }
 
 impl Root {
     /// The root for the scenario at `scenario` under `how`; an explicit root that does not exist
     /// is an error message.
     pub fn of(scenario: &Path, how: &Confinement) -> Result<Root, String> {
-        if how.allow_outside_root {
-            return Ok(Root { dir: None });
-        }
-        if let Some(r) = &how.root {
+        let scenario_dir = scenario.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = absolute(&scenario_dir);
+        let base = base.canonicalize().unwrap_or(base);
+        let dir = if how.allow_outside_root {
+            None
+        } else if let Some(r) = &how.root {
             let dir = r.canonicalize().map_err(|_| format!("--root {}: no such directory", r.display()))?;
             if !dir.is_dir() {
                 return Err(format!("--root {}: not a directory", r.display()));
             }
-            return Ok(Root { dir: Some(dir) });
-        }
-        let own = absolute(scenario.parent().unwrap_or(Path::new("")));
-        let own = own.canonicalize().unwrap_or(own);
-        let marked = own.ancestors().find(|a| a.join("kind-config").is_dir() || a.join(".git").exists());
-        Ok(Root { dir: Some(marked.unwrap_or(&own).to_path_buf()) })
+            Some(dir)
+        } else {
+            let marked = base.ancestors().find(|a| a.join("kind-config").is_dir() || a.join(".git").exists());
+            Some(marked.unwrap_or(&base).to_path_buf())
+        };
+        Ok(Root { dir, scenario_dir, base })
     }
 
-    /// `written` (a path as the scenario writes it) resolved against `scenario_dir`; an error
-    /// message when it leaves the root.
-    pub fn resolve(&self, scenario_dir: &Path, written: &Path) -> Result<PathBuf, String> {
-        let joined = scenario_dir.join(written);
+    /// `written` (a path as the scenario writes it) resolved against the scenario's directory; an
+    /// error message when it leaves the root.
+    pub fn resolve(&self, written: &Path) -> Result<PathBuf, String> {
+        let joined = self.scenario_dir.join(written);
         let Some(root) = &self.dir else { return Ok(joined) };
         let shown = written.display();
         let allow = "(pass --allow-outside-root to accept it, or --root DIR to widen the root)";
         if written.is_absolute() {
             return Err(format!("`{shown}` is an absolute path: write it relative to the scenario file {allow}"));
         }
-        let base = absolute(scenario_dir);
-        let base = base.canonicalize().unwrap_or(base);
-        if !normalize(&base.join(written)).starts_with(root) {
+        if !normalize(&self.base.join(written)).starts_with(root) {
             return Err(format!("`{shown}` is outside the scenario root {} {allow}", root.display()));
         }
         if let Ok(real) = joined.canonicalize()
@@ -97,13 +101,18 @@ mod tests {
 
     #[test]
     fn parent_steps_inside_the_root_are_fine_and_out_of_it_refused() {
-        let root = Root { dir: Some(PathBuf::from("/r")) };
-        assert!(root.resolve(Path::new("/r/scenarios"), Path::new("../kind-config/x.yaml")).is_ok());
-        let e = root.resolve(Path::new("/r/scenarios"), Path::new("../../etc/passwd")).unwrap_err();
+        let at = |dir: Option<&str>, scenario_dir: &str| Root {
+            dir: dir.map(PathBuf::from),
+            scenario_dir: PathBuf::from(scenario_dir),
+            base: PathBuf::from(scenario_dir),
+        };
+        let root = at(Some("/r"), "/r/scenarios");
+        assert!(root.resolve(Path::new("../kind-config/x.yaml")).is_ok());
+        let e = root.resolve(Path::new("../../etc/passwd")).unwrap_err();
         assert!(e.starts_with("`../../etc/passwd` is outside the scenario root /r"), "{e}");
-        let e = root.resolve(Path::new("/r"), Path::new("/etc/passwd")).unwrap_err();
+        let e = at(Some("/r"), "/r").resolve(Path::new("/etc/passwd")).unwrap_err();
         assert!(e.starts_with("`/etc/passwd` is an absolute path"), "{e}");
-        assert!(Root { dir: None }.resolve(Path::new("/r"), Path::new("/etc/passwd")).is_ok());
+        assert!(at(None, "/r").resolve(Path::new("/etc/passwd")).is_ok());
     }
 
     #[test]
