@@ -260,17 +260,31 @@ pub fn kyverno_source(webhook: &str) -> Option<SourceKind> {
 /// assert_eq!(d.violations[0].message, "Strict.");
 /// ```
 pub fn parse(text: &str) -> Result<Parsed, DenialError> {
-    // Control characters (ANSI escapes, bells) are kept, but visible: they can neither reach a
-    // terminal raw nor break the YAML of the policy list.
-    let text: String = text
-        .replace("\r\n", "\n")
-        .chars()
-        .map(|c| if c.is_control() && c != '\n' && c != '\t' { c.escape_unicode().to_string() } else { c.to_string() })
-        .collect();
-    if let Some(inner) = wrapping::carried(&text) {
-        return parse(&inner);
+    let text = normalize(text);
+    // A printed object is unwrapped once: kubectl never nests one in another.
+    match wrapping::carried(&text) {
+        Some(inner) => parse_text(&normalize(&inner)),
+        None => parse_text(&text),
     }
-    let Some((webhook, after)) = find_webhook(&text) else { return api_server(&text) };
+}
+
+/// `\r\n` read as `\n`; control characters (ANSI escapes, bells) kept but made visible, so that
+/// they can neither reach a terminal raw nor break the YAML of the policy list.
+fn normalize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.replace("\r\n", "\n").chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Parses a text that is not a printed object.
+fn parse_text(text: &str) -> Result<Parsed, DenialError> {
+    let Some((webhook, after)) = find_webhook(text) else { return api_server(text) };
     let rest = text[after..].strip_prefix(':').unwrap_or(&text[after..]);
     let kind = match kyverno_source(webhook) {
         Some(kind) => kind,
@@ -304,11 +318,11 @@ pub fn parse(text: &str) -> Result<Parsed, DenialError> {
         after + text[after..].find(BLOCKED).ok_or_else(|| DenialError::NoPolicyList { webhook: webhook.into() })?;
     let line_start = text[..marker].rfind('\n').map_or(0, |i| i + 1).max(after);
     let resource = resource(&text[line_start..marker]).ok_or_else(|| DenialError::BadResource {
-        line: line_of(&text, marker),
+        line: line_of(text, marker),
         found: text[line_start..marker].trim().to_string(),
     })?;
     let body_start = text[marker..].find('\n').map_or(text.len(), |i| marker + i + 1);
-    let block = Block::after(&text[body_start..], line_of(&text, body_start));
+    let block = Block::after(&text[body_start..], line_of(text, body_start));
     let violations = block.violations()?;
     Ok(Parsed::Kyverno(Denial { webhook: webhook.to_string(), source: Source::Policy, resource, violations }))
 }
