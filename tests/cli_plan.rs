@@ -329,6 +329,32 @@ fn the_local_plan_restores_a_snapshot_unless_cold() {
     }
 }
 
+/// `--unconfined` plans a run without namespaces: every port picked free (none of the confined run's
+/// fixed ones), every start cold (no snapshot: its webhooks name ports), the Telepresence chart still
+/// installed (its admission is real) but the traffic-manager never started (it reads its credentials
+/// from a fixed path under /var/run, which kyvtel writes only on a private /run), so every step that
+/// needs its injector is skipped with that reason.
+#[test]
+fn the_unconfined_local_plan_picks_free_ports_and_skips_what_needs_the_injector() {
+    let text = stdout(&["plan", "--provider", "local", "--unconfined", "scenarios/documented-recipe.yaml"]);
+    assert!(text.contains("unconfined: no private namespaces"), "{text}");
+    for fixed in [":2379", ":2380", ":6443", ":9443", "--secure-port=6443", "--webhookServerPort=9443"] {
+        assert!(!text.contains(fixed), "a confined run's fixed port {fixed}\n{text}");
+    }
+    for absent in ["restore into", "snapshot", "start only]", "start .tools/local/traffic-"] {
+        assert!(!text.contains(absent), "--unconfined: {absent}\n{text}");
+    }
+    assert_eq!(text.matches("helm install traffic-manager ").count(), 2, "{text}");
+    for step in ["deploy-workload", "intercept"] {
+        let at = text.find(&format!(". {step}")).unwrap_or_else(|| panic!("{step}\n{text}"));
+        let next = text[at..].lines().nth(1).unwrap_or_default();
+        assert!(next.contains("skip    unconfined: the traffic-manager is not started"), "{step}: {next}");
+    }
+    let out = kyvtel().args(["plan", "--unconfined", "scenarios/documented-recipe.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--unconfined goes with --provider local"));
+}
+
 /// A reader that stops early (`kyvtel plan --all --output json | head -c 10`) is no error of
 /// kyvtel's: no panic and no "Broken pipe" message; kyvtel ends as other command-line tools do.
 #[test]

@@ -353,3 +353,168 @@ fn the_2_20_2_manager_crash_on_a_workload_without_service_is_an_infrastructure_f
     assert_eq!(s["verdict"], "failed", "{s}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `kyvtel run --provider local` wrapped in `prefix` (a command that ends by executing its arguments).
+fn start_wrapped(prefix: &[String], scenario: &Path, dir: &Path, extra: &[&str]) -> Child {
+    let kyvtel = assert_cmd::cargo::cargo_bin("kyvtel");
+    let mut argv: Vec<std::ffi::OsString> = prefix.iter().map(Into::into).collect();
+    argv.push(kyvtel.into());
+    let program = argv.remove(0);
+    Command::new(program)
+        .args(argv)
+        .current_dir(common::root())
+        .args(["run", "--provider", "local"])
+        .args(extra)
+        .arg(scenario)
+        .arg("--report-dir")
+        .arg(dir.join("reports"))
+        .arg("--work-dir")
+        .arg(dir.join("work"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn strings(s: &[&str]) -> Vec<String> {
+    s.iter().map(|s| (*s).to_string()).collect()
+}
+
+/// Without root, kyvtel makes its namespaces inside a user namespace. As root, the test first drops
+/// root: euid 65534 in a user namespace of its own, without any capability (the files stay
+/// reachable: their host owner is the mapped user). Without root, kyvtel is unprivileged already.
+#[test]
+fn without_root_the_run_confines_itself_in_a_user_namespace() {
+    let _one = serial();
+    if skip_or_fail("local-userns") {
+        return;
+    }
+    let dir = tmp("local-userns");
+    let work = dir.join("work").display().to_string();
+    // SAFETY: geteuid has no preconditions.
+    let prefix = if unsafe { libc::geteuid() } == 0 {
+        strings(&["unshare", "--user", "--map-user=65534", "--map-group=65534", "--"])
+    } else {
+        Vec::new()
+    };
+    let scenario = common::root().join("tests/fixtures/local/recipe-2.31.0.yaml");
+    let out = start_wrapped(&prefix, &scenario, &dir, &[]).wait_with_output().unwrap();
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("confined: private network, mount and PID namespaces, in a user namespace (without root)"),
+        "{text}"
+    );
+    let checks = asserted(&dir.join("reports"));
+    assert!(!checks.is_empty() && checks.iter().all(|n| *n > 0), "{checks:?}");
+    assert!(
+        wait_until(Duration::from_secs(10), || processes_naming(&work).is_empty()),
+        "{:?}",
+        processes_naming(&work)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The listening TCP sockets of the network namespace of process `pid`, as (address, port).
+fn listeners_of(pid: u32) -> Vec<(String, u16)> {
+    let mut out = Vec::new();
+    for f in ["tcp", "tcp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{f}")).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.get(3) != Some(&"0A") {
+                continue;
+            }
+            if let Some((addr, port)) = cols.get(1).and_then(|a| a.rsplit_once(':'))
+                && let Ok(p) = u16::from_str_radix(port, 16)
+            {
+                out.push((addr.to_string(), p));
+            }
+        }
+    }
+    out
+}
+
+/// 127.0.0.1 or ::1 as /proc/net/tcp{,6} print them.
+fn is_loopback(addr: &str) -> bool {
+    addr == "0100007F" || addr == "00000000000000000000000001000000"
+}
+
+/// Where no namespace can be made (here: user namespaces nested until the kernel refuses one more,
+/// as non-root), the run refuses with exit 3 and names the fixes; `--unconfined` runs without
+/// namespaces: every listener on loopback at a port picked free, the traffic-manager not started and
+/// the steps that need its injector skipped with the reason, never passed. The test keeps it in a
+/// network namespace of its own.
+#[test]
+fn where_no_namespace_can_be_made_the_run_refuses_unless_unconfined() {
+    let _one = serial();
+    if skip_or_fail("local-unconfined") {
+        return;
+    }
+    let dir = tmp("local-unconfined");
+    let work = dir.join("work").display().to_string();
+    let deep = dir.join("deep.sh");
+    std::fs::write(
+        &deep,
+        "#!/bin/sh\n# Nests user namespaces until the kernel refuses one more, then runs \"$@\".\n\
+         if unshare --user --map-current-user true 2>/dev/null; then exec unshare --user --map-current-user \"$0\" \"$@\"; fi\n\
+         exec \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&deep, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut prefix = strings(&[
+        "unshare",
+        "--user",
+        "--map-root-user",
+        "--net",
+        "--",
+        "sh",
+        "-c",
+        "ip link set lo up && exec \"$@\"",
+        "sh",
+        "unshare",
+        "--user",
+        "--map-user=65534",
+        "--map-group=65534",
+        "--",
+    ]);
+    prefix.push(deep.display().to_string());
+    let scenario = common::root().join("tests/fixtures/local/recipe-2.31.0.yaml");
+
+    let refused = start_wrapped(&prefix, &scenario, &dir.join("refused"), &[]).wait_with_output().unwrap();
+    let text = output_text(&refused);
+    assert_eq!(refused.status.code(), Some(3), "{text}");
+    assert!(text.contains("an unprivileged user namespace was refused"), "{text}");
+    assert!(text.contains("--unconfined"), "the fixes name the flag: {text}");
+
+    let mut child = start_wrapped(&prefix, &scenario, &dir, &["--unconfined"]);
+    let mut seen = std::collections::BTreeSet::new();
+    let ended = wait_until(Duration::from_secs(300), || {
+        seen.extend(listeners_of(child.id()));
+        child.try_wait().ok().flatten().is_some()
+    });
+    if !ended {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = output_text(&out);
+    assert!(ended, "the unconfined run did not end within 300 s: {text}");
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("unconfined: no private namespaces"), "{text}");
+    assert!(seen.len() >= 4, "the components' listeners were seen: {seen:?}");
+    assert!(seen.iter().all(|(a, _)| is_loopback(a)), "every listener on loopback: {seen:?}");
+    for fixed in [2379, 6443, 9443] {
+        assert!(seen.iter().all(|(_, p)| *p != fixed), "ports are picked free, not the confined {fixed}: {seen:?}");
+    }
+    let s = &summary(&dir.join("reports"))["scenarios"][0];
+    assert!(s["checksAsserted"].as_u64().unwrap_or(0) > 0, "{s}");
+    let skipped = s["skippedSteps"].as_array().cloned().unwrap_or_default();
+    let deploy = skipped.iter().find(|k| k["name"] == "deploy-workload").unwrap_or_else(|| panic!("{s}"));
+    assert!(deploy["reason"].as_str().unwrap_or_default().contains("unconfined"), "{deploy}");
+    assert!(
+        wait_until(Duration::from_secs(10), || processes_naming(&work).is_empty()),
+        "{:?}",
+        processes_naming(&work)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
