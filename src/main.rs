@@ -47,9 +47,14 @@ fn main() -> ExitCode {
                 kyvtel::console_eprintln!("error: {e}");
                 return e.exit().into();
             }
-            if let Err(e) = kyvtel::provider::local::confine::enter() {
-                kyvtel::console_eprintln!("error: missing prerequisite: {e}");
-                return kyvtel::Exit::Infra.into();
+            if !args.unconfined {
+                match kyvtel::provider::local::confine::enter() {
+                    Ok(mode) => kyvtel::console_println!("{}", mode.notice()),
+                    Err(e) => {
+                        kyvtel::console_eprintln!("error: missing prerequisite: {e}");
+                        return kyvtel::Exit::Infra.into();
+                    }
+                }
             }
         }
     }

@@ -350,9 +350,14 @@ fn the_unconfined_local_plan_picks_free_ports_and_skips_what_needs_the_injector(
         let next = text[at..].lines().nth(1).unwrap_or_default();
         assert!(next.contains("skip    unconfined: the traffic-manager is not started"), "{step}: {next}");
     }
-    let out = kyvtel().args(["plan", "--unconfined", "scenarios/documented-recipe.yaml"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--unconfined goes with --provider local"));
+    for args in [
+        &["plan", "--unconfined", "scenarios/documented-recipe.yaml"][..],
+        &["run", "--provider", "kind", "--unconfined", "scenarios/documented-recipe.yaml"][..],
+    ] {
+        let out = kyvtel().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--unconfined goes with --provider local"), "{args:?}");
+    }
 }
 
 /// A reader that stops early (`kyvtel plan --all --output json | head -c 10`) is no error of

@@ -415,9 +415,14 @@ fn without_root_the_run_confines_itself_in_a_user_namespace() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The listening TCP sockets of the network namespace of process `pid`, as (address, port).
+/// The listening TCP sockets of the network namespace of process `pid`, as (address, port); none
+/// while it is still in this test's namespace (before its `unshare --net`).
 fn listeners_of(pid: u32) -> Vec<(String, u16)> {
     let mut out = Vec::new();
+    let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/net")).ok();
+    if ns(&pid.to_string()).is_none_or(|n| Some(n) == ns("self")) {
+        return out;
+    }
     for f in ["tcp", "tcp6"] {
         let text = std::fs::read_to_string(format!("/proc/{pid}/net/{f}")).unwrap_or_default();
         for line in text.lines().skip(1) {
@@ -516,5 +521,19 @@ fn where_no_namespace_can_be_made_the_run_refuses_unless_unconfined() {
         "{:?}",
         processes_naming(&work)
     );
+
+    // SIGKILL mid-run: without a PID namespace, PR_SET_PDEATHSIG alone must end every component.
+    let killed = dir.join("killed");
+    let work = killed.join("work").display().to_string();
+    let mut child = start_wrapped(&prefix, &scenario, &killed, &["--unconfined"]);
+    let up = wait_until(Duration::from_secs(120), || {
+        processes_naming(&work).iter().any(|p| p.contains("kyverno.kubeconfig"))
+    });
+    assert!(up, "Kyverno never started: {:?}", processes_naming(&work));
+    // SAFETY: signalling our own child (kyvtel, after the wrappers' execs).
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    let gone = wait_until(Duration::from_secs(10), || processes_naming(&work).is_empty());
+    assert!(gone, "processes of the killed unconfined run are left: {:?}", processes_naming(&work));
     let _ = std::fs::remove_dir_all(&dir);
 }

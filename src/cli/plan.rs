@@ -30,6 +30,10 @@ pub struct Args {
     /// With `--provider local`: plan every stack from an empty etcd (no snapshot restored or saved).
     #[arg(long)]
     pub cold: bool,
+    /// With `--provider local`: plan a run without private namespaces (ports picked free now, every
+    /// start cold, the traffic-manager not started and the steps that need its injector skipped).
+    #[arg(long)]
+    pub unconfined: bool,
     /// Where the scenarios' files may come from.
     #[command(flatten)]
     pub root: super::RootArgs,
@@ -38,10 +42,14 @@ pub struct Args {
 /// Runs `kyvtel plan`.
 pub fn run(args: Args) -> Result<Exit> {
     if args.provider == plan::Provider::Local {
-        return local(args.scenario, args.all, args.output, args.cold, &args.root.confinement());
+        let how = LocalHow { cold: args.cold, unconfined: args.unconfined };
+        return local(args.scenario, args.all, args.output, how, &args.root.confinement());
     }
     if args.cold {
         return Err(Error::Usage("--cold goes with --provider local".into()));
+    }
+    if args.unconfined {
+        return Err(Error::Usage("--unconfined goes with --provider local".into()));
     }
     match (args.scenario, args.all) {
         (Some(file), None) => {
@@ -84,13 +92,19 @@ pub fn run(args: Args) -> Result<Exit> {
     Ok(Exit::Success)
 }
 
+/// How a local run starts: `--cold`, `--unconfined`.
+struct LocalHow {
+    cold: bool,
+    unconfined: bool,
+}
+
 /// `kyvtel plan --provider local`: every scenario once per Telepresence version it runs with, one
 /// stack each, exactly as `kyvtel run --provider local` executes them.
 fn local(
     file: Option<PathBuf>,
     all: Option<Vec<PathBuf>>,
     output: Output,
-    cold: bool,
+    how: LocalHow,
     confinement: &scenario::Confinement,
 ) -> Result<Exit> {
     let files = match (file, all) {
@@ -108,12 +122,25 @@ fn local(
     let runs = crate::run::session::local::variants_of(&loaded, &crate::scenario::pins::Pins::builtin())?;
     // Exactly what `kyvtel run --provider local` executes: the variants grouped into cells.
     let mut opts = Options { provider: plan::Provider::Local, ..Options::default() };
-    if cold {
+    if how.cold {
         opts.local.snapshots = None;
+    }
+    if how.unconfined {
+        let ports = crate::provider::local::components::Ports::pick()
+            .map_err(|e| Error::Prerequisite(format!("no free loopback port for an unconfined run: {e}")))?;
+        opts.local = opts.local.unconfined(ports);
     }
     let cells = plan::group(&runs, &opts);
     match output {
-        Output::Text => print!("{}", plan::render::cells_text(&cells)),
+        Output::Text => {
+            if how.unconfined {
+                println!(
+                    "{} (these ports were free when planned; a run picks its own)\n",
+                    crate::provider::local::confine::unconfined_notice(&opts.local.ports)
+                );
+            }
+            print!("{}", plan::render::cells_text(&cells));
+        }
         Output::Json => print!("{}", plan::render::cells_json(&cells)),
     }
     Ok(Exit::Success)

@@ -64,6 +64,12 @@ pub struct Args {
     /// "stack ready" snapshot (by default a matching snapshot gives a warm start).
     #[arg(long)]
     pub cold: bool,
+    /// Local provider: run without private namespaces, where none can be made. Listeners stay on
+    /// loopback at ports picked free and every start is cold, but the traffic-manager cannot run (its
+    /// credentials live at a fixed path under /var/run), so the steps that need its injector are
+    /// skipped with the reason. Without this flag such a machine refuses the run (exit 3).
+    #[arg(long)]
+    pub unconfined: bool,
 }
 
 /// The checks `--provider auto` needs for kind (those of `kyvtel doctor`).
@@ -107,6 +113,9 @@ pub fn check_flags(args: &Args) -> Result<()> {
     if args.cold && !matches!(p, ProviderKind::Local | ProviderKind::Auto) {
         return usage("--cold goes with --provider local (or auto, when it picks local)");
     }
+    if args.unconfined && !matches!(p, ProviderKind::Local | ProviderKind::Auto) {
+        return usage("--unconfined goes with --provider local (or auto, when it picks local)");
+    }
     if args.reuse && p != ProviderKind::Kind {
         return usage("--reuse goes with --provider kind");
     }
@@ -139,5 +148,6 @@ pub fn run(args: Args) -> Result<Exit> {
         work_dir: args.work_dir.unwrap_or_else(|| PathBuf::from(session::DEFAULT_WORK_DIR)),
         junit: args.junit,
         cold: args.cold,
+        unconfined: args.unconfined,
     })
 }

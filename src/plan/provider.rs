@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::provider::local::components::Ports;
+
 /// Where a plan runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -49,7 +51,8 @@ impl Provider {
     }
 }
 
-/// Where the local provider finds its binaries and charts (what `kyvtel plan --provider local` prints).
+/// Where the local provider finds its binaries and charts, and how it runs (what `kyvtel plan
+/// --provider local` prints).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalPaths {
     /// The built binaries (`.tools/local` under the repository root).
@@ -60,9 +63,23 @@ pub struct LocalPaths {
     pub kyvtel: PathBuf,
     /// The stack a scenario joins (a cell's `local/` directory); `None`: its own, `<run_dir>/local`.
     pub stack: Option<PathBuf>,
-    /// The store of "stack ready" snapshots for warm starts; `None` (`--cold`): every start is cold.
+    /// The store of "stack ready" snapshots for warm starts; `None` (`--cold`, `--unconfined`): every
+    /// start is cold.
     pub snapshots: Option<PathBuf>,
+    /// The listeners' loopback ports: fixed inside the run's namespaces, picked free when unconfined.
+    pub ports: Ports,
+    /// `--unconfined`: no private namespaces (see [`UNCONFINED`]).
+    pub unconfined: bool,
 }
+
+/// Why an unconfined run does not start the traffic-manager, so skips every step that needs its
+/// injector. client-go's `rest.InClusterConfig` reads a fixed path
+/// (upstream: kubernetes/client-go rest/config.go, `tokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"`),
+/// and the traffic-manager has no other way in (upstream: telepresenceio/telepresence
+/// cmd/traffic/cmd/manager/manager.go@v2.31.0, `rest.InClusterConfig()`; facts.md §7).
+pub const UNCONFINED: &str = "unconfined: the traffic-manager is not started (it reads its credentials from \
+/var/run/secrets/kubernetes.io/serviceaccount, a fixed path, and kyvtel writes there only on the private /run of a \
+confined run, never the host's), so nothing injects the agent";
 
 impl Default for LocalPaths {
     /// What `kyvtel plan` prints: placeholders a reader can map.
@@ -73,6 +90,8 @@ impl Default for LocalPaths {
             kyvtel: "kyvtel".into(),
             stack: None,
             snapshots: Some(".tools/local/snapshots".into()),
+            ports: Ports::CONFINED,
+            unconfined: false,
         }
     }
 }
@@ -89,6 +108,14 @@ impl LocalPaths {
             module_cache: crate::provider::local::charts::module_cache(),
             kyvtel: std::env::current_exe().unwrap_or_else(|_| "kyvtel".into()),
             stack: None,
+            ports: Ports::CONFINED,
+            unconfined: false,
         }
+    }
+
+    /// Unconfined (`ports` picked free): every start cold, since a snapshot's webhooks name its ports.
+    #[must_use]
+    pub fn unconfined(self, ports: Ports) -> LocalPaths {
+        LocalPaths { snapshots: None, ports, unconfined: true, ..self }
     }
 }

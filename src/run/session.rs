@@ -72,6 +72,8 @@ pub struct SessionOptions {
     pub junit: Option<PathBuf>,
     /// Local provider: every stack starts from an empty etcd; no snapshot is restored or saved.
     pub cold: bool,
+    /// Local provider: no private namespaces (`--unconfined`).
+    pub unconfined: bool,
 }
 
 /// Where run-private directories go by default, `target/kyvtel-work/<run-id>/`: beside the reports,
@@ -516,7 +518,8 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
     if opts.provider != Provider::Local {
         check_provisioned_versions(&loaded, &ToolsDir::at(default_tools_dir()), &pins)?;
     }
-    let local_runs = if opts.provider == Provider::Local { Some(local::prepare(&loaded, &pins)?) } else { None };
+    let local_runs =
+        if opts.provider == Provider::Local { Some(local::prepare(&loaded, &pins, opts.unconfined)?) } else { None };
     let findings = if local_runs.is_some() { Vec::new() } else { crate::cli::doctor::machine_findings() };
     let needed: &[&str] = match opts.provider {
         Provider::Kind => &["docker", "kind", "helm", "telepresence", "sudo", "tun"],
@@ -816,6 +819,7 @@ mod tests {
             work_dir,
             junit: None,
             cold: false,
+            unconfined: false,
         }
     }
 

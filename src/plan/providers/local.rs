@@ -3,7 +3,7 @@
 
 use super::super::action::{Action, Phase};
 use super::super::build::{Builder, Options, limits};
-use crate::provider::local::components::{self, Layout, ports};
+use crate::provider::local::components::{self, Layout};
 use crate::provider::local::{LocalOp, Ready, StackStart};
 
 /// The binaries a stack-ready snapshot's key covers: those the shared setup runs.
@@ -39,7 +39,7 @@ pub(crate) fn save_snapshot(opts: &Options) -> Option<Action> {
 #[must_use]
 pub fn layout(opts: &Options) -> Layout {
     let dir = opts.local.stack.clone().unwrap_or_else(|| opts.run_dir.join("local"));
-    Layout { dir, bin: opts.local.bin.clone() }
+    Layout { dir, bin: opts.local.bin.clone(), ports: opts.local.ports }
 }
 
 /// The stop entry of a component.
@@ -58,10 +58,10 @@ pub(crate) fn setup(b: &mut Builder, opts: &Options) {
         let binaries = snapshot_binaries(&l);
         actions.push(Action::Local(LocalOp::RestoreSnapshot { store, stack: l.dir.clone(), binaries }));
     }
-    let credentials = LocalOp::Credentials { dir: l.pki().dir, kubeconfig: l.admin_kubeconfig() };
+    let credentials = LocalOp::Credentials { dir: l.pki().dir, kubeconfig: l.admin_kubeconfig(), server: l.server() };
     actions.push(cold_only(opts, Action::Local(credentials)));
     let starts = [
-        (components::etcd(&l), Ready::Listening { port: ports::ETCD_CLIENT }),
+        (components::etcd(&l), Ready::Listening { port: l.ports.etcd_client }),
         (components::apiserver(&l), Ready::ApiServer),
         (
             components::controller_manager(&l),

@@ -23,6 +23,9 @@ pub fn inject_annotation(version: &Version) -> &'static str {
 }
 
 pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
+    if let Some(skip) = super::skip_without_injector(ctx) {
+        return skip;
+    }
     let s = &ctx.loaded.scenario.spec;
     let app_ns = s.workload.namespace.clone();
     let mut objects: Vec<Value> = ctx.loaded.manifest_values().cloned().collect();

@@ -8,7 +8,6 @@ use super::super::build::limits;
 use super::super::provider::Provider;
 use super::super::providers::local::{cold_only, layout, push_stop, save_snapshot, warm_only};
 use super::Ctx;
-use crate::provider::local::components::ports;
 use crate::provider::local::{LocalOp, Ready};
 use crate::tools::helm;
 
@@ -65,23 +64,24 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
                 container: "kyverno".into(),
                 // facts.md §7: the overrides, appended (last flag wins).
                 args: vec![
-                    format!("--serverIP=127.0.0.1:{}", ports::KYVERNO_WEBHOOK),
+                    format!("--serverIP=127.0.0.1:{}", l.ports.kyverno_webhook),
                     "--webhookServerHost=127.0.0.1".into(),
-                    format!("--webhookServerPort={}", ports::KYVERNO_WEBHOOK),
+                    format!("--webhookServerPort={}", l.ports.kyverno_webhook),
                     "--metricsHost=127.0.0.1".into(),
-                    format!("--metricsPort={}", ports::KYVERNO_METRICS),
-                    format!("--controllerRuntimeMetricsAddress=127.0.0.1:{}", ports::KYVERNO_CR_METRICS),
+                    format!("--metricsPort={}", l.ports.kyverno_metrics),
+                    format!("--controllerRuntimeMetricsAddress=127.0.0.1:{}", l.ports.kyverno_cr_metrics),
                     "--autoMemLimitEnabled=false".into(),
                 ],
                 env: vec![("TUF_ROOT".into(), l.dir.join("kyverno-tuf").display().to_string())],
                 kubeconfig: Some(l.kubeconfig("kyverno")),
+                server: l.server(),
                 in_cluster_files: false,
                 ca: pki.ca_crt(),
                 log: l.log("kyverno"),
                 // Listening first: a restored stack already holds the webhook configurations.
                 ready: Ready::All {
                     all: vec![
-                        Ready::Listening { port: ports::KYVERNO_WEBHOOK },
+                        Ready::Listening { port: l.ports.kyverno_webhook },
                         Ready::Webhooks {
                             kind: "ValidatingWebhookConfiguration".into(),
                             name: "kyverno-policy-validating-webhook-cfg".into(),

@@ -8,7 +8,6 @@ use super::super::build::{clean, limits};
 use super::super::provider::Provider;
 use super::super::providers::local::{layout, push_stop};
 use super::Ctx;
-use crate::provider::local::components::ports;
 use crate::provider::local::{LocalOp, Ready, build, charts};
 use crate::tools::env::{self, TelepresenceTimeouts};
 use crate::tools::{helm, telepresence};
@@ -56,7 +55,7 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
         let pki = l.pki();
         let post = vec![
             "post-render".to_string(),
-            format!("--port={}", ports::INJECTOR),
+            format!("--port={}", l.ports.injector),
             format!("--ca={}", pki.ca_crt().display()),
             format!("--cert={}", pki.injector_crt().display()),
             format!("--key={}", pki.injector_key().display()),
@@ -74,13 +73,15 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
             expect_failure: ctx.denial.is_some(),
             best_effort: false,
         });
-        if ctx.denial.is_none() {
+        // Unconfined, the manager cannot get its in-cluster files: the chart is installed (its admission
+        // is real), the process is not started, and the steps that need its injector are skipped.
+        if ctx.denial.is_none() && !ctx.opts.local.unconfined {
             let mut env = vec![
                 ("KUBERNETES_SERVICE_HOST".to_string(), "127.0.0.1".to_string()),
-                ("KUBERNETES_SERVICE_PORT".into(), ports::APISERVER.to_string()),
+                ("KUBERNETES_SERVICE_PORT".into(), l.ports.apiserver.to_string()),
                 ("SERVER_HOST".into(), "127.0.0.1".into()),
-                ("SERVER_PORT".into(), ports::MANAGER.to_string()),
-                ("MUTATOR_WEBHOOK_PORT".into(), ports::INJECTOR.to_string()),
+                ("SERVER_PORT".into(), l.ports.manager.to_string()),
+                ("MUTATOR_WEBHOOK_PORT".into(), l.ports.injector.to_string()),
                 ("POD_IP".into(), "127.0.0.1".into()),
                 ("HOME".into(), l.dir.join("traffic-manager-home").display().to_string()),
             ];
@@ -95,6 +96,7 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
                 args: Vec::new(),
                 env,
                 kubeconfig: None,
+                server: l.server(),
                 in_cluster_files: true,
                 ca: pki.ca_crt(),
                 log: l.log("traffic-manager"),
@@ -104,7 +106,7 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
                 // @v2.20.2 and @v2.31.0 (`{{ agentInjector.webhook.name }}-<manager namespace>`).
                 ready: Ready::All {
                     all: vec![
-                        Ready::Listening { port: ports::INJECTOR },
+                        Ready::Listening { port: l.ports.injector },
                         Ready::Webhooks {
                             kind: "MutatingWebhookConfiguration".into(),
                             name: format!("agent-injector-webhook-{mgr_ns}"),

@@ -12,6 +12,9 @@ use crate::scenario::version::Version;
 use crate::tools::telepresence;
 
 pub(super) fn actions(ctx: &mut Ctx<'_>, i: &Intercept) -> Vec<Action> {
+    if let Some(skip) = super::skip_without_injector(ctx) {
+        return skip;
+    }
     let s = &ctx.loaded.scenario.spec;
     let v = &ctx.loaded.versions;
     let app_ns = s.workload.namespace.clone();

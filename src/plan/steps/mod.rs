@@ -75,3 +75,10 @@ pub(crate) fn phase(b: &mut Builder, loaded: &Loaded, opts: &Options, step: &Ste
 pub(crate) fn skip_without_kubelet(ctx: &Ctx<'_>) -> Option<Vec<Action>> {
     ctx.b.provider.no_kubelet().map(|reason| vec![Action::Skip { reason: reason.into() }])
 }
+
+/// The single action of a step that needs the agent injector, on an unconfined local run (which does
+/// not start the traffic-manager: [`super::provider::UNCONFINED`]).
+pub(crate) fn skip_without_injector(ctx: &Ctx<'_>) -> Option<Vec<Action>> {
+    (ctx.b.provider == super::provider::Provider::Local && ctx.opts.local.unconfined)
+        .then(|| vec![Action::Skip { reason: super::provider::UNCONFINED.into() }])
+}

@@ -1,31 +1,91 @@
 //! The control plane's command lines (facts.md §7), pure so that `kyvtel plan --provider local` prints
-//! exactly what runs. Inside the run's network namespace fixed loopback ports are safe.
+//! exactly what runs. Inside the run's network namespace fixed loopback ports are safe; an unconfined
+//! run picks free ones ([`Ports`]).
 
 use std::path::{Path, PathBuf};
 
 use super::pki::Pki;
 use super::process::Spawn;
 
-/// Fixed loopback ports inside the run's network namespace.
-pub mod ports {
+/// The loopback ports of a stack's listeners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
     /// etcd clients.
-    pub const ETCD_CLIENT: u16 = 2379;
+    pub etcd_client: u16,
     /// etcd peers.
-    pub const ETCD_PEER: u16 = 2380;
+    pub etcd_peer: u16,
     /// etcd metrics.
-    pub const ETCD_METRICS: u16 = 2381;
+    pub etcd_metrics: u16,
     /// kube-apiserver.
-    pub const APISERVER: u16 = 6443;
+    pub apiserver: u16,
     /// Kyverno's admission webhook server.
-    pub const KYVERNO_WEBHOOK: u16 = 9443;
+    pub kyverno_webhook: u16,
     /// Kyverno's metrics.
-    pub const KYVERNO_METRICS: u16 = 8000;
+    pub kyverno_metrics: u16,
     /// Kyverno's controller-runtime metrics.
-    pub const KYVERNO_CR_METRICS: u16 = 8082;
+    pub kyverno_cr_metrics: u16,
     /// The traffic-manager's gRPC server.
-    pub const MANAGER: u16 = 8081;
+    pub manager: u16,
     /// The traffic-manager's agent-injector webhook (HTTPS).
-    pub const INJECTOR: u16 = 8443;
+    pub injector: u16,
+}
+
+impl Ports {
+    /// Fixed ports: safe inside the run's own network namespace, where nothing else listens.
+    pub const CONFINED: Ports = Ports {
+        etcd_client: 2379,
+        etcd_peer: 2380,
+        etcd_metrics: 2381,
+        apiserver: 6443,
+        kyverno_webhook: 9443,
+        kyverno_metrics: 8000,
+        kyverno_cr_metrics: 8082,
+        manager: 8081,
+        injector: 8443,
+    };
+
+    /// Ports free on 127.0.0.1 now, all different (an unconfined run shares the host's network
+    /// namespace): each is bound on port 0 while the others are held, then released.
+    ///
+    /// # Errors
+    /// No loopback port could be bound.
+    pub fn pick() -> std::io::Result<Ports> {
+        let held: Vec<std::net::TcpListener> =
+            (0..9).map(|_| std::net::TcpListener::bind(("127.0.0.1", 0))).collect::<std::io::Result<_>>()?;
+        let p: Vec<u16> = held.iter().map(|l| l.local_addr().map(|a| a.port())).collect::<std::io::Result<_>>()?;
+        Ok(Ports {
+            etcd_client: p[0],
+            etcd_peer: p[1],
+            etcd_metrics: p[2],
+            apiserver: p[3],
+            kyverno_webhook: p[4],
+            kyverno_metrics: p[5],
+            kyverno_cr_metrics: p[6],
+            manager: p[7],
+            injector: p[8],
+        })
+    }
+
+    /// The listeners by name, for the console of an unconfined run.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        format!(
+            "etcd {} (peer {}, metrics {}), kube-apiserver {}, Kyverno webhook {} (metrics {}, {})",
+            self.etcd_client,
+            self.etcd_peer,
+            self.etcd_metrics,
+            self.apiserver,
+            self.kyverno_webhook,
+            self.kyverno_metrics,
+            self.kyverno_cr_metrics
+        )
+    }
+}
+
+impl Default for Ports {
+    fn default() -> Self {
+        Ports::CONFINED
+    }
 }
 
 /// The controllers kube-controller-manager runs (1.35 names). `clusterrole-aggregation-controller`
@@ -41,6 +101,8 @@ pub struct Layout {
     pub dir: PathBuf,
     /// Where the binaries are (`.tools/local`).
     pub bin: PathBuf,
+    /// The listeners' loopback ports.
+    pub ports: Ports,
 }
 
 impl Layout {
@@ -76,16 +138,16 @@ impl Layout {
     }
     /// The API server's URL.
     #[must_use]
-    pub fn server() -> String {
-        format!("https://127.0.0.1:{}", ports::APISERVER)
+    pub fn server(&self) -> String {
+        format!("https://127.0.0.1:{}", self.ports.apiserver)
     }
 }
 
 /// etcd.
 #[must_use]
 pub fn etcd(l: &Layout) -> Spawn {
-    let client = format!("http://127.0.0.1:{}", ports::ETCD_CLIENT);
-    let peer = format!("http://127.0.0.1:{}", ports::ETCD_PEER);
+    let client = format!("http://127.0.0.1:{}", l.ports.etcd_client);
+    let peer = format!("http://127.0.0.1:{}", l.ports.etcd_peer);
     Spawn {
         name: "etcd".into(),
         program: l.binary("etcd"),
@@ -97,7 +159,7 @@ pub fn etcd(l: &Layout) -> Spawn {
             format!("--listen-peer-urls={peer}"),
             format!("--initial-advertise-peer-urls={peer}"),
             format!("--initial-cluster=kyvtel={peer}"),
-            format!("--listen-metrics-urls=http://127.0.0.1:{}", ports::ETCD_METRICS),
+            format!("--listen-metrics-urls=http://127.0.0.1:{}", l.ports.etcd_metrics),
             "--unsafe-no-fsync".into(),
         ],
         env: vec![("HOME".into(), l.dir.display().to_string())],
@@ -114,11 +176,11 @@ pub fn apiserver(l: &Layout) -> Spawn {
         name: "kube-apiserver".into(),
         program: l.binary("kube-apiserver"),
         args: vec![
-            format!("--etcd-servers=http://127.0.0.1:{}", ports::ETCD_CLIENT),
+            format!("--etcd-servers=http://127.0.0.1:{}", l.ports.etcd_client),
             "--bind-address=127.0.0.1".into(),
             // Without a default route the API server cannot pick an address (facts.md §7).
             "--advertise-address=127.0.0.1".into(),
-            format!("--secure-port={}", ports::APISERVER),
+            format!("--secure-port={}", l.ports.apiserver),
             f("tls-cert-file", &p.apiserver_crt()),
             f("tls-private-key-file", &p.apiserver_key()),
             f("client-ca-file", &p.ca_crt()),
@@ -180,21 +242,21 @@ pub fn reuse_hint(l: &Layout) -> String {
         line(&apiserver(l)),
         crate::tools::quote(&l.admin_kubeconfig().display().to_string()),
         dir = l.dir.display(),
-        etcd = ports::ETCD_CLIENT,
-        api = ports::APISERVER,
+        etcd = l.ports.etcd_client,
+        api = l.ports.apiserver,
     )
 }
 
 /// A kubeconfig for `server` with a bearer token and the run's CA, inline.
 #[must_use]
-pub fn kubeconfig(ca_pem: &str, token: &str) -> String {
+pub fn kubeconfig(server: &str, ca_pem: &str, token: &str) -> String {
     use base64::Engine as _;
     let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
     format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: {}\n    \
          certificate-authority-data: {ca}\nusers:\n- name: local\n  user:\n    token: {token}\ncontexts:\n- name: \
          local\n  context:\n    cluster: local\n    user: local\ncurrent-context: local\n",
-        Layout::server()
+        server
     )
 }
 
@@ -203,7 +265,7 @@ mod tests {
     use super::*;
 
     fn layout() -> Layout {
-        Layout { dir: "/w/local".into(), bin: "/r/.tools/local".into() }
+        Layout { dir: "/w/local".into(), bin: "/r/.tools/local".into(), ports: Ports::CONFINED }
     }
 
     #[test]

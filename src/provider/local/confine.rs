@@ -77,9 +77,35 @@ fn unavailable_reason() -> String {
     }
     m.push_str(
         "; fix: run as root (`sudo -n` works on GitHub's runners: `sudo -E env PATH=$PATH kyvtel run ...`), or allow \
-         user namespaces (`sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`)",
+         user namespaces (`sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`), or accept a partial run \
+         without namespaces: `kyvtel run --provider local --unconfined` (loopback ports picked free, the \
+         traffic-manager not started, the steps that need its injector skipped with the reason)",
     );
     m
+}
+
+/// What an unconfined run does instead, for its first lines and `kyvtel plan --unconfined`.
+#[must_use]
+pub fn unconfined_notice(ports: &super::components::Ports) -> String {
+    format!(
+        "unconfined: no private namespaces (--unconfined): listeners on 127.0.0.1 at ports picked free ({}), every \
+         start cold, each component dies with kyvtel (PR_SET_PDEATHSIG); {}",
+        ports.describe(),
+        crate::plan::provider::UNCONFINED.trim_start_matches("unconfined: ")
+    )
+}
+
+impl Mode {
+    /// The line a confined run prints first.
+    #[must_use]
+    pub fn notice(self) -> &'static str {
+        match self {
+            Mode::Root => "confined: private network, mount and PID namespaces, as root",
+            Mode::UserNamespace => {
+                "confined: private network, mount and PID namespaces, in a user namespace (without root)"
+            }
+        }
+    }
 }
 
 /// Unshares network, mount and PID namespaces (with a user namespace when not root).

@@ -80,6 +80,8 @@ pub enum LocalOp {
         dir: PathBuf,
         /// The admin kubeconfig written.
         kubeconfig: PathBuf,
+        /// The API server's URL, for the kubeconfig.
+        server: String,
     },
     /// Start a component and wait until it is ready.
     Start {
@@ -120,6 +122,8 @@ pub enum LocalOp {
         /// Where the component's ServiceAccount kubeconfig goes (`--kubeconfig`), if it takes one.
         #[serde(skip_serializing_if = "Option::is_none")]
         kubeconfig: Option<PathBuf>,
+        /// The API server's URL, for that kubeconfig.
+        server: String,
         /// Write the in-cluster ServiceAccount files under `/run/secrets/kubernetes.io/serviceaccount`
         /// (the run's private tmpfs) for components that insist on them.
         in_cluster_files: bool,
@@ -172,7 +176,7 @@ pub enum LocalOp {
 impl std::fmt::Display for LocalOp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            LocalOp::Credentials { dir, kubeconfig } => {
+            LocalOp::Credentials { dir, kubeconfig, .. } => {
                 write!(
                     f,
                     "generate the run's CA, serving certs, SA key pair and admin token in {} (kubeconfig {})",
@@ -326,11 +330,11 @@ pub async fn run<A: ClusterApi>(op: &LocalOp, api: &A, table: &Table, setup: &[P
                 Err(e) => Err(format!("refresh Lease {namespace}/{name}: {e}")),
             }
         }
-        LocalOp::Credentials { dir, kubeconfig } => {
+        LocalOp::Credentials { dir, kubeconfig, server } => {
             let pki = super::pki::Pki::generate(dir)?;
             let ca = std::fs::read_to_string(pki.ca_crt()).map_err(|e| e.to_string())?;
             let token = std::fs::read_to_string(pki.admin_token()).map_err(|e| e.to_string())?;
-            super::pki::write_private(kubeconfig, &super::components::kubeconfig(&ca, token.trim()))
+            super::pki::write_private(kubeconfig, &super::components::kubeconfig(server, &ca, token.trim()))
         }
         LocalOp::Start { spawn, ready, timeout } => {
             if spawn.name == "etcd"
@@ -354,6 +358,7 @@ pub async fn run<A: ClusterApi>(op: &LocalOp, api: &A, table: &Table, setup: &[P
             args,
             env,
             kubeconfig,
+            server,
             in_cluster_files,
             ca,
             log,
@@ -383,7 +388,7 @@ pub async fn run<A: ClusterApi>(op: &LocalOp, api: &A, table: &Table, setup: &[P
             let ca_pem = std::fs::read_to_string(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
             let mut a = super::adapt::args(c);
             if let Some(k) = kubeconfig {
-                super::pki::write_private(k, &super::components::kubeconfig(&ca_pem, &token))?;
+                super::pki::write_private(k, &super::components::kubeconfig(server, &ca_pem, &token))?;
                 a.push(format!("--kubeconfig={}", k.display()));
             }
             if *in_cluster_files {

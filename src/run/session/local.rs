@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::plan::{self, LocalPaths, Options, Plan, Provider as PlanProvider};
+use crate::provider::local::components::Ports;
 use crate::provider::local::{build, confine, process, variants};
 use crate::run::cell::execute_cell;
 use crate::run::executor::{PhaseResult, ScenarioResult, Settings, Status};
@@ -73,9 +74,9 @@ fn needed_targets<'a>(pins: &Pins, telepresence: impl Iterator<Item = &'a str>) 
 ///
 /// # Errors
 /// [`Error::Prerequisite`] (exit 3) naming what is missing.
-pub(super) fn prepare(loaded: &[Loaded], pins: &Pins) -> Result<Vec<Loaded>> {
+pub(super) fn prepare(loaded: &[Loaded], pins: &Pins, unconfined: bool) -> Result<Vec<Loaded>> {
     let runs = variants_of(loaded, pins)?;
-    if !confine::is_confined() {
+    if !unconfined && !confine::is_confined() {
         return Err(Error::Prerequisite(
             "the local provider runs only inside its private namespaces (kyvtel enters them itself before it \
              starts; this process was not confined)"
@@ -121,14 +122,18 @@ pub fn build_components<'a>(pins: &Pins, telepresence: impl Iterator<Item = &'a 
     .map_err(|e| Error::Prerequisite(e.to_string()))
 }
 
-/// The plan options of a local run under `work`.
-pub fn options(work: PathBuf, cold: bool) -> Options {
-    Options {
-        run_dir: work,
-        tools: ToolsDir::at(default_tools_dir()),
-        provider: PlanProvider::Local,
-        local: LocalPaths::detect(&root(), cold),
+/// The plan options of a local run under `work`; an unconfined one picks its ports here.
+///
+/// # Errors
+/// [`Error::Prerequisite`] when no loopback port can be bound.
+pub fn options(work: PathBuf, cold: bool, unconfined: bool) -> Result<Options> {
+    let mut local = LocalPaths::detect(&root(), cold);
+    if unconfined {
+        let ports = Ports::pick()
+            .map_err(|e| Error::Prerequisite(format!("no free loopback port for an unconfined run: {e}")))?;
+        local = local.unconfined(ports);
     }
+    Ok(Options { run_dir: work, tools: ToolsDir::at(default_tools_dir()), provider: PlanProvider::Local, local })
 }
 
 impl Session<'_> {
@@ -143,7 +148,10 @@ impl Session<'_> {
     /// started once): exactly `kyvtel plan --provider local`. Each member resets what it set up, and
     /// fails if it left anything behind. Returns whether the run was cancelled.
     pub(super) fn run_local_cells(&mut self, runs: &[Loaded]) -> Result<bool> {
-        let opts = options(self.work.path.clone(), self.opts.cold);
+        let opts = options(self.work.path.clone(), self.opts.cold, self.opts.unconfined)?;
+        if opts.local.unconfined {
+            crate::console_println!("{}", confine::unconfined_notice(&opts.local.ports));
+        }
         for cell in plan::cells::group(runs, &opts) {
             let setup_runner = self.local_runner(&cell.run_dir, &opts.local.bin)?;
             let mut runners = Vec::new();
