@@ -248,7 +248,7 @@ fn a_scenario_on_another_telepresence_shows_the_binary_it_runs() {
     let fixture = "tests/fixtures/run/recipe-telepresence-2.27.yaml";
     let text = stdout(&["plan", fixture]);
     assert!(text.contains("telepresence  2.27.4 (runs .tools/bin/telepresence-2.27.4/telepresence)"), "{text}");
-    assert!(text.contains("docker pull ghcr.io/telepresenceio/tel2:2.27.4"), "{text}");
+    assert!(text.contains("docker pull --platform linux/amd64 ghcr.io/telepresenceio/tel2:2.27.4"), "{text}");
     let v: serde_json::Value = serde_json::from_str(&stdout(&["plan", fixture, "--output", "json"])).unwrap();
     assert_eq!(v["telepresenceBinary"], ".tools/bin/telepresence-2.27.4/telepresence");
     let recipe: serde_json::Value =

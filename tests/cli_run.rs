@@ -33,7 +33,7 @@ fn a_missing_telepresence_binary_for_the_scenarios_version_is_refused_before_any
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("recipe-on-telepresence-2-27: needs Telepresence 2.27.4"), "{stderr}");
     assert!(stderr.contains(&tools.join("telepresence-2.27.4/telepresence").display().to_string()), "{stderr}");
-    assert!(stderr.contains("run `kyvtel tools install --telepresence 2.27.4`"), "{stderr}");
+    assert!(stderr.contains("fix: run `kyvtel tools install --telepresence 2.27.4`"), "{stderr}");
     assert!(out.stdout.is_empty());
     assert!(!log.exists(), "nothing ran: {:?}", std::fs::read_to_string(&log));
 }

@@ -249,7 +249,7 @@ const RECIPE_PHASES: [&str; 11] = [
 /// facts.md §2–§4 and issue 4 say undoes each setup. `{no_hooks}` is filled in by the caller.
 const RECIPE_UNDO: [(&str, &[&str]); 9] = [
     ("create-cluster", &["$ kind delete cluster --name kyvtel-documented-recipe --kubeconfig {run}/kubeconfig"]),
-    ("install-kyverno", &["$ helm uninstall kyverno -n kyverno --wait --timeout 5m"]),
+    ("install-kyverno", &["$ helm uninstall kyverno -n kyverno --wait --timeout 4m"]),
     ("apply-policies", &["delete Namespace/kyvtel-app"]),
     ("apply-policies", &["delete ClusterPolicy/require-security-context, ClusterPolicy/restrict-image-registries"]),
     ("install-telepresence", &["$ telepresence helm uninstall --manager-namespace ambassador{no_hooks}"]),
@@ -324,17 +324,19 @@ async fn the_documented_recipe_runs_every_phase_in_order_and_tears_down_lifo() {
     let expected: Vec<String> = [
         "$ kind create cluster --name kyvtel-documented-recipe --config {repo}/kind-config/default.yaml --image {node} --kubeconfig {run}/kubeconfig --wait 120s",
         "$ kind get kubeconfig --name kyvtel-documented-recipe",
-        "$ docker pull registry.k8s.io/e2e-test-images/agnhost:2.53",
-        "$ kind load docker-image registry.k8s.io/e2e-test-images/agnhost:2.53 --name kyvtel-documented-recipe",
-        "$ docker pull ghcr.io/telepresenceio/tel2:2.32.1",
-        "$ kind load docker-image ghcr.io/telepresenceio/tel2:2.32.1 --name kyvtel-documented-recipe",
+        "$ docker pull --platform linux/amd64 registry.k8s.io/e2e-test-images/agnhost:2.53",
+        "$ docker save --platform linux/amd64 -o {run}/images/registry.k8s.io_e2e-test-images_agnhost_2.53.tar registry.k8s.io/e2e-test-images/agnhost:2.53",
+        "$ kind load image-archive {run}/images/registry.k8s.io_e2e-test-images_agnhost_2.53.tar --name kyvtel-documented-recipe",
+        "$ docker pull --platform linux/amd64 ghcr.io/telepresenceio/tel2:2.32.1",
+        "$ docker save --platform linux/amd64 -o {run}/images/ghcr.io_telepresenceio_tel2_2.32.1.tar ghcr.io/telepresenceio/tel2:2.32.1",
+        "$ kind load image-archive {run}/images/ghcr.io_telepresenceio_tel2_2.32.1.tar --name kyvtel-documented-recipe",
         "$ helm install kyverno {tools}/charts/kyverno-3.9.1.tgz -n kyverno --create-namespace --wait --timeout 10m --set backgroundController.enabled=false --set cleanupController.enabled=false",
         "wait DeploymentAvailable kyverno/kyverno-admission-controller",
         "apply Namespace/kyvtel-app",
         "apply ClusterPolicy/require-security-context, ClusterPolicy/restrict-image-registries",
         "wait PoliciesReady require-security-context,restrict-image-registries",
         "canary_denied Pod/kyvtel-app/kyvtel-canary",
-        "$ telepresence helm install --manager-namespace ambassador --values {repo}/scenarios/values/telepresence-agent-security.yaml",
+        "$ telepresence helm install --manager-namespace ambassador --values {repo}/scenarios/values/telepresence-agent-security.yaml --set usage.enabled=false",
         "wait TrafficManagerReady StatefulSet ambassador",
         "apply Deployment/demo, Service/demo in kyvtel-app",
         "wait DeploymentAvailable kyvtel-app/demo",
@@ -357,7 +359,7 @@ async fn the_documented_recipe_runs_every_phase_in_order_and_tears_down_lifo() {
         "$ telepresence helm uninstall --manager-namespace ambassador",
         "delete ClusterPolicy/require-security-context, ClusterPolicy/restrict-image-registries",
         "delete Namespace/kyvtel-app",
-        "$ helm uninstall kyverno -n kyverno --wait --timeout 5m",
+        "$ helm uninstall kyverno -n kyverno --wait --timeout 4m",
         "$ kind delete cluster --name kyvtel-documented-recipe --kubeconfig {run}/kubeconfig",
     ]
     .iter()
@@ -498,12 +500,21 @@ async fn command_lines_follow_the_telepresence_version(
     let expected: Vec<String> = [
         "kind create cluster --name kyvtel-documented-recipe --config {repo}/kind-config/default.yaml --image {node} --kubeconfig {run}/kubeconfig --wait 120s".to_string(),
         "kind get kubeconfig --name kyvtel-documented-recipe".into(),
-        "docker pull registry.k8s.io/e2e-test-images/agnhost:2.53".into(),
-        "kind load docker-image registry.k8s.io/e2e-test-images/agnhost:2.53 --name kyvtel-documented-recipe".into(),
-        format!("docker pull {image}"),
-        format!("kind load docker-image {image} --name kyvtel-documented-recipe"),
+        "docker pull --platform linux/amd64 registry.k8s.io/e2e-test-images/agnhost:2.53".into(),
+        "docker save --platform linux/amd64 -o {run}/images/registry.k8s.io_e2e-test-images_agnhost_2.53.tar registry.k8s.io/e2e-test-images/agnhost:2.53".into(),
+        "kind load image-archive {run}/images/registry.k8s.io_e2e-test-images_agnhost_2.53.tar --name kyvtel-documented-recipe".into(),
+        format!("docker pull --platform linux/amd64 {image}"),
+        format!("docker save --platform linux/amd64 -o {{run}}/images/{}.tar {image}", image.replace(['/', ':'], "_")),
+        format!("kind load image-archive {{run}}/images/{}.tar --name kyvtel-documented-recipe", image.replace(['/', ':'], "_")),
         "helm install kyverno {tools}/charts/kyverno-3.9.1.tgz -n kyverno --create-namespace --wait --timeout 10m --set backgroundController.enabled=false --set cleanupController.enabled=false".into(),
-        "telepresence helm install --manager-namespace ambassador --values {repo}/scenarios/values/telepresence-agent-security.yaml".into(),
+        format!(
+            "telepresence helm install --manager-namespace ambassador --values {{repo}}/scenarios/values/telepresence-agent-security.yaml{}",
+            if kyvtel::tools::env::has_usage_key(&kyvtel::scenario::version::Version::parse(version).unwrap()) {
+                " --set usage.enabled=false"
+            } else {
+                ""
+            }
+        ),
         "telepresence quit -s".into(),
         "sudo -n true".into(),
         "telepresence connect -n kyvtel-app --manager-namespace ambassador".into(),
@@ -512,7 +523,7 @@ async fn command_lines_follow_the_telepresence_version(
         format!("telepresence {leave_verb} demo"),
         "telepresence quit -s".into(),
         "telepresence helm uninstall --manager-namespace ambassador".into(),
-        "helm uninstall kyverno -n kyverno --wait --timeout 5m".into(),
+        "helm uninstall kyverno -n kyverno --wait --timeout 4m".into(),
         "kind delete cluster --name kyvtel-documented-recipe --kubeconfig {run}/kubeconfig".into(),
     ]
     .iter()
@@ -542,7 +553,7 @@ enum Inject {
 
 #[rstest]
 #[case("create-cluster", Inject::Command(Tool::Kind, &["create", "cluster"]))]
-#[case("preload-images", Inject::Command(Tool::Docker, &["pull", "ghcr.io/telepresenceio/tel2:2.32.1"]))]
+#[case("preload-images", Inject::Command(Tool::Docker, &["pull", "--platform", "linux/amd64", "ghcr.io/telepresenceio/tel2:2.32.1"]))]
 #[case("install-kyverno", Inject::Command(Tool::Helm, &["install"]))]
 #[case("apply-policies", Inject::Api(1, "apply", "ClusterPolicy/"))]
 #[case("install-telepresence", Inject::Command(Tool::Telepresence, &["helm", "install"]))]

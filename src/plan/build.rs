@@ -238,8 +238,10 @@ pub fn preload_phase(images: &[String], run_dir: &Path, cluster: &ClusterTarget)
     };
     let mut actions = Vec::new();
     for img in images {
+        let archive = docker::archive_name(&crate::tools::env::images_dir(run_dir), img);
         actions.push(b.run(docker::pull(img), limits::PULL_IMAGE));
-        actions.push(b.run(kind::load_image(&cluster.name, img), limits::PULL_IMAGE));
+        actions.push(b.run(docker::save(img, &archive), limits::PULL_IMAGE));
+        actions.push(b.run(kind::load_image_archive(&cluster.name, &archive), limits::PULL_IMAGE));
     }
     Phase { name: "preload-images".into(), expects_denial: false, actions }
 }

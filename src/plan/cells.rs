@@ -417,7 +417,8 @@ mod tests {
         let mut expected = images(&a);
         expected.extend(images(&b).into_iter().filter(|i| !images(&a).contains(i)));
         assert!(expected.contains(&extra.to_string()), "{expected:?}");
-        let expected: Vec<String> = expected.iter().map(|i| format!("docker pull {i}")).collect();
+        let expected: Vec<String> =
+            expected.iter().map(|i| format!("docker pull --platform linux/amd64 {i}")).collect();
         assert_eq!(pulls, expected);
     }
 

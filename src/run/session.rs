@@ -515,9 +515,13 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
     }
     let pins = Pins::builtin();
     check_work_dir(opts)?;
-    if opts.provider != Provider::Local {
-        check_provisioned_versions(&loaded, &ToolsDir::at(default_tools_dir()), &pins)?;
-    }
+    // Every missing prerequisite at once: the machine's (Docker first, as doctor orders them), then
+    // the versions the scenarios need.
+    let versions_missing = if opts.provider == Provider::Local {
+        Vec::new()
+    } else {
+        provisioned_version_problems(&loaded, &ToolsDir::at(default_tools_dir()), &pins)
+    };
     let local_runs =
         if opts.provider == Provider::Local { Some(local::prepare(&loaded, &pins, opts.unconfined)?) } else { None };
     let findings = if local_runs.is_some() { Vec::new() } else { crate::cli::doctor::machine_findings() };
@@ -529,14 +533,15 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
     };
     // doctor checks the default Telepresence; other versions were checked above.
     let default_telepresence = loaded.iter().any(|l| l.versions.telepresence == pins.telepresence.default);
-    let missing: Vec<String> = findings
+    let mut missing: Vec<String> = findings
         .iter()
         .filter(|f| !f.ok && needed.contains(&f.check.as_str()))
         .filter(|f| f.check != "telepresence" || default_telepresence)
         .map(|f| format!("{}: {} (fix: {})", f.check, f.detail, f.fix))
         .collect();
+    missing.extend(versions_missing);
     if !missing.is_empty() {
-        return Err(Error::Prerequisite(missing.join("; ")));
+        return Err(Error::Prerequisite(format!("{} missing:\n  {}", missing.len(), missing.join("\n  "))));
     }
 
     let run_id = new_run_id();
@@ -643,7 +648,7 @@ mod work_dir;
 #[cfg(test)]
 use evidence::add_gathered;
 use evidence::{scenario_report, write_evidence};
-use prerequisites::check_provisioned_versions;
+use prerequisites::provisioned_version_problems;
 use work_dir::{WorkDir, check_work_dir};
 
 #[cfg(test)]
@@ -886,15 +891,13 @@ mod tests {
         let (dir, tools) = fake_tools("tp-missing");
         // The default binary does not stand in for another version.
         executable(&tools.binary(Tool::Telepresence));
-        let err = check_provisioned_versions(std::slice::from_ref(&l), &tools, &pins).unwrap_err();
-        assert_eq!(err.exit(), Exit::Infra);
-        let msg = err.to_string();
+        let msg = provisioned_version_problems(std::slice::from_ref(&l), &tools, &pins).join("; ");
         assert!(msg.contains("recipe-on-telepresence-2-27: needs Telepresence 2.27.4"), "{msg}");
         assert!(msg.contains(&tools.bin.join("telepresence-2.27.4/telepresence").display().to_string()), "{msg}");
         assert!(msg.contains("run `kyvtel tools install --telepresence 2.27.4`"), "{msg}");
 
         executable(&tools.telepresence(&pins, "2.27.4"));
-        check_provisioned_versions(std::slice::from_ref(&l), &tools, &pins).unwrap();
+        assert!(provisioned_version_problems(std::slice::from_ref(&l), &tools, &pins).is_empty());
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -903,7 +906,7 @@ mod tests {
         let l = crate::scenario::load(Path::new("scenarios/documented-recipe.yaml")).unwrap();
         let (dir, tools) = fake_tools("chart-missing");
         std::fs::remove_file(tools.charts().join("kyverno-3.9.1.tgz")).unwrap();
-        let msg = check_provisioned_versions(&[l], &tools, &Pins::builtin()).unwrap_err().to_string();
+        let msg = provisioned_version_problems(&[l], &tools, &Pins::builtin()).join("; ");
         assert!(msg.contains("the Kyverno chart 3.9.1 is not downloaded"), "{msg}");
         assert!(msg.contains("kyvtel tools install --for-scenarios scenarios/documented-recipe.yaml"), "{msg}");
         let _ = std::fs::remove_dir_all(&dir);

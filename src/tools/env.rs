@@ -24,6 +24,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{CommandLine, Tool};
+use crate::scenario::version::Version;
 
 /// A file the environment needs, written before the first command runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -147,6 +148,12 @@ impl Default for TelepresenceTimeouts {
     }
 }
 
+/// Where the run's image archives go (`docker save`, then `kind load image-archive`).
+#[must_use]
+pub fn images_dir(run: &Path) -> PathBuf {
+    run.join("images")
+}
+
 /// The run's Telepresence config directory (`DEV_TELEPRESENCE_CONFIG_DIR`).
 #[must_use]
 pub fn telepresence_config_dir(run: &Path) -> PathBuf {
@@ -162,37 +169,51 @@ pub fn telepresence_log_dir(run: &Path) -> PathBuf {
 /// The contents of the run's Telepresence `config.yml`.
 ///
 /// Durations are written as whole seconds with an `s` suffix, which every client since 2.x parses.
-/// `usage.enabled: false` turns off anonymous usage reporting in clients that have it; older
-/// clients ignore the unknown top-level key (their YAML decode is not strict) and honour
-/// `SCOUT_DISABLE=1` instead, which [`telepresence`] also sets.
+/// For a client of 2.29 or later (`version`), `usage.enabled: false` turns off anonymous usage
+/// reporting and `intercept.localShortcut: false` makes a workstation's request to an intercepted
+/// Service cross the cluster (facts.md §4: both keys are new in 2.29); older clients, and the
+/// config written before the version is known, get neither, and honour `SCOUT_DISABLE=1`, which
+/// [`telepresence`] sets for every client.
 // upstream: telepresenceio/telepresence pkg/client/config.go@v2.20.2 (Timeouts yaml keys `helm`,
 // `intercept`, `trafficManagerConnect`; `ParseConfigYAML` uses non-strict yaml.Unmarshal).
 // upstream: telepresenceio/telepresence pkg/client/config.go@02eabaa5 (main, 2026: `Usage{Enabled
 // json:"enabled"}` under top-level `usage`; unknown keys are logged, then parsed leniently).
 // upstream: telepresenceio/telepresence pkg/client/envconfig.go@v2.20.2 (`SCOUT_DISABLE`).
+// upstream: telepresenceio/telepresence pkg/client/config.go@v2.31.0:820-841 (`intercept.localShortcut`).
 #[must_use]
-pub fn telepresence_config_yml(t: &TelepresenceTimeouts) -> String {
+pub fn telepresence_config_yml(t: &TelepresenceTimeouts, version: Option<&Version>) -> String {
     let mut s = String::from("# Written by kyvtel for this run only.\n");
     s.push_str("timeouts:\n");
     let _ = writeln!(s, "  helm: {}s", t.helm.as_secs());
     let _ = writeln!(s, "  intercept: {}s", t.intercept.as_secs());
     let _ = writeln!(s, "  trafficManagerConnect: {}s", t.traffic_manager_connect.as_secs());
-    s.push_str("usage:\n  enabled: false\n");
+    if version.is_some_and(has_usage_key) {
+        s.push_str("usage:\n  enabled: false\n");
+        s.push_str("intercept:\n  localShortcut: false\n");
+    }
     s
+}
+
+/// Whether Telepresence `version` knows the `usage` key, in its client config and its chart
+/// (from 2.29; facts.md §4: charts from 2.22 reject unknown keys).
+#[must_use]
+pub fn has_usage_key(version: &Version) -> bool {
+    *version >= Version::parse("2.29").expect("literal")
 }
 
 /// Telepresence's config and log directories under the run directory, the `config.yml` with
 /// raised timeouts and telemetry off, and `SCOUT_DISABLE=1` for older clients.
 // upstream: telepresenceio/telepresence pkg/client/cli/main.go@v2.20.2 (DEV_TELEPRESENCE_CONFIG_DIR,
 // DEV_TELEPRESENCE_LOG_DIR); facts.md §4.
-pub fn telepresence(run: &Path, timeouts: &TelepresenceTimeouts) -> ToolEnv {
+pub fn telepresence(run: &Path, timeouts: &TelepresenceTimeouts, version: Option<&Version>) -> ToolEnv {
     let config = telepresence_config_dir(run);
     let logs = telepresence_log_dir(run);
     let mut env = ToolEnv::default();
     env.var("DEV_TELEPRESENCE_CONFIG_DIR", &config);
     env.var("DEV_TELEPRESENCE_LOG_DIR", &logs);
     env.vars.push(("SCOUT_DISABLE".into(), "1".into()));
-    env.files.push(FileToWrite { path: config.join("config.yml"), contents: telepresence_config_yml(timeouts) });
+    env.files
+        .push(FileToWrite { path: config.join("config.yml"), contents: telepresence_config_yml(timeouts, version) });
     env.dirs.extend([config, logs]);
     env
 }
@@ -203,8 +224,13 @@ pub fn for_tool(tool: Tool, run: &Path, timeouts: &TelepresenceTimeouts) -> Tool
     match tool {
         Tool::Helm => base.extend(helm(run)),
         // `telepresence helm install` runs an embedded Helm: keep its caches private too.
-        Tool::Telepresence => base.extend(helm(run)).extend(telepresence(run, timeouts)),
-        Tool::Kind | Tool::Docker | Tool::Kubectl | Tool::Kyverno | Tool::Sudo | Tool::Df => base,
+        Tool::Telepresence => base.extend(helm(run)).extend(telepresence(run, timeouts, None)),
+        Tool::Docker => {
+            let mut env = base;
+            env.dirs.push(images_dir(run));
+            env
+        }
+        Tool::Kind | Tool::Kubectl | Tool::Kyverno | Tool::Sudo | Tool::Df => base,
     }
 }
 
@@ -274,7 +300,18 @@ mod tests {
         assert_eq!(yaml["timeouts"]["helm"], "240s");
         assert_eq!(yaml["timeouts"]["intercept"], "90s");
         assert_eq!(yaml["timeouts"]["trafficManagerConnect"], "75s");
-        assert_eq!(yaml["usage"]["enabled"], false);
+        // Before the version is known, no key a 2.2x client lacks.
+        assert!(yaml.get("usage").is_none() && yaml.get("intercept").is_none(), "{yaml}");
+        let yaml = |version: &str| -> serde_json::Value {
+            serde_saphyr::from_str(&telepresence_config_yml(&t, Some(&Version::parse(version).unwrap()))).unwrap()
+        };
+        for old in ["2.20.2", "2.22.6", "2.27.4", "2.28.9"] {
+            assert!(yaml(old).get("usage").is_none(), "{old}");
+        }
+        for new in ["2.29.0", "2.31.2", "2.32.1"] {
+            assert_eq!(yaml(new)["usage"]["enabled"], false, "{new}");
+            assert_eq!(yaml(new)["intercept"]["localShortcut"], false, "{new}");
+        }
     }
 
     #[test]

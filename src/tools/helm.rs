@@ -20,9 +20,10 @@ pub fn install_kyverno(chart: &Path, values: Option<&Path>) -> CommandLine {
     c
 }
 
-/// `helm uninstall kyverno -n kyverno --wait --timeout 5m`.
+/// `helm uninstall kyverno -n kyverno --wait --timeout 4m`: shorter than the runner's teardown limit
+/// (5m), so Helm reports its own last state first.
 pub fn uninstall_kyverno() -> CommandLine {
-    CommandLine::new(Tool::Helm).args(["uninstall", "kyverno", "-n", "kyverno", "--wait", "--timeout", "5m"])
+    CommandLine::new(Tool::Helm).args(["uninstall", "kyverno", "-n", "kyverno", "--wait", "--timeout", "4m"])
 }
 
 /// The local provider's Kyverno install: the chart directory prepared from the Kyverno module, no

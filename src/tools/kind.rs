@@ -29,9 +29,14 @@ pub fn delete(name: &str, kubeconfig: &Path) -> CommandLine {
         .args([kubeconfig.display().to_string()])
 }
 
-/// `kind load docker-image IMG --name N`.
-pub fn load_image(name: &str, image: &str) -> CommandLine {
-    CommandLine::new(Tool::Kind).args(["load", "docker-image", image, "--name", name])
+/// `kind load image-archive ARCHIVE --name N` (an archive from `docker save`; see [`super::docker`]).
+// upstream: kubernetes-sigs/kind pkg/cmd/kind/load/image-archive/image-archive.go (`image-archive
+// <IMAGE.tar>`, `--name`); facts.md §2.
+pub fn load_image_archive(name: &str, archive: &Path) -> CommandLine {
+    CommandLine::new(Tool::Kind)
+        .args(["load", "image-archive"])
+        .args([archive.display().to_string()])
+        .args(["--name", name])
 }
 
 /// `kind export logs DIR --name N`.

@@ -9,12 +9,19 @@ fn v(s: &str) -> Version {
     Version::parse(s).unwrap_or_else(|| Version::parse("0").expect("0 parses"))
 }
 
-/// `telepresence helm install --manager-namespace NS [--values FILE]`; the namespace is always
-/// explicit (`-n APPNS` would install the manager into the app namespace).
-pub fn helm_install(manager_ns: &str, values: Option<&Path>) -> CommandLine {
+/// `telepresence helm install --manager-namespace NS [--values FILE] [--set usage.enabled=false]`;
+/// the namespace is always explicit (`-n APPNS` would install the manager into the app namespace).
+/// The manager's telemetry is off where the version's chart has the key (from 2.29; older charts
+/// reject unknown keys under their strict schema from 2.22; facts.md §4). `--set` comes after the
+/// scenario's values, so it wins.
+// upstream: telepresenceio/telepresence charts/telepresence-oss/values.yaml@v2.31.0:333-344 (`usage.enabled`).
+pub fn helm_install(manager_ns: &str, values: Option<&Path>, version: &Version) -> CommandLine {
     let mut c = CommandLine::new(Tool::Telepresence).args(["helm", "install", "--manager-namespace", manager_ns]);
     if let Some(f) = values {
         c = c.args(["--values".to_string(), f.display().to_string()]);
+    }
+    if super::env::has_usage_key(version) {
+        c = c.args(["--set", "usage.enabled=false"]);
     }
     c
 }

@@ -119,7 +119,7 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
         }
         return actions;
     }
-    for f in env::telepresence(&ctx.opts.run_dir, &TelepresenceTimeouts::default()).files {
+    for f in env::telepresence(&ctx.opts.run_dir, &TelepresenceTimeouts::default(), Some(&tp)).files {
         actions.push(Action::WriteFile { path: f.path, contents: f.contents });
     }
     let un = ctx.b.run(telepresence::helm_uninstall(&mgr_ns, false), limits::TEARDOWN);
@@ -128,7 +128,7 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
     ctx.b.push_undo(name, "uninstall the traffic-manager", vec![un], vec![un_no_hooks], false);
     ctx.b.undoes_install();
     actions.push(Action::Run {
-        command: ctx.b.cmd(telepresence::helm_install(&mgr_ns, values.as_deref())),
+        command: ctx.b.cmd(telepresence::helm_install(&mgr_ns, values.as_deref(), &tp)),
         timeout: ctx.timeout(limits::TP_INSTALL),
         expect_failure: ctx.denial.is_some(),
         best_effort: false,
