@@ -788,6 +788,56 @@ async fn keep_skips_the_cluster_kyverno_and_namespace_but_undoes_the_rest() {
     );
 }
 
+/// When kyvtel deletes the kind cluster at the end, undoing objects inside it first is wasted time
+/// and a source of failures (an uninstall whose hook Job is denied): the teardown stops the host-side
+/// things (the local server, Telepresence's machine-wide daemons) and deletes the cluster. The
+/// traffic-manager is always uninstalled with `--no-hooks` where it is uninstalled: its only hook
+/// Job (`uninstall-agents`, docker.io/curlimages/curl; facts.md §4) could be denied by the
+/// scenario's policies, and the workload it would clean is deleted before it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_kyvtel_deletes_is_not_emptied_first() {
+    let mut b = recipe(Tp::Shipped);
+    route_to_loopback(&mut b.plan);
+    let api = FakeApi::new();
+    api.agent_pod(recipe_pod("2.32.1"));
+    let runner = RecordingRunner::new();
+    answer_the_rest(&runner);
+    let ran = run(&b.plan, &api, runner, false).await;
+    let r = &ran.result;
+    assert!(r.passed, "{:?}", statuses(r));
+    let deleted = Status::Skipped("the cluster is deleted at the end of the teardown".into());
+    for label in [
+        "delete workload demo",
+        "uninstall the traffic-manager",
+        "remove the policies",
+        "delete namespace kyvtel-app",
+        "uninstall Kyverno",
+    ] {
+        assert_eq!(teardown_status(r, label), &deleted, "{label}");
+    }
+    for label in ["stop the local server", "stop the Telepresence daemons", "delete the kind cluster"] {
+        assert_eq!(teardown_status(r, label), &Status::Passed, "{label}");
+    }
+    let last_phase_call =
+        ran.journal.iter().rposition(|l| l == "canary_denied Pod/kyvtel-app/kyvtel-canary").expect("canary");
+    assert_eq!(
+        ran.journal[last_phase_call + 1..],
+        [
+            "$ telepresence quit -s".to_string(),
+            b.expand("$ kind delete cluster --name kyvtel-documented-recipe --kubeconfig {run}/kubeconfig"),
+        ]
+    );
+    // Kept (--keep/--reuse): the objects are undone, the traffic-manager without hooks.
+    let api = FakeApi::new();
+    api.agent_pod(recipe_pod("2.32.1"));
+    let runner = RecordingRunner::new();
+    answer_the_rest(&runner);
+    let ran = run(&b.plan, &api, runner, true).await;
+    let uninstalls: Vec<String> =
+        ran.runner.command_lines().into_iter().filter(|l| l.contains("helm uninstall")).collect();
+    assert_eq!(uninstalls, ["telepresence helm uninstall --manager-namespace ambassador --no-hooks"]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 6: cancellation.
 // ---------------------------------------------------------------------------------------------
