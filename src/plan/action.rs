@@ -271,6 +271,14 @@ pub struct Teardown {
     /// else's, and is left alone.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub undoes_install: bool,
+    /// Undoes only objects inside the cluster: skipped when an entry of the same plan that
+    /// [`Teardown::deletes_cluster`] will run (emptying a cluster that is deleted anyway only costs
+    /// time and failures), run otherwise (`existing`, `--keep`/`--reuse`, a cell member's reset).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cluster_only: bool,
+    /// Deletes the whole cluster (kind).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deletes_cluster: bool,
 }
 
 /// One phase: a scenario step (or an implicit setup/assert phase) and its actions.

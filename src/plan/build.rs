@@ -167,12 +167,15 @@ impl Builder {
             on_failure,
             skip_if_kept,
             undoes_install: false,
+            cluster_only: false,
+            deletes_cluster: false,
         });
         self.teardown.len() - 1
     }
 
-    /// Registers a teardown entry that deletes cluster objects, unless the provider's cluster state
-    /// dies with the run (local: the stack and its data directory go at once).
+    /// Registers a teardown entry that undoes only objects inside the cluster, unless the provider's
+    /// cluster state dies with the run (local: the stack and its data directory go at once). It is
+    /// skipped at run time when the plan deletes the cluster (see [`Teardown::cluster_only`]).
     pub(crate) fn push_cluster_undo(
         &mut self,
         phase: &str,
@@ -181,8 +184,11 @@ impl Builder {
         on_failure: Vec<Action>,
         skip_if_kept: bool,
     ) -> Option<usize> {
-        (!self.provider.drops_cluster_state(self.shared_stack))
-            .then(|| self.push_undo(phase, label, actions, on_failure, skip_if_kept))
+        (!self.provider.drops_cluster_state(self.shared_stack)).then(|| {
+            let i = self.push_undo(phase, label, actions, on_failure, skip_if_kept);
+            self.teardown[i].cluster_only = true;
+            i
+        })
     }
 
     /// Marks the newest teardown entry as undoing a Helm install (see [`Teardown::undoes_install`]).

@@ -242,9 +242,11 @@ fn phases(out: &mut String, plan: &Plan, note: &str) {
 
 fn teardown(out: &mut String, plan: &Plan, heading: &str) {
     let _ = writeln!(out, "\n{heading}");
+    let deletes = plan.teardown.iter().any(|t| t.deletes_cluster);
     for (i, t) in plan.teardown_order() {
         let kept = if t.skip_if_kept { "   [skipped with --keep/--reuse]" } else { "" };
-        let _ = writeln!(out, "  #{} {} (registered by {}){kept}", i + 1, t.label, t.registered_by);
+        let moot = if deletes && t.cluster_only { "   [skipped when the cluster is deleted]" } else { "" };
+        let _ = writeln!(out, "  #{} {} (registered by {}){kept}{moot}", i + 1, t.label, t.registered_by);
         for a in &t.actions {
             action(out, a, "       ");
         }

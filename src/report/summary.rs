@@ -79,9 +79,12 @@ pub struct ScenarioReport {
     /// Steps that could not run on this provider, with the reason (never counted as passed).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skipped_steps: Vec<SkippedStep>,
+    /// Teardown entries that failed (best effort: recorded, never part of the verdict).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub teardown_failures: Vec<SkippedStep>,
 }
 
-/// A step that was skipped, and why.
+/// A step (or teardown entry) that was skipped or failed, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SkippedStep {
     /// The step (phase) name.
@@ -106,6 +109,7 @@ impl ScenarioReport {
             pod_checks: Vec::new(),
             pod: None,
             skipped_steps: Vec::new(),
+            teardown_failures: Vec::new(),
         }
     }
 }

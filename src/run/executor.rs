@@ -582,6 +582,10 @@ async fn teardown<A: ClusterApi>(
     let mut out = Vec::new();
     // Teardown must run even after Ctrl-C: it uses a settings copy that is never cancelled.
     let (ts, _never) = uncancellable(s);
+    let will_run = |entry: &crate::plan::Teardown| {
+        !s.defer_teardown && started.contains(entry.registered_by.as_str()) && !(s.keep && entry.skip_if_kept)
+    };
+    let cluster_deleted = plan.teardown.iter().any(|t| t.deletes_cluster && will_run(t));
     for (i, entry) in plan.teardown_order() {
         let skip = if s.defer_teardown {
             Some("deferred to the cell's end".to_string())
@@ -591,6 +595,8 @@ async fn teardown<A: ClusterApi>(
             Some("already done by a step".to_string())
         } else if s.keep && entry.skip_if_kept {
             Some("kept (--keep/--reuse)".to_string())
+        } else if cluster_deleted && entry.cluster_only {
+            Some("the cluster is deleted at the end of the teardown".to_string())
         } else {
             None
         };

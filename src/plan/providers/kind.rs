@@ -26,7 +26,8 @@ pub(crate) fn setup(b: &mut Builder, loaded: &Loaded, opts: &Options, target: &C
     };
     let actions = vec![b.run(create, limits::CREATE_CLUSTER), save];
     let del = b.run(kind::delete(cluster, kubeconfig), limits::TEARDOWN);
-    b.push_undo(name, "delete the kind cluster", vec![del], vec![], true);
+    let i = b.push_undo(name, "delete the kind cluster", vec![del], vec![], true);
+    b.teardown[i].deletes_cluster = true;
     b.phases.push(Phase { name: name.into(), expects_denial: false, actions });
     // Pulled once on the host, loaded into kind.
     b.phases.push(preload_phase(&images(loaded), &opts.run_dir, target));

@@ -105,8 +105,9 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
         best_effort: false,
     });
     let un = ctx.b.run(helm::uninstall_kyverno(), limits::TEARDOWN);
-    ctx.b.push_undo(name, "uninstall Kyverno", vec![un], vec![], true);
-    ctx.b.undoes_install();
+    if ctx.b.push_cluster_undo(name, "uninstall Kyverno", vec![un], vec![], true).is_some() {
+        ctx.b.undoes_install();
+    }
     actions.push(Action::Wait {
         until: WaitFor::DeploymentAvailable {
             namespace: "kyverno".into(),

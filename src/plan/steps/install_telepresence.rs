@@ -122,11 +122,15 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
     for f in env::telepresence(&ctx.opts.run_dir, &TelepresenceTimeouts::default(), Some(&tp)).files {
         actions.push(Action::WriteFile { path: f.path, contents: f.contents });
     }
-    let un = ctx.b.run(telepresence::helm_uninstall(&mgr_ns, false), limits::TEARDOWN);
-    let un_no_hooks = ctx.b.run(telepresence::helm_uninstall(&mgr_ns, true), limits::TEARDOWN);
-    // Registered before the install: a failed atomic install can leave objects behind.
-    ctx.b.push_undo(name, "uninstall the traffic-manager", vec![un], vec![un_no_hooks], false);
-    ctx.b.undoes_install();
+    // Always without hooks: the chart's only hook is the pre-delete Job `uninstall-agents`
+    // (docker.io/curlimages/curl), which the scenario's policies may deny (facts.md §4: a denied
+    // hook fails the uninstall and leaves objects behind), and whose work (removing injected agents)
+    // is moot: the workload is deleted before it (LIFO). Registered before the install: a failed
+    // atomic install can leave objects behind.
+    let un = ctx.b.run(telepresence::helm_uninstall(&mgr_ns, true), limits::TEARDOWN);
+    if ctx.b.push_cluster_undo(name, "uninstall the traffic-manager", vec![un], vec![], false).is_some() {
+        ctx.b.undoes_install();
+    }
     actions.push(Action::Run {
         command: ctx.b.cmd(telepresence::helm_install(&mgr_ns, values.as_deref(), &tp)),
         timeout: ctx.timeout(limits::TP_INSTALL),

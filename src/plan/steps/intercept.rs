@@ -56,7 +56,9 @@ pub(super) fn actions(ctx: &mut Ctx<'_>, i: &Intercept) -> Vec<Action> {
         // From 2.22 the intercept evicts pods; recovery after leave can take minutes.
         leave.push(Action::RestartWorkload { namespace: app_ns.clone(), name: i.workload.clone() });
     }
-    ctx.b.push_undo(name, &format!("leave the intercept of {}", i.workload), leave, vec![], false);
+    // Cluster-only: `telepresence quit -s` (the connect step's undo, after this one) ends the
+    // intercept on the workstation's side whatever happens here.
+    ctx.b.push_cluster_undo(name, &format!("leave the intercept of {}", i.workload), leave, vec![], false);
     actions.push(Action::Run {
         command: ctx.b.cmd(telepresence::intercept(&i.workload, i.port, i.service_port)),
         timeout: ctx.timeout(limits::INTERCEPT),

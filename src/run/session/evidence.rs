@@ -101,5 +101,52 @@ pub(super) fn scenario_report(
             _ => None,
         })
         .collect();
+    s.teardown_failures = r
+        .teardown
+        .iter()
+        .filter_map(|t| match &t.status {
+            Status::Failed(why) => Some(report::SkippedStep { name: t.label.clone(), reason: why.clone() }),
+            _ => None,
+        })
+        .collect();
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::executor::TeardownResult;
+
+    #[test]
+    fn a_failed_teardown_entry_is_recorded_and_the_verdict_stays() {
+        let loaded = crate::scenario::load(std::path::Path::new("scenarios/documented-recipe.yaml")).unwrap();
+        let plan = crate::plan::build(&loaded, &crate::plan::Options::default());
+        let r = ScenarioResult {
+            scenario: plan.scenario.clone(),
+            passed: true,
+            cancelled: false,
+            phases: Vec::new(),
+            checks: Vec::new(),
+            drift: Vec::new(),
+            infra: false,
+            asserted: 3,
+            teardown: vec![
+                TeardownResult { label: "stop the Telepresence daemons".into(), status: Status::Passed },
+                TeardownResult {
+                    label: "uninstall the traffic-manager".into(),
+                    status: Status::Failed("release: not found".into()),
+                },
+            ],
+            evidence: Vec::new(),
+            judged_pod: None,
+        };
+        let s = scenario_report(&plan, &r, Duration::from_secs(1), None);
+        assert_eq!(s.verdict, Verdict::Passed);
+        assert_eq!(
+            s.teardown_failures,
+            [report::SkippedStep { name: "uninstall the traffic-manager".into(), reason: "release: not found".into() }]
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["teardownFailures"][0]["reason"], "release: not found", "{json}");
+    }
 }
