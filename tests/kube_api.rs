@@ -6,6 +6,8 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
 use kyvtel::kube::apply::{ApplyOptions, ApplyReport, apply};
 use kyvtel::kube::dry_run::{Admission, await_denial, dry_run_create_pod};
 use kyvtel::kube::fingerprint::{self, Fingerprint};
@@ -300,6 +302,77 @@ async fn wait_for_an_available_deployment_succeeds() {
             && uri.contains("metadata.name%3Dkyverno-admission-controller"),
         "{uri}"
     );
+}
+
+/// Rolled out as `kubectl rollout status` decides: the latest generation observed, every desired
+/// replica updated, no old replica left (`status.replicas` counts pods of every ReplicaSet, so an old
+/// pod pending termination keeps it above `updatedReplicas`), every updated replica available.
+// upstream: kubernetes/kubectl pkg/polymorphichelpers/rollout_status.go (DeploymentStatusViewer:
+// "Waiting for deployment %q rollout to finish: %d old replicas are pending termination").
+#[test]
+fn a_deployment_is_rolled_out_only_without_old_replicas_and_on_its_latest_generation() {
+    use kyvtel::kube::wait::Condition as _;
+    let d = |generation: i64, observed: i64, replicas: i32, updated: i32, available: i32| -> Deployment {
+        serde_json::from_value(json!({"metadata": {"name": "demo", "generation": generation},
+            "spec": {"replicas": 1, "selector": {}, "template": {}},
+            "status": {"observedGeneration": observed, "replicas": replicas, "updatedReplicas": updated,
+                       "availableReplicas": available,
+                       "conditions": [{"type": "Available", "status": "True"}]}}))
+        .unwrap()
+    };
+    let rolled_out = |d: &Deployment| wait::conditions::deployment_available().matches_object(Some(d));
+    assert!(rolled_out(&d(2, 2, 1, 1, 1)));
+    assert!(!rolled_out(&d(2, 2, 2, 1, 1)), "an old replica pending termination");
+    assert!(!rolled_out(&d(3, 2, 1, 1, 1)), "the latest generation not observed");
+    assert!(!rolled_out(&d(2, 2, 1, 0, 1)), "not updated");
+    assert!(!rolled_out(&d(2, 2, 1, 1, 0)), "not available");
+}
+
+fn pod_of(name: &str, uid: &str, replicaset: &str, agent_ready: Option<bool>, terminating: bool) -> Pod {
+    let mut statuses = vec![json!({"name": "app", "ready": true, "restartCount": 0, "image": "i", "imageID": ""})];
+    if let Some(ready) = agent_ready {
+        statuses.push(agent(ready, json!({"running": {}})));
+    }
+    let mut p = json!({"metadata": {"name": name, "uid": uid,
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": replicaset, "uid": replicaset}]},
+        "spec": {"containers": []}, "status": {"phase": "Running", "containerStatuses": statuses}});
+    if terminating {
+        p["metadata"]["deletionTimestamp"] = json!("2026-12-03T10:00:00Z");
+    }
+    serde_json::from_value(p).unwrap()
+}
+
+/// Up to Telepresence 2.21 an intercept restarts the workload (`restartedAt`, facts.md §4): a new
+/// ReplicaSet's pod carries the agent while the old pod keeps serving. The pod judged is the new one.
+#[test]
+fn up_to_2_21_the_intercepted_pod_is_the_new_replicasets() {
+    use kyvtel::kube::wait::Condition as _;
+    let old = BTreeSet::from(["uid-old".to_string()]);
+    let before = vec![pod_of("demo-aaa-1", "uid-old", "demo-aaa", None, false)];
+    let cond = wait::conditions::new_pod_with_ready_container(old.clone(), "traffic-agent".into());
+    assert!(!cond.matches_object(Some(&before)), "the old pod, still serving, is never the intercepted one");
+    let mut after = before.clone();
+    after.push(pod_of("demo-bbb-1", "uid-new", "demo-bbb", Some(false), false));
+    assert!(!cond.matches_object(Some(&after)), "the agent is not ready yet");
+    after[1] = pod_of("demo-bbb-1", "uid-new", "demo-bbb", Some(true), false);
+    let found = wait::find_new_pod_with_ready_container(&after, &old, "traffic-agent").unwrap();
+    assert_eq!(found.metadata.name.as_deref(), Some("demo-bbb-1"));
+}
+
+/// From 2.22 an intercept evicts the pod (facts.md §4): the replacement belongs to the same
+/// ReplicaSet, and the evicted pod may still be terminating, with a ready agent from an earlier
+/// intercept. The pod judged is the replacement, never a terminating one.
+#[test]
+fn from_2_22_the_intercepted_pod_is_the_replacement_in_the_same_replicaset() {
+    let old = BTreeSet::from(["uid-old".to_string()]);
+    let pods = vec![
+        pod_of("demo-aaa-1", "uid-old", "demo-aaa", Some(true), true),
+        pod_of("demo-aaa-2", "uid-gone", "demo-aaa", Some(true), true),
+        pod_of("demo-aaa-3", "uid-new", "demo-aaa", Some(true), false),
+    ];
+    let found = wait::find_new_pod_with_ready_container(&pods, &old, "traffic-agent").unwrap();
+    assert_eq!(found.metadata.name.as_deref(), Some("demo-aaa-3"), "new, not terminating");
+    assert!(wait::find_new_pod_with_ready_container(&pods[..2], &old, "traffic-agent").is_none());
 }
 
 #[tokio::test]

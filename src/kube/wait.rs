@@ -111,6 +111,19 @@ pub mod conditions {
     }
 }
 
+/// The pod the intercept produced: not in `old_uids` (created after the intercept started), not
+/// terminating, with `container` ready. Up to Telepresence 2.21 it is the new ReplicaSet's pod (the
+/// old one keeps serving), from 2.22 the replacement in the same ReplicaSet (the evicted one
+/// terminates); facts.md §4.
+#[must_use]
+pub fn find_new_pod_with_ready_container<'p>(
+    pods: &'p [Pod],
+    old_uids: &BTreeSet<String>,
+    container: &str,
+) -> Option<&'p Pod> {
+    conditions::find_new_ready(pods, old_uids, container)
+}
+
 fn container_status<'p>(pod: &'p Pod, name: &str) -> Option<&'p ContainerStatus> {
     pod.status.as_ref()?.container_statuses.as_ref()?.iter().find(|c| c.name == name)
 }
