@@ -38,8 +38,11 @@ pub const HOPELESS_WAITING_REASONS: &[&str] = &["CreateContainerConfigError", "C
 pub mod conditions {
     use super::*;
 
-    /// A Deployment has observed its latest generation, is `Available=True`, and has all desired
-    /// replicas updated and available (`spec.replicas`, default 1).
+    /// A Deployment is rolled out, as `kubectl rollout status` decides: it has observed its latest
+    /// generation, every desired replica (`spec.replicas`, default 1) is updated, no old replica is
+    /// left (`status.replicas`, which counts every ReplicaSet's pods, equals `updatedReplicas`),
+    /// every updated replica is available, and it is `Available=True`.
+    // upstream: kubernetes/kubectl pkg/polymorphichelpers/rollout_status.go (DeploymentStatusViewer).
     #[must_use]
     pub fn deployment_available() -> impl Condition<Deployment> {
         |d: Option<&Deployment>| {
@@ -50,10 +53,12 @@ pub mod conditions {
             let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
             let observed = status.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0);
             let available = status.conditions.iter().flatten().any(|c| c.type_ == "Available" && c.status == "True");
+            let updated = status.updated_replicas.unwrap_or(0);
             observed
                 && available
-                && status.updated_replicas.unwrap_or(0) >= desired
-                && status.available_replicas.unwrap_or(0) >= desired
+                && updated >= desired
+                && status.replicas.unwrap_or(0) <= updated
+                && status.available_replicas.unwrap_or(0) >= updated
         }
     }
 
@@ -163,7 +168,8 @@ impl Summary for Deployment {
                 .map(|c| (c.type_.as_str(), c.status.as_str(), c.reason.as_deref(), c.message.as_deref())),
         );
         format!(
-            "desired={desired} updated={} ready={} available={} unavailable={} observedGeneration={}/{}; {conds}",
+            "desired={desired} replicas={} updated={} ready={} available={} unavailable={} observedGeneration={}/{}; {conds}",
+            st.replicas.unwrap_or(0),
             st.updated_replicas.unwrap_or(0),
             st.ready_replicas.unwrap_or(0),
             st.available_replicas.unwrap_or(0),

@@ -27,7 +27,9 @@ fn kv(map: &serde_json::Map<String, Value>) -> String {
 
 fn wait(w: &WaitFor) -> String {
     match w {
-        WaitFor::DeploymentAvailable { namespace, name } => format!("Deployment {namespace}/{name} is Available"),
+        WaitFor::DeploymentAvailable { namespace, name } => format!(
+            "Deployment {namespace}/{name} is rolled out (latest generation observed; updated, available and all replicas equal, as kubectl rollout status)"
+        ),
         WaitFor::TrafficManagerReady { namespace, workload_kind } => {
             format!(
                 "{workload_kind} {namespace}/traffic-manager is ready (pods app=traffic-manager,telepresence=manager)"
