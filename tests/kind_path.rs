@@ -210,3 +210,38 @@ fn a_kind_run_names_every_missing_prerequisite_at_once() {
     assert!(text.matches("fix:").count() >= 5, "each with its fix: {text}");
     let _ = std::fs::remove_dir_all(&empty);
 }
+
+/// From 2.29 `intercept.localShortcut` answers a workstation's request locally (facts.md §4, §5.7),
+/// so the traffic that proves the intercept is sent from inside the cluster: a short-lived client
+/// pod, pinned by digest, fully qualified, from a registry the catalog's policies allow, running
+/// non-root under the workload's own strict securityContext, part of the plan and of the teardown.
+/// A host-side request stays as an extra check only.
+#[test]
+fn intercepted_traffic_is_sent_from_a_client_pod_inside_the_cluster() {
+    let plan = plan_json(&["scenarios/documented-recipe.yaml"]);
+    let phase = plan["phases"].as_array().unwrap().iter().find(|p| p["name"] == "send-traffic").unwrap();
+    let acts = phase["actions"].as_array().unwrap();
+    assert_eq!(acts[0]["op"], "clientRequest", "{phase}");
+    let url = acts[0]["url"].as_str().unwrap();
+    assert_eq!(url, "http://demo.kyvtel-app.svc.cluster.local:80/");
+    let pod = &acts[0]["pod"];
+    assert_eq!(pod["kind"], "Pod");
+    assert_eq!(pod["metadata"]["namespace"], "kyvtel-app");
+    let pins = kyvtel::scenario::pins::Pins::builtin();
+    let c = &pod["spec"]["containers"][0];
+    assert_eq!(c["image"], pins.images.client.as_str());
+    assert!(pins.images.client.starts_with("registry.k8s.io/") && pins.images.client.contains("@sha256:"));
+    assert_eq!(c["command"].as_array().unwrap().last().unwrap(), url);
+    assert_eq!(pod["spec"]["restartPolicy"], "Never");
+    let workload = std::fs::read_to_string(common::root().join("scenarios/workloads/demo.yaml")).unwrap();
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&workload).unwrap();
+    let template = &docs[0]["spec"]["template"]["spec"];
+    assert_eq!(pod["spec"]["securityContext"], template["securityContext"]);
+    assert_eq!(c["securityContext"], template["containers"][0]["securityContext"]);
+    let hosts: Vec<&Value> = acts.iter().filter(|a| a["op"] == "request").collect();
+    assert_eq!(hosts.len(), 1, "one host-side request, as an extra check: {phase}");
+    let undo = plan["teardown"].as_array().unwrap().iter().find(|t| t["registeredBy"] == "send-traffic");
+    let undo = undo.unwrap_or_else(|| panic!("the client pod is part of the teardown"));
+    assert_eq!(undo["actions"][0]["op"], "delete", "{undo}");
+    assert_eq!(undo["clusterOnly"], true, "{undo}");
+}

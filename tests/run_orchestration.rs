@@ -843,6 +843,23 @@ async fn a_cluster_kyvtel_deletes_is_not_emptied_first() {
     assert_eq!(uninstalls, ["telepresence helm uninstall --manager-namespace ambassador --no-hooks"]);
 }
 
+/// The in-cluster client's answer decides: an answer without the per-run token means the request
+/// reached the app, not the intercept, and fails the step even with HTTP 200.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_in_cluster_answer_without_the_run_token_fails_the_traffic_step() {
+    let mut b = recipe(Tp::Shipped);
+    route_to_loopback(&mut b.plan);
+    let api = FakeApi::new();
+    api.agent_pod(recipe_pod("2.32.1"));
+    api.client_answer("NOW: 2026-12-03 (the app itself)\nkyvtel-http-status=200\n");
+    let runner = RecordingRunner::new();
+    answer_the_rest(&runner);
+    let ran = run(&b.plan, &api, runner, false).await;
+    let msg = failure_of(&ran.result, "send-traffic");
+    assert!(msg.contains("reached the app, not the intercept"), "{msg}");
+    assert!(ran.journal.iter().any(|l| l == "client_pod kyvtel-app/kyvtel-traffic-client"), "{:?}", ran.journal);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 6: cancellation.
 // ---------------------------------------------------------------------------------------------
