@@ -130,7 +130,7 @@ fn teardown_is_the_reverse_of_setup() {
     let text = stdout(&["plan", "scenarios/documented-recipe.yaml"]);
     let td = &text[text.find("teardown (LIFO").unwrap()..];
     let printed: Vec<&str> = td.lines().filter(|l| l.starts_with("  #")).collect();
-    assert!(printed.first().unwrap().contains("leave the intercept"), "{td}");
+    assert!(printed.first().unwrap().contains("delete the traffic client pod"), "{td}");
     assert!(printed.last().unwrap().contains("delete the kind cluster"), "{td}");
 }
 

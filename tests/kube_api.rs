@@ -391,7 +391,7 @@ async fn wait_timeout_carries_the_last_observed_state() {
     assert_eq!(what, "deployment kyverno/kyverno-admission-controller to be available");
     assert_eq!(
         last_observed,
-        "desired=1 updated=1 ready=0 available=0 unavailable=1 observedGeneration=1/1; \
+        "desired=1 replicas=1 updated=1 ready=0 available=0 unavailable=1 observedGeneration=1/1; \
          Available=False (MinimumReplicasUnavailable: Deployment does not have minimum availability.), \
          ReplicaFailure=True (FailedCreate: admission webhook \"validate.kyverno.svc-fail\" denied the request)"
     );

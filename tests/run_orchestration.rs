@@ -135,9 +135,9 @@ fn intercept_denied() -> Built {
     b
 }
 
-/// Points the intercept's local server and the Requests at a free loopback port: the ClusterIP
-/// URL keeps its template (the FakeApi resolves it to 127.0.0.1), and the cluster DNS name, which
-/// only Telepresence's DNS can resolve, becomes `localhost`.
+/// Points the intercept's local server, the host-side Request and the in-cluster client at a free
+/// loopback port: the ClusterIP URL keeps its template (the FakeApi resolves it to 127.0.0.1), and
+/// the client's cluster DNS name becomes `localhost` (the FakeApi makes the client's request).
 fn route_to_loopback(plan: &mut Plan) -> u16 {
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
     let mut requests = 0;
@@ -151,6 +151,18 @@ fn route_to_loopback(plan: &mut Plan) -> u16 {
                 *url = new;
                 requests += 1;
             }
+            // The in-cluster client: the double makes its request to the same loopback server.
+            Action::ClientRequest { url, pod, .. } => {
+                let new = url.replace("demo.kyvtel-app.svc.cluster.local:80", &format!("localhost:{port}"));
+                assert_ne!(*url, new, "client URL {url}");
+                *url = new.clone();
+                if let Some(last) =
+                    pod.pointer_mut("/spec/containers/0/command").and_then(|c| c.as_array_mut()?.last_mut())
+                {
+                    *last = Value::String(new);
+                }
+                requests += 1;
+            }
             _ => {}
         }
     }
@@ -160,7 +172,7 @@ fn route_to_loopback(plan: &mut Plan) -> u16 {
         }
     }
     let sends_traffic = plan.phases.iter().any(|p| p.name == "send-traffic");
-    assert_eq!(requests, if sends_traffic { 2 } else { 0 }, "send-traffic requests the ClusterIP and the DNS name");
+    assert_eq!(requests, if sends_traffic { 2 } else { 0 }, "send-traffic: the in-cluster client and the ClusterIP");
     port
 }
 
@@ -248,7 +260,7 @@ const RECIPE_PHASES: [&str; 11] = [
 /// The documented recipe's teardown stack, by registration index, as journal lines, and whether the
 /// entry undoes only objects inside the cluster (skipped when kyvtel deletes the kind cluster at the
 /// end): what facts.md §2–§4 and issue 4 say undoes each setup.
-const RECIPE_UNDO: [(&str, &[&str], bool); 9] = [
+const RECIPE_UNDO: [(&str, &[&str], bool); 10] = [
     ("create-cluster", &["$ kind delete cluster --name kyvtel-documented-recipe --kubeconfig {run}/kubeconfig"], false),
     ("install-kyverno", &["$ helm uninstall kyverno -n kyverno --wait --timeout 4m"], true),
     ("apply-policies", &["delete Namespace/kyvtel-app"], true),
@@ -262,6 +274,7 @@ const RECIPE_UNDO: [(&str, &[&str], bool); 9] = [
     ("connect", &["$ telepresence quit -s"], false),
     ("intercept", &[], false), // stop the local server: in process, nothing journalled
     ("intercept", &["$ telepresence detach demo", "restart kyvtel-app/demo"], true),
+    ("send-traffic", &["delete Pod/kyvtel-app/kyvtel-traffic-client"], true),
 ];
 
 /// The journal lines the teardown must produce when the phases up to `last_started` started and
@@ -352,6 +365,8 @@ async fn the_documented_recipe_runs_every_phase_in_order_and_tears_down_lifo() {
         "pod_uids kyvtel-app app.kubernetes.io/name=demo",
         "$ telepresence intercept demo --port 8080:80 --mount=false",
         "new_agent_pod kyvtel-app app.kubernetes.io/name=demo old=[uid-old]",
+        // send-traffic: from inside the cluster first, then the host-side extra check
+        "client_pod kyvtel-app/kyvtel-traffic-client",
         "cluster_ip kyvtel-app/demo",
         // leave: the step undoes the intercept now; teardown skips it later.
         "$ telepresence detach demo",
@@ -372,6 +387,7 @@ async fn the_documented_recipe_runs_every_phase_in_order_and_tears_down_lifo() {
     assert_eq!(
         r.teardown.iter().map(|t| (t.label.as_str(), &t.status)).collect::<Vec<_>>(),
         vec![
+            ("delete the traffic client pod", &deleted),
             ("leave the intercept of demo", &Status::Skipped("already done by a step".into())),
             ("stop the local server", &Status::Passed),
             ("stop the Telepresence daemons", &Status::Passed),
@@ -785,6 +801,7 @@ async fn keep_skips_the_cluster_kyverno_and_namespace_but_undoes_the_rest() {
     assert_eq!(
         ran.journal[last_phase_call + 1..],
         [
+            "delete Pod/kyvtel-app/kyvtel-traffic-client",
             "$ telepresence quit -s",
             "delete Deployment/kyvtel-app/demo, Service/kyvtel-app/demo",
             "$ telepresence helm uninstall --manager-namespace ambassador --no-hooks",

@@ -14,6 +14,7 @@
 //! "refused" prerequisite message for ownership and fingerprint refusals).
 
 pub mod apply;
+pub mod client_pod;
 pub mod denials;
 pub mod dry_run;
 pub mod evidence;

@@ -174,6 +174,18 @@ pub enum Action {
         #[serde(serialize_with = "dur")]
         timeout: Duration,
     },
+    /// Run `pod` (a short-lived client that requests `url` from inside the cluster and prints the
+    /// answer, then `kyvtel-http-status=<code>`); the answer must carry the per-run token. The pod is
+    /// deleted first if a previous run left it, and by the teardown.
+    ClientRequest {
+        /// The client pod's manifest.
+        pod: Value,
+        /// The URL it requests (cluster DNS).
+        url: String,
+        /// Time limit: the pod created, run and its log read.
+        #[serde(serialize_with = "dur")]
+        timeout: Duration,
+    },
     /// Judge the intercepted pod with the outcome engine.
     VerifyPod {
         /// Namespace.

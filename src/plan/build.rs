@@ -92,6 +92,8 @@ pub(crate) mod limits {
     pub const AGENT_POD: Duration = m(3);
     pub const DENIAL_EVIDENCE: Duration = m(3);
     pub const REQUEST: Duration = m(1);
+    /// The in-cluster traffic client: its pod started, curl's own retries (at most 70 s), its log.
+    pub const CLIENT_POD: Duration = m(2);
     pub const QUICK: Duration = Duration::from_secs(30);
     pub const TEARDOWN: Duration = m(5);
     pub const GATHER: Duration = m(3);

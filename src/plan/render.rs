@@ -109,6 +109,18 @@ fn action(out: &mut String, a: &Action, indent: &str) {
         Action::Serve { port } => {
             writeln!(out, "{indent}serve   HTTP on 127.0.0.1:{port}, answering with the per-run token")
         }
+        Action::ClientRequest { pod, url, timeout } => {
+            let _ = writeln!(
+                out,
+                "{indent}client  run Pod {}/{} in the cluster: GET {url} must return the per-run token   (timeout {})",
+                pod["metadata"]["namespace"].as_str().unwrap_or_default(),
+                pod["metadata"]["name"].as_str().unwrap_or_default(),
+                d(*timeout)
+            );
+            let _ = writeln!(out, "{indent}          ---");
+            out.push_str(&yaml_block(pod, &format!("{indent}          ")));
+            Ok(())
+        }
         Action::Request { url, timeout } => {
             writeln!(out, "{indent}request GET {url} must return the per-run token   (timeout {})", d(*timeout))
         }

@@ -94,6 +94,12 @@ pub trait ClusterApi {
     async fn create_token(&self, namespace: &str, service_account: &str) -> ApiResult<String> {
         Err(ApiFailure::new(format!("TokenRequest {namespace}/{service_account}: not supported by this API")))
     }
+    /// Runs the client pod `pod` to completion (deleting a leftover of the same name first) and
+    /// returns its log: what its request from inside the cluster got.
+    async fn run_client_pod(&self, pod: &Value, timeout: Duration) -> ApiResult<String> {
+        let _ = (pod, timeout);
+        Err(ApiFailure::new("running a client pod: not supported by this API"))
+    }
     /// Waits for the newest pod matching `selector` (not terminating) that has the container
     /// `container`, and returns it; on timeout, the pods and ReplicaSet conditions last seen.
     async fn injected_pod(

@@ -370,6 +370,13 @@ async fn exec_action<A: ClusterApi>(
             st.servers.push(server);
             Ok(())
         }
+        Action::ClientRequest { pod, url, timeout } => {
+            let answer = api.run_client_pod(pod, *timeout).await.map_err(|e| match e.denial {
+                Some(d) => format!("the in-cluster traffic client was refused by admission: {d}"),
+                None => format!("the in-cluster traffic client: {e}"),
+            })?;
+            traffic::judge_client_answer(url, &answer, &s.token)
+        }
         Action::Request { url, timeout } => {
             let url = resolve_url(api, url).await?;
             traffic::expect_token(&url, &s.token, *timeout).await

@@ -429,6 +429,16 @@ impl ClusterApi for KubeApi {
         .await
     }
 
+    async fn run_client_pod(&self, pod: &Value, timeout: Duration) -> ApiResult<String> {
+        let client = self.client().await?;
+        // The run's labels: the teardown deletes only what the run owns.
+        let mut pod = pod.clone();
+        self.owner.stamp(&mut pod).map_err(ApiFailure::new)?;
+        crate::kube::client_pod::run_to_completion(client, &pod, timeout, self.poll_interval)
+            .await
+            .map_err(apply_failure)
+    }
+
     async fn cluster_ip(&self, namespace: &str, service: &str) -> ApiResult<String> {
         let client = self.client().await?;
         let api: Api<Service> = Api::namespaced(client.clone(), namespace);

@@ -98,9 +98,55 @@ pub async fn expect_token(url: &str, token: &str, limit: Duration) -> Result<(),
     }
 }
 
+/// What the in-cluster client prints after the body (curl `-w`), so the status is known.
+pub const STATUS_MARKER: &str = "kyvtel-http-status=";
+
+/// Judges what the in-cluster client got for `url`: the per-run token proves the request reached the
+/// workstation's handler through the intercept; an answer without it reached something else.
+///
+/// # Errors
+/// Why the answer does not prove the intercept, with the status and the start of the body.
+pub fn judge_client_answer(url: &str, answer: &str, token: &str) -> Result<(), String> {
+    if answer.contains(token) {
+        return Ok(());
+    }
+    let status = answer.lines().find_map(|l| l.strip_prefix(STATUS_MARKER)).map(str::trim).unwrap_or("none");
+    let body: String = answer.lines().filter(|l| !l.starts_with(STATUS_MARKER)).collect::<Vec<_>>().join(" ");
+    let body: String = body.trim().chars().take(300).collect();
+    if status.starts_with('2') {
+        Err(format!(
+            "GET {url} from inside the cluster answered {status} without the run token: it reached the app, not the \
+             intercept; body `{body}`"
+        ))
+    } else {
+        Err(format!("GET {url} from inside the cluster did not return the run token (HTTP status {status}): `{body}`"))
+    }
+}
+
+/// One GET of `url` (`http://host:port/path`), as the in-cluster client's log would show it: the
+/// body, then [`STATUS_MARKER`] and the status code. For doubles of the client pod.
+///
+/// # Errors
+/// No answer in `limit`.
+pub async fn client_log_of(url: &str, limit: Duration) -> Result<String, String> {
+    let body = get_once(url, limit).await?;
+    Ok(format!("{body}\n{STATUS_MARKER}200\n"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_answer_without_the_token_is_the_app_not_the_intercept() {
+        let url = "http://demo.kyvtel-app.svc.cluster.local:80/";
+        assert!(judge_client_answer(url, "kyvtel-token=tok\nkyvtel-http-status=200\n", "tok").is_ok());
+        let e = judge_client_answer(url, "NOW: 2026\nkyvtel-http-status=200\n", "tok").unwrap_err();
+        assert!(e.contains("reached the app, not the intercept") && e.contains("NOW: 2026"), "{e}");
+        let e =
+            judge_client_answer(url, "curl: (6) Could not resolve host\nkyvtel-http-status=000\n", "tok").unwrap_err();
+        assert!(e.contains("HTTP status 000") && e.contains("Could not resolve host"), "{e}");
+    }
 
     #[tokio::test]
     async fn the_server_answers_with_the_token_and_the_client_checks_it() {

@@ -127,6 +127,8 @@ pub struct GoBinary {
 pub struct Images {
     /// The canary pod's image.
     pub canary: String,
+    /// The in-cluster traffic client's image, pinned by digest.
+    pub client: String,
 }
 
 impl Pins {

@@ -67,6 +67,7 @@ pub struct FakeApi {
     cluster_ip: Mutex<String>,
     canary: Mutex<String>,
     fingerprint: Mutex<Option<BTreeMap<String, String>>>,
+    client_answer: Mutex<Option<String>>,
 }
 
 impl Default for FakeApi {
@@ -77,6 +78,7 @@ impl Default for FakeApi {
             agent_pod: Mutex::new(Value::Object(Map::new())),
             denials: Mutex::default(),
             fingerprint: Mutex::default(),
+            client_answer: Mutex::default(),
             cluster_ip: Mutex::new("127.0.0.1".into()),
             canary: Mutex::new(kyverno_denial(
                 "Pod/kyvtel-app/kyvtel-canary",
@@ -134,6 +136,13 @@ impl FakeApi {
     /// The texts `denial_messages` returns.
     pub fn denial_messages_are(&self, texts: Vec<String>) -> &Self {
         *lock(&self.denials) = texts;
+        self
+    }
+
+    /// What the client pod's log says (`run_client_pod`); unset, the double makes the client's
+    /// request itself (the URL is the last word of the pod's command) and logs what it got.
+    pub fn client_answer(&self, log: impl Into<String>) -> &Self {
+        *lock(&self.client_answer) = Some(log.into());
         self
     }
 
@@ -278,6 +287,21 @@ impl ClusterApi for FakeApi {
 
     async fn restart(&self, namespace: &str, deployment: &str) -> ApiResult<()> {
         self.call("restart", format!("{namespace}/{deployment}"), Duration::ZERO, || ()).await
+    }
+
+    async fn run_client_pod(&self, pod: &Value, timeout: Duration) -> ApiResult<String> {
+        let id = format!(
+            "{}/{}",
+            pod["metadata"]["namespace"].as_str().unwrap_or_default(),
+            pod["metadata"]["name"].as_str().unwrap_or_default()
+        );
+        self.call("client_pod", id, timeout, || ()).await?;
+        if let Some(log) = lock(&self.client_answer).clone() {
+            return Ok(log);
+        }
+        let url = pod.pointer("/spec/containers/0/command").and_then(Value::as_array).and_then(|c| c.last());
+        let url = url.and_then(Value::as_str).unwrap_or_default().to_string();
+        kyvtel::run::traffic::client_log_of(&url, timeout.min(Duration::from_secs(10))).await.map_err(ApiFailure::new)
     }
 
     async fn cluster_ip(&self, namespace: &str, service: &str) -> ApiResult<String> {

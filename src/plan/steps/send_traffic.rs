@@ -1,9 +1,20 @@
-//! `sendTraffic`: requests through the connection; each answer must carry the per-run token.
+//! `sendTraffic`: the request that proves the intercept comes from inside the cluster (a client pod),
+//! because from Telepresence 2.29 `intercept.localShortcut` answers a workstation's request to the
+//! intercepted Service locally, even with a broken agent (facts.md §4, §5.7). A host-side request
+//! through the connection stays as an extra check (the run's client config turns the shortcut off
+//! from 2.29). Each answer must carry the per-run token, which only the local handler returns.
+
+use serde_json::{Value, json};
 
 use super::super::action::Action;
-use super::super::build::limits;
+use super::super::build::{limits, object_ref};
 use super::{Ctx, skip_without_kubelet};
+use crate::run::traffic::STATUS_MARKER;
+use crate::scenario::Loaded;
 use crate::scenario::model::SendTraffic;
+
+/// The client pod's name.
+pub const CLIENT_POD: &str = "kyvtel-traffic-client";
 
 pub(super) fn actions(ctx: &mut Ctx<'_>, t: &SendTraffic) -> Vec<Action> {
     if let Some(skip) = skip_without_kubelet(ctx) {
@@ -12,11 +23,61 @@ pub(super) fn actions(ctx: &mut Ctx<'_>, t: &SendTraffic) -> Vec<Action> {
     let s = &ctx.loaded.scenario.spec;
     let app_ns = &s.workload.namespace;
     let svc = t.service.clone().unwrap_or_else(|| s.workload.name.clone());
-    [
-        format!("http://{{clusterIP:{app_ns}/{svc}}}:{}/", t.port),
-        format!("http://{svc}.{app_ns}.svc.cluster.local:{}/", t.port),
+    let url = format!("http://{svc}.{app_ns}.svc.cluster.local:{}/", t.port);
+    let pod = client_pod(ctx.loaded, &url);
+    let del = Action::Delete {
+        label: format!("the traffic client pod {app_ns}/{CLIENT_POD}"),
+        objects: vec![object_ref(&pod, Some(app_ns))],
+        timeout: limits::TEARDOWN,
+        wait: true,
+    };
+    ctx.b.push_cluster_undo(ctx.step.name(), "delete the traffic client pod", vec![del], vec![], false);
+    vec![
+        Action::ClientRequest { pod, url, timeout: ctx.timeout(limits::CLIENT_POD) },
+        Action::Request {
+            url: format!("http://{{clusterIP:{app_ns}/{svc}}}:{}/", t.port),
+            timeout: ctx.timeout(limits::REQUEST),
+        },
     ]
-    .into_iter()
-    .map(|url| Action::Request { url, timeout: ctx.timeout(limits::REQUEST) })
-    .collect()
+}
+
+/// The client pod: the pinned client image ([`crate::scenario::pins::Images::client`]), `curl` of
+/// `url` with retries (the intercept may take a moment to route), the body then the status code;
+/// the pod's and the container's securityContext are the workload's own (its pod template and its
+/// first container), so that the client passes whatever strict rules the app passes; no
+/// ServiceAccount token; never restarted.
+#[must_use]
+pub fn client_pod(loaded: &Loaded, url: &str) -> Value {
+    let s = &loaded.scenario.spec;
+    let template = loaded
+        .manifest_values()
+        .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == s.workload.name.as_str())
+        .map(|d| d["spec"]["template"]["spec"].clone())
+        .unwrap_or(Value::Null);
+    let mut container = json!({
+        "name": "client",
+        "image": crate::scenario::pins::Pins::builtin().images.client,
+        // upstream: curl's `--retry-all-errors` (7.71+), `-w '%{http_code}'`; agnhost's Alpine ships curl 8.
+        // Bounded by curl itself (10 s a try, retries for 60 s), inside the step's own limit.
+        "command": ["curl", "-sS", "--max-time", "10", "--retry", "20", "--retry-delay", "3", "--retry-max-time", "60",
+                    "--retry-all-errors", "-w", format!("\n{STATUS_MARKER}%{{http_code}}\n"), url],
+    });
+    let mut spec = json!({"restartPolicy": "Never", "automountServiceAccountToken": false, "containers": []});
+    if let Some(sc) = template.pointer("/containers/0/securityContext") {
+        container["securityContext"] = sc.clone();
+    }
+    if let Some(sc) = template.get("securityContext") {
+        spec["securityContext"] = sc.clone();
+    }
+    spec["containers"] = json!([container]);
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": CLIENT_POD,
+            "namespace": s.workload.namespace,
+            "labels": {"app.kubernetes.io/name": CLIENT_POD, "app.kubernetes.io/managed-by": "kyvtel"},
+        },
+        "spec": spec,
+    })
 }
