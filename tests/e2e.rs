@@ -160,6 +160,28 @@ fn run_scenario(path: &Path) -> Result<Completion, Failed> {
     }
 }
 
+/// The first line of a run: which provider runs the catalog, why, and what is never run here.
+fn announce() -> String {
+    let forced = std::env::var("KYVTEL_E2E_PROVIDER").unwrap_or_default();
+    if std::env::var("KYVTEL_SKIP_LOCAL").is_ok_and(|v| v == "1") && forced == "local" {
+        return "e2e: KYVTEL_SKIP_LOCAL=1: the local provider's catalog run is skipped (each scenario reported \
+                ignored); kind is never started"
+            .into();
+    }
+    match provider() {
+        Ok("local") => format!(
+            "e2e: provider local ({}): the catalog runs on a real control plane, Kyverno and injector; kind is never \
+             started; kubelet-only steps are skipped with the reason",
+            if forced == "local" { "KYVTEL_E2E_PROVIDER=local".to_string() } else { "kind cannot run here".into() }
+        ),
+        Ok(p) => format!(
+            "e2e: provider {p} ({}): the catalog runs on kind clusters kyvtel creates and deletes",
+            if forced == p { format!("KYVTEL_E2E_PROVIDER={p}") } else { "doctor's kind checks pass".into() }
+        ),
+        Err(why) => format!("e2e: no provider can run here: {why}"),
+    }
+}
+
 fn main() {
     std::env::set_current_dir(root()).expect("repository root");
     // Never "0 run, passed": the summary line counts ignored scenarios, each with its reason.
@@ -173,6 +195,9 @@ fn main() {
             Trial::ignorable_test(name, move || run_scenario(&p)).with_kind("live")
         })
         .collect();
+    if !args.list {
+        eprintln!("{}", announce());
+    }
     // A filter that names no scenario (a typo in `make e2e SCENARIO=...`) fails, listing the names:
     // "0 passed" would read as success.
     if let Some(filter) = &args.filter {

@@ -245,3 +245,23 @@ fn intercepted_traffic_is_sent_from_a_client_pod_inside_the_cluster() {
     assert_eq!(undo["actions"][0]["op"], "delete", "{undo}");
     assert_eq!(undo["clusterOnly"], true, "{undo}");
 }
+
+/// `make test` (what `.ci/run` runs) never starts kind, whatever the machine has: its cargo test run
+/// pins the e2e provider to `local`, and no command of the target names kind or `auto`.
+#[test]
+fn make_test_never_starts_kind() {
+    let ci = std::fs::read_to_string(common::root().join(".ci/run")).unwrap();
+    let commands: Vec<&str> =
+        ci.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with("set ")).collect();
+    assert!(commands.contains(&"make test"), "{ci}");
+    assert!(commands.iter().all(|l| *l == "make test" || l.starts_with("cd ") || l.starts_with("export ")), "{ci}");
+    let make = std::fs::read_to_string(common::root().join("Makefile")).unwrap();
+    let start = make.find("\ntest:").expect("a test target");
+    let recipe: Vec<&str> = make[start + 1..].lines().skip(1).take_while(|l| l.starts_with('\t')).collect();
+    let text = recipe.join("\n");
+    let cargo_test = recipe.iter().find(|l| l.contains("test --all-targets")).expect("the cargo test line");
+    assert!(cargo_test.contains("KYVTEL_E2E_PROVIDER=local"), "{cargo_test}");
+    for never in ["--provider kind", "--provider auto", "kind create", "KYVTEL_E2E_PROVIDER=kind", "make e2e"] {
+        assert!(!text.contains(never), "make test runs `{never}`:\n{text}");
+    }
+}
