@@ -78,6 +78,9 @@ fn pinned_tool(p: &Probe<'_>, tool: Tool, pin: &str, optional: bool) -> Finding 
     }
 }
 
+/// The oldest Docker Engine the kind path supports (its image preload).
+pub const MIN_DOCKER_MAJOR: u32 = 28;
+
 fn docker(p: &Probe<'_>) -> Finding {
     let cmd = CommandLine::new(Tool::Docker).args(["info", "--format", "{{.ServerVersion}}"]);
     match p.runner.run(&cmd, Duration::from_secs(20)) {
@@ -86,7 +89,20 @@ fn docker(p: &Probe<'_>) -> Finding {
         }
         Err(e) => Finding::fail("docker", short(&e), "start the Docker daemon"),
         Ok(o) if o.success() && !o.stdout.trim().is_empty() => {
-            Finding::ok("docker", format!("daemon {} reachable", o.stdout.trim()))
+            let v = o.stdout.trim();
+            // The image preload runs `docker save --platform`, which needs API 1.48 (Docker 28+).
+            // upstream: docker/cli cli/command/image/save.go (`--platform`, annotated API 1.48).
+            match v.split('.').next().and_then(|m| m.parse::<u32>().ok()) {
+                Some(major) if major < MIN_DOCKER_MAJOR => Finding::fail(
+                    "docker",
+                    format!(
+                        "daemon {v} is older than {MIN_DOCKER_MAJOR}: the image preload (`docker save --platform`) \
+                         needs Docker {MIN_DOCKER_MAJOR} or newer"
+                    ),
+                    "upgrade Docker Engine to 28 or newer",
+                ),
+                _ => Finding::ok("docker", format!("daemon {v} reachable")),
+            }
         }
         Ok(o) => Finding::fail(
             "docker",

@@ -10,8 +10,12 @@ use kyvtel::tools::Tool;
 use kyvtel::tools::runner::{RecordingRunner, Scripted};
 
 fn ready_machine() -> RecordingRunner {
+    machine_with_docker("28.2.2")
+}
+
+fn machine_with_docker(version: &str) -> RecordingRunner {
     let r = RecordingRunner::new();
-    r.on(Tool::Docker, &["info"], Scripted::ok("28.2.2\n"));
+    r.on(Tool::Docker, &["info"], Scripted::ok(format!("{version}\n")));
     r.on(Tool::Kind, &["version"], Scripted::ok("kind v0.33.0 go1.24.1 linux/amd64\n"));
     r.on(Tool::Helm, &["version"], Scripted::ok("v3.21.4"));
     r.on(Tool::Telepresence, &["version"], Scripted::ok("OSS Client : v2.32.1\n"));
@@ -62,6 +66,15 @@ fn each_missing_prerequisite_is_named_with_a_fix() {
     assert!(text.contains("FAIL helm: 3.20.0 does not match the pin v3.21.4"), "{text}");
     assert!(text.contains("FAIL disk: 1 GiB free"), "{text}");
     assert!(text.contains("FAIL sudo: `sudo -n true` failed") && text.contains("NOPASSWD"), "{text}");
+}
+
+/// The kind path's image preload (`docker save --platform`) needs Docker 28 or newer (API 1.48).
+#[test]
+fn docker_older_than_28_is_a_missing_prerequisite() {
+    let f = findings(&machine_with_docker("27.5.1"), true, "/");
+    let docker = f.iter().find(|x| x.check == "docker").unwrap();
+    assert!(!docker.ok && docker.detail.contains("older than 28"), "{docker:?}");
+    assert!(doctor::ready(&findings(&machine_with_docker("29.1.0"), true, "/")));
 }
 
 #[test]

@@ -169,6 +169,10 @@ fn announce() -> String {
             .into();
     }
     match provider() {
+        Ok("local") if unconfined() => "e2e: provider local --unconfined (KYVTEL_UNCONFINED=1): no namespaces, \
+             kind is never started; the traffic-manager is not started, so each scenario's injection and pod \
+             checks are skipped with the reason (a partial run)"
+            .into(),
         Ok("local") => format!(
             "e2e: provider local ({}): the catalog runs on a real control plane, Kyverno and injector; kind is never \
              started; kubelet-only steps are skipped with the reason",

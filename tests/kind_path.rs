@@ -38,7 +38,7 @@ fn runs(plan: &Value) -> Vec<(String, Vec<String>, Duration)> {
     plan["evidence"].as_array().into_iter().flatten().for_each(&mut visit);
     for t in plan["teardown"].as_array().unwrap() {
         t["actions"].as_array().unwrap().iter().for_each(&mut visit);
-        t["fallback"].as_array().into_iter().flatten().for_each(&mut visit);
+        t["onFailure"].as_array().into_iter().flatten().for_each(&mut visit);
     }
     out
 }
@@ -223,7 +223,7 @@ fn intercepted_traffic_is_sent_from_a_client_pod_inside_the_cluster() {
     let acts = phase["actions"].as_array().unwrap();
     assert_eq!(acts[0]["op"], "clientRequest", "{phase}");
     let url = acts[0]["url"].as_str().unwrap();
-    assert_eq!(url, "http://demo.kyvtel-app.svc.cluster.local:80/");
+    assert_eq!(url, "http://demo.kyvtel-app:80/");
     let pod = &acts[0]["pod"];
     assert_eq!(pod["kind"], "Pod");
     assert_eq!(pod["metadata"]["namespace"], "kyvtel-app");

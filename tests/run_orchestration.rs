@@ -153,7 +153,7 @@ fn route_to_loopback(plan: &mut Plan) -> u16 {
             }
             // The in-cluster client: the double makes its request to the same loopback server.
             Action::ClientRequest { url, pod, .. } => {
-                let new = url.replace("demo.kyvtel-app.svc.cluster.local:80", &format!("localhost:{port}"));
+                let new = url.replace("demo.kyvtel-app:80", &format!("localhost:{port}"));
                 assert_ne!(*url, new, "client URL {url}");
                 *url = new.clone();
                 if let Some(last) =
@@ -868,13 +868,42 @@ async fn an_in_cluster_answer_without_the_run_token_fails_the_traffic_step() {
     route_to_loopback(&mut b.plan);
     let api = FakeApi::new();
     api.agent_pod(recipe_pod("2.32.1"));
-    api.client_answer("NOW: 2026-12-03 (the app itself)\nkyvtel-http-status=200\n");
+    api.client_answers(&["NOW: 2026-12-03 (the app itself)\nkyvtel-http-status=200\n"]);
     let runner = RecordingRunner::new();
     answer_the_rest(&runner);
+    client_timeout(&mut b.plan, Duration::from_secs(5));
     let ran = run(&b.plan, &api, runner, false).await;
     let msg = failure_of(&ran.result, "send-traffic");
     assert!(msg.contains("reached the app, not the intercept"), "{msg}");
-    assert!(ran.journal.iter().any(|l| l == "client_pod kyvtel-app/kyvtel-traffic-client"), "{:?}", ran.journal);
+    let tries = ran.journal.iter().filter(|l| *l == "client_pod kyvtel-app/kyvtel-traffic-client").count();
+    assert!(tries >= 2, "an answer without the token is tried again until the limit: {tries}");
+}
+
+/// Right after an intercept the Service may still route to the app's old pod for a moment: the
+/// client is run again until its answer carries the token.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_in_cluster_client_is_run_again_until_the_intercept_answers() {
+    let mut b = recipe(Tp::Shipped);
+    route_to_loopback(&mut b.plan);
+    let api = FakeApi::new();
+    api.agent_pod(recipe_pod("2.32.1"));
+    let token = format!("kyvtel-token={TOKEN}\nkyvtel-http-status=200\n");
+    api.client_answers(&["NOW: the app\nkyvtel-http-status=200\n", &token]);
+    let runner = RecordingRunner::new();
+    answer_the_rest(&runner);
+    client_timeout(&mut b.plan, Duration::from_secs(20));
+    let ran = run(&b.plan, &api, runner, false).await;
+    assert!(ran.result.passed, "{:?}", statuses(&ran.result));
+    let tries = ran.journal.iter().filter(|l| *l == "client_pod kyvtel-app/kyvtel-traffic-client").count();
+    assert_eq!(tries, 2);
+}
+
+fn client_timeout(plan: &mut Plan, limit: Duration) {
+    for a in plan.phases.iter_mut().flat_map(|p| p.actions.iter_mut()) {
+        if let Action::ClientRequest { timeout, .. } = a {
+            *timeout = limit;
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 //! A short-lived client pod, run to completion: the in-cluster traffic check of the kind path (a
 //! request from inside the cluster, which `intercept.localShortcut` cannot answer locally; facts.md
-//! §4). A pod of that name a previous run left behind (kyvtel's label) is deleted first; anyone
-//! else's is never touched. The pod's log is its answer.
+//! §4). A pod of that name with kyvtel's label (left by an earlier run) is deleted first; anyone
+//! else's is never touched. The pod's log is its answer; a container the kubelet refuses
+//! (`CreateContainerConfigError`) ends the wait at once.
 
 use std::time::Duration;
 
@@ -39,6 +40,20 @@ pub async fn run_to_completion(
         let last = match api.get_opt(&name).await {
             Ok(Some(p)) => {
                 let phase = p.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
+                let hopeless = p.status.iter().flat_map(|s| s.container_statuses.iter().flatten()).find_map(|c| {
+                    let w = c.state.as_ref()?.waiting.as_ref()?;
+                    let reason = w.reason.as_deref()?;
+                    super::wait::HOPELESS_WAITING_REASONS
+                        .contains(&reason)
+                        .then(|| format!("{reason}: {}", w.message.as_deref().unwrap_or_default()))
+                });
+                if let Some(reason) = hopeless {
+                    return Err(KubeError::WaitFailed {
+                        what: format!("{what} to run"),
+                        reason,
+                        last_observed: p.summary(),
+                    });
+                }
                 if phase == "Succeeded" || phase == "Failed" {
                     let log = api
                         .logs(&name, &LogParams::default())

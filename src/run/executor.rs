@@ -370,13 +370,7 @@ async fn exec_action<A: ClusterApi>(
             st.servers.push(server);
             Ok(())
         }
-        Action::ClientRequest { pod, url, timeout } => {
-            let answer = api.run_client_pod(pod, *timeout).await.map_err(|e| match e.denial {
-                Some(d) => format!("the in-cluster traffic client was refused by admission: {d}"),
-                None => format!("the in-cluster traffic client: {e}"),
-            })?;
-            traffic::judge_client_answer(url, &answer, &s.token)
-        }
+        Action::ClientRequest { pod, url, timeout } => client_request(api, pod, url, *timeout, &s.token).await,
         Action::Request { url, timeout } => {
             let url = resolve_url(api, url).await?;
             traffic::expect_token(&url, &s.token, *timeout).await
@@ -442,6 +436,38 @@ fn infra_cause(s: &Settings, st: &mut State, e: String) -> String {
         return format!("infrastructure failure: {e}");
     }
     e
+}
+
+/// Runs the in-cluster client until its answer carries the run token, or the time is up: right after
+/// an intercept the Service may still route to the app's old pod for a moment (up to 2.21 it keeps
+/// serving until the new ReplicaSet has taken over), so an answer without the token is tried again,
+/// and the last one is reported. A refusal by admission or an API failure ends it at once.
+async fn client_request<A: ClusterApi>(
+    api: &A,
+    pod: &serde_json::Value,
+    url: &str,
+    timeout: Duration,
+    token: &str,
+) -> Result<(), String> {
+    let deadline = crate::plan::duration::tokio_deadline(timeout);
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let answer = api.run_client_pod(pod, left).await.map_err(|e| match e.denial {
+            Some(d) => format!("the in-cluster traffic client was refused by admission: {d}"),
+            None => format!("the in-cluster traffic client: {e}"),
+        })?;
+        let Err(why) = traffic::judge_client_answer(url, &answer, token) else { return Ok(()) };
+        let pause = Duration::from_secs(2);
+        if tokio::time::Instant::now().checked_add(pause).is_none_or(|t| t >= deadline) {
+            return Err(format!(
+                "{why} (attempt {attempts}, the last within {})",
+                crate::plan::duration::format(timeout)
+            ));
+        }
+        tokio::time::sleep(pause).await;
+    }
 }
 
 /// Replaces `{clusterIP:<ns>/<svc>}` in a URL with the Service's ClusterIP.
@@ -578,7 +604,9 @@ async fn collect_evidence<A: ClusterApi>(plan: &Plan, api: &A) -> Vec<(String, S
     out
 }
 
-/// Runs the teardown stack in LIFO order; every entry is attempted, failures are recorded.
+/// Runs the teardown stack in LIFO order; every entry that applies is attempted (not those of phases
+/// that never started, kept ones under `--keep`, nor cluster-only ones when the cluster is deleted),
+/// and failures are recorded.
 async fn teardown<A: ClusterApi>(
     plan: &Plan,
     api: &A,

@@ -201,8 +201,9 @@ pub fn has_usage_key(version: &Version) -> bool {
     *version >= Version::parse("2.29").expect("literal")
 }
 
-/// Telepresence's config and log directories under the run directory, the `config.yml` with
-/// raised timeouts and telemetry off, and `SCOUT_DISABLE=1` for older clients.
+/// Telepresence's config and log directories under the run directory, the `config.yml` with raised
+/// timeouts (and, for a `version` from 2.29, telemetry and the local shortcut off; see
+/// [`telepresence_config_yml`]), and `SCOUT_DISABLE=1` for every client.
 // upstream: telepresenceio/telepresence pkg/client/cli/main.go@v2.20.2 (DEV_TELEPRESENCE_CONFIG_DIR,
 // DEV_TELEPRESENCE_LOG_DIR); facts.md §4.
 pub fn telepresence(run: &Path, timeouts: &TelepresenceTimeouts, version: Option<&Version>) -> ToolEnv {

@@ -236,6 +236,16 @@ impl Runner for DuctRunner {
             .unchecked()
             .before_spawn(|c| {
                 c.process_group(0);
+                // The command dies with kyvtel, even with `kill -9` (no PID namespace on kind or an
+                // unconfined local run). It is waited for by the thread that spawns it, which the
+                // death signal follows, so it never fires early.
+                // SAFETY: prctl on the child itself, between fork and exec.
+                unsafe {
+                    std::os::unix::process::CommandExt::pre_exec(c, || {
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                        Ok(())
+                    });
+                }
                 Ok(())
             });
         let handle = expression.start().map_err(io)?;

@@ -67,7 +67,7 @@ pub struct FakeApi {
     cluster_ip: Mutex<String>,
     canary: Mutex<String>,
     fingerprint: Mutex<Option<BTreeMap<String, String>>>,
-    client_answer: Mutex<Option<String>>,
+    client_answers: Mutex<Vec<String>>,
 }
 
 impl Default for FakeApi {
@@ -78,7 +78,7 @@ impl Default for FakeApi {
             agent_pod: Mutex::new(Value::Object(Map::new())),
             denials: Mutex::default(),
             fingerprint: Mutex::default(),
-            client_answer: Mutex::default(),
+            client_answers: Mutex::default(),
             cluster_ip: Mutex::new("127.0.0.1".into()),
             canary: Mutex::new(kyverno_denial(
                 "Pod/kyvtel-app/kyvtel-canary",
@@ -139,10 +139,11 @@ impl FakeApi {
         self
     }
 
-    /// What the client pod's log says (`run_client_pod`); unset, the double makes the client's
-    /// request itself (the URL is the last word of the pod's command) and logs what it got.
-    pub fn client_answer(&self, log: impl Into<String>) -> &Self {
-        *lock(&self.client_answer) = Some(log.into());
+    /// What the client pod's log says (`run_client_pod`), run after run (the last one repeats);
+    /// unset, the double makes the client's request itself (the URL is the last word of the pod's
+    /// command) and logs what it got.
+    pub fn client_answers(&self, logs: &[&str]) -> &Self {
+        *lock(&self.client_answers) = logs.iter().map(|l| (*l).to_string()).collect();
         self
     }
 
@@ -296,8 +297,14 @@ impl ClusterApi for FakeApi {
             pod["metadata"]["name"].as_str().unwrap_or_default()
         );
         self.call("client_pod", id, timeout, || ()).await?;
-        if let Some(log) = lock(&self.client_answer).clone() {
-            return Ok(log);
+        {
+            let mut answers = lock(&self.client_answers);
+            if answers.len() > 1 {
+                return Ok(answers.remove(0));
+            }
+            if let Some(last) = answers.first() {
+                return Ok(last.clone());
+            }
         }
         let url = pod.pointer("/spec/containers/0/command").and_then(Value::as_array).and_then(|c| c.last());
         let url = url.and_then(Value::as_str).unwrap_or_default().to_string();

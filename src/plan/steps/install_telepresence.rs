@@ -122,13 +122,20 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
     for f in env::telepresence(&ctx.opts.run_dir, &TelepresenceTimeouts::default(), Some(&tp)).files {
         actions.push(Action::WriteFile { path: f.path, contents: f.contents });
     }
-    // Always without hooks: the chart's only hook is the pre-delete Job `uninstall-agents`
-    // (docker.io/curlimages/curl), which the scenario's policies may deny (facts.md §4: a denied
-    // hook fails the uninstall and leaves objects behind), and whose work (removing injected agents)
-    // is moot: the workload is deleted before it (LIFO). Registered before the install: a failed
-    // atomic install can leave objects behind.
-    let un = ctx.b.run(telepresence::helm_uninstall(&mgr_ns, true), limits::TEARDOWN);
-    if ctx.b.push_cluster_undo(name, "uninstall the traffic-manager", vec![un], vec![], false).is_some() {
+    // Without hooks on a cluster kyvtel owns: the chart's only hook is the pre-delete Job
+    // `uninstall-agents` (docker.io/curlimages/curl), which the scenario's policies may deny
+    // (facts.md §4: a denied hook fails the uninstall and leaves objects behind), and whose work
+    // (removing injected agents) is moot there: the workload is deleted before it (LIFO).
+    // Registered before the install: a failed atomic install can leave objects behind.
+    // On an existing cluster other workloads may have been injected while the manager ran: there
+    // the hook's cleanup matters, so it runs, with `--no-hooks` only after a failed install.
+    let no_hooks = ctx.b.run(telepresence::helm_uninstall(&mgr_ns, true), limits::TEARDOWN);
+    let (un, on_failure) = if ctx.b.provider == Provider::Existing {
+        (ctx.b.run(telepresence::helm_uninstall(&mgr_ns, false), limits::TEARDOWN), vec![no_hooks])
+    } else {
+        (no_hooks, vec![])
+    };
+    if ctx.b.push_cluster_undo(name, "uninstall the traffic-manager", vec![un], on_failure, false).is_some() {
         ctx.b.undoes_install();
     }
     actions.push(Action::Run {

@@ -23,7 +23,8 @@ pub(super) fn actions(ctx: &mut Ctx<'_>, t: &SendTraffic) -> Vec<Action> {
     let s = &ctx.loaded.scenario.spec;
     let app_ns = &s.workload.namespace;
     let svc = t.service.clone().unwrap_or_else(|| s.workload.name.clone());
-    let url = format!("http://{svc}.{app_ns}.svc.cluster.local:{}/", t.port);
+    // `<svc>.<namespace>`: the pod's DNS search path completes it, whatever the cluster domain.
+    let url = format!("http://{svc}.{app_ns}:{}/", t.port);
     let pod = client_pod(ctx.loaded, &url);
     let del = Action::Delete {
         label: format!("the traffic client pod {app_ns}/{CLIENT_POD}"),
@@ -44,8 +45,8 @@ pub(super) fn actions(ctx: &mut Ctx<'_>, t: &SendTraffic) -> Vec<Action> {
 /// The client pod: the pinned client image ([`crate::scenario::pins::Images::client`]), `curl` of
 /// `url` with retries (the intercept may take a moment to route), the body then the status code;
 /// the pod's and the container's securityContext are the workload's own (its pod template and its
-/// first container), so that the client passes whatever strict rules the app passes; no
-/// ServiceAccount token; never restarted.
+/// first container), so that the client passes whatever strict rules the app passes, and user 65534
+/// when neither names a user (never root); no ServiceAccount token; never restarted.
 #[must_use]
 pub fn client_pod(loaded: &Loaded, url: &str) -> Value {
     let s = &loaded.scenario.spec;
@@ -68,6 +69,16 @@ pub fn client_pod(loaded: &Loaded, url: &str) -> Value {
     }
     if let Some(sc) = template.get("securityContext") {
         spec["securityContext"] = sc.clone();
+    }
+    // Non-root whatever the workload says: agnhost's image has no USER, so without a numeric user it
+    // would run as root (or be refused by the kubelet under `runAsNonRoot: true`; facts.md §4).
+    let user = |v: &Value| v.pointer("/securityContext/runAsUser").is_some();
+    if !user(&container) && !user(&spec) {
+        if !container["securityContext"].is_object() {
+            container["securityContext"] = json!({});
+        }
+        container["securityContext"]["runAsUser"] = json!(65534);
+        container["securityContext"]["runAsNonRoot"] = json!(true);
     }
     spec["containers"] = json!([container]);
     json!({

@@ -88,8 +88,9 @@ fn unavailable_reason() -> String {
 #[must_use]
 pub fn unconfined_notice(ports: &super::components::Ports) -> String {
     format!(
-        "unconfined: no private namespaces (--unconfined): listeners on 127.0.0.1 at ports picked free ({}), every \
-         start cold, each component dies with kyvtel (PR_SET_PDEATHSIG); {}",
+        "unconfined: no private namespaces (--unconfined): listeners on 127.0.0.1 at ports picked free ({}; etcd \
+         has no client authentication, so any local user can reach it during the run), every start cold, each \
+         component dies with kyvtel (PR_SET_PDEATHSIG); {}",
         ports.describe(),
         crate::plan::provider::UNCONFINED.trim_start_matches("unconfined: ")
     )

@@ -174,6 +174,11 @@ impl Session<'_> {
                     keep: false,
                     ..setup_settings.clone()
                 }));
+            for t in &result.teardown {
+                if let Status::Failed(e) = &t.status {
+                    crate::console_eprintln!("warning: teardown of {} failed: {e}", t.label);
+                }
+            }
             // No component outlives its cell, whatever the teardown did.
             let left = self.processes.stop_all(process::GRACE);
             if !left.is_empty() {
