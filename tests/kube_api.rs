@@ -627,3 +627,50 @@ async fn a_foreign_cluster_policy_is_not_replaced() {
         "{why}"
     );
 }
+
+fn client_pod(phase: &str, waiting: Option<&str>) -> Value {
+    let mut state = json!({"terminated": {"exitCode": 0}});
+    if let Some(reason) = waiting {
+        state =
+            json!({"waiting": {"reason": reason, "message": "container has runAsNonRoot and image will run as root"}});
+    }
+    json!({"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "kyvtel-traffic-client", "namespace": "app", "resourceVersion": "3",
+                        "labels": {"app.kubernetes.io/managed-by": "kyvtel"}},
+           "spec": {"containers": [{"name": "client", "image": "i"}]},
+           "status": {"phase": phase, "containerStatuses": [
+               {"name": "client", "ready": false, "restartCount": 0, "image": "i", "imageID": "", "state": state}]}})
+}
+
+/// The client pod: none left over (404), created, watched until it has run, its log read; a container
+/// the kubelet refuses ends the wait at once, naming the reason.
+#[tokio::test]
+async fn a_client_pod_runs_to_completion_and_its_log_is_its_answer() {
+    let answer = |phase: &'static str, waiting: Option<&'static str>| {
+        move |seen: &Seen, _: usize| {
+            if seen.method == "POST" {
+                Reply::Json(201, client_pod("Pending", None))
+            } else if seen.uri.ends_with("/log") || seen.uri.contains("/log?") {
+                Reply::Json(200, json!("kyvtel-token=tok"))
+            } else if seen.uri.contains("watch=true") {
+                Reply::Hang
+            } else if seen.uri.contains("fieldSelector") {
+                Reply::Json(200, list_of("Pod", vec![client_pod(phase, waiting)]))
+            } else {
+                Reply::Json(404, status(404, "NotFound", "pods \"kyvtel-traffic-client\" not found"))
+            }
+        }
+    };
+    let pod = client_pod("Pending", None);
+    let (client, log) = mock(answer("Succeeded", None));
+    let out = kyvtel::kube::client_pod::run_to_completion(&client, &pod, Duration::from_secs(5)).await.unwrap();
+    assert!(out.contains("kyvtel-token=tok"), "{out}");
+    let methods: Vec<String> = log.lock().unwrap().iter().map(|s| s.method.clone()).collect();
+    assert_eq!(methods.first().map(String::as_str), Some("GET"), "the leftover is looked for first: {methods:?}");
+    assert!(methods.contains(&"POST".to_string()), "{methods:?}");
+
+    let (client, _) = mock(answer("Pending", Some("CreateContainerConfigError")));
+    let err = kyvtel::kube::client_pod::run_to_completion(&client, &pod, Duration::from_secs(5)).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("CreateContainerConfigError") && msg.contains("container client"), "{msg}");
+}

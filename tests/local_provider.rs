@@ -64,19 +64,7 @@ fn start(scenario: &Path, dir: &Path) -> Child {
 }
 
 fn start_with(scenario: &Path, dir: &Path, extra: &[&str]) -> Child {
-    Command::new(assert_cmd::cargo::cargo_bin("kyvtel"))
-        .current_dir(common::root())
-        .args(["run", "--provider", "local"])
-        .args(extra)
-        .arg(scenario)
-        .arg("--report-dir")
-        .arg(dir.join("reports"))
-        .arg("--work-dir")
-        .arg(dir.join("work"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    start_wrapped(&[], scenario, dir, extra)
 }
 
 /// A finished run's stdout and stderr, as one text.
@@ -103,20 +91,27 @@ fn processes_naming(needle: &str) -> Vec<String> {
 
 /// The listening TCP ports of this network namespace.
 fn listening_ports() -> Vec<u16> {
-    let mut ports = Vec::new();
-    for f in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        for line in std::fs::read_to_string(f).unwrap_or_default().lines().skip(1) {
+    let mut ports: Vec<u16> = listeners_in("/proc/net").into_iter().map(|(_, p)| p).collect();
+    ports.sort_unstable();
+    ports
+}
+
+/// The listening TCP sockets in `dir`'s `tcp` and `tcp6` tables (`/proc/net`, `/proc/<pid>/net`),
+/// as (address, port).
+fn listeners_in(dir: &str) -> Vec<(String, u16)> {
+    let mut out = Vec::new();
+    for f in ["tcp", "tcp6"] {
+        for line in std::fs::read_to_string(format!("{dir}/{f}")).unwrap_or_default().lines().skip(1) {
             let cols: Vec<&str> = line.split_whitespace().collect();
             if cols.get(3) == Some(&"0A")
-                && let Some(port) = cols.get(1).and_then(|a| a.rsplit(':').next())
+                && let Some((addr, port)) = cols.get(1).and_then(|a| a.rsplit_once(':'))
                 && let Ok(p) = u16::from_str_radix(port, 16)
             {
-                ports.push(p);
+                out.push((addr.to_string(), p));
             }
         }
     }
-    ports.sort_unstable();
-    ports
+    out
 }
 
 fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
@@ -354,7 +349,8 @@ fn the_2_20_2_manager_crash_on_a_workload_without_service_is_an_infrastructure_f
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `kyvtel run --provider local` wrapped in `prefix` (a command that ends by executing its arguments).
+/// `kyvtel run --provider local`, wrapped in `prefix` when it is not empty (a command that ends by
+/// executing its arguments).
 fn start_wrapped(prefix: &[String], scenario: &Path, dir: &Path, extra: &[&str]) -> Child {
     let kyvtel = assert_cmd::cargo::cargo_bin("kyvtel");
     let mut argv: Vec<std::ffi::OsString> = prefix.iter().map(Into::into).collect();
@@ -418,26 +414,11 @@ fn without_root_the_run_confines_itself_in_a_user_namespace() {
 /// The listening TCP sockets of the network namespace of process `pid`, as (address, port); none
 /// while it is still in this test's namespace (before its `unshare --net`).
 fn listeners_of(pid: u32) -> Vec<(String, u16)> {
-    let mut out = Vec::new();
     let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/net")).ok();
     if ns(&pid.to_string()).is_none_or(|n| Some(n) == ns("self")) {
-        return out;
+        return Vec::new();
     }
-    for f in ["tcp", "tcp6"] {
-        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{f}")).unwrap_or_default();
-        for line in text.lines().skip(1) {
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            if cols.get(3) != Some(&"0A") {
-                continue;
-            }
-            if let Some((addr, port)) = cols.get(1).and_then(|a| a.rsplit_once(':'))
-                && let Ok(p) = u16::from_str_radix(port, 16)
-            {
-                out.push((addr.to_string(), p));
-            }
-        }
-    }
-    out
+    listeners_in(&format!("/proc/{pid}/net"))
 }
 
 /// 127.0.0.1 or ::1 as /proc/net/tcp{,6} print them.

@@ -127,6 +127,23 @@ fn recipe(tp: Tp) -> Built {
     }
 }
 
+/// The documented recipe on the shipped Telepresence, routed to loopback, and an API double whose
+/// intercepted pod satisfies its expectations.
+fn shipped_recipe() -> (Built, FakeApi) {
+    let mut b = recipe(Tp::Shipped);
+    route_to_loopback(&mut b.plan);
+    let api = FakeApi::new();
+    api.agent_pod(recipe_pod("2.32.1"));
+    (b, api)
+}
+
+/// A runner that answers every command (script faults on a [`RecordingRunner`] before this instead).
+fn answered_runner() -> RecordingRunner {
+    let runner = RecordingRunner::new();
+    answer_the_rest(&runner);
+    runner
+}
+
 /// The expected-denial fixture scenario.
 fn intercept_denied() -> Built {
     let root = common::root();
@@ -584,10 +601,7 @@ async fn a_failure_in_a_phase_skips_the_rest_and_undoes_exactly_what_started(
     #[case] phase: &str,
     #[case] inject: Inject,
 ) {
-    let mut b = recipe(Tp::Shipped);
-    route_to_loopback(&mut b.plan);
-    let api = FakeApi::new();
-    api.agent_pod(recipe_pod("2.32.1"));
+    let (b, api) = shipped_recipe();
     let runner = RecordingRunner::new();
     let marker = format!("injected failure in {phase}");
     match inject {
@@ -655,10 +669,7 @@ async fn a_failed_telepresence_install_is_cleaned_up_without_hooks_and_only_then
 async fn a_failing_teardown_entry_does_not_stop_the_others() {
     // Kept (the objects are undone): the workload's delete and the traffic-manager's uninstall fail;
     // the policies are still removed, and the verdict stays the run's.
-    let mut b = recipe(Tp::Shipped);
-    route_to_loopback(&mut b.plan);
-    let api = FakeApi::new();
-    api.agent_pod(recipe_pod("2.32.1"));
+    let (b, api) = shipped_recipe();
     api.once("delete", "Deployment/", Fault::Fail("the workload is stuck".into()));
     let runner = RecordingRunner::new();
     runner.once(
@@ -718,10 +729,7 @@ async fn a_wait_that_times_out_or_fails_names_what_it_saw(
     #[case] fault: Fault,
     #[case] expected: &str,
 ) {
-    let mut b = recipe(Tp::Shipped);
-    route_to_loopback(&mut b.plan);
-    let api = FakeApi::new();
-    api.agent_pod(recipe_pod("2.32.1"));
+    let (b, api) = shipped_recipe();
     api.on(method, contains, fault);
     let runner = RecordingRunner::new();
     answer_the_rest(&runner);
@@ -775,12 +783,8 @@ async fn the_intercepted_pod_is_judged_against_the_expectations(#[case] pod: &st
 
 #[tokio::test(flavor = "multi_thread")]
 async fn keep_skips_the_cluster_kyverno_and_namespace_but_undoes_the_rest() {
-    let mut b = recipe(Tp::Shipped);
-    route_to_loopback(&mut b.plan);
-    let api = FakeApi::new();
-    api.agent_pod(recipe_pod("2.32.1"));
-    let runner = RecordingRunner::new();
-    answer_the_rest(&runner);
+    let (b, api) = shipped_recipe();
+    let runner = answered_runner();
     let ran = run(&b.plan, &api, runner, true).await;
     let r = &ran.result;
     assert!(r.passed, "{:?}", statuses(r));
@@ -818,12 +822,8 @@ async fn keep_skips_the_cluster_kyverno_and_namespace_but_undoes_the_rest() {
 /// scenario's policies, and the workload it would clean is deleted before it.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cluster_kyvtel_deletes_is_not_emptied_first() {
-    let mut b = recipe(Tp::Shipped);
-    route_to_loopback(&mut b.plan);
-    let api = FakeApi::new();
-    api.agent_pod(recipe_pod("2.32.1"));
-    let runner = RecordingRunner::new();
-    answer_the_rest(&runner);
+    let (b, api) = shipped_recipe();
+    let runner = answered_runner();
     let ran = run(&b.plan, &api, runner, false).await;
     let r = &ran.result;
     assert!(r.passed, "{:?}", statuses(r));
@@ -850,11 +850,8 @@ async fn a_cluster_kyvtel_deletes_is_not_emptied_first() {
         ]
     );
     // Kept (--keep/--reuse): the objects are undone, the traffic-manager without hooks.
-    let api = FakeApi::new();
-    api.agent_pod(recipe_pod("2.32.1"));
-    let runner = RecordingRunner::new();
-    answer_the_rest(&runner);
-    let ran = run(&b.plan, &api, runner, true).await;
+    let (_, api) = shipped_recipe();
+    let ran = run(&b.plan, &api, answered_runner(), true).await;
     let uninstalls: Vec<String> =
         ran.runner.command_lines().into_iter().filter(|l| l.contains("helm uninstall")).collect();
     assert_eq!(uninstalls, ["telepresence helm uninstall --manager-namespace ambassador --no-hooks"]);
@@ -864,10 +861,7 @@ async fn a_cluster_kyvtel_deletes_is_not_emptied_first() {
 /// reached the app, not the intercept, and fails the step even with HTTP 200.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_in_cluster_answer_without_the_run_token_fails_the_traffic_step() {
-    let mut b = recipe(Tp::Shipped);
-    route_to_loopback(&mut b.plan);
-    let api = FakeApi::new();
-    api.agent_pod(recipe_pod("2.32.1"));
+    let (mut b, api) = shipped_recipe();
     api.client_answers(&["NOW: 2026-12-03 (the app itself)\nkyvtel-http-status=200\n"]);
     let runner = RecordingRunner::new();
     answer_the_rest(&runner);
@@ -883,10 +877,7 @@ async fn an_in_cluster_answer_without_the_run_token_fails_the_traffic_step() {
 /// client is run again until its answer carries the token.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_in_cluster_client_is_run_again_until_the_intercept_answers() {
-    let mut b = recipe(Tp::Shipped);
-    route_to_loopback(&mut b.plan);
-    let api = FakeApi::new();
-    api.agent_pod(recipe_pod("2.32.1"));
+    let (mut b, api) = shipped_recipe();
     let token = format!("kyvtel-token={TOKEN}\nkyvtel-http-status=200\n");
     api.client_answers(&["NOW: the app\nkyvtel-http-status=200\n", &token]);
     let runner = RecordingRunner::new();

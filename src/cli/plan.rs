@@ -126,9 +126,7 @@ fn local(
         opts.local.snapshots = None;
     }
     if how.unconfined {
-        let ports = crate::provider::local::components::Ports::pick()
-            .map_err(|e| Error::Prerequisite(format!("no free loopback port for an unconfined run: {e}")))?;
-        opts.local = opts.local.unconfined(ports);
+        opts.local = crate::run::session::local::unconfine(opts.local)?;
     }
     let cells = plan::group(&runs, &opts);
     match output {

@@ -545,24 +545,35 @@ where
     })
 }
 
+/// Why a container of `pod` (only `container`, when given) can no longer start: it waits for a
+/// hopeless reason ([`HOPELESS_WAITING_REASONS`]).
+#[must_use]
+pub fn stuck_container(pod: &Pod, container: Option<&str>) -> Option<String> {
+    let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+    statuses.iter().filter(|c| container.is_none_or(|n| c.name == n)).find_map(|c| {
+        let waiting = c.state.as_ref()?.waiting.as_ref()?;
+        let reason = waiting.reason.as_deref()?;
+        HOPELESS_WAITING_REASONS.contains(&reason).then(|| {
+            format!(
+                "container {} of pod {} is {reason}: {}",
+                c.name,
+                pod.metadata.name.as_deref().unwrap_or("?"),
+                waiting.message.as_deref().unwrap_or("")
+            )
+        })
+    })
+}
+
 /// Gives up when a pod not in `old_uids` has `container` waiting for a hopeless reason
-/// ([`HOPELESS_WAITING_REASONS`]).
+/// ([`stuck_container`]).
 pub fn new_pod_container_stuck<'a>(
     old_uids: &'a BTreeSet<String>,
     container: &'a str,
 ) -> impl Fn(&[Pod]) -> Option<String> + 'a {
     move |pods: &[Pod]| {
-        pods.iter().filter(|p| p.metadata.uid.as_ref().is_some_and(|u| !old_uids.contains(u))).find_map(|p| {
-            let waiting = container_status(p, container)?.state.as_ref()?.waiting.as_ref()?;
-            let reason = waiting.reason.as_deref()?;
-            HOPELESS_WAITING_REASONS.contains(&reason).then(|| {
-                format!(
-                    "container {container} of pod {} is {reason}: {}",
-                    p.metadata.name.as_deref().unwrap_or("?"),
-                    waiting.message.as_deref().unwrap_or("")
-                )
-            })
-        })
+        pods.iter()
+            .filter(|p| p.metadata.uid.as_ref().is_some_and(|u| !old_uids.contains(u)))
+            .find_map(|p| stuck_container(p, Some(container)))
     }
 }
 

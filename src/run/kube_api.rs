@@ -434,9 +434,7 @@ impl ClusterApi for KubeApi {
         // The run's labels: the teardown deletes only what the run owns.
         let mut pod = pod.clone();
         self.owner.stamp(&mut pod).map_err(ApiFailure::new)?;
-        crate::kube::client_pod::run_to_completion(client, &pod, timeout, self.poll_interval)
-            .await
-            .map_err(apply_failure)
+        crate::kube::client_pod::run_to_completion(client, &pod, timeout).await.map_err(apply_failure)
     }
 
     async fn cluster_ip(&self, namespace: &str, service: &str) -> ApiResult<String> {

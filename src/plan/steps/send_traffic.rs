@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::super::action::Action;
 use super::super::build::{limits, object_ref};
 use super::{Ctx, skip_without_kubelet};
+use crate::kube::ownership::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
 use crate::run::traffic::STATUS_MARKER;
 use crate::scenario::Loaded;
 use crate::scenario::model::SendTraffic;
@@ -87,7 +88,7 @@ pub fn client_pod(loaded: &Loaded, url: &str) -> Value {
         "metadata": {
             "name": CLIENT_POD,
             "namespace": s.workload.namespace,
-            "labels": {"app.kubernetes.io/name": CLIENT_POD, "app.kubernetes.io/managed-by": "kyvtel"},
+            "labels": {"app.kubernetes.io/name": CLIENT_POD, MANAGED_BY_KEY: MANAGED_BY_VALUE},
         },
         "spec": spec,
     })

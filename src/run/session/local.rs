@@ -122,6 +122,16 @@ pub fn build_components<'a>(pins: &Pins, telepresence: impl Iterator<Item = &'a 
     .map_err(|e| Error::Prerequisite(e.to_string()))
 }
 
+/// `local` for an unconfined run, with loopback ports picked free now.
+///
+/// # Errors
+/// [`Error::Prerequisite`] when no loopback port can be bound.
+pub fn unconfine(local: LocalPaths) -> Result<LocalPaths> {
+    let ports =
+        Ports::pick().map_err(|e| Error::Prerequisite(format!("no free loopback port for an unconfined run: {e}")))?;
+    Ok(local.unconfined(ports))
+}
+
 /// The plan options of a local run under `work`; an unconfined one picks its ports here.
 ///
 /// # Errors
@@ -129,9 +139,7 @@ pub fn build_components<'a>(pins: &Pins, telepresence: impl Iterator<Item = &'a 
 pub fn options(work: PathBuf, cold: bool, unconfined: bool) -> Result<Options> {
     let mut local = LocalPaths::detect(&root(), cold);
     if unconfined {
-        let ports = Ports::pick()
-            .map_err(|e| Error::Prerequisite(format!("no free loopback port for an unconfined run: {e}")))?;
-        local = local.unconfined(ports);
+        local = unconfine(local)?;
     }
     Ok(Options { run_dir: work, tools: ToolsDir::at(default_tools_dir()), provider: PlanProvider::Local, local })
 }
