@@ -14,6 +14,7 @@ pub mod input;
 pub mod kube;
 pub mod outcome;
 pub mod plan;
+pub mod predict;
 pub mod provider;
 pub mod report;
 pub mod run;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use kyvtel::check::kyverno::{self, ObjectRef};
-use kyvtel::check::{render, serialize};
+use kyvtel::predict::{render, serialize};
 use kyvtel::tools::Tool;
 use kyvtel::tools::runner::DuctRunner;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};

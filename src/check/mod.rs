@@ -1,23 +1,20 @@
 //! `kyvtel check`: predict admission offline with the real Kyverno engine.
 //!
 //! For each scenario: render the objects it would create ([`render`]), as the API server would
-//! serialise them ([`serialize`]), with Telepresence's injection modelled per version ([`inject`]);
+//! serialise them, with Telepresence's injection modelled per version (both in [`crate::predict`]);
 //! judge them with `kyverno apply` ([`kyverno`]); and compare each verdict with the scenario's
 //! expectations ([`compare`]).
 
-pub mod inject;
 pub mod kyverno;
 pub mod rejection;
-pub mod render;
-pub mod serialize;
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use self::kyverno::{Judgement, ObjectRef};
-use self::render::Role;
 use crate::outcome::expect::{DeniedBy, StepOutcome};
+use crate::predict::render::{self, Role};
 use crate::scenario::Loaded;
 use crate::scenario::model::Step;
 use crate::tools::Runner;

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::action::{Action, Gather, Phase, Plan, Teardown};
 use super::duration;
 use super::provider::{LocalPaths, Provider};
-use crate::check::render;
+use crate::predict::render;
 use crate::scenario::Loaded;
 use crate::scenario::model::Step;
 use crate::tools::env::{self, TelepresenceTimeouts};

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::check::serialize::api_server_form;
+use crate::predict::serialize::api_server_form;
 
 /// Fields compared per container; the rest (env, ports, probes, volumes) is not modelled.
 const CONTAINER_FIELDS: [&str; 2] = ["image", "securityContext"];

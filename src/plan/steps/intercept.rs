@@ -6,7 +6,7 @@ use super::super::action::{Action, WaitFor};
 use super::super::build::limits;
 use super::super::provider::Provider;
 use super::Ctx;
-use crate::check::render;
+use crate::predict::render;
 use crate::scenario::model::Intercept;
 use crate::scenario::version::Version;
 use crate::tools::telepresence;
