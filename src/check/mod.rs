@@ -174,6 +174,20 @@ fn locate(loaded: &Loaded, p: &rejection::PolicyProblem) -> crate::error::Diagno
     }
 }
 
+/// What `check` says of the injection model at `version`: each field it does not predict
+/// (`not modelled: ...`), and whether a real injector of that version was compared with it.
+#[must_use]
+pub fn model_notes(version: &crate::scenario::version::Version) -> Vec<String> {
+    let mut notes: Vec<String> = crate::predict::coverage::not_modelled_for(version)
+        .into_iter()
+        .map(|e| format!("not modelled: {} ({})", e.path, e.reason))
+        .collect();
+    if !crate::predict::coverage::verified(version) {
+        notes.push(format!("{} ({version})", crate::predict::coverage::NOT_VERIFIED));
+    }
+    notes
+}
+
 /// Checks one loaded scenario with the engine behind `runner`, using `workdir` for its files.
 pub fn check(loaded: &Loaded, runner: &dyn Runner, workdir: &Path) -> Result<ScenarioCheck> {
     let rendered = render::render(loaded)?;
@@ -210,7 +224,7 @@ pub fn check(loaded: &Loaded, runner: &dyn Runner, workdir: &Path) -> Result<Sce
         telepresence: loaded.versions.telepresence.clone(),
         kyverno: loaded.versions.kyverno.clone(),
         objects: checks,
-        notes: Vec::new(),
+        notes: model_notes(&loaded.versions.telepresence_version()),
     })
 }
 

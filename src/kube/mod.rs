@@ -19,6 +19,7 @@ pub mod denials;
 pub mod dry_run;
 pub mod evidence;
 pub mod fingerprint;
+pub mod injection;
 pub mod ownership;
 pub mod wait;
 
