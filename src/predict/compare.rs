@@ -6,7 +6,7 @@
 //! config annotation is JSON in a string; it is compared parsed, so Go's key order does not count.
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// A field ignored in every comparison, and why.
 #[derive(Debug, Clone, Copy)]
@@ -163,7 +163,7 @@ pub fn only(v: &Value, keys: &[&str]) -> Value {
             .map(|m| {
                 m.iter().filter(|(k, _)| keys.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect()
             })
-            .unwrap_or_else(Map::new),
+            .unwrap_or_default(),
     )
 }
 
