@@ -7,7 +7,6 @@ use serde_json::{Map, Value, json};
 
 use super::inject::{self, Telepresence};
 use super::serialize::api_server_form;
-use crate::scenario::model::Step;
 use crate::scenario::{Loaded, policy};
 use crate::{Error, Result};
 
@@ -98,22 +97,23 @@ pub fn selecting_services<'a>(loaded: &'a Loaded, pod_labels: &Map<String, Value
     loaded.manifest_values().filter(|d| inject::selects(d, pod_labels)).collect()
 }
 
-fn intercept_port(loaded: &Loaded) -> Option<u16> {
-    loaded.scenario.spec.steps.iter().find_map(|s| match s {
-        Step::Intercept(i) => i.service_port,
-        _ => None,
-    })
-}
-
 /// The workload's pod after Telepresence's injection, for the scenario's version and values, in
 /// API-server form. Public so that a live run can compare it with the real pod (model drift).
 pub fn injected_pod(loaded: &Loaded) -> Result<Value> {
     let template = workload_template(loaded)?;
     let w = &loaded.scenario.spec.workload;
     let as_written = pod(&format!("{}-intercepted", w.name), &w.namespace, template);
-    let labels = template["metadata"]["labels"].as_object().cloned().unwrap_or_default();
-    let services = selecting_services(loaded, &labels);
-    Ok(api_server_form(&inject::inject(&as_written, &telepresence(loaded), &services, intercept_port(loaded))))
+    let services: Vec<Value> = loaded.manifest_values().filter(|d| d["kind"] == "Service").cloned().collect();
+    let workload = inject::Workload { kind: "Deployment", name: &w.name, namespace: &w.namespace, template };
+    let cluster = inject::Cluster {
+        services: &services,
+        manager_namespace: &loaded.scenario.spec.telepresence.manager_namespace,
+        trigger: inject::Trigger::Intercept,
+    };
+    let tp = telepresence(loaded);
+    let as_written = inject::restarted(&as_written, &tp, "<restart time>");
+    let injected = inject::inject(&as_written, &tp, &workload, &cluster);
+    Ok(api_server_form(&injected.admitted(&as_written).unwrap_or(as_written)))
 }
 
 /// The workload's pod as written, without an agent.
