@@ -8,6 +8,7 @@
 pub mod check;
 pub mod cli;
 pub mod doctor;
+pub mod duration;
 pub mod error;
 pub mod exit;
 pub mod input;

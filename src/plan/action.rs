@@ -17,7 +17,7 @@ fn is_yes(b: &bool) -> bool {
 
 /// Serializes a duration as `90s` / `5m`.
 fn dur<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&super::duration::format(*d))
+    s.serialize_str(&crate::duration::format(*d))
 }
 
 /// Something to wait for; every wait has a timeout and reports the last observed state.

@@ -182,7 +182,7 @@ impl KubeApi {
     }
 
     async fn await_gone(&self, client: &::kube::Client, targets: &[AppliedRef], timeout: Duration) -> ApiResult<()> {
-        let deadline = crate::plan::duration::tokio_deadline(timeout);
+        let deadline = crate::duration::tokio_deadline(timeout);
         for target in targets.iter().rev() {
             let left = deadline.saturating_duration_since(Instant::now());
             let result = if target.resource.group.is_empty() && target.resource.kind == "Namespace" {
@@ -303,7 +303,7 @@ impl ClusterApi for KubeApi {
             })
             .await?;
         }
-        let deadline = crate::plan::duration::tokio_deadline(timeout);
+        let deadline = crate::duration::tokio_deadline(timeout);
         for (ns, docs) in by_namespace(objects, namespace, client.default_namespace()) {
             let left = deadline.saturating_duration_since(Instant::now());
             let options = ApplyOptions {
@@ -587,7 +587,7 @@ impl ClusterApi for KubeApi {
                 let denials = self.denial_messages_any(namespace).await;
                 return Err(ApiFailure::new(format!(
                     "no pod with container `{container}` in {namespace} within {}; last observed: {last}{denials}",
-                    crate::plan::duration::format(timeout)
+                    crate::duration::format(timeout)
                 )));
             }
             tokio::time::sleep(self.poll_interval.min(Duration::from_millis(250))).await;

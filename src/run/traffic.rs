@@ -82,7 +82,7 @@ async fn get_once(url: &str, per_try: Duration) -> Result<String, String> {
 /// Requests `url` until the body carries `token`, or `limit` runs out. On failure the error
 /// says what the last attempt saw (connection error, another body, ...).
 pub async fn expect_token(url: &str, token: &str, limit: Duration) -> Result<(), String> {
-    let deadline = crate::plan::duration::tokio_deadline(limit);
+    let deadline = crate::duration::tokio_deadline(limit);
     let mut last;
     loop {
         let per_try = deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(10));

@@ -420,7 +420,7 @@ fn check_steps(p: &mut Problems<'_>, s: &Scenario, pins: &Pins) {
             }
         }
         if let Some(t) = step.timeout()
-            && let Err(m) = crate::plan::duration::parse(t)
+            && let Err(m) = crate::duration::parse(t)
         {
             p.at(&format!("{at}/timeout"), m);
         }

@@ -13,7 +13,7 @@ use crate::run::api::ClusterApi;
 
 /// Serializes a duration as `90s` / `5m`.
 fn dur<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&crate::plan::duration::format(*d))
+    s.serialize_str(&crate::duration::format(*d))
 }
 
 /// When a started component counts as ready. Every check also watches the process: if it exits,
@@ -247,7 +247,7 @@ impl std::fmt::Display for LocalOp {
                 write!(f, "set kyverno.io/last-request-time of Lease {namespace}/{name} to now")
             }
             LocalOp::Stop { name, grace } => {
-                write!(f, "stop {name} (SIGTERM, SIGCONT, SIGKILL after {})", crate::plan::duration::format(*grace))
+                write!(f, "stop {name} (SIGTERM, SIGCONT, SIGKILL after {})", crate::duration::format(*grace))
             }
         }
     }
@@ -455,7 +455,7 @@ async fn wait_ready<A: ClusterApi>(
         if start.elapsed() >= timeout {
             return Err(format!(
                 "{name} was not ready within {}: {}; last observed: {last}; its log ends: {}",
-                crate::plan::duration::format(timeout),
+                crate::duration::format(timeout),
                 ready_text(ready),
                 process::log_tail(log, 5)
             ));
@@ -515,7 +515,7 @@ const TERMINATING: &str = " (terminating)";
 /// # Errors
 /// As [`leftovers`].
 pub async fn reset_leftovers<A: ClusterApi>(api: &A, timeout: Duration) -> Result<Vec<String>, String> {
-    let deadline = crate::plan::duration::tokio_deadline(timeout);
+    let deadline = crate::duration::tokio_deadline(timeout);
     loop {
         let left = leftovers(api).await?;
         let settling = !left.is_empty() && left.iter().all(|l| l.ends_with(TERMINATING));
