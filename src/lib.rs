@@ -13,6 +13,7 @@ pub mod error;
 pub mod exit;
 pub mod input;
 pub mod kube;
+pub mod names;
 pub mod outcome;
 pub mod plan;
 pub mod predict;

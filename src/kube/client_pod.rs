@@ -12,8 +12,8 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::KubeError;
-use super::ownership::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
 use super::wait::{self, conditions};
+use crate::names::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
 
 /// Creates `pod` (deleting a leftover of the same name first), waits until it has run
 /// (`Succeeded` or `Failed`) and returns its log.

@@ -8,6 +8,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, timeout};
 
+use crate::names::STATUS_MARKER;
+
 /// A running local server; aborted on drop.
 #[derive(Debug)]
 pub struct Server {
@@ -97,9 +99,6 @@ pub async fn expect_token(url: &str, token: &str, limit: Duration) -> Result<(),
         sleep(Duration::from_secs(1)).await;
     }
 }
-
-/// What the in-cluster client prints after the body (curl `-w`), so the status is known.
-pub const STATUS_MARKER: &str = "kyvtel-http-status=";
 
 /// Judges what the in-cluster client got for `url`: the per-run token proves the request reached the
 /// workstation's handler through the intercept; an answer without it reached something else.
