@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::outcome::expect::{DeniedBy, PodExpectation};
+use crate::scenario::expect::{DeniedBy, PodExpectation};
 use crate::scenario::resolve::Versions;
 use crate::tools::CommandLine;
 
