@@ -10,8 +10,8 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::api::{ApiFailure, ClusterApi};
 use super::traffic::{self, Server};
+use crate::kube::api::{ApiFailure, ClusterApi};
 use crate::outcome::check::Check;
 use crate::outcome::denial::{self, Parsed};
 use crate::outcome::expect::DeniedBy;

@@ -20,11 +20,11 @@ use serde_json::{Map, Value, json};
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
-use super::api::{ApiFailure, ApiResult, ClusterApi};
+use crate::kube::api::{ApiFailure, ApiResult, ClusterApi};
 use crate::kube::apply::{self, AppliedRef, ApplyOptions, ApplyReport};
 use crate::kube::dry_run::{self, Denial};
 use crate::kube::ownership::Owner;
-use crate::kube::{FIELD_MANAGER, KubeError, WorkloadRef, client_for, denials, evidence, wait};
+use crate::kube::{FIELD_MANAGER, KubeError, WorkloadRef, client_for, denials, evidence, rfc3339, wait};
 use crate::plan::WaitFor;
 
 /// The Kyverno webhook that must deny the canary (facts.md §3).
@@ -257,12 +257,6 @@ pub fn label_selector(labels: &Map<String, Value>) -> ApiResult<String> {
 #[must_use]
 pub fn restart_patch(now: k8s_openapi::jiff::Timestamp) -> Value {
     json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: rfc3339(now)}}}}})
-}
-
-/// `t` as Go's `time.RFC3339` formats it in UTC: `2026-12-03T12:00:00Z` (whole seconds).
-#[must_use]
-pub fn rfc3339(t: k8s_openapi::jiff::Timestamp) -> String {
-    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// Splits `objects` into runs of consecutive objects that go into the same namespace: `namespace` if

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 
-use super::api::ClusterApi;
 use super::cell::execute_cell;
 use super::executor::{ScenarioResult, Settings, Status, execute_guarded};
 use super::kube_api::KubeApi;
 use super::reuse::{self, Decision};
+use crate::kube::api::ClusterApi;
 use crate::kube::ownership::Owner;
 use crate::plan::{self, Gather, Options, Plan};
 use crate::provider::ClusterProvider;

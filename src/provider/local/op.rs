@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use super::process::{self, Spawn, Table};
 use super::snapshot;
+use crate::kube::api::ClusterApi;
 use crate::plan::action::Phase;
-use crate::run::api::ClusterApi;
 
 /// Serializes a duration as `90s` / `5m`.
 fn dur<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -296,7 +296,7 @@ pub async fn run<A: ClusterApi>(op: &LocalOp, api: &A, table: &Table, setup: &[P
                     let saved = i64::try_from(manifest.created)
                         .ok()
                         .and_then(|s| k8s_openapi::jiff::Timestamp::from_second(s).ok())
-                        .map_or_else(|| manifest.created.to_string(), crate::run::kube_api::rfc3339);
+                        .map_or_else(|| manifest.created.to_string(), crate::kube::rfc3339);
                     crate::console_eprintln!("stack: warm start from snapshot {} (saved {saved})", &key[..12]);
                 }
                 snapshot::Lookup::Miss(why) => crate::console_eprintln!("stack: cold start ({why})"),
@@ -320,7 +320,7 @@ pub async fn run<A: ClusterApi>(op: &LocalOp, api: &A, table: &Table, setup: &[P
         LocalOp::RefreshHealthLease { namespace, name } => {
             // As Kyverno writes it: time.Now().Format(time.RFC3339) (kyverno/kyverno
             // pkg/controllers/webhook/controller.go@v1.19.1, createLease and watchdogCheck).
-            let now = crate::run::kube_api::rfc3339(k8s_openapi::jiff::Timestamp::now());
+            let now = crate::kube::rfc3339(k8s_openapi::jiff::Timestamp::now());
             let path = format!("/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}");
             let patch = serde_json::json!({"metadata": {"annotations": {"kyverno.io/last-request-time": now}}});
             match api.merge_patch(&path, &patch).await {
