@@ -524,7 +524,7 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
     };
     let local_runs =
         if opts.provider == Provider::Local { Some(local::prepare(&loaded, &pins, opts.unconfined)?) } else { None };
-    let findings = if local_runs.is_some() { Vec::new() } else { crate::cli::doctor::machine_findings() };
+    let findings = if local_runs.is_some() { Vec::new() } else { crate::doctor::machine_findings() };
     let needed: &[&str] = match opts.provider {
         Provider::Kind => &["docker", "kind", "helm", "telepresence", "sudo", "tun"],
         Provider::K3s { .. } => &["docker", "helm", "telepresence", "sudo", "tun"],
