@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::scenario::pins::Pins;
 use crate::scenario::version::Version;
 use crate::tools::install::version;
+use crate::tools::runner::{DuctRunner, default_tools_dir};
 use crate::tools::{CommandLine, RunError, Runner, Tool};
 
 /// Minimum free disk for a kind cluster and its images.
@@ -176,6 +177,23 @@ pub fn check(p: &Probe<'_>) -> Vec<Finding> {
         tun(p),
         disk(p),
     ]
+}
+
+/// [`check`] on this machine: the real runner, `/dev/net/tun`, the `target/` directory.
+pub fn machine_findings() -> Vec<Finding> {
+    let scratch = std::env::temp_dir().join(format!("kyvtel-doctor-{}", std::process::id()));
+    let runner = DuctRunner::new(&scratch).with_tools_dir(Some(default_tools_dir()));
+    let pins = Pins::builtin();
+    let probe = Probe {
+        runner: &runner,
+        pins: &pins,
+        is_root: crate::tools::is_root(),
+        tun: PathBuf::from("/dev/net/tun"),
+        work_dir: PathBuf::from("target"),
+    };
+    let findings = check(&probe);
+    let _ = std::fs::remove_dir_all(&scratch);
+    findings
 }
 
 /// Whether every finding of the kind path holds (the `local-*` findings report the local provider,

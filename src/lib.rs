@@ -8,10 +8,12 @@
 pub mod check;
 pub mod cli;
 pub mod doctor;
+pub mod duration;
 pub mod error;
 pub mod exit;
 pub mod input;
 pub mod kube;
+pub mod names;
 pub mod outcome;
 pub mod plan;
 pub mod predict;

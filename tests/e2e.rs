@@ -25,7 +25,7 @@ fn root() -> PathBuf {
 fn missing_prerequisites() -> &'static Vec<String> {
     static MISSING: OnceLock<Vec<String>> = OnceLock::new();
     MISSING.get_or_init(|| {
-        let findings = kyvtel::cli::doctor::machine_findings();
+        let findings = kyvtel::doctor::machine_findings();
         let docker = findings.iter().find(|f| f.check == "docker");
         // Tools are only worth downloading where a cluster can run at all.
         if docker.is_some_and(|d| d.ok) {
@@ -43,7 +43,7 @@ fn missing_prerequisites() -> &'static Vec<String> {
                 return vec![format!("tools: {e}")];
             }
         }
-        kyvtel::cli::doctor::machine_findings()
+        kyvtel::doctor::machine_findings()
             .into_iter()
             .filter(|f| !f.ok && f.check != "kubectl")
             .map(|f| format!("{}: {}", f.check, f.detail))

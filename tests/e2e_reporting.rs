@@ -36,7 +36,7 @@ fn catalog() -> Vec<String> {
 
 #[test]
 fn offline_every_scenario_is_ignored_with_a_reason_and_require_live_fails() {
-    let ready = kyvtel::doctor::ready(&kyvtel::cli::doctor::machine_findings());
+    let ready = kyvtel::doctor::ready(&kyvtel::doctor::machine_findings());
     if ready {
         eprintln!("SKIPPED: this machine has every live prerequisite; the offline reporting cannot be observed");
         return;

@@ -28,7 +28,7 @@ fn runs(plan: &Value) -> Vec<(String, Vec<String>, Duration)> {
     let mut visit = |a: &Value| {
         if a["op"] == "run" {
             let args = a["command"]["args"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string());
-            let timeout = kyvtel::plan::duration::parse(a["timeout"].as_str().unwrap()).unwrap();
+            let timeout = kyvtel::duration::parse(a["timeout"].as_str().unwrap()).unwrap();
             out.push((a["command"]["tool"].as_str().unwrap().to_string(), args.collect(), timeout));
         }
     };
@@ -106,7 +106,7 @@ fn every_tool_timeout_is_shorter_than_the_runner_timeout_around_it() {
                     for flag in ["--timeout", "--wait"] {
                         // `helm --wait` is a switch; `kind create --wait 120s` takes a duration.
                         if let Some(i) = args.iter().position(|a| a == flag)
-                            && let Some(Ok(inner)) = args.get(i + 1).map(|d| kyvtel::plan::duration::parse(d))
+                            && let Some(Ok(inner)) = args.get(i + 1).map(|d| kyvtel::duration::parse(d))
                         {
                             assert!(
                                 inner < outer,
@@ -121,7 +121,7 @@ fn every_tool_timeout_is_shorter_than_the_runner_timeout_around_it() {
                     let helm = acts.iter().find_map(|a| {
                         let c = a["contents"].as_str()?;
                         let line = c.lines().find(|l| l.trim_start().starts_with("helm:"))?;
-                        kyvtel::plan::duration::parse(line.split(':').nth(1)?.trim()).ok()
+                        kyvtel::duration::parse(line.split(':').nth(1)?.trim()).ok()
                     });
                     let install = acts.iter().find(|a| {
                         a["command"]["tool"] == "telepresence"
@@ -129,7 +129,7 @@ fn every_tool_timeout_is_shorter_than_the_runner_timeout_around_it() {
                             && a["command"]["args"][1] == "install"
                     });
                     if let (Some(inner), Some(a)) = (helm, install) {
-                        let outer = kyvtel::plan::duration::parse(a["timeout"].as_str().unwrap()).unwrap();
+                        let outer = kyvtel::duration::parse(a["timeout"].as_str().unwrap()).unwrap();
                         assert!(inner < outer, "{scenario}: timeouts.helm {inner:?} >= {outer:?}");
                         checked += 1;
                     }

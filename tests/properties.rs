@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use kyvtel::duration;
 use kyvtel::outcome::denial;
-use kyvtel::plan::duration;
 use kyvtel::scenario::{Confinement, load_confined};
 use proptest::prelude::*;
 

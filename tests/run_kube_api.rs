@@ -7,9 +7,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use kyvtel::kube::api::ClusterApi;
 use kyvtel::kube::ownership::Owner;
 use kyvtel::plan::WaitFor;
-use kyvtel::run::api::ClusterApi;
 use kyvtel::run::kube_api::KubeApi;
 use serde_json::{Map, Value, json};
 

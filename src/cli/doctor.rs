@@ -1,9 +1,7 @@
 //! `kyvtel doctor [--output json]`: what a live run needs; exit 0 when ready, 3 when not.
 
-use std::path::PathBuf;
-
 use super::Output;
-use crate::doctor::{self, Probe};
+use crate::doctor;
 use crate::scenario::pins::Pins;
 use crate::tools::runner::{DuctRunner, default_tools_dir};
 use crate::{Exit, Result};
@@ -14,23 +12,6 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
-}
-
-/// The probe of this machine: the real runner, `/dev/net/tun`, the `target/` directory.
-pub fn machine_findings() -> Vec<doctor::Finding> {
-    let scratch = std::env::temp_dir().join(format!("kyvtel-doctor-{}", std::process::id()));
-    let runner = DuctRunner::new(&scratch).with_tools_dir(Some(default_tools_dir()));
-    let pins = Pins::builtin();
-    let probe = Probe {
-        runner: &runner,
-        pins: &pins,
-        is_root: crate::tools::is_root(),
-        tun: PathBuf::from("/dev/net/tun"),
-        work_dir: PathBuf::from("target"),
-    };
-    let findings = doctor::check(&probe);
-    let _ = std::fs::remove_dir_all(&scratch);
-    findings
 }
 
 /// The local provider's findings on this machine.
@@ -44,7 +25,7 @@ pub fn local_findings() -> Vec<doctor::Finding> {
 
 /// Runs `kyvtel doctor`.
 pub fn run(args: Args) -> Result<Exit> {
-    let mut findings = machine_findings();
+    let mut findings = doctor::machine_findings();
     findings.extend(local_findings());
     match args.output {
         Output::Text => crate::console_print!("{}", doctor::render(&findings)),

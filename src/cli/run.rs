@@ -78,7 +78,7 @@ pub const KIND_CHECKS: [&str; 6] = ["docker", "kind", "helm", "telepresence", "s
 /// Resolves `--provider auto`: kind when doctor's kind checks pass, else local, with the reason.
 #[must_use]
 pub fn resolve_auto() -> (ProviderKind, String) {
-    let findings = crate::cli::doctor::machine_findings();
+    let findings = crate::doctor::machine_findings();
     let failing: Vec<String> = findings
         .iter()
         .filter(|f| !f.ok && KIND_CHECKS.contains(&f.check.as_str()))

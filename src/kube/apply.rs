@@ -97,7 +97,7 @@ pub async fn apply(
     options: &ApplyOptions,
     report: &mut ApplyReport,
 ) -> Result<(), KubeError> {
-    let deadline = crate::plan::duration::tokio_deadline(options.timeout);
+    let deadline = crate::duration::tokio_deadline(options.timeout);
     let mut discovery = run_discovery(client).await?;
     for (index, doc) in docs.iter().enumerate() {
         let (gvk, name, declared_ns) = identity(index, doc)?;

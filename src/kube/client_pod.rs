@@ -12,8 +12,8 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::KubeError;
-use super::ownership::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
 use super::wait::{self, conditions};
+use crate::names::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
 
 /// Creates `pod` (deleting a leftover of the same name first), waits until it has run
 /// (`Succeeded` or `Failed`) and returns its log.
@@ -23,7 +23,7 @@ use super::wait::{self, conditions};
 /// cannot be read; [`KubeError::TimedOut`] with the pod's last phase and container states;
 /// [`KubeError::WaitFailed`] when its container is refused ([`wait::stuck_container`]).
 pub async fn run_to_completion(client: &::kube::Client, pod: &Value, timeout: Duration) -> Result<String, KubeError> {
-    let deadline = crate::plan::duration::tokio_deadline(timeout);
+    let deadline = crate::duration::tokio_deadline(timeout);
     let name = pod.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
     let namespace = pod.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_string();
     let what = format!("client pod {namespace}/{name}");

@@ -94,7 +94,7 @@ pub async fn await_denial(
     interval: Duration,
 ) -> Result<Denial, KubeError> {
     let what = format!("canary Pod in {namespace} to be denied by webhook {webhook}");
-    let deadline = crate::plan::duration::tokio_deadline(timeout);
+    let deadline = crate::duration::tokio_deadline(timeout);
     loop {
         let last = match dry_run_create_pod(client, namespace, pod).await {
             Ok(Admission::Denied(denial)) if denial.webhook() == Some(webhook) => {

@@ -10,9 +10,13 @@
 //! - [`fingerprint`]: the `--reuse` fingerprint ConfigMap.
 //! - [`ownership`]: the harness labels and the "is this ClusterPolicy ours?" check.
 //!
+//! [`api::ClusterApi`] is every cluster operation a run needs, behind one trait (the plan's waits
+//! included), so that the local provider and the executor share it and tests can double it.
+//!
 //! Errors are [`KubeError`]; it converts into [`crate::Error`] (exit 3, or exit 3 with a
 //! "refused" prerequisite message for ownership and fingerprint refusals).
 
+pub mod api;
 pub mod apply;
 pub mod client_pod;
 pub mod denials;
@@ -167,6 +171,12 @@ pub async fn client_for(kubeconfig: &Path, context: Option<&str>) -> Result<::ku
     let options = KubeConfigOptions { context: context.map(str::to_string), ..KubeConfigOptions::default() };
     let config = ::kube::Config::from_custom_kubeconfig(file, &options).await.map_err(|e| fail(e.to_string()))?;
     ::kube::Client::try_from(config).map_err(|e| fail(e.to_string()))
+}
+
+/// `t` as Go's `time.RFC3339` formats it in UTC: `2026-12-03T12:00:00Z` (whole seconds).
+#[must_use]
+pub fn rfc3339(t: k8s_openapi::jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// The `Status` inside a kube-rs error, if the API server answered with one.

@@ -7,11 +7,8 @@ use ::kube::api::{Api, DynamicObject};
 use ::kube::core::{ApiResource, GroupVersionKind, ObjectMeta};
 
 use super::{KubeError, is_not_found};
+use crate::names::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
 
-/// Label key marking objects kyvtel manages (the recommended Kubernetes label).
-pub const MANAGED_BY_KEY: &str = "app.kubernetes.io/managed-by";
-/// Value of [`MANAGED_BY_KEY`] on kyvtel's objects.
-pub const MANAGED_BY_VALUE: &str = "kyvtel";
 /// Label key holding the run id that created (or last applied) an object.
 pub const RUN_KEY: &str = "kyvtel.dev/run";
 

@@ -420,7 +420,7 @@ pub async fn cluster_policies_ready(
     names: &[&str],
     timeout: Duration,
 ) -> Result<(), KubeError> {
-    let deadline = crate::plan::duration::tokio_deadline(timeout);
+    let deadline = crate::duration::tokio_deadline(timeout);
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &cluster_policy_resource());
     for name in names {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -507,7 +507,7 @@ where
     C: Condition<Vec<Pod>>,
     F: Fn(&[Pod]) -> Option<String>,
 {
-    let deadline = crate::plan::duration::tokio_deadline(timeout);
+    let deadline = crate::duration::tokio_deadline(timeout);
     let mut last: Option<Vec<Pod>> = None;
     loop {
         let pods = match tokio::time::timeout(

@@ -1,4 +1,5 @@
-//! The outcome engine: expectation model, pod verification and Kyverno denial parsing.
+//! The outcome engine: pod verification and Kyverno denial parsing, judged against the scenario's
+//! expectation model ([`crate::scenario::expect`]).
 
 pub mod check;
 pub mod denial;

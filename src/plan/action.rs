@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::outcome::expect::{DeniedBy, PodExpectation};
+use crate::scenario::expect::{DeniedBy, PodExpectation};
 use crate::scenario::resolve::Versions;
 use crate::tools::CommandLine;
 
@@ -17,7 +17,7 @@ fn is_yes(b: &bool) -> bool {
 
 /// Serializes a duration as `90s` / `5m`.
 fn dur<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&super::duration::format(*d))
+    s.serialize_str(&crate::duration::format(*d))
 }
 
 /// Something to wait for; every wait has a timeout and reports the last observed state.

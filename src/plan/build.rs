@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::action::{Action, Gather, Phase, Plan, Teardown};
-use super::duration;
 use super::provider::{LocalPaths, Provider};
+use crate::duration;
 use crate::predict::render;
 use crate::scenario::Loaded;
 use crate::scenario::model::Step;

@@ -18,8 +18,8 @@ use serde::Serialize;
 
 use super::action::{Phase, Plan, Teardown};
 use super::build::{ClusterTarget, Options, build_in, images, preload_phase};
-use crate::outcome::expect::StepOutcome;
 use crate::scenario::Loaded;
+use crate::scenario::expect::StepOutcome;
 use crate::scenario::model::Step;
 use crate::tools::env;
 

@@ -7,7 +7,6 @@
 pub mod action;
 pub mod build;
 pub mod cells;
-pub mod duration;
 mod edit;
 pub mod provider;
 pub mod providers;

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::action::{Action, DenialSource, Plan, WaitFor};
 use super::cells::Cell;
-use super::duration::format as d;
+use crate::duration::format as d;
 use crate::tools::quote;
 
 /// The plan as JSON.

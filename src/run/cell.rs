@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 
-use super::api::ClusterApi;
 use super::executor::{ScenarioResult, Settings, Status, TeardownResult, execute_guarded as execute, teardown_only};
+use crate::kube::api::ClusterApi;
 use crate::plan::Plan;
 use crate::plan::cells::Cell;
 

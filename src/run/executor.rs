@@ -10,8 +10,8 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::api::{ApiFailure, ClusterApi};
 use super::traffic::{self, Server};
+use crate::kube::api::{ApiFailure, ClusterApi};
 use crate::outcome::check::Check;
 use crate::outcome::denial::{self, Parsed};
 use crate::outcome::expect::DeniedBy;
@@ -346,7 +346,7 @@ async fn exec_action<A: ClusterApi>(
                 DenialSource::ApplyError => st.last_apply_denial.clone().into_iter().collect(),
                 DenialSource::Workload { namespace, name } => {
                     // The ReplicaSet retries; poll until a denial shows up or time runs out.
-                    let deadline = crate::plan::duration::deadline(*timeout);
+                    let deadline = crate::duration::deadline(*timeout);
                     loop {
                         let texts = api.denial_messages(namespace, name).await.map_err(|e| e.to_string())?;
                         if prove(&texts, expected).is_ok() || Instant::now() >= deadline {
@@ -449,7 +449,7 @@ async fn client_request<A: ClusterApi>(
     timeout: Duration,
     token: &str,
 ) -> Result<(), String> {
-    let deadline = crate::plan::duration::tokio_deadline(timeout);
+    let deadline = crate::duration::tokio_deadline(timeout);
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -461,10 +461,7 @@ async fn client_request<A: ClusterApi>(
         let Err(why) = traffic::judge_client_answer(url, &answer, token) else { return Ok(()) };
         let pause = Duration::from_secs(2);
         if tokio::time::Instant::now().checked_add(pause).is_none_or(|t| t >= deadline) {
-            return Err(format!(
-                "{why} (attempt {attempts}, the last within {})",
-                crate::plan::duration::format(timeout)
-            ));
+            return Err(format!("{why} (attempt {attempts}, the last within {})", crate::duration::format(timeout)));
         }
         tokio::time::sleep(pause).await;
     }

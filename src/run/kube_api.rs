@@ -20,11 +20,11 @@ use serde_json::{Map, Value, json};
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
-use super::api::{ApiFailure, ApiResult, ClusterApi};
+use crate::kube::api::{ApiFailure, ApiResult, ClusterApi};
 use crate::kube::apply::{self, AppliedRef, ApplyOptions, ApplyReport};
 use crate::kube::dry_run::{self, Denial};
 use crate::kube::ownership::Owner;
-use crate::kube::{FIELD_MANAGER, KubeError, WorkloadRef, client_for, denials, evidence, wait};
+use crate::kube::{FIELD_MANAGER, KubeError, WorkloadRef, client_for, denials, evidence, rfc3339, wait};
 use crate::plan::WaitFor;
 
 /// The Kyverno webhook that must deny the canary (facts.md §3).
@@ -182,7 +182,7 @@ impl KubeApi {
     }
 
     async fn await_gone(&self, client: &::kube::Client, targets: &[AppliedRef], timeout: Duration) -> ApiResult<()> {
-        let deadline = crate::plan::duration::tokio_deadline(timeout);
+        let deadline = crate::duration::tokio_deadline(timeout);
         for target in targets.iter().rev() {
             let left = deadline.saturating_duration_since(Instant::now());
             let result = if target.resource.group.is_empty() && target.resource.kind == "Namespace" {
@@ -259,12 +259,6 @@ pub fn restart_patch(now: k8s_openapi::jiff::Timestamp) -> Value {
     json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: rfc3339(now)}}}}})
 }
 
-/// `t` as Go's `time.RFC3339` formats it in UTC: `2026-12-03T12:00:00Z` (whole seconds).
-#[must_use]
-pub fn rfc3339(t: k8s_openapi::jiff::Timestamp) -> String {
-    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
 /// Splits `objects` into runs of consecutive objects that go into the same namespace: `namespace` if
 /// given, else the object's own `metadata.namespace`, else `default_ns`. (Cluster-scoped objects ignore
 /// it; [`apply::apply`] drops their namespace.)
@@ -303,7 +297,7 @@ impl ClusterApi for KubeApi {
             })
             .await?;
         }
-        let deadline = crate::plan::duration::tokio_deadline(timeout);
+        let deadline = crate::duration::tokio_deadline(timeout);
         for (ns, docs) in by_namespace(objects, namespace, client.default_namespace()) {
             let left = deadline.saturating_duration_since(Instant::now());
             let options = ApplyOptions {
@@ -587,7 +581,7 @@ impl ClusterApi for KubeApi {
                 let denials = self.denial_messages_any(namespace).await;
                 return Err(ApiFailure::new(format!(
                     "no pod with container `{container}` in {namespace} within {}; last observed: {last}{denials}",
-                    crate::plan::duration::format(timeout)
+                    crate::duration::format(timeout)
                 )));
             }
             tokio::time::sleep(self.poll_interval.min(Duration::from_millis(250))).await;

@@ -1,8 +1,7 @@
 //! Executes plans on a live cluster: the [`executor`] runs a [`crate::plan::Plan`] against a
-//! [`api::ClusterApi`] and a [`crate::tools::Runner`], with LIFO teardown on every exit path.
-//! [`kube_api::KubeApi`] is the real [`api::ClusterApi`], on top of [`crate::kube`].
+//! [`crate::kube::api::ClusterApi`] and a [`crate::tools::Runner`], with LIFO teardown on every exit
+//! path. [`kube_api::KubeApi`] is the real [`crate::kube::api::ClusterApi`], on top of [`crate::kube`].
 
-pub mod api;
 pub mod cell;
 pub mod drift;
 pub mod executor;

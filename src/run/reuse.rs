@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::api::ClusterApi;
+use crate::kube::api::ClusterApi;
 use crate::kube::fingerprint::{Comparison, Fingerprint, compare};
 use crate::plan::Plan;
 use crate::tools::{Runner, kind};

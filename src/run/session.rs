@@ -10,11 +10,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 
-use super::api::ClusterApi;
 use super::cell::execute_cell;
 use super::executor::{ScenarioResult, Settings, Status, execute_guarded};
 use super::kube_api::KubeApi;
 use super::reuse::{self, Decision};
+use crate::kube::api::ClusterApi;
 use crate::kube::ownership::Owner;
 use crate::plan::{self, Gather, Options, Plan};
 use crate::provider::ClusterProvider;
@@ -524,7 +524,7 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
     };
     let local_runs =
         if opts.provider == Provider::Local { Some(local::prepare(&loaded, &pins, opts.unconfined)?) } else { None };
-    let findings = if local_runs.is_some() { Vec::new() } else { crate::cli::doctor::machine_findings() };
+    let findings = if local_runs.is_some() { Vec::new() } else { crate::doctor::machine_findings() };
     let needed: &[&str] = match opts.provider {
         Provider::Kind => &["docker", "kind", "helm", "telepresence", "sudo", "tun"],
         Provider::K3s { .. } => &["docker", "helm", "telepresence", "sudo", "tun"],

@@ -8,6 +8,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, timeout};
 
+use crate::names::STATUS_MARKER;
+
 /// A running local server; aborted on drop.
 #[derive(Debug)]
 pub struct Server {
@@ -82,7 +84,7 @@ async fn get_once(url: &str, per_try: Duration) -> Result<String, String> {
 /// Requests `url` until the body carries `token`, or `limit` runs out. On failure the error
 /// says what the last attempt saw (connection error, another body, ...).
 pub async fn expect_token(url: &str, token: &str, limit: Duration) -> Result<(), String> {
-    let deadline = crate::plan::duration::tokio_deadline(limit);
+    let deadline = crate::duration::tokio_deadline(limit);
     let mut last;
     loop {
         let per_try = deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(10));
@@ -97,9 +99,6 @@ pub async fn expect_token(url: &str, token: &str, limit: Duration) -> Result<(),
         sleep(Duration::from_secs(1)).await;
     }
 }
-
-/// What the in-cluster client prints after the body (curl `-w`), so the status is known.
-pub const STATUS_MARKER: &str = "kyvtel-http-status=";
 
 /// Judges what the in-cluster client got for `url`: the per-run token proves the request reached the
 /// workstation's handler through the intercept; an answer without it reached something else.

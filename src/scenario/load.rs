@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::expect::{StepOutcome, When};
 use super::meaning;
 use super::model::{Scenario, Step};
 use super::pins::Pins;
@@ -13,7 +14,6 @@ use super::resolve::Versions;
 use super::root::{Confinement, Root};
 use super::version::VersionReq;
 use crate::error::{Diagnostic, Error, Result};
-use crate::outcome::expect::{StepOutcome, When};
 use crate::yaml::{self, Document, Index};
 
 /// Namespaces Kyverno never validates by default, so they cannot host a test (facts.md §3).
@@ -420,7 +420,7 @@ fn check_steps(p: &mut Problems<'_>, s: &Scenario, pins: &Pins) {
             }
         }
         if let Some(t) = step.timeout()
-            && let Err(m) = crate::plan::duration::parse(t)
+            && let Err(m) = crate::duration::parse(t)
         {
             p.at(&format!("{at}/timeout"), m);
         }

@@ -5,9 +5,9 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use super::expect::PodExpectation;
 use super::pins::{NodeImage, Pins};
 use super::version::{Version, VersionReq};
-use crate::outcome::expect::PodExpectation;
 
 /// The most pods a workload manifest may ask for: one is what every scenario needs, a few cover
 /// rollouts; more only fills the cluster.

@@ -1,5 +1,6 @@
 //! Scenario files: the model, loading with located errors, pinned versions.
 
+pub mod expect;
 pub mod model;
 pub mod version;
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::outcome::expect::{PodExpectation, StepOutcome};
+use super::expect::{PodExpectation, StepOutcome};
 
 /// The only accepted `apiVersion`.
 pub const API_VERSION: &str = "kyvtel.dev/v1alpha1";

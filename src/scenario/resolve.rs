@@ -2,10 +2,10 @@
 
 use serde::Serialize;
 
+use super::expect::When;
 use super::model::VersionOverrides;
 use super::pins::{NodeImage, Pins, Release};
 use super::version::{Version, VersionReq};
-use crate::outcome::expect::When;
 
 /// The versions a scenario runs with, every one known to the pins.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

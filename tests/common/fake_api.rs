@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use kyvtel::kube::api::{ApiFailure, ApiResult, ClusterApi};
 use kyvtel::plan::WaitFor;
-use kyvtel::run::api::{ApiFailure, ApiResult, ClusterApi};
 use kyvtel::tools::runner::{RecordingRunner, Scripted};
 use kyvtel::tools::{CommandLine, Output, RunError, Runner, Tool};
 use serde_json::{Map, Value};

@@ -45,7 +45,7 @@ pub fn closed_port_kubeconfig(path: &Path, token: &str) {
 /// Whether `kyvtel run` cannot start on this machine (it checks passwordless sudo and
 /// `/dev/net/tun` first); prints why the caller skips.
 pub fn run_cannot_start_here() -> bool {
-    let findings = kyvtel::cli::doctor::machine_findings();
+    let findings = kyvtel::doctor::machine_findings();
     match findings.iter().find(|f| !f.ok && (f.check == "sudo" || f.check == "tun")) {
         Some(f) => {
             eprintln!("SKIPPED: the run checks `{}` before it starts, and it fails here: {}", f.check, f.detail);

@@ -12,8 +12,8 @@ mod send_traffic;
 
 use super::action::{Action, DenialSource, Phase};
 use super::build::{Builder, Options, limits, timeout_for};
-use crate::outcome::expect::{DeniedBy, StepOutcome};
 use crate::scenario::Loaded;
+use crate::scenario::expect::{DeniedBy, StepOutcome};
 use crate::scenario::model::Step;
 
 /// What every step builder gets.

@@ -9,8 +9,7 @@ use serde_json::{Value, json};
 use super::super::action::Action;
 use super::super::build::{limits, object_ref};
 use super::{Ctx, skip_without_kubelet};
-use crate::kube::ownership::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
-use crate::run::traffic::STATUS_MARKER;
+use crate::names::{MANAGED_BY_KEY, MANAGED_BY_VALUE, STATUS_MARKER};
 use crate::scenario::Loaded;
 use crate::scenario::model::SendTraffic;
 

@@ -8,12 +8,12 @@ use serde_json::Value;
 
 use super::process::{self, Spawn, Table};
 use super::snapshot;
+use crate::kube::api::ClusterApi;
 use crate::plan::action::Phase;
-use crate::run::api::ClusterApi;
 
 /// Serializes a duration as `90s` / `5m`.
 fn dur<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&crate::plan::duration::format(*d))
+    s.serialize_str(&crate::duration::format(*d))
 }
 
 /// When a started component counts as ready. Every check also watches the process: if it exits,
@@ -247,7 +247,7 @@ impl std::fmt::Display for LocalOp {
                 write!(f, "set kyverno.io/last-request-time of Lease {namespace}/{name} to now")
             }
             LocalOp::Stop { name, grace } => {
-                write!(f, "stop {name} (SIGTERM, SIGCONT, SIGKILL after {})", crate::plan::duration::format(*grace))
+                write!(f, "stop {name} (SIGTERM, SIGCONT, SIGKILL after {})", crate::duration::format(*grace))
             }
         }
     }
@@ -296,7 +296,7 @@ pub async fn run<A: ClusterApi>(op: &LocalOp, api: &A, table: &Table, setup: &[P
                     let saved = i64::try_from(manifest.created)
                         .ok()
                         .and_then(|s| k8s_openapi::jiff::Timestamp::from_second(s).ok())
-                        .map_or_else(|| manifest.created.to_string(), crate::run::kube_api::rfc3339);
+                        .map_or_else(|| manifest.created.to_string(), crate::kube::rfc3339);
                     crate::console_eprintln!("stack: warm start from snapshot {} (saved {saved})", &key[..12]);
                 }
                 snapshot::Lookup::Miss(why) => crate::console_eprintln!("stack: cold start ({why})"),
@@ -320,7 +320,7 @@ pub async fn run<A: ClusterApi>(op: &LocalOp, api: &A, table: &Table, setup: &[P
         LocalOp::RefreshHealthLease { namespace, name } => {
             // As Kyverno writes it: time.Now().Format(time.RFC3339) (kyverno/kyverno
             // pkg/controllers/webhook/controller.go@v1.19.1, createLease and watchdogCheck).
-            let now = crate::run::kube_api::rfc3339(k8s_openapi::jiff::Timestamp::now());
+            let now = crate::kube::rfc3339(k8s_openapi::jiff::Timestamp::now());
             let path = format!("/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}");
             let patch = serde_json::json!({"metadata": {"annotations": {"kyverno.io/last-request-time": now}}});
             match api.merge_patch(&path, &patch).await {
@@ -455,7 +455,7 @@ async fn wait_ready<A: ClusterApi>(
         if start.elapsed() >= timeout {
             return Err(format!(
                 "{name} was not ready within {}: {}; last observed: {last}; its log ends: {}",
-                crate::plan::duration::format(timeout),
+                crate::duration::format(timeout),
                 ready_text(ready),
                 process::log_tail(log, 5)
             ));
@@ -515,7 +515,7 @@ const TERMINATING: &str = " (terminating)";
 /// # Errors
 /// As [`leftovers`].
 pub async fn reset_leftovers<A: ClusterApi>(api: &A, timeout: Duration) -> Result<Vec<String>, String> {
-    let deadline = crate::plan::duration::tokio_deadline(timeout);
+    let deadline = crate::duration::tokio_deadline(timeout);
     loop {
         let left = leftovers(api).await?;
         let settling = !left.is_empty() && left.iter().all(|l| l.ends_with(TERMINATING));

@@ -194,4 +194,16 @@ mod tests {
         assert!(is_helm_index("https://kyverno.github.io/kyverno/index.yaml"));
         assert!(!is_helm_index("https://get.helm.sh/helm.tar.gz.sha256sum"));
     }
+
+    #[test]
+    fn kind_helm_and_kubectl_are_pinned_by_sha256_and_have_a_checksum_file() {
+        let p = crate::scenario::pins::Pins::builtin();
+        for (name, t) in [("kind", &p.kind), ("helm", &p.helm), ("kubectl", &p.kubectl)] {
+            for (version, r) in &t.releases {
+                let pin = r.sha256.as_deref().unwrap_or_default();
+                assert!(is_sha256(pin), "{name} {version}: sha256 {pin:?}");
+                assert!(r.checksum_url.is_some(), "{name} {version}: no upstream checksum file");
+            }
+        }
+    }
 }

@@ -1,5 +1,6 @@
-//! The Kubernetes operations a run needs, behind one trait: the real implementation talks to the
-//! API server through kube-rs ([`crate::kube`]); offline tests drive the executor with a double.
+//! The Kubernetes operations a run needs, behind one trait, [`ClusterApi`]: the real implementation
+//! (`run::kube_api::KubeApi`) talks to the API server through this module's functions; offline tests
+//! drive the executor with a double.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
