@@ -27,7 +27,7 @@ test: lint
 	  KYVERNO_BIN=$(KYVERNO_CLI) $(KYVTEL) check; \
 	  export KYVTEL_REQUIRE_KYVERNO=1; \
 	else echo "== kyvtel check skipped: no Kyverno CLI (KYVTEL_SKIP_LOCAL=1)"; fi; \
-	KYVERNO_BIN=$(abspath $(KYVERNO_CLI)) KYVTEL_E2E_PROVIDER=local KYVTEL_REQUIRE_LIVE=1 $(CARGO) test --all-targets
+	KYVERNO_BIN=$(abspath $(KYVERNO_CLI)) KYVTEL_E2E_PROVIDER=local KYVTEL_REQUIRE_LIVE=1 KYVTEL_STRICT_MODEL=1 $(CARGO) test --all-targets
 
 ## e2e: the main job: the whole catalog (or one scenario: make e2e SCENARIO=documented-recipe) on
 ## kind where Docker is usable (pinned tools provisioned first), else on the local provider

@@ -108,10 +108,16 @@ fn unconfined() -> bool {
 }
 
 /// Runs the kyvtel binary (the local provider enters its namespaces in a fresh process).
+/// `KYVTEL_STRICT_MODEL=1` (`make test`): unexplained model drift fails the scenario.
+fn strict_model() -> bool {
+    std::env::var("KYVTEL_STRICT_MODEL").is_ok_and(|v| v == "1")
+}
+
 fn run_local(path: &Path) -> Result<Completion, Failed> {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_kyvtel"))
         .args(["run", "--provider", "local"])
         .args(unconfined().then_some("--unconfined"))
+        .args(strict_model().then_some("--strict-model"))
         .arg(path)
         .current_dir(root())
         .output()
@@ -152,6 +158,7 @@ fn run_scenario(path: &Path) -> Result<Completion, Failed> {
         junit: None,
         cold: false,
         unconfined: false,
+        strict_model: strict_model(),
     };
     match session::run(&opts) {
         Ok(Exit::Success) => Ok(Completion::Completed),

@@ -41,6 +41,7 @@ fn settings(runner: &Arc<RecordingRunner>, api: &FakeApi) -> Settings {
         owns_cluster: true,
         processes: Default::default(),
         defer_teardown: false,
+        strict_model: false,
     }
 }
 

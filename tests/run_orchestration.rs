@@ -228,6 +228,7 @@ fn settings(runner: &Arc<RecordingRunner>, api: &FakeApi, keep: bool) -> (Settin
             owns_cluster: true,
             processes: Default::default(),
             defer_teardown: false,
+            strict_model: false,
         },
         tx,
     )

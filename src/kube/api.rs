@@ -113,4 +113,22 @@ pub trait ClusterApi {
         let _ = (selector, container, timeout);
         Err(ApiFailure::new(format!("pods in {namespace}: not supported by this API")))
     }
+    /// Waits until each Deployment's newest ReplicaSet made a pod, or had its creates refused, and
+    /// that stayed so for `quiet`; on timeout, every Deployment still pending and its state.
+    async fn settled_workloads(
+        &self,
+        namespace: &str,
+        deployments: &[String],
+        quiet: Duration,
+        timeout: Duration,
+    ) -> ApiResult<Vec<super::injection::Settled>> {
+        let _ = (deployments, quiet, timeout);
+        Err(ApiFailure::new(format!("workloads in {namespace}: not supported by this API")))
+    }
+    /// `pod` as the API server would store it (a dry-run create in kube-system); `after_webhook`:
+    /// as it defaults a webhook's patch, without the service-account plugin's mounts.
+    async fn defaulted_pod(&self, pod: &Value, after_webhook: bool) -> ApiResult<Value> {
+        let _ = (pod, after_webhook);
+        Err(ApiFailure::new("dry-run creates: not supported by this API"))
+    }
 }

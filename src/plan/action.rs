@@ -194,9 +194,23 @@ pub enum Action {
         selector: serde_json::Map<String, Value>,
         /// The expectation groups whose `when` holds for the plan's versions.
         expectations: Vec<PodExpectation>,
-        /// The pod `kyvtel check` predicts (its injection model); a difference is model drift.
+        /// The injection model to compare the pod with (from the same live inputs); a difference
+        /// is model drift.
         #[serde(skip_serializing_if = "Option::is_none")]
-        predicted: Option<Value>,
+        model: Option<ModelInput>,
+    },
+    /// Compare each Deployment's pod, as the injector made it (or refused it), with the injection
+    /// model's prediction from the same inputs: its ReplicaSet's template and the namespace's Services.
+    CompareModel {
+        /// Namespace.
+        namespace: String,
+        /// The Deployments.
+        workloads: Vec<String>,
+        /// The model's other inputs.
+        model: ModelInput,
+        /// Time limit for every Deployment's pod (or refusal) to settle.
+        #[serde(serialize_with = "dur")]
+        timeout: Duration,
     },
     /// Restart the workload (`kubectl rollout restart` equivalent: a pod-template annotation).
     RestartWorkload {
@@ -349,5 +363,32 @@ impl Plan {
     /// The teardown entries in the order they run (LIFO).
     pub fn teardown_order(&self) -> impl Iterator<Item = (usize, &Teardown)> {
         self.teardown.iter().enumerate().rev()
+    }
+}
+
+/// What the injection model needs besides the live pod template and Services.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelInput {
+    /// The Telepresence version.
+    pub telepresence: String,
+    /// The Helm values of the install.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub values: Option<Value>,
+    /// The traffic-manager's namespace.
+    pub manager_namespace: String,
+    /// What makes the injector act.
+    pub trigger: crate::predict::inject::Trigger,
+}
+
+impl ModelInput {
+    /// The model's view of the installation.
+    #[must_use]
+    pub fn telepresence(&self) -> crate::predict::inject::Telepresence<'_> {
+        crate::predict::inject::Telepresence {
+            version: crate::scenario::version::Version::parse(&self.telepresence)
+                .unwrap_or_else(|| crate::scenario::version::Version::parse("0").unwrap_or_else(|| unreachable!())),
+            values: self.values.as_ref(),
+        }
     }
 }

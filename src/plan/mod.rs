@@ -13,7 +13,7 @@ pub mod providers;
 pub mod render;
 mod steps;
 
-pub use action::{Action, DenialSource, Gather, Phase, Plan, Teardown, WaitFor};
+pub use action::{Action, DenialSource, Gather, ModelInput, Phase, Plan, Teardown, WaitFor};
 pub use build::{ClusterTarget, Options, build, build_in};
 pub use cells::{Cell, CellKey, group};
 pub use provider::{LocalPaths, Provider};

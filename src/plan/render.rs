@@ -124,12 +124,21 @@ fn action(out: &mut String, a: &Action, indent: &str) {
         Action::Request { url, timeout } => {
             writeln!(out, "{indent}request GET {url} must return the per-run token   (timeout {})", d(*timeout))
         }
-        Action::VerifyPod { namespace, selector, expectations, predicted } => writeln!(
+        Action::VerifyPod { namespace, selector, expectations, model } => writeln!(
             out,
             "{indent}verify  the intercepted pod in {namespace} matching {} against {} expectation group(s){}",
             kv(selector),
             expectations.len(),
-            if predicted.is_some() { "; compare it with the injection model (drift)" } else { "" }
+            model.as_ref().map(|m| format!("; compare it with the injection model ({}) (drift)", model_label(m))).unwrap_or_default()
+        ),
+        Action::CompareModel { namespace, workloads, model, timeout } => writeln!(
+            out,
+            "{indent}compare each pod of {} Deployment(s) in {namespace} ({}) with the injection model ({}); \
+             settled within {}",
+            workloads.len(),
+            workloads.join(", "),
+            model_label(model),
+            d(*timeout)
         ),
         Action::RestartWorkload { namespace, name } => {
             writeln!(out, "{indent}restart Deployment {namespace}/{name} (rollout restart)")
@@ -350,4 +359,12 @@ pub fn cells_text(cells: &[Cell]) -> String {
         adaptations(&mut out);
     }
     out
+}
+
+fn model_label(m: &super::action::ModelInput) -> String {
+    let trigger = match m.trigger {
+        crate::predict::inject::Trigger::Annotation => "injected by annotation",
+        crate::predict::inject::Trigger::Intercept => "injected by an intercept",
+    };
+    format!("Telepresence {}, {trigger}, from the live template and Services", m.telepresence)
 }

@@ -66,8 +66,11 @@ pub struct ScenarioResult {
     pub phases: Vec<PhaseResult>,
     /// Pod checks made by the outcome engine.
     pub checks: Vec<Check>,
-    /// Differences between the injection model and the live pod (model drift); empty when none.
-    pub drift: Vec<String>,
+    /// The injection model compared with the live pods (model drift), one record per workload.
+    pub drift: Vec<super::drift::DriftRecord>,
+    /// Comparisons that could not be made, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drift_notes: Vec<String>,
     /// The failure was the infrastructure's (a component died, a webhook could not be called), never
     /// a policy verdict: exit 3.
     pub infra: bool,
@@ -115,7 +118,13 @@ pub struct Settings {
     pub processes: crate::provider::local::process::Table,
     /// The whole teardown waits for the cell's end (a cell's shared setup).
     pub defer_teardown: bool,
+    /// Unexplained model drift fails the pod's verification (`--strict-model`).
+    pub strict_model: bool,
 }
+
+/// How long a workload's pod (or refusal) must stay unchanged to count as the injector's result:
+/// Telepresence 2.20.2 refuses the first pod and restarts the workload about 3 s later (facts.md §7).
+const SETTLE_QUIET: Duration = Duration::from_secs(5);
 
 /// Mutable state of one execution.
 #[derive(Default)]
@@ -132,7 +141,8 @@ struct State {
     /// The phase running now, and the phases whose commands all succeeded so far (installs).
     phase: String,
     installed: HashSet<String>,
-    drift: Vec<String>,
+    drift: Vec<super::drift::DriftRecord>,
+    drift_notes: Vec<String>,
     infra: bool,
     asserted: usize,
 }
@@ -375,10 +385,23 @@ async fn exec_action<A: ClusterApi>(
             let url = resolve_url(api, url).await?;
             traffic::expect_token(&url, &s.token, *timeout).await
         }
-        Action::VerifyPod { expectations, predicted, .. } => {
-            let pod = st.agent_pod.as_ref().ok_or("no intercepted pod was observed")?;
-            if let Some(model) = predicted {
-                st.drift = super::drift::compare(model, pod);
+        Action::VerifyPod { expectations, model, .. } => {
+            let pod = st.agent_pod.clone().ok_or("no intercepted pod was observed")?;
+            let pod = &pod;
+            if let Some(model) = model {
+                match super::drift::compare_pod(api, pod, model).await {
+                    Ok(record) => {
+                        let open = record.lines();
+                        st.drift.push(record);
+                        if s.strict_model && !open.is_empty() {
+                            return Err(format!(
+                                "unexplained model drift (--strict-model): {}",
+                                open.join("; ")
+                            ));
+                        }
+                    }
+                    Err(e) => st.drift_notes.push(format!("the pod was not compared with the model: {e}")),
+                }
             }
             let verdict = crate::outcome::pod::verify_pod(pod, expectations, &plan.versions);
             st.checks.extend(verdict.checks.iter().cloned());
@@ -396,6 +419,29 @@ async fn exec_action<A: ClusterApi>(
                     })
                     .collect();
                 Err(format!("the intercepted pod does not match: {}", failed.join("; ")))
+            }
+        }
+        Action::CompareModel { namespace, workloads, model, timeout } => {
+            let settled = api
+                .settled_workloads(namespace, workloads, SETTLE_QUIET, *timeout)
+                .await
+                .map_err(|e| e.to_string())?;
+            let services = super::drift::services(api, namespace).await.map_err(|e| e.to_string())?;
+            let mut open = Vec::new();
+            for one in &settled {
+                let record = super::drift::compare(api, one, &services, model).await.map_err(|e| e.to_string())?;
+                open.extend(record.lines());
+                st.drift.push(record);
+            }
+            st.asserted += settled.len();
+            if open.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "the injection model differs from the injector in {} field(s): {}",
+                    open.len(),
+                    open.iter().take(10).cloned().collect::<Vec<_>>().join("; ")
+                ))
             }
         }
         Action::RestartWorkload { namespace, name } => api.restart(namespace, name).await.map_err(|e| e.to_string()),
@@ -551,6 +597,7 @@ pub async fn execute<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) -> Scena
         phases,
         checks: std::mem::take(&mut st.checks),
         drift: std::mem::take(&mut st.drift),
+        drift_notes: std::mem::take(&mut st.drift_notes),
         infra: st.infra,
         asserted: st.asserted,
         teardown,
@@ -685,6 +732,7 @@ pub async fn execute_guarded<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) 
                 phases: vec![PhaseResult { name: "run".into(), status: Status::Failed(message), seconds: 0.0 }],
                 checks: Vec::new(),
                 drift: Vec::new(),
+                drift_notes: Vec::new(),
                 // A bug in kyvtel is not a verdict on the system under test.
                 infra: true,
                 asserted: 0,

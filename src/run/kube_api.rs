@@ -482,6 +482,29 @@ impl ClusterApi for KubeApi {
             .collect()
     }
 
+    async fn settled_workloads(
+        &self,
+        namespace: &str,
+        deployments: &[String],
+        quiet: Duration,
+        timeout: Duration,
+    ) -> ApiResult<Vec<crate::kube::injection::Settled>> {
+        let client = self.client().await?;
+        crate::kube::injection::settle(client, namespace, deployments, quiet, timeout).await.map_err(failure)
+    }
+
+    async fn defaulted_pod(&self, pod: &Value, after_webhook: bool) -> ApiResult<Value> {
+        let client = self.client().await?;
+        let call = async {
+            if after_webhook {
+                crate::kube::injection::defaulted_after_webhook(client, pod).await
+            } else {
+                crate::kube::injection::defaulted(client, pod).await
+            }
+        };
+        self.bounded("dry-run create in kube-system", async { call.await.map_err(failure) }).await
+    }
+
     async fn get_json(&self, path: &str) -> ApiResult<Value> {
         let text = self.get_text(path).await?;
         serde_json::from_str(&text).map_err(|e| ApiFailure::new(format!("GET {path}: {e}")))

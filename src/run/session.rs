@@ -74,6 +74,8 @@ pub struct SessionOptions {
     pub cold: bool,
     /// Local provider: no private namespaces (`--unconfined`).
     pub unconfined: bool,
+    /// Unexplained model drift fails the pod's verification.
+    pub strict_model: bool,
 }
 
 /// Where run-private directories go by default, `target/kyvtel-work/<run-id>/`: beside the reports,
@@ -185,6 +187,7 @@ impl Session<'_> {
             owns_cluster: !matches!(self.opts.provider, Provider::Existing { .. }),
             processes: self.processes.clone(),
             defer_teardown: false,
+            strict_model: self.opts.strict_model,
         }
     }
 
@@ -259,14 +262,20 @@ impl Session<'_> {
                 }
             }
         };
-        if !result.drift.is_empty() {
+        let open: Vec<String> = result.drift.iter().flat_map(super::drift::DriftRecord::lines).collect();
+        if !open.is_empty() {
             crate::console_eprintln!(
-                "model drift in {} (the offline injection model differs from the live pod):",
+                "model drift in {} (the injection model differs from the live pod; nothing in not_modelled.yaml explains it):",
                 plan.scenario
             );
-            for d in &result.drift {
+            for d in open.iter().take(20) {
                 crate::console_eprintln!("  {d}");
             }
+        }
+        for n in &result.drift_notes {
+            crate::console_eprintln!("  note: {n}");
+        }
+        if !result.drift.is_empty() {
             let drift = serde_json::to_string_pretty(&result.drift).unwrap_or_default();
             let _ = self.write_report_file(&format!("{}-model-drift.json", plan.scenario), &drift);
         }
@@ -454,6 +463,7 @@ impl Session<'_> {
                 owns_cluster: true,
                 processes: Default::default(),
                 defer_teardown: false,
+                strict_model: setup_settings.strict_model,
             }));
             self.note_server_version(&api);
             self.record_fingerprint(&api, &result.setup, record);
@@ -825,6 +835,7 @@ mod tests {
             junit: None,
             cold: false,
             unconfined: false,
+            strict_model: false,
         }
     }
 

@@ -393,6 +393,9 @@ fn check_step_order(p: &mut Problems<'_>, s: &Scenario) {
             Step::Connect(_) if missing("installTelepresence", &seen) => {
                 p.at_key(&at, "`connect` needs an earlier `installTelepresence`")
             }
+            Step::CompareModel(_) if missing("deployWorkload", &seen) => {
+                p.at_key(&at, "`compareModel` needs an earlier `deployWorkload`")
+            }
             _ => {}
         }
         match step {
@@ -446,5 +449,6 @@ pub fn step_key(step: &Step) -> &'static str {
         Step::Intercept(_) => "intercept",
         Step::SendTraffic(_) => "sendTraffic",
         Step::Leave(_) => "leave",
+        Step::CompareModel(_) => "compareModel",
     }
 }

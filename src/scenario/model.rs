@@ -243,6 +243,9 @@ pub enum Step {
     SendTraffic(SendTraffic),
     /// Leave the intercept.
     Leave(StepOptions),
+    /// Compare every workload's pod, as the agent injector made it, with the injection model's
+    /// prediction from the same inputs (a differential check of the model).
+    CompareModel(StepOptions),
 }
 
 impl Step {
@@ -257,6 +260,7 @@ impl Step {
             Step::Intercept(_) => "intercept",
             Step::SendTraffic(_) => "send-traffic",
             Step::Leave(_) => "leave",
+            Step::CompareModel(_) => "compare-model",
         }
     }
 
@@ -270,7 +274,8 @@ impl Step {
             | Step::InstallTelepresence(o)
             | Step::DeployWorkload(o)
             | Step::Connect(o)
-            | Step::Leave(o) => &o.expect,
+            | Step::Leave(o)
+            | Step::CompareModel(o) => &o.expect,
         };
         e.clone().unwrap_or_default()
     }
@@ -285,7 +290,8 @@ impl Step {
             | Step::InstallTelepresence(o)
             | Step::DeployWorkload(o)
             | Step::Connect(o)
-            | Step::Leave(o) => o.timeout.as_deref(),
+            | Step::Leave(o)
+            | Step::CompareModel(o) => o.timeout.as_deref(),
         }
     }
 }

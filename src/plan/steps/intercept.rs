@@ -6,7 +6,7 @@ use super::super::action::{Action, WaitFor};
 use super::super::build::limits;
 use super::super::provider::Provider;
 use super::Ctx;
-use crate::predict::render;
+use crate::predict::inject::Trigger;
 use crate::scenario::model::Intercept;
 use crate::scenario::version::Version;
 use crate::tools::telepresence;
@@ -22,13 +22,14 @@ pub(super) fn actions(ctx: &mut Ctx<'_>, i: &Intercept) -> Vec<Action> {
     let tp = v.telepresence_version();
     let expectations: Vec<_> =
         s.expect.pod.iter().filter(|g| g.when.as_ref().is_none_or(|w| v.satisfies(w))).cloned().collect();
+    let trigger = if ctx.b.provider == Provider::Local { Trigger::Annotation } else { Trigger::Intercept };
     let verify = |actions: &mut Vec<Action>| {
         if !expectations.is_empty() {
             actions.push(Action::VerifyPod {
                 namespace: app_ns.clone(),
                 selector: selector.clone(),
                 expectations: expectations.clone(),
-                predicted: render::injected_pod(ctx.loaded).ok(),
+                model: Some(super::compare_model::model_input(ctx.loaded, trigger)),
             });
         }
     };

@@ -2,6 +2,7 @@
 //! provider. Adding a step is a new file here and a variant of [`Step`].
 
 mod apply_policies;
+mod compare_model;
 mod connect;
 mod deploy_workload;
 mod install_kyverno;
@@ -55,6 +56,7 @@ pub(crate) fn phase(b: &mut Builder, loaded: &Loaded, opts: &Options, step: &Ste
         Step::Intercept(i) => intercept::actions(&mut ctx, i),
         Step::SendTraffic(t) => send_traffic::actions(&mut ctx, t),
         Step::Leave(_) => leave::actions(&mut ctx),
+        Step::CompareModel(_) => compare_model::actions(&mut ctx),
     };
     let skipped = matches!(actions.as_slice(), [Action::Skip { .. }]);
     if let Some(expected) = ctx.denial.clone().filter(|_| !skipped) {

@@ -128,6 +128,7 @@ mod tests {
             phases: Vec::new(),
             checks: Vec::new(),
             drift: Vec::new(),
+            drift_notes: Vec::new(),
             infra: false,
             asserted: 3,
             teardown: vec![
