@@ -232,7 +232,7 @@ pub fn local(runner: &dyn Runner, pins: &Pins, root: &Path) -> Vec<Finding> {
             });
         }
     }
-    let cache = crate::provider::local::charts::module_cache();
+    let cache = crate::plan::providers::local::paths::module_cache();
     let dir = existing_ancestor(&cache);
     out.push(match free_gib(runner, &dir) {
         Some(g) if g >= LOCAL_MIN_FREE_DISK_GIB => {

@@ -244,7 +244,7 @@ pub enum Action {
         index: usize,
     },
     /// An operation of the local provider (its components, charts and processes).
-    Local(crate::provider::local::LocalOp),
+    Local(super::providers::local::LocalOp),
     /// The step cannot run on this provider: the phase is reported skipped with the reason, never passed.
     Skip {
         /// Why, e.g. `local provider: no kubelet`.
@@ -254,7 +254,7 @@ pub enum Action {
     /// restores what the cold start's installs created).
     Only {
         /// Cold or warm.
-        start: crate::provider::local::StackStart,
+        start: super::providers::local::StackStart,
         /// The action.
         action: Box<Action>,
     },

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::provider::local::components::Ports;
+use super::providers::local::components::Ports;
+use super::providers::local::paths;
 
 /// Where a plan runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
@@ -101,11 +102,11 @@ impl LocalPaths {
     /// snapshot store beside the binaries (its keys cover them), or none when every start is `cold`.
     #[must_use]
     pub fn detect(root: &std::path::Path, cold: bool) -> LocalPaths {
-        let bin = root.join(crate::provider::local::build::OUT_DIR);
+        let bin = root.join(paths::OUT_DIR);
         LocalPaths {
             snapshots: (!cold).then(|| bin.join("snapshots")),
             bin,
-            module_cache: crate::provider::local::charts::module_cache(),
+            module_cache: paths::module_cache(),
             kyvtel: std::env::current_exe().unwrap_or_else(|_| "kyvtel".into()),
             stack: None,
             ports: Ports::CONFINED,

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::action::{Action, DenialSource, Plan, WaitFor};
 use super::cells::Cell;
+use super::providers::local::adapt::ADAPTATIONS;
 use crate::duration::format as d;
 use crate::tools::quote;
 
@@ -190,14 +191,14 @@ pub fn text(plan: &Plan) -> String {
     out
 }
 
-/// The local provider's adaptations, each with its reason (one list: [`crate::provider::local::adapt::ADAPTATIONS`]).
+/// The local provider's adaptations, each with its reason (one list: [`ADAPTATIONS`]).
 fn adaptations(out: &mut String) {
     let _ = writeln!(
         out,
         "
 local provider adaptations (what differs from a real cluster, and why):"
     );
-    for (what, why) in crate::provider::local::adapt::ADAPTATIONS {
+    for (what, why) in ADAPTATIONS {
         let _ = writeln!(out, "  - {what}: {why}");
     }
 }

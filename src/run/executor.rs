@@ -316,7 +316,7 @@ async fn exec_action<A: ClusterApi>(
             if r.is_err() {
                 st.infra = true;
             }
-            if r.is_ok() && matches!(op, crate::provider::local::LocalOp::StartFromChart { .. }) {
+            if r.is_ok() && matches!(op, crate::plan::providers::local::LocalOp::StartFromChart { .. }) {
                 st.installed.insert(st.phase.clone());
             }
             r

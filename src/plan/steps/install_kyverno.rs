@@ -6,9 +6,9 @@
 use super::super::action::{Action, WaitFor};
 use super::super::build::limits;
 use super::super::provider::Provider;
-use super::super::providers::local::{cold_only, layout, push_stop, save_snapshot, warm_only};
+use super::super::providers::local::paths::module_dir;
+use super::super::providers::local::{LocalOp, Ready, cold_only, layout, push_stop, save_snapshot, warm_only};
 use super::Ctx;
-use crate::provider::local::{LocalOp, Ready};
 use crate::tools::helm;
 
 pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
@@ -30,7 +30,7 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
         let kyverno = &pins.local.binaries["kyverno"];
         let chart = l.dir.join("charts/kyverno");
         let cache = &ctx.opts.local.module_cache;
-        let module = |m: &str, ver: &str| crate::provider::local::charts::module_dir(cache, m, ver);
+        let module = |m: &str, ver: &str| module_dir(cache, m, ver);
         actions.insert(
             0,
             Action::Local(LocalOp::PrepareKyvernoChart {

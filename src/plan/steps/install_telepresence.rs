@@ -6,9 +6,9 @@
 use super::super::action::{Action, WaitFor};
 use super::super::build::{clean, limits};
 use super::super::provider::Provider;
-use super::super::providers::local::{layout, push_stop};
+use super::super::providers::local::paths::{module_dir, telepresence_chart_dir, traffic_name};
+use super::super::providers::local::{LocalOp, Ready, layout, push_stop};
 use super::Ctx;
-use crate::provider::local::{LocalOp, Ready, build, charts};
 use crate::tools::env::{self, TelepresenceTimeouts};
 use crate::tools::{helm, telepresence};
 
@@ -24,8 +24,8 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
         let version = ctx.loaded.versions.telepresence.clone();
         let pins = crate::scenario::pins::Pins::builtin();
         let module = pins.local.telepresence.get(&version).map(|b| b.module.clone()).unwrap_or_default();
-        let dir = charts::module_dir(&ctx.opts.local.module_cache, &module, &format!("v{version}"));
-        let chart_dir = charts::telepresence_chart_dir(&dir);
+        let dir = module_dir(&ctx.opts.local.module_cache, &module, &format!("v{version}"));
+        let chart_dir = telepresence_chart_dir(&dir);
         let out = l.dir.join("charts");
         // Both charts are named `telepresence-oss` in their Chart.yaml (2.20.2 in charts/telepresence,
         // 2.31.0 in charts/telepresence-oss); `helm package` names the archive <name>-<version>.tgz.
@@ -89,7 +89,7 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
             env.push(("USAGE_REPORTING_ENABLED".into(), "false".into()));
             actions.push(Action::Local(LocalOp::StartFromChart {
                 name: "traffic-manager".into(),
-                program: l.binary(&build::traffic_name(&version)),
+                program: l.binary(&traffic_name(&version)),
                 namespace: mgr_ns.clone(),
                 deployment: "traffic-manager".into(),
                 container: "traffic-manager".into(),

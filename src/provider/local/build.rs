@@ -9,10 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::plan::providers::local::paths::{OUT_DIR, traffic_name};
 use crate::scenario::pins::{GoBinary, Pins};
-
-/// Where built binaries go, under the repository root.
-pub const OUT_DIR: &str = ".tools/local";
 
 /// One binary to build.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,12 +36,6 @@ fn order(name: &str) -> usize {
         .iter()
         .position(|n| *n == name)
         .unwrap_or(usize::MAX)
-}
-
-/// The traffic-manager binary's name for a Telepresence version.
-#[must_use]
-pub fn traffic_name(version: &str) -> String {
-    format!("traffic-{version}")
 }
 
 /// The `-X` flags that make `/version` and logs tell the truth.

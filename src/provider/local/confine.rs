@@ -14,6 +14,8 @@
 use std::ffi::CString;
 use std::sync::atomic::{AtomicI32, Ordering};
 
+use crate::plan::providers::local::components::Ports;
+
 /// Set in the confined child, so that it does not confine itself again.
 pub const MARKER: &str = "KYVTEL_CONFINED";
 
@@ -86,7 +88,7 @@ fn unavailable_reason() -> String {
 
 /// What an unconfined run does instead, for its first lines and `kyvtel plan --unconfined`.
 #[must_use]
-pub fn unconfined_notice(ports: &super::components::Ports) -> String {
+pub fn unconfined_notice(ports: &Ports) -> String {
     format!(
         "unconfined: no private namespaces (--unconfined): listeners on 127.0.0.1 at ports picked free ({}; etcd \
          has no client authentication, so any local user can reach it during the run), every start cold, each \

@@ -5,14 +5,16 @@
 //!
 //! - [`build`]: wrapper modules → `.tools/local/`, warm by stamp.
 //! - [`confine`]: network, mount and PID namespaces, entered before the async runtime.
-//! - [`pki`], [`components`], [`charts`], [`postrender`], [`adapt`]: pure builders of what runs.
-//! - [`process`], [`op`]: starting, watching and stopping components; the plan's [`LocalOp`]s.
+//! - [`pki`], [`charts`], [`postrender`], [`adapt`]: pure builders of what runs.
+//! - [`process`], [`op`]: starting, watching and stopping components; running the plan's `LocalOp`s.
+//!
+//! What the plan holds (the operations, the components' command lines and files, the adaptations)
+//! is [`crate::plan::providers::local`]'s, so that `kyvtel plan` prints it.
 //! - [`snapshot`]: the warm start from a saved "stack ready" state.
 
 pub mod adapt;
 pub mod build;
 pub mod charts;
-pub mod components;
 pub mod confine;
 pub mod op;
 pub mod pki;
@@ -20,5 +22,3 @@ pub mod postrender;
 pub mod process;
 pub mod snapshot;
 pub mod variants;
-
-pub use op::{LocalOp, Ready, StackStart};

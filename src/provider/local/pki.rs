@@ -1,17 +1,12 @@
 //! The run-private PKI of a local stack, generated in Rust (rcgen on `ring`): a CA, the API server's
 //! serving certificate, the injector's serving certificate, the service-account key pair, and the
-//! static admin token. Every file is 0600 in a 0700 directory.
+//! static admin token. Every file is 0600 in a 0700 directory; the file names are [`Pki`]'s.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
 
-/// The PKI files of one stack.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pki {
-    /// The directory (0700).
-    pub dir: PathBuf,
-}
+use crate::plan::providers::local::components::Pki;
 
 /// A certificate and its key, as PEM.
 struct Pair {
@@ -19,106 +14,53 @@ struct Pair {
     key: String,
 }
 
-impl Pki {
-    /// The CA certificate.
-    #[must_use]
-    pub fn ca_crt(&self) -> PathBuf {
-        self.dir.join("ca.crt")
-    }
-    /// The CA key.
-    #[must_use]
-    pub fn ca_key(&self) -> PathBuf {
-        self.dir.join("ca.key")
-    }
-    /// The API server's serving certificate.
-    #[must_use]
-    pub fn apiserver_crt(&self) -> PathBuf {
-        self.dir.join("apiserver.crt")
-    }
-    /// Its key.
-    #[must_use]
-    pub fn apiserver_key(&self) -> PathBuf {
-        self.dir.join("apiserver.key")
-    }
-    /// The agent injector's serving certificate (SAN IP 127.0.0.1).
-    #[must_use]
-    pub fn injector_crt(&self) -> PathBuf {
-        self.dir.join("injector.crt")
-    }
-    /// Its key.
-    #[must_use]
-    pub fn injector_key(&self) -> PathBuf {
-        self.dir.join("injector.key")
-    }
-    /// The service-account signing key.
-    #[must_use]
-    pub fn sa_key(&self) -> PathBuf {
-        self.dir.join("sa.key")
-    }
-    /// Its public half.
-    #[must_use]
-    pub fn sa_pub(&self) -> PathBuf {
-        self.dir.join("sa.pub")
-    }
-    /// The static token file (`token,user,uid,"group"`).
-    #[must_use]
-    pub fn tokens(&self) -> PathBuf {
-        self.dir.join("tokens.csv")
-    }
-    /// The admin token.
-    #[must_use]
-    pub fn admin_token(&self) -> PathBuf {
-        self.dir.join("admin.token")
-    }
+/// Generates everything under `dir`, replacing what is there.
+///
+/// # Errors
+/// Key generation or a write failed.
+pub fn generate(dir: &Path) -> Result<Pki, String> {
+    create_private_dir(dir)?;
+    let pki = Pki { dir: dir.to_path_buf() };
+    let ca_key = KeyPair::generate().map_err(|e| e.to_string())?;
+    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
+    ca.distinguished_name.push(DnType::CommonName, "kyvtel-local-ca");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca.self_signed(&ca_key).map_err(|e| e.to_string())?;
+    let issuer = Issuer::new(ca, ca_key);
+    write_private(&pki.ca_crt(), &ca_cert.pem())?;
+    write_private(&pki.ca_key(), &issuer.key().serialize_pem())?;
 
-    /// Generates everything under `dir`, replacing what is there.
-    ///
-    /// # Errors
-    /// Key generation or a write failed.
-    pub fn generate(dir: &Path) -> Result<Pki, String> {
-        create_private_dir(dir)?;
-        let pki = Pki { dir: dir.to_path_buf() };
-        let ca_key = KeyPair::generate().map_err(|e| e.to_string())?;
-        let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
-        ca.distinguished_name.push(DnType::CommonName, "kyvtel-local-ca");
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.key_usages = vec![
-            rcgen::KeyUsagePurpose::KeyCertSign,
-            rcgen::KeyUsagePurpose::CrlSign,
-            rcgen::KeyUsagePurpose::DigitalSignature,
-        ];
-        let ca_cert = ca.self_signed(&ca_key).map_err(|e| e.to_string())?;
-        let issuer = Issuer::new(ca, ca_key);
-        write_private(&pki.ca_crt(), &ca_cert.pem())?;
-        write_private(&pki.ca_key(), &issuer.key().serialize_pem())?;
+    let api = serving(
+        &issuer,
+        "kube-apiserver",
+        &[
+            "localhost",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+        ],
+        &["127.0.0.1", "10.96.0.1"],
+    )?;
+    write_private(&pki.apiserver_crt(), &api.cert)?;
+    write_private(&pki.apiserver_key(), &api.key)?;
+    let inj = serving(&issuer, "agent-injector", &["localhost"], &["127.0.0.1"])?;
+    write_private(&pki.injector_crt(), &inj.cert)?;
+    write_private(&pki.injector_key(), &inj.key)?;
 
-        let api = serving(
-            &issuer,
-            "kube-apiserver",
-            &[
-                "localhost",
-                "kubernetes",
-                "kubernetes.default",
-                "kubernetes.default.svc",
-                "kubernetes.default.svc.cluster.local",
-            ],
-            &["127.0.0.1", "10.96.0.1"],
-        )?;
-        write_private(&pki.apiserver_crt(), &api.cert)?;
-        write_private(&pki.apiserver_key(), &api.key)?;
-        let inj = serving(&issuer, "agent-injector", &["localhost"], &["127.0.0.1"])?;
-        write_private(&pki.injector_crt(), &inj.cert)?;
-        write_private(&pki.injector_key(), &inj.key)?;
+    let sa = KeyPair::generate().map_err(|e| e.to_string())?;
+    write_private(&pki.sa_key(), &sa.serialize_pem())?;
+    write_private(&pki.sa_pub(), &sa.public_key_pem())?;
 
-        let sa = KeyPair::generate().map_err(|e| e.to_string())?;
-        write_private(&pki.sa_key(), &sa.serialize_pem())?;
-        write_private(&pki.sa_pub(), &sa.public_key_pem())?;
-
-        let token = random_token()?;
-        write_private(&pki.admin_token(), &token)?;
-        write_private(&pki.tokens(), &format!("{token},kyvtel-admin,kyvtel-admin,\"system:masters\"\n"))?;
-        Ok(pki)
-    }
+    let token = random_token()?;
+    write_private(&pki.admin_token(), &token)?;
+    write_private(&pki.tokens(), &format!("{token},kyvtel-admin,kyvtel-admin,\"system:masters\"\n"))?;
+    Ok(pki)
 }
 
 fn serving(issuer: &Issuer<'_, KeyPair>, cn: &str, dns: &[&str], ips: &[&str]) -> Result<Pair, String> {
@@ -175,7 +117,7 @@ mod tests {
     fn every_credential_is_0600_in_a_0700_directory() {
         use std::os::unix::fs::PermissionsExt as _;
         let dir = std::env::temp_dir().join(format!("kyvtel-pki-{}", std::process::id()));
-        let pki = Pki::generate(&dir.join("pki")).unwrap();
+        let pki = generate(&dir.join("pki")).unwrap();
         assert_eq!(std::fs::metadata(&pki.dir).unwrap().permissions().mode() & 0o777, 0o700);
         for f in std::fs::read_dir(&pki.dir).unwrap().flatten() {
             assert_eq!(f.metadata().unwrap().permissions().mode() & 0o777, 0o600, "{}", f.path().display());

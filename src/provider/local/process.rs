@@ -8,24 +8,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::plan::providers::local::components::Spawn;
+use crate::plan::providers::local::op::StackStart;
+
 /// How long a component gets to stop after SIGTERM before SIGKILL (facts.md §7: ≥ 15 s).
 pub const GRACE: Duration = Duration::from_secs(15);
-
-/// A component to start.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Spawn {
-    /// Its name (`etcd`, `kube-apiserver`, ...).
-    pub name: String,
-    /// The program.
-    pub program: PathBuf,
-    /// Its arguments.
-    pub args: Vec<String>,
-    /// Its whole environment (nothing is inherited but `PATH`).
-    pub env: Vec<(String, String)>,
-    /// Where stdout and stderr go.
-    pub log: PathBuf,
-}
 
 /// A running component.
 #[derive(Debug)]
@@ -173,18 +160,14 @@ impl Table {
     }
 
     /// Records how the current stack started.
-    pub fn set_start(&self, start: super::StackStart) {
-        self.warm.store(start == super::StackStart::Warm, std::sync::atomic::Ordering::SeqCst);
+    pub fn set_start(&self, start: StackStart) {
+        self.warm.store(start == StackStart::Warm, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// How the current stack started (cold until a snapshot is restored).
     #[must_use]
-    pub fn start(&self) -> super::StackStart {
-        if self.warm.load(std::sync::atomic::Ordering::SeqCst) {
-            super::StackStart::Warm
-        } else {
-            super::StackStart::Cold
-        }
+    pub fn start(&self) -> StackStart {
+        if self.warm.load(std::sync::atomic::Ordering::SeqCst) { StackStart::Warm } else { StackStart::Cold }
     }
 
     /// The process id of the running component `name`.

@@ -25,11 +25,9 @@ use serde::{Deserialize, Serialize};
 
 use super::pki::{create_private_dir, write_private};
 use crate::plan::action::{Action, Phase};
+use crate::plan::providers::local::LocalOp;
+use crate::plan::providers::local::snapshot::{KEEP, MAX_AGE};
 
-/// The oldest snapshot that is reused.
-pub const MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
-/// How many snapshots the store keeps (≈ 80 MB each), newest first.
-pub const KEEP: usize = 4;
 /// The manifest's name inside a snapshot.
 const MANIFEST: &str = "snapshot.json";
 /// The layout of a snapshot: what is copied from the stack directory.
@@ -86,7 +84,6 @@ pub fn key(phases: &[Phase], stack: &Path, binaries: &[PathBuf]) -> Result<Strin
 }
 
 fn is_snapshot_op(a: &Action) -> bool {
-    use super::LocalOp;
     match a {
         Action::Local(LocalOp::RestoreSnapshot { .. } | LocalOp::SaveSnapshot { .. }) => true,
         Action::Only { action, .. } => is_snapshot_op(action),

@@ -9,8 +9,9 @@ use crate::kube::ownership::Owner;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::plan::providers::local::components::{Ports, reuse_hint};
+use crate::plan::providers::local::paths::traffic_name;
 use crate::plan::{self, LocalPaths, Options, Plan, Provider as PlanProvider};
-use crate::provider::local::components::Ports;
 use crate::provider::local::{build, confine, process, variants};
 use crate::run::cell::execute_cell;
 use crate::run::executor::{PhaseResult, ScenarioResult, Settings, Status};
@@ -64,7 +65,7 @@ pub fn build_for(loaded: &[Loaded]) -> Result<()> {
 
 /// The build targets the runs need: every binary but the traffic-managers of other versions.
 fn needed_targets<'a>(pins: &Pins, telepresence: impl Iterator<Item = &'a str>) -> Vec<build::Target> {
-    let wanted: Vec<String> = telepresence.map(build::traffic_name).collect();
+    let wanted: Vec<String> = telepresence.map(traffic_name).collect();
     build::targets(pins).into_iter().filter(|t| !t.name.starts_with("traffic-") || wanted.contains(&t.name)).collect()
 }
 
@@ -241,7 +242,7 @@ impl Session<'_> {
             if self.keep() {
                 // The work directory (with the stack's data and PKI) stays; its processes do not.
                 let l = plan::providers::local::layout(&Options { run_dir: cell.run_dir.clone(), ..opts.clone() });
-                crate::console_eprintln!("{}", crate::provider::local::components::reuse_hint(&l));
+                crate::console_eprintln!("{}", reuse_hint(&l));
             }
             if result.cancelled {
                 return Ok(true);

@@ -1,10 +1,22 @@
 //! local: the control plane from the run's own PKI (etcd, kube-apiserver, kube-controller-manager),
 //! each stopped newest first; Kyverno and the traffic-manager are started by their install steps.
+//!
+//! What the local provider contributes to a plan lives here, so that `kyvtel plan` prints it: its
+//! operations ([`LocalOp`]), the components' command lines and files ([`components`]), where its
+//! binaries and charts come from ([`paths`]), its snapshot policy ([`snapshot`]) and how it differs
+//! from a real cluster ([`adapt`]). `provider::local` executes them.
+
+pub mod adapt;
+pub mod components;
+pub mod op;
+pub mod paths;
+pub mod snapshot;
+
+pub use op::{LocalOp, Ready, StackStart};
 
 use super::super::action::{Action, Phase};
 use super::super::build::{Builder, Options, limits};
-use crate::provider::local::components::{self, Layout};
-use crate::provider::local::{LocalOp, Ready, StackStart};
+use components::Layout;
 
 /// The binaries a stack-ready snapshot's key covers: those the shared setup runs.
 const SNAPSHOT_BINARIES: [&str; 5] = ["etcd", "kube-apiserver", "kube-controller-manager", "kyverno", "helm"];

@@ -1,11 +1,84 @@
-//! The control plane's command lines (facts.md §7), pure so that `kyvtel plan --provider local` prints
-//! exactly what runs. Inside the run's network namespace fixed loopback ports are safe; an unconfined
-//! run picks free ones ([`Ports`]).
+//! The control plane's command lines (facts.md §7) and the stack's files ([`Layout`], [`Pki`]), pure
+//! so that `kyvtel plan --provider local` prints exactly what runs. Inside the run's network namespace
+//! fixed loopback ports are safe; an unconfined run picks free ones ([`Ports`]).
 
 use std::path::{Path, PathBuf};
 
-use super::pki::Pki;
-use super::process::Spawn;
+/// A component to start.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Spawn {
+    /// Its name (`etcd`, `kube-apiserver`, ...).
+    pub name: String,
+    /// The program.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Its whole environment (nothing is inherited but `PATH`).
+    pub env: Vec<(String, String)>,
+    /// Where stdout and stderr go.
+    pub log: PathBuf,
+}
+
+/// The PKI files of one stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pki {
+    /// The directory (0700).
+    pub dir: PathBuf,
+}
+
+impl Pki {
+    /// The CA certificate.
+    #[must_use]
+    pub fn ca_crt(&self) -> PathBuf {
+        self.dir.join("ca.crt")
+    }
+    /// The CA key.
+    #[must_use]
+    pub fn ca_key(&self) -> PathBuf {
+        self.dir.join("ca.key")
+    }
+    /// The API server's serving certificate.
+    #[must_use]
+    pub fn apiserver_crt(&self) -> PathBuf {
+        self.dir.join("apiserver.crt")
+    }
+    /// Its key.
+    #[must_use]
+    pub fn apiserver_key(&self) -> PathBuf {
+        self.dir.join("apiserver.key")
+    }
+    /// The agent injector's serving certificate (SAN IP 127.0.0.1).
+    #[must_use]
+    pub fn injector_crt(&self) -> PathBuf {
+        self.dir.join("injector.crt")
+    }
+    /// Its key.
+    #[must_use]
+    pub fn injector_key(&self) -> PathBuf {
+        self.dir.join("injector.key")
+    }
+    /// The service-account signing key.
+    #[must_use]
+    pub fn sa_key(&self) -> PathBuf {
+        self.dir.join("sa.key")
+    }
+    /// Its public half.
+    #[must_use]
+    pub fn sa_pub(&self) -> PathBuf {
+        self.dir.join("sa.pub")
+    }
+    /// The static token file (`token,user,uid,"group"`).
+    #[must_use]
+    pub fn tokens(&self) -> PathBuf {
+        self.dir.join("tokens.csv")
+    }
+    /// The admin token.
+    #[must_use]
+    pub fn admin_token(&self) -> PathBuf {
+        self.dir.join("admin.token")
+    }
+}
 
 /// The loopback ports of a stack's listeners.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
