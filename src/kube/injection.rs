@@ -73,24 +73,17 @@ pub async fn defaulted(client: &::kube::Client, pod: &Value) -> Result<Value, Ku
     serde_json::from_str(&answer.body).map_err(|e| KubeError::Refused(format!("dry-run answer is not JSON: {e}")))
 }
 
-/// `pod` after the defaulting the API server applies to a mutating webhook's patch: the same
-/// dry-run, with the service-account plugin held off (it ran before the webhook, so the containers
-/// the injector adds never get its token mount) and the pod's own setting restored afterwards.
+/// `pod` after the defaulting the API server applies to a mutating webhook's patch: a changed object
+/// makes it run its mutating admission chain once more (reinvocation), so the built-in plugins see the
+/// injected containers too (the service-account plugin mounts its token into each container without
+/// one). The same dry-run does exactly that.
+// upstream: kubernetes staging/src/k8s.io/apiserver/pkg/admission/reinvocation.go@v0.35.8 and
+// plugin/webhook/mutating/dispatcher.go:192-195 (a changed object sets ShouldReinvoke).
 ///
 /// # Errors
 /// As [`defaulted`].
 pub async fn defaulted_after_webhook(client: &::kube::Client, pod: &Value) -> Result<Value, KubeError> {
-    let own = pod["spec"].get("automountServiceAccountToken").cloned();
-    let mut held = pod.clone();
-    held["spec"]["automountServiceAccountToken"] = json!(false);
-    let mut out = defaulted(client, &held).await?;
-    if let Some(spec) = out["spec"].as_object_mut() {
-        match own {
-            Some(v) => spec.insert("automountServiceAccountToken".into(), v),
-            None => spec.remove("automountServiceAccountToken"),
-        };
-    }
-    Ok(out)
+    defaulted(client, pod).await
 }
 
 async fn list(client: &::kube::Client, path: &str) -> Result<Vec<Value>, KubeError> {

@@ -130,7 +130,10 @@ fn action(out: &mut String, a: &Action, indent: &str) {
             "{indent}verify  the intercepted pod in {namespace} matching {} against {} expectation group(s){}",
             kv(selector),
             expectations.len(),
-            model.as_ref().map(|m| format!("; compare it with the injection model ({}) (drift)", model_label(m))).unwrap_or_default()
+            model
+                .as_ref()
+                .map(|m| format!("; compare it with the injection model ({}) (drift)", model_label(m)))
+                .unwrap_or_default()
         ),
         Action::CompareModel { namespace, workloads, model, timeout } => writeln!(
             out,

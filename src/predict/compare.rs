@@ -31,6 +31,19 @@ pub const IGNORED: [Ignored; 10] = [
     Ignored { pointer: "/status", reason: "written by the kubelet and the scheduler, not by admission" },
 ];
 
+/// The service-account token's mount on an injected container, which the comparison ignores: the
+/// API server's service-account plugin adds it when a webhook's change makes the server run its
+/// mutating admission once more (reinvocation), which depends on the request's other webhooks
+/// (observed: added in a namespace without Kyverno policies, absent under the recipe's), never on
+/// the injector.
+// upstream: kubernetes staging/src/k8s.io/apiserver/pkg/admission/reinvocation.go@v0.35.8,
+// plugin/webhook/mutating/dispatcher.go:192-195; plugin/pkg/admission/serviceaccount/admission.go:443-471.
+pub const REINVOCATION_MOUNT: Ignored = Ignored {
+    pointer: "/spec/{containers,initContainers}/{traffic-agent,tel-agent-init}/volumeMounts/<mountPath /var/run/secrets/kubernetes.io/serviceaccount>",
+    reason: "added by the API server's service-account plugin when it reinvokes admission, not by the injector",
+};
+const TOKEN_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
 /// The prefix of the service-account token volume, whose 5-character suffix is random.
 // upstream: kubernetes plugin/pkg/admission/serviceaccount/admission.go (ServiceAccountVolumeName
 // "kube-api-access", the name generated with a random suffix).
@@ -93,6 +106,19 @@ pub fn normalise(pod: &Value) -> Value {
     }
     if let Some(spec) = out.get_mut("spec") {
         normalise_token_volume(spec);
+        for list in ["containers", "initContainers"] {
+            for c in spec[list].as_array_mut().into_iter().flatten() {
+                if c["name"] != "traffic-agent" && c["name"] != "tel-agent-init" {
+                    continue;
+                }
+                if let Some(mounts) = c["volumeMounts"].as_array_mut() {
+                    mounts.retain(|m| m["mountPath"] != TOKEN_MOUNT_PATH);
+                    if mounts.is_empty() {
+                        c.as_object_mut().map(|o| o.remove("volumeMounts"));
+                    }
+                }
+            }
+        }
     }
     if let Some(Value::String(text)) =
         out.pointer(&format!("/metadata/annotations/{}", AGENT_CONFIG_ANNOTATION.replace('/', "~1")))

@@ -85,7 +85,9 @@ fn owner(rs: &Value) -> (String, String) {
     rs["metadata"]["ownerReferences"]
         .as_array()
         .and_then(|refs| refs.iter().find(|r| r["controller"] == true))
-        .map(|r| (r["kind"].as_str().unwrap_or_default().to_string(), r["name"].as_str().unwrap_or_default().to_string()))
+        .map(|r| {
+            (r["kind"].as_str().unwrap_or_default().to_string(), r["name"].as_str().unwrap_or_default().to_string())
+        })
         .unwrap_or_else(|| ("ReplicaSet".into(), rs["metadata"]["name"].as_str().unwrap_or_default().to_string()))
 }
 
@@ -110,8 +112,7 @@ pub async fn compare(
         labels.remove("pod-template-hash");
     }
     let workload = inject::Workload { kind: &kind, name: &name, namespace: &namespace, template: &template };
-    let cluster =
-        inject::Cluster { services, manager_namespace: &model.manager_namespace, trigger: model.trigger };
+    let cluster = inject::Cluster { services, manager_namespace: &model.manager_namespace, trigger: model.trigger };
     let requested = api.defaulted_pod(&settled.requested_pod(), false).await?;
     let injection = inject::inject(&requested, &tp, &workload, &cluster);
     let (model_text, predicted) = match &injection {

@@ -394,10 +394,7 @@ async fn exec_action<A: ClusterApi>(
                         let open = record.lines();
                         st.drift.push(record);
                         if s.strict_model && !open.is_empty() {
-                            return Err(format!(
-                                "unexplained model drift (--strict-model): {}",
-                                open.join("; ")
-                            ));
+                            return Err(format!("unexplained model drift (--strict-model): {}", open.join("; ")));
                         }
                     }
                     Err(e) => st.drift_notes.push(format!("the pod was not compared with the model: {e}")),
@@ -422,10 +419,8 @@ async fn exec_action<A: ClusterApi>(
             }
         }
         Action::CompareModel { namespace, workloads, model, timeout } => {
-            let settled = api
-                .settled_workloads(namespace, workloads, SETTLE_QUIET, *timeout)
-                .await
-                .map_err(|e| e.to_string())?;
+            let settled =
+                api.settled_workloads(namespace, workloads, SETTLE_QUIET, *timeout).await.map_err(|e| e.to_string())?;
             let services = super::drift::services(api, namespace).await.map_err(|e| e.to_string())?;
             let mut open = Vec::new();
             for one in &settled {

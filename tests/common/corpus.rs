@@ -154,8 +154,14 @@ const NAMES: [&str; 4] = ["http", "grpc", "metrics", "dns"];
 const GROUPS: [u32; 3] = [3000, 7439, 7440];
 
 fn cport() -> impl Strategy<Value = CPort> {
-    (prop::option::weighted(0.7, 0..NAMES.len()), 0..NUMBERS.len(), prop::bool::weighted(0.2), any::<bool>())
-        .prop_map(|(n, k, udp, explicit_tcp)| CPort { name: n.map(|i| NAMES[i].to_string()), number: NUMBERS[k], udp, explicit_tcp })
+    (prop::option::weighted(0.7, 0..NAMES.len()), 0..NUMBERS.len(), prop::bool::weighted(0.2), any::<bool>()).prop_map(
+        |(n, k, udp, explicit_tcp)| CPort {
+            name: n.map(|i| NAMES[i].to_string()),
+            number: NUMBERS[k],
+            udp,
+            explicit_tcp,
+        },
+    )
 }
 
 fn sc() -> impl Strategy<Value = Sc> {
@@ -168,8 +174,11 @@ fn sc() -> impl Strategy<Value = Sc> {
 }
 
 fn container() -> impl Strategy<Value = Container> {
-    (prop::collection::vec(cport(), 0..=2), sc(), prop::bool::weighted(0.3))
-        .prop_map(|(ports, sc, probe)| Container { ports, sc, probe })
+    (prop::collection::vec(cport(), 0..=2), sc(), prop::bool::weighted(0.3)).prop_map(|(ports, sc, probe)| Container {
+        ports,
+        sc,
+        probe,
+    })
 }
 
 fn target() -> impl Strategy<Value = Target> {
@@ -231,7 +240,9 @@ pub fn case() -> impl Strategy<Value = Case> {
                 }),
                 container_ports: container_ports.map(|l| {
                     l.into_iter()
-                        .map(|i| NAMES.get(i).map_or_else(|| NUMBERS[i - NAMES.len()].to_string(), |s| (*s).to_string()))
+                        .map(|i| {
+                            NAMES.get(i).map_or_else(|| NUMBERS[i - NAMES.len()].to_string(), |s| (*s).to_string())
+                        })
                         .collect()
                 }),
             };
@@ -247,7 +258,9 @@ impl Case {
         let mut names = std::collections::HashSet::new();
         let mut numbers = std::collections::HashSet::new();
         for c in &mut self.containers {
-            c.ports.retain(|p| numbers.insert((p.number, p.udp)) && p.name.as_ref().is_none_or(|n| names.insert(n.clone())));
+            c.ports.retain(|p| {
+                numbers.insert((p.number, p.udp)) && p.name.as_ref().is_none_or(|n| names.insert(n.clone()))
+            });
         }
         let mut seen = std::collections::HashSet::new();
         self.services.retain(|s| seen.insert(s.suffix.clone()));
@@ -376,10 +389,7 @@ impl Case {
             ("containers", self.containers.len().to_string()),
             ("services", self.services.len().min(2).to_string()),
             ("agent.securityContext", values.label().to_string()),
-            (
-                "inject-traffic-agent",
-                format!("{:?}", self.inject).to_lowercase(),
-            ),
+            ("inject-traffic-agent", format!("{:?}", self.inject).to_lowercase()),
         ];
         let sorted: Vec<&String> = self.services.iter().map(|s| &s.suffix).collect();
         if sorted.windows(2).any(|w| w[0] > w[1]) {
@@ -390,7 +400,9 @@ impl Case {
             let t = match &p.target {
                 Target::Named(n) if named.contains(&n.as_str()) => "named",
                 Target::Named(_) => "named, unmatched",
-                Target::Numeric(n) if self.containers.iter().any(|c| c.ports.iter().any(|x| x.number == *n)) => "numeric",
+                Target::Numeric(n) if self.containers.iter().any(|c| c.ports.iter().any(|x| x.number == *n)) => {
+                    "numeric"
+                }
                 Target::Numeric(_) => "numeric, unmatched",
                 Target::Omitted => "omitted",
             };
@@ -435,7 +447,10 @@ impl Case {
             d.push(("annotation", "inject-service-name".into()));
         }
         if let Some((legacy, _)) = &self.service_ports {
-            d.push(("annotation", if *legacy { "inject-service-port (legacy)" } else { "inject-service-ports" }.into()));
+            d.push((
+                "annotation",
+                if *legacy { "inject-service-port (legacy)" } else { "inject-service-ports" }.into(),
+            ));
         }
         if self.container_ports.is_some() {
             d.push(("annotation", "inject-container-ports".into()));

@@ -1,8 +1,10 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod corpus;
 pub mod fake_api;
 pub mod fake_tools;
+pub mod local;
 pub mod mock_api;
 
 use std::path::PathBuf;

@@ -30,8 +30,12 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
     let app_ns = s.workload.namespace.clone();
     let mut objects: Vec<Value> = ctx.loaded.manifest_values().cloned().collect();
     if ctx.b.provider == Provider::Local {
-        // A stable sort: Services first, the rest in file order.
-        objects.sort_by_key(|o| o["kind"] != "Service");
+        // A stable sort: Namespaces, then Services, the rest in file order.
+        objects.sort_by_key(|o| match o["kind"].as_str() {
+            Some("Namespace") => 0,
+            Some("Service") => 1,
+            _ => 2,
+        });
         let key = inject_annotation(&ctx.loaded.versions.telepresence_version());
         for o in objects
             .iter_mut()
