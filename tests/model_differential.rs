@@ -14,14 +14,18 @@ use std::time::Instant;
 
 use common::corpus::{self, AgentValues, Case, Inject};
 use common::local::{serial, skip_or_fail};
+use kyvtel::predict::inject;
+use kyvtel::scenario::version::Version;
 use serde_json::{Value, json};
 
 /// The seed (override: `KYVTEL_MODEL_SEED`).
 const SEED: u64 = 0x6b79_7674_656c;
 /// Workloads per Telepresence version (override: `KYVTEL_MODEL_CASES`).
 const CASES: usize = 200;
-/// How many simplifications a failing case may try.
+/// How many simplifications a failing case may try (each one stack, about 15 s).
 const SHRINK_STEPS: usize = 6;
+/// How many failing cases per version are shrunk.
+const SHRINK_CASES: usize = 2;
 /// The workloads' namespace.
 const NAMESPACE: &str = "kyvtel-model";
 /// The versions whose injector the local provider builds (facts.md §7).
@@ -35,30 +39,28 @@ fn prefix(version: &str) -> &'static str {
     if version.starts_with("2.20") { "telepresence.getambassador.io/" } else { "telepresence.io/" }
 }
 
-/// Cases a version's manager survives. Both versions' managers crash on an `inject-container-ports`
-/// number that no container declares (a nil container in `appendServiceLessAgentContainerConfigs`),
-/// and 2.20.2's on any failed config generation of an enabled workload (`watcher.go:714`; facts.md §7):
-/// those would end the whole batch, so they are left out and counted.
-fn survivable(case: &Case, version: &str) -> bool {
-    let declared: Vec<String> = case
-        .containers
-        .iter()
-        .flat_map(|c| {
-            c.ports.iter().filter(|p| !p.udp).flat_map(|p| [p.number.to_string()].into_iter().chain(p.name.clone()))
-        })
-        .collect();
-    let container_ports_ok = case.container_ports.as_ref().is_none_or(|l| l.iter().all(|p| declared.contains(p)));
-    if version.starts_with("2.20") {
-        container_ports_ok
-            && !case.services.is_empty()
-            && case.inject == Inject::Enabled
-            && case.service_ports.is_none()
-    } else {
-        container_ports_ok
-            || case
-                .container_ports
-                .as_ref()
-                .is_some_and(|l| l.iter().all(|p| p.parse::<u16>().is_err() || declared.contains(p)))
+/// Whether a version's manager survives the case. Both managers crash on an `inject-container-ports`
+/// number that no container declares (a nil container in `appendServiceLessAgentContainerConfigs`), and
+/// 2.20.2's on any failed config generation of an enabled workload (`watcher.go:714`; facts.md §7). Such
+/// a case would end the whole batch, so it is left out and counted; the model's own config generation
+/// says which (its `Failure`), and unit tests pin those predictions.
+fn survivable(case: &Case, name: &str, version: &str) -> bool {
+    let manifests = case.manifests(name, prefix(version));
+    let services: Vec<Value> = manifests.iter().filter(|m| m["kind"] == "Service").cloned().collect();
+    let deployment = manifests.iter().find(|m| m["kind"] == "Deployment").expect("a Deployment");
+    let tp = inject::Telepresence { version: Version::parse(version).expect("version"), values: None };
+    let workload =
+        inject::Workload { kind: "Deployment", name, namespace: NAMESPACE, template: &deployment["spec"]["template"] };
+    let cluster = inject::Cluster {
+        services: &services,
+        manager_namespace: "ambassador",
+        trigger: inject::Trigger::Annotation,
+        cluster_domain: None,
+    };
+    match inject::generate(&tp, &workload, &cluster) {
+        Err(inject::Failure::Panic(_)) => false,
+        Err(_) if version.starts_with("2.20") => case.inject != Inject::Enabled,
+        _ => true,
     }
 }
 
@@ -117,6 +119,20 @@ fn run(scenarios: &[PathBuf], reports: &Path) -> (BTreeMap<String, Value>, Strin
     (records, text)
 }
 
+/// Runs one case alone (its own stack) and returns its drift record.
+fn single(dir: &Path, version: &str, values: AgentValues, name: &str, case: &Case) -> Option<Value> {
+    let scenario = format!("shrink-{}-{name}", version.replace('.', "-"));
+    let path = write_scenario(
+        dir,
+        &scenario,
+        version,
+        values,
+        &[(name.to_string(), Value::Array(case.manifests(name, prefix(version))))],
+    );
+    let (records, _) = run(&[path], &dir.join(format!("reports-{scenario}")));
+    records.into_values().next()
+}
+
 struct Batch {
     values: AgentValues,
     cases: Vec<(String, Case)>,
@@ -148,11 +164,11 @@ fn the_model_matches_the_real_injectors_on_a_generated_corpus() {
     let dir = common::root().join("target/tmp").join(format!("model-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut failures = Vec::new();
-    let mut coverage: BTreeMap<(&str, String), usize> = BTreeMap::new();
+    let mut coverage: BTreeMap<(&str, String), BTreeMap<&str, usize>> = BTreeMap::new();
     let mut summary = Vec::new();
     for version in versions {
         let started = Instant::now();
-        let trees = corpus::draw(seed ^ u64::from(version.len() as u8), count * 2);
+        let mut trees = corpus::draw(seed ^ u64::from(version.len() as u8), count * 2);
         let mut batches: Vec<Batch> =
             AgentValues::ALL.iter().map(|v| Batch { values: *v, cases: Vec::new() }).collect();
         let (mut kept, mut left_out) = (0, 0);
@@ -165,7 +181,7 @@ fn the_model_matches_the_real_injectors_on_a_generated_corpus() {
                 // The scenario's named workload: the deploy step annotates it `enabled` anyway.
                 case.inject = Inject::Enabled;
             }
-            if !survivable(&case, version) {
+            if !survivable(&case, &format!("w{i}"), version) {
                 left_out += 1;
                 continue;
             }
@@ -179,7 +195,7 @@ fn the_model_matches_the_real_injectors_on_a_generated_corpus() {
             scenarios.push(write_scenario(&dir, &scenario_name(version, b.values), version, b.values, &named));
             for (_, c) in &b.cases {
                 for d in c.dimensions(b.values) {
-                    *coverage.entry(d).or_insert(0) += 1;
+                    *coverage.entry(d).or_default().entry(version).or_insert(0) += 1;
                 }
             }
         }
@@ -192,6 +208,30 @@ fn the_model_matches_the_real_injectors_on_a_generated_corpus() {
                     Some(r) if r["differences"].as_array().is_some_and(Vec::is_empty) => agreed += 1,
                     Some(r) => failures.push((version, b.values, name.clone(), case.clone(), r.clone())),
                     None => failures.push((version, b.values, name.clone(), case.clone(), json!({"missing": true}))),
+                }
+            }
+        }
+        // Bounded shrinking of the first failures of this version, one single-workload stack per try.
+        for f in failures.iter_mut().filter(|f| f.0 == version).take(SHRINK_CASES) {
+            let Some(tree) = f.2.strip_prefix('w').and_then(|i| i.parse::<usize>().ok()).and_then(|i| trees.get_mut(i))
+            else {
+                continue;
+            };
+            for step in 0..SHRINK_STEPS {
+                if !tree.simplify() {
+                    break;
+                }
+                let mut candidate = tree.current();
+                // Alone in its scenario, the workload is the named one: the deploy step enables it.
+                candidate.inject = Inject::Enabled;
+                let name = format!("s{step}");
+                let still = survivable(&candidate, &name, version)
+                    && single(&dir, version, f.1, &name, &candidate)
+                        .is_some_and(|r| r["differences"].as_array().is_some_and(|d| !d.is_empty()));
+                if still {
+                    f.3 = candidate;
+                } else if !tree.complicate() {
+                    break;
                 }
             }
         }
@@ -208,18 +248,20 @@ fn the_model_matches_the_real_injectors_on_a_generated_corpus() {
     for s in &summary {
         println!("  {s}");
     }
-    println!("  {:<28} {:<34} {:>6}", "dimension", "value", "cases");
+    println!("  {:<24} {:<30} {:>6} {:>8} {:>8}", "dimension", "value", "cases", "2.20.2", "2.31.0");
     let mut thin = Vec::new();
-    for ((dim, value), n) in &coverage {
-        println!("  {dim:<28} {value:<34} {n:>6}");
-        if *n < 5 {
+    for ((dim, value), per) in &coverage {
+        let n: usize = per.values().sum();
+        let of = |v: &str| per.get(v).copied().unwrap_or(0);
+        println!("  {dim:<24} {value:<30} {n:>6} {:>8} {:>8}", of("2.20.2"), of("2.31.0"));
+        if n < 5 {
             thin.push(format!("{dim}={value} ({n})"));
         }
     }
     if !failures.is_empty() {
         let fixtures = common::root().join("tests/fixtures/model");
         std::fs::create_dir_all(&fixtures).unwrap();
-        for (version, values, name, case, record) in failures.iter().take(SHRINK_STEPS) {
+        for (version, values, name, case, record) in failures.iter().take(SHRINK_CASES * 2) {
             let path = fixtures.join(format!("failing-{}-{name}.json", version.replace('.', "-")));
             let manifests = case.manifests(name, prefix(version));
             let fixture = json!({"telepresence": version, "agentValues": values.label(), "manifests": manifests, "record": record});

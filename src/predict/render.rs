@@ -109,6 +109,7 @@ pub fn injected_pod(loaded: &Loaded) -> Result<Value> {
         services: &services,
         manager_namespace: &loaded.scenario.spec.telepresence.manager_namespace,
         trigger: inject::Trigger::Intercept,
+        cluster_domain: Some("cluster.local"),
     };
     let tp = telepresence(loaded);
     let as_written = inject::restarted(&as_written, &tp, "<restart time>");

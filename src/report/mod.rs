@@ -10,4 +10,4 @@ pub mod redact;
 pub mod summary;
 pub mod zip_members;
 
-pub use summary::{Counts, Phase, RunReport, ScenarioReport, SkippedStep, Verdict, Written};
+pub use summary::{Counts, ModelDrift, Phase, RunReport, ScenarioReport, SkippedStep, Verdict, Written};

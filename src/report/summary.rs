@@ -82,6 +82,23 @@ pub struct ScenarioReport {
     /// Teardown entries that failed (best effort: recorded, never part of the verdict).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub teardown_failures: Vec<SkippedStep>,
+    /// The injection model compared with the live pods (the records: `<scenario>-model-drift.json`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_drift: Option<ModelDrift>,
+}
+
+/// A summary of one scenario's model comparisons.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelDrift {
+    /// Workloads compared.
+    pub compared: usize,
+    /// Workloads whose pod matched the model (explained differences aside).
+    pub agreed: usize,
+    /// Unexplained differences, `workload: /pointer: model X, live Y`.
+    pub unexplained: Vec<String>,
+    /// Differences the not-modelled file explains, with its reason.
+    pub explained: Vec<String>,
 }
 
 /// A step (or teardown entry) that was skipped or failed, and why.
@@ -110,6 +127,7 @@ impl ScenarioReport {
             pod: None,
             skipped_steps: Vec::new(),
             teardown_failures: Vec::new(),
+            model_drift: None,
         }
     }
 }
@@ -304,6 +322,22 @@ impl RunReport {
             }
             if let Some(v) = &self.server_version {
                 let _ = writeln!(md, "| Kubernetes server | {} | |", cell(v));
+            }
+        }
+        let drift: Vec<_> = self.scenarios.iter().filter_map(|s| s.model_drift.as_ref().map(|d| (s, d))).collect();
+        if !drift.is_empty() {
+            md.push_str("\n### Injection model\n\n| scenario | compared | agree | unexplained | explained |\n|---|---|---|---|---|\n");
+            for (s, d) in &drift {
+                let open = d.unexplained.iter().take(5).map(|l| cell(l)).collect::<Vec<_>>().join("<br>");
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} |",
+                    cell(&s.name),
+                    d.compared,
+                    d.agreed,
+                    open,
+                    d.explained.len()
+                );
             }
         }
         let timed: Vec<_> = self.scenarios.iter().filter(|s| !s.phases.is_empty()).collect();

@@ -112,7 +112,12 @@ pub async fn compare(
         labels.remove("pod-template-hash");
     }
     let workload = inject::Workload { kind: &kind, name: &name, namespace: &namespace, template: &template };
-    let cluster = inject::Cluster { services, manager_namespace: &model.manager_namespace, trigger: model.trigger };
+    let cluster = inject::Cluster {
+        services,
+        manager_namespace: &model.manager_namespace,
+        trigger: model.trigger,
+        cluster_domain: model.cluster_domain.as_deref(),
+    };
     let requested = api.defaulted_pod(&settled.requested_pod(), false).await?;
     let injection = inject::inject(&requested, &tp, &workload, &cluster);
     let (model_text, predicted) = match &injection {

@@ -123,8 +123,9 @@ pub struct Settings {
 }
 
 /// How long a workload's pod (or refusal) must stay unchanged to count as the injector's result:
-/// Telepresence 2.20.2 refuses the first pod and restarts the workload about 3 s later (facts.md §7).
-const SETTLE_QUIET: Duration = Duration::from_secs(5);
+/// Telepresence 2.20.2 refuses the first pod and restarts the workload about 3 s later (facts.md §7),
+/// and a pod injected before the manager saw the workload's Services is evicted once it does.
+const SETTLE_QUIET: Duration = Duration::from_secs(8);
 
 /// Mutable state of one execution.
 #[derive(Default)]

@@ -293,8 +293,13 @@ impl Case {
             annotations.insert(format!("{annotation_prefix}inject-service-name"), json!(self.service(name, i)));
         }
         if let Some((legacy, ports)) = &self.service_ports {
-            let key = if *legacy { "inject-service-port" } else { "inject-service-ports" };
-            annotations.insert(format!("{annotation_prefix}{key}"), json!(ports.join(",")));
+            // The deprecated singular exists only under the legacy prefix (facts.md §4).
+            let key = if *legacy {
+                "telepresence.getambassador.io/inject-service-port".to_string()
+            } else {
+                format!("{annotation_prefix}inject-service-ports")
+            };
+            annotations.insert(key, json!(ports.join(",")));
         }
         if let Some(ports) = &self.container_ports {
             annotations.insert(format!("{annotation_prefix}inject-container-ports"), json!(ports.join(",")));

@@ -5,13 +5,16 @@
 
 use super::super::action::{Action, ModelInput};
 use super::super::build::limits;
+use super::super::provider::Provider;
 use super::Ctx;
 use crate::predict::inject::Trigger;
 use crate::scenario::Loaded;
 
 /// The model's inputs for the scenario's installation.
-pub(crate) fn model_input(loaded: &Loaded, trigger: Trigger) -> ModelInput {
+pub(crate) fn model_input(loaded: &Loaded, trigger: Trigger, provider: Provider) -> ModelInput {
     ModelInput {
+        // A manager pod finds `cluster.local` in its resolv.conf; the local provider's host process none.
+        cluster_domain: (provider != Provider::Local).then(|| "cluster.local".to_string()),
         telepresence: loaded.versions.telepresence.clone(),
         values: loaded.telepresence_values.as_ref().map(|(_, v)| v.clone()),
         manager_namespace: loaded.scenario.spec.telepresence.manager_namespace.clone(),
@@ -34,7 +37,7 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
     vec![Action::CompareModel {
         namespace: ctx.loaded.scenario.spec.workload.namespace.clone(),
         workloads,
-        model: model_input(ctx.loaded, trigger),
+        model: model_input(ctx.loaded, trigger, ctx.b.provider),
         timeout: ctx.timeout(limits::INJECTED_POD),
     }]
 }

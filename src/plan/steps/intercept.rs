@@ -23,13 +23,14 @@ pub(super) fn actions(ctx: &mut Ctx<'_>, i: &Intercept) -> Vec<Action> {
     let expectations: Vec<_> =
         s.expect.pod.iter().filter(|g| g.when.as_ref().is_none_or(|w| v.satisfies(w))).cloned().collect();
     let trigger = if ctx.b.provider == Provider::Local { Trigger::Annotation } else { Trigger::Intercept };
+    let model = super::compare_model::model_input(ctx.loaded, trigger, ctx.b.provider);
     let verify = |actions: &mut Vec<Action>| {
         if !expectations.is_empty() {
             actions.push(Action::VerifyPod {
                 namespace: app_ns.clone(),
                 selector: selector.clone(),
                 expectations: expectations.clone(),
-                model: Some(super::compare_model::model_input(ctx.loaded, trigger)),
+                model: Some(model.clone()),
             });
         }
     };

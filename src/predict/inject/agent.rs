@@ -109,7 +109,8 @@ pub fn container(tp: &Telepresence<'_>, config: &AgentConfig, pod: &Value) -> Va
     for cc in config.containers.iter().filter(|cc| app(pod, &cc.name).is_some()) {
         for ic in AgentConfig::port_unique(cc) {
             let mut name = ic.container_port_name.clone();
-            if !name.is_empty() {
+            // 2.20.2 does not de-duplicate names (agentconfig/container.go@v2.20.2:18-35).
+            if !name.is_empty() && tp.at_least("2.22") {
                 match names.iter_mut().find(|(n, _)| *n == name) {
                     Some((_, count)) => {
                         *count += 1;
@@ -144,7 +145,8 @@ pub fn container(tp: &Telepresence<'_>, config: &AgentConfig, pod: &Value) -> Va
             env_from.push(e);
         }
     }
-    for name in ["POD_IP", "POD_UID", "NAME"] {
+    let fields: &[&str] = if tp.at_least("2.22") { &["POD_IP", "POD_UID", "NAME"] } else { &["POD_IP", "NAME"] };
+    for name in fields.iter().copied() {
         let path = match name {
             "POD_IP" => "status.podIP",
             "POD_UID" => "metadata.uid",
@@ -152,11 +154,23 @@ pub fn container(tp: &Telepresence<'_>, config: &AgentConfig, pod: &Value) -> Va
         };
         env.push(json!({"name": format!("_TEL_AGENT_{name}"), "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}}));
     }
+    let legacy = !tp.at_least("2.22");
+    if legacy {
+        // 2.20.2: each container's mount paths, for the client (agentconfig/container.go@v2.20.2:77-86).
+        for cc in &config.containers {
+            let Some(c) = app(pod, &cc.name) else { continue };
+            let paths: Vec<&str> =
+                c["volumeMounts"].as_array().into_iter().flatten().filter_map(|m| m["mountPath"].as_str()).collect();
+            if !paths.is_empty() {
+                env.push(json!({"name": format!("{}TELEPRESENCE_MOUNTS", cc.env_prefix), "value": paths.join(":")}));
+            }
+        }
+    }
     for cc in &config.containers {
         let Some(c) = app(pod, &cc.name) else { continue };
         for m in c["volumeMounts"].as_array().into_iter().flatten() {
             let path = m["mountPath"].as_str().unwrap_or_default();
-            if cc.mounts.iter().any(|(p, policy)| p == path && (policy == "Local" || policy == "Ignore")) {
+            if !legacy && cc.mounts.iter().any(|(p, policy)| p == path && (policy == "Local" || policy == "Ignore")) {
                 continue;
             }
             let mut m = m.clone();
@@ -164,10 +178,18 @@ pub fn container(tp: &Telepresence<'_>, config: &AgentConfig, pod: &Value) -> Va
             mounts.push(m);
         }
     }
-    mounts.push(json!({"name": "pod-info", "mountPath": "/etc/podinfo"}));
+    if legacy {
+        mounts.push(json!({"name": "traffic-annotations", "mountPath": "/tel_pod_info"}));
+        mounts.push(json!({"name": "traffic-config", "mountPath": "/etc/traffic-agent"}));
+    } else {
+        mounts.push(json!({"name": "pod-info", "mountPath": "/etc/podinfo"}));
+    }
     mounts.push(json!({"name": "export-volume", "mountPath": "/tel_app_exports"}));
     mounts.push(json!({"name": "tel-agent-tmp", "mountPath": "/tmp"}));
-    mounts.push(json!({"name": "traffic-manager-token", "readOnly": true, "mountPath": "/var/run/telepresence.io"}));
+    if !legacy {
+        mounts
+            .push(json!({"name": "traffic-manager-token", "readOnly": true, "mountPath": "/var/run/telepresence.io"}));
+    }
     let mut c = json!({"name": AGENT_CONTAINER, "image": config.agent_image, "args": ["agent"]});
     if !ports.is_empty() {
         c["ports"] = Value::Array(ports);
@@ -177,7 +199,11 @@ pub fn container(tp: &Telepresence<'_>, config: &AgentConfig, pod: &Value) -> Va
         c["envFrom"] = Value::Array(env_from);
     }
     c["volumeMounts"] = Value::Array(mounts);
-    c["readinessProbe"] = json!({"exec": {"command": ["/usr/local/bin/traffic", "agent-ready"]}, "timeoutSeconds": 6});
+    c["readinessProbe"] = if legacy {
+        json!({"exec": {"command": ["/bin/stat", "/tmp/agent/ready"]}})
+    } else {
+        json!({"exec": {"command": ["/usr/local/bin/traffic", "agent-ready"]}, "timeoutSeconds": 6})
+    };
     c["imagePullPolicy"] = json!("IfNotPresent");
     if let Some(r) = tp.value(&["agent", "resources"]) {
         c["resources"] = r.clone();
@@ -188,9 +214,23 @@ pub fn container(tp: &Telepresence<'_>, config: &AgentConfig, pod: &Value) -> Va
     c
 }
 
-/// The `tel-agent-init` container (upstream `agentconfig.InitContainer`, 2.31.0).
+/// The `tel-agent-init` container (upstream `agentconfig.InitContainer`, 2.31.0; 2.20.2:
+/// `agentconfig/container.go:202-236`, its config from the mounted ConfigMap and no AGENT_UID/GID).
 #[must_use]
 pub fn init_container(tp: &Telepresence<'_>, agent_context: Option<&Value>) -> Value {
+    if !tp.at_least("2.22") {
+        return json!({
+            "name": INIT_CONTAINER,
+            "image": tp.agent_image(),
+            "args": ["agent-init"],
+            "env": [
+                {"name": "LOG_LEVEL", "value": "info"},
+                {"name": "POD_IP", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}}},
+            ],
+            "volumeMounts": [{"name": "traffic-config", "mountPath": "/etc/traffic-agent"}],
+            "securityContext": tp.init_security_context(),
+        });
+    }
     let mut env = vec![
         json!({"name": "LOG_LEVEL", "value": "INFO"}),
         json!({"name": "AGENT_CONFIG", "valueFrom": {"fieldRef": {"apiVersion": "v1",
@@ -218,9 +258,18 @@ pub fn init_container(tp: &Telepresence<'_>, agent_context: Option<&Value>) -> V
     c
 }
 
-/// The pod volumes the agent needs (upstream `agentconfig.AgentVolumes`, 2.31.0).
+/// The pod volumes the agent needs (upstream `agentconfig.AgentVolumes`, 2.31.0; 2.20.2:
+/// `agentconfig/container.go:238-303`, with the ConfigMap that holds the config).
 #[must_use]
-pub fn volumes() -> Vec<Value> {
+pub fn volumes(tp: &Telepresence<'_>, agent_name: &str) -> Vec<Value> {
+    if !tp.at_least("2.22") {
+        return vec![
+            json!({"name": "traffic-annotations", "downwardAPI": {"items": [{"path": "annotations", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.annotations"}}]}}),
+            json!({"name": "traffic-config", "configMap": {"name": "telepresence-agents", "items": [{"key": agent_name, "path": "config.yaml"}]}}),
+            json!({"name": "export-volume", "emptyDir": {}}),
+            json!({"name": "tel-agent-tmp", "emptyDir": {}}),
+        ];
+    }
     vec![
         json!({"name": "pod-info", "downwardAPI": {"items": [{"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}}]}}),
         json!({"name": "export-volume", "emptyDir": {}}),

@@ -447,20 +447,41 @@ pub fn generate(tp: &Telepresence<'_>, workload: &Workload<'_>, cluster: &Cluste
             }
         }
     }
+    if !tp.at_least("2.22") {
+        // 2.20.2: only the intercepted containers; none is an error (agentmap/generator.go:134-137).
+        if ccs.is_empty() {
+            return Err(Failure::Refused("found no service with a port that matches a container".into()));
+        }
+        return Ok(config_of(tp, workload, cluster, ccs));
+    }
     for c in containers.iter().filter(|c| c["name"] != AGENT_CONTAINER) {
         if !ccs.iter().any(|cc| c["name"] == cc.name.as_str()) {
             let n = ccs.len();
             ccs.push(new_container(c, n, Vec::new()));
         }
     }
-    Ok(AgentConfig {
+    Ok(config_of(tp, workload, cluster, ccs))
+}
+
+fn config_of(
+    tp: &Telepresence<'_>,
+    workload: &Workload<'_>,
+    cluster: &Cluster<'_>,
+    ccs: Vec<Container>,
+) -> AgentConfig {
+    AgentConfig {
         agent_image: tp.agent_image(),
         workload_name: workload.name.into(),
         workload_kind: workload.kind.into(),
         namespace: workload.namespace.into(),
-        manager_host: format!("traffic-manager.{}", cluster.manager_namespace),
+        manager_host: match cluster.cluster_domain {
+            Some(d) if !d.is_empty() && !cluster.manager_namespace.contains('.') => {
+                format!("traffic-manager.{}.svc.{d}", cluster.manager_namespace)
+            }
+            _ => format!("traffic-manager.{}", cluster.manager_namespace),
+        },
         containers: ccs,
-    })
+    }
 }
 
 #[cfg(test)]

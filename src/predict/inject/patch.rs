@@ -69,18 +69,25 @@ pub fn apply(pod: &Value, tp: &Telepresence<'_>, config: &AgentConfig) -> Value 
         }
     }
     push(&mut out["spec"]["containers"], agent_container);
-    let has_exports = out["spec"]["volumes"].as_array().is_some_and(|v| v.iter().any(|v| v["name"] == "export-volume"));
-    if !has_exports {
-        for v in agent::volumes() {
+    let marker = if tp.at_least("2.22") { "export-volume" } else { "traffic-annotations" };
+    let has_volumes = out["spec"]["volumes"].as_array().is_some_and(|v| v.iter().any(|v| v["name"] == marker));
+    if !has_volumes {
+        for v in agent::volumes(tp, &config.workload_name) {
             push(&mut out["spec"]["volumes"], v);
         }
     }
     hide_ports(&mut out, config);
     let meta = &mut out["metadata"];
-    for (k, v) in [
-        (format!("{PREFIX}agent-config"), config.annotation_json()),
-        (format!("{PREFIX}inject-traffic-agent"), "enabled".to_string()),
-    ] {
+    let added = if tp.at_least("2.22") {
+        vec![
+            (format!("{PREFIX}agent-config"), config.annotation_json()),
+            (format!("{PREFIX}inject-traffic-agent"), "enabled".to_string()),
+        ]
+    } else {
+        // 2.20.2: the config is in the ConfigMap, not on the pod (mutator/agent_injector.go:614-638).
+        vec![(format!("{}inject-traffic-agent", super::LEGACY_PREFIX), "enabled".to_string())]
+    };
+    for (k, v) in added {
         if meta["annotations"].get(&k).is_none() {
             meta["annotations"][k] = json!(v);
         }

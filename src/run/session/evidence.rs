@@ -101,6 +101,20 @@ pub(super) fn scenario_report(
             _ => None,
         })
         .collect();
+    if !r.drift.is_empty() {
+        s.model_drift = Some(report::ModelDrift {
+            compared: r.drift.len(),
+            agreed: r.drift.iter().filter(|d| d.agrees()).count(),
+            unexplained: r.drift.iter().flat_map(crate::run::drift::DriftRecord::lines).collect(),
+            explained: r
+                .drift
+                .iter()
+                .flat_map(|d| {
+                    d.explained.iter().map(move |e| format!("{}: {} ({})", d.workload, e.difference, e.reason))
+                })
+                .collect(),
+        });
+    }
     s.teardown_failures = r
         .teardown
         .iter()
