@@ -52,6 +52,29 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
             timeout: limits::APPLY,
             expect_failure: false,
         });
+        // The app namespace must exist before the manager starts: a 2.31.0 manager builds its Service
+        // informers for the namespaces it finds at start and adds new ones only after its webhook has
+        // served for 3 s; a pod admitted in between gets a config without intercepts (2.31.0
+        // cmd/traffic/cmd/manager/manager.go:115-127, mutator/service.go:208-216, watcher.go:460-503,
+        // agentmap/discorvery.go:207-221; found by tests/model_differential.rs).
+        let app_ns = s.workload.namespace.clone();
+        if app_ns != mgr_ns {
+            let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": app_ns}});
+            let del = Action::Delete {
+                label: format!("Namespace {app_ns}"),
+                objects: vec![super::super::build::object_ref(&ns, None)],
+                timeout: limits::TEARDOWN,
+                wait: !ctx.opts.resets_shared_stack(),
+            };
+            ctx.b.push_cluster_undo(name, &format!("delete namespace {app_ns}"), vec![del], vec![], true);
+            actions.push(Action::Apply {
+                label: format!("Namespace {app_ns}"),
+                namespace: None,
+                objects: vec![ns],
+                timeout: limits::APPLY,
+                expect_failure: false,
+            });
+        }
         let pki = l.pki();
         let post = vec![
             "post-render".to_string(),
