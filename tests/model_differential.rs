@@ -133,6 +133,33 @@ fn single(dir: &Path, version: &str, values: AgentValues, name: &str, case: &Cas
     records.into_values().next()
 }
 
+/// Committed shrunk cases of `version` (`tests/fixtures/model/*.json`), each as a scenario of its own.
+fn replay_fixtures(dir: &Path, version: &str, scenarios: &mut Vec<PathBuf>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(common::root().join("tests/fixtures/model")) else { return out };
+    for e in entries.flatten() {
+        let Ok(f) = serde_json::from_str::<Value>(&std::fs::read_to_string(e.path()).unwrap_or_default()) else {
+            continue;
+        };
+        if f["telepresence"] != version {
+            continue;
+        }
+        let values = AgentValues::ALL.into_iter().find(|v| f["agentValues"] == v.label()).unwrap_or(AgentValues::Unset);
+        let manifests = f["manifests"].clone();
+        let name = manifests
+            .as_array()
+            .and_then(|m| m.iter().find(|d| d["kind"] == "Deployment"))
+            .and_then(|d| d["metadata"]["name"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        let stem = e.path().file_stem().unwrap_or_default().to_string_lossy().to_string();
+        let scenario = format!("fixture-{stem}");
+        scenarios.push(write_scenario(dir, &scenario, version, values, &[(name, manifests)]));
+        out.push((scenario, e.path().display().to_string()));
+    }
+    out
+}
+
 struct Batch {
     values: AgentValues,
     cases: Vec<(String, Case)>,
@@ -166,6 +193,7 @@ fn the_model_matches_the_real_injectors_on_a_generated_corpus() {
     let mut failures = Vec::new();
     let mut coverage: BTreeMap<(&str, String), BTreeMap<&str, usize>> = BTreeMap::new();
     let mut summary = Vec::new();
+    let versions_run = versions.clone();
     for version in versions {
         let started = Instant::now();
         let mut trees = corpus::draw(seed ^ u64::from(version.len() as u8), count * 2);
@@ -199,7 +227,14 @@ fn the_model_matches_the_real_injectors_on_a_generated_corpus() {
                 }
             }
         }
+        let replayed = replay_fixtures(&dir, version, &mut scenarios);
         let (records, output) = run(&scenarios, &dir.join(format!("reports-{version}")));
+        for (scenario, file) in &replayed {
+            match records.iter().find(|(k, _)| k.starts_with(&format!("{scenario}@"))) {
+                Some((_, r)) if r["differences"].as_array().is_some_and(Vec::is_empty) => {}
+                other => panic!("committed fixture {file} still disagrees with the model: {other:?}"),
+            }
+        }
         let mut agreed = 0;
         for b in &batches {
             for (name, case) in &b.cases {
@@ -254,8 +289,10 @@ fn the_model_matches_the_real_injectors_on_a_generated_corpus() {
         let n: usize = per.values().sum();
         let of = |v: &str| per.get(v).copied().unwrap_or(0);
         println!("  {dim:<24} {value:<30} {n:>6} {:>8} {:>8}", of("2.20.2"), of("2.31.0"));
-        if n < 5 {
-            thin.push(format!("{dim}={value} ({n})"));
+        for v in &versions_run {
+            if of(v) < 5 {
+                thin.push(format!("{dim}={value} ({} for {v})", of(v)));
+            }
         }
     }
     if !failures.is_empty() {

@@ -183,7 +183,15 @@ pub fn model_notes(version: &crate::scenario::version::Version) -> Vec<String> {
         .map(|e| format!("not modelled: {} ({})", e.path, e.reason))
         .collect();
     if !crate::predict::coverage::verified(version) {
-        notes.push(format!("{} ({version})", crate::predict::coverage::NOT_VERIFIED));
+        match crate::predict::coverage::confirmed_by(
+            std::path::Path::new(crate::predict::coverage::OBSERVED_DIR),
+            version,
+        ) {
+            Some(file) => {
+                notes.push(format!("model confirmed for {version} by a kind run's drift record ({})", file.display()))
+            }
+            None => notes.push(format!("{} ({version})", crate::predict::coverage::NOT_VERIFIED)),
+        }
     }
     notes
 }

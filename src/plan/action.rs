@@ -379,6 +379,8 @@ pub struct ModelInput {
     pub manager_namespace: String,
     /// What makes the injector act.
     pub trigger: crate::predict::inject::Trigger,
+    /// The provider the run uses (`kind`, `local`, ...), recorded with the drift.
+    pub provider: String,
     /// The cluster domain the manager sees (none for the local provider's host process).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_domain: Option<String>,

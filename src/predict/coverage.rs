@@ -68,6 +68,32 @@ pub fn verified(version: &Version) -> bool {
     VERIFIED.iter().any(|v| Version::parse(v).as_ref() == Some(version))
 }
 
+/// Where committed drift records are read from: a kind run's `<scenario>-model-drift.json`, copied
+/// there, confirms the model for its version.
+pub const OBSERVED_DIR: &str = "scenarios/observed";
+
+/// The drift-record file under `dir` that confirms the model at `version`: records of a kind run of
+/// that version, every one without an unexplained difference.
+#[must_use]
+pub fn confirmed_by(dir: &std::path::Path, version: &Version) -> Option<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).collect();
+    files.sort();
+    files.into_iter().filter(|p| p.to_string_lossy().ends_with("-model-drift.json")).find(|p| {
+        let Ok(text) = std::fs::read_to_string(p) else { return false };
+        let Ok(serde_json::Value::Array(records)) = serde_json::from_str::<serde_json::Value>(&text) else {
+            return false;
+        };
+        let ours: Vec<_> = records
+            .iter()
+            .filter(|r| {
+                r["provider"] == "kind"
+                    && Version::parse(r["telepresence"].as_str().unwrap_or_default()).as_ref() == Some(version)
+            })
+            .collect();
+        !ours.is_empty() && ours.iter().all(|r| r["differences"].as_array().is_some_and(Vec::is_empty))
+    })
+}
+
 /// The entry that explains `difference` at `version`, if one does.
 #[must_use]
 pub fn explanation<'a>(entries: &'a [NotModelled], difference: &Difference) -> Option<&'a NotModelled> {
@@ -101,6 +127,23 @@ mod tests {
         assert!(!e.applies_to(&Version::parse("2.19.1").unwrap()));
         let d = Difference { path: "/spec/containers/0/env".into(), model: Value::Null, live: Value::Null };
         assert!(explanation(std::slice::from_ref(&e), &d).is_some());
+    }
+
+    #[test]
+    fn a_committed_kind_record_without_drift_confirms_its_version() {
+        let dir = std::env::temp_dir().join(format!("kyvtel-observed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let v = Version::parse("2.32.1").unwrap();
+        assert_eq!(confirmed_by(&dir, &v), None);
+        let record = |provider: &str, diffs: &str| {
+            format!(r#"[{{"provider":"{provider}","telepresence":"2.32.1","differences":{diffs}}}]"#)
+        };
+        std::fs::write(dir.join("a-model-drift.json"), record("local", "[]")).unwrap();
+        std::fs::write(dir.join("b-model-drift.json"), record("kind", r#"[{"path":"/x"}]"#)).unwrap();
+        assert_eq!(confirmed_by(&dir, &v), None, "a local record or one with drift confirms nothing");
+        std::fs::write(dir.join("c-model-drift.json"), record("kind", "[]")).unwrap();
+        assert_eq!(confirmed_by(&dir, &v), Some(dir.join("c-model-drift.json")));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

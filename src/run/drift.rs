@@ -29,6 +29,8 @@ pub struct Explained {
 pub struct DriftRecord {
     /// The Deployment.
     pub workload: String,
+    /// The provider of the run.
+    pub provider: String,
     /// The Telepresence version modelled.
     pub telepresence: String,
     /// What made the injector act.
@@ -139,6 +141,7 @@ pub async fn compare(
     let keep = !differences.is_empty() || !explained.is_empty();
     Ok(DriftRecord {
         workload: name,
+        provider: model.provider.clone(),
         telepresence: model.telepresence.clone(),
         trigger: model.trigger,
         model: model_text,

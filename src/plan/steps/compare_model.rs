@@ -13,6 +13,7 @@ use crate::scenario::Loaded;
 /// The model's inputs for the scenario's installation.
 pub(crate) fn model_input(loaded: &Loaded, trigger: Trigger, provider: Provider) -> ModelInput {
     ModelInput {
+        provider: provider.name().to_string(),
         // A manager pod finds `cluster.local` in its resolv.conf; the local provider's host process none.
         cluster_domain: (provider != Provider::Local).then(|| "cluster.local".to_string()),
         telepresence: loaded.versions.telepresence.clone(),
