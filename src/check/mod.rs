@@ -254,6 +254,14 @@ mod tests {
     }
 
     #[test]
+    fn check_says_when_the_model_is_not_verified_for_a_version() {
+        let v = |s: &str| crate::scenario::version::Version::parse(s).unwrap();
+        assert!(model_notes(&v("2.31.0")).is_empty(), "{:?}", model_notes(&v("2.31.0")));
+        let notes = model_notes(&v("2.32.1"));
+        assert!(notes.iter().any(|n| n.starts_with(crate::predict::coverage::NOT_VERIFIED)), "{notes:?}");
+    }
+
+    #[test]
     fn comparisons() {
         let ok = Judgement::default();
         let d = denied("p", "r", "/spec/containers/1/securityContext/allowPrivilegeEscalation/");

@@ -44,10 +44,11 @@ pub struct DriftRecord {
     /// Differences the not-modelled file explains.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub explained: Vec<Explained>,
-    /// The model's pod (defaulted by the API server), kept when anything differs.
+    /// The model's pod (defaulted by the API server): always for a run's judged pod; for
+    /// `compareModel`'s many workloads, when anything differs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub predicted_pod: Option<Value>,
-    /// The live pod, kept when anything differs.
+    /// The live pod, kept with the model's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub live_pod: Option<Value>,
 }
@@ -102,6 +103,7 @@ pub async fn compare(
     settled: &Settled,
     services: &[Value],
     model: &ModelInput,
+    keep_pods: bool,
 ) -> ApiResult<DriftRecord> {
     let tp = model.telepresence();
     let entries = coverage::not_modelled_for(&tp.version);
@@ -138,7 +140,7 @@ pub async fn compare(
         (None, Some(_)) => vec![Difference { path: String::new(), model: json!(model_text), live: json!(live_text) }],
     };
     let (differences, explained) = split(diffs, &entries);
-    let keep = !differences.is_empty() || !explained.is_empty();
+    let keep = keep_pods || !differences.is_empty() || !explained.is_empty();
     Ok(DriftRecord {
         workload: name,
         provider: model.provider.clone(),
@@ -167,7 +169,8 @@ pub async fn compare_pod(api: &impl ClusterApi, pod: &Value, model: &ModelInput)
     let rs = api.get_json(&format!("/apis/apps/v1/namespaces/{namespace}/replicasets/{rs_name}")).await?;
     let services = services(api, namespace).await?;
     let settled = Settled { deployment: String::new(), replica_set: rs, created: Created::Pod(pod.clone()) };
-    compare(api, &settled, &services, model).await
+    // A run's judged pod: both pods are always recorded, side by side.
+    compare(api, &settled, &services, model, true).await
 }
 
 /// The Services of `namespace`, each with its `kind` (a list's items carry none).

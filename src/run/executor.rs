@@ -425,7 +425,8 @@ async fn exec_action<A: ClusterApi>(
             let services = super::drift::services(api, namespace).await.map_err(|e| e.to_string())?;
             let mut open = Vec::new();
             for one in &settled {
-                let record = super::drift::compare(api, one, &services, model).await.map_err(|e| e.to_string())?;
+                let record =
+                    super::drift::compare(api, one, &services, model, false).await.map_err(|e| e.to_string())?;
                 open.extend(record.lines());
                 st.drift.push(record);
             }
