@@ -196,7 +196,9 @@ fn the_model_matches_the_real_injectors_on_a_generated_corpus() {
     let versions_run = versions.clone();
     for version in versions {
         let started = Instant::now();
-        let mut trees = corpus::draw(seed ^ u64::from(version.len() as u8), count * 2);
+        // A corpus of its own per version (the version's digits mixed into the seed).
+        let version_seed = version.bytes().fold(seed, |acc, b| acc.rotate_left(5) ^ u64::from(b));
+        let mut trees = corpus::draw(version_seed, count * 3);
         let mut batches: Vec<Batch> =
             AgentValues::ALL.iter().map(|v| Batch { values: *v, cases: Vec::new() }).collect();
         let (mut kept, mut left_out) = (0, 0);
@@ -216,6 +218,12 @@ fn the_model_matches_the_real_injectors_on_a_generated_corpus() {
             batches[kept % 3].cases.push((format!("w{i}"), case));
             kept += 1;
         }
+        assert_eq!(
+            kept,
+            count,
+            "Telepresence {version}: only {kept} of {count} survivable cases in {} draws",
+            trees.len()
+        );
         let mut scenarios = Vec::new();
         for b in &batches {
             let named: Vec<(String, Value)> =
@@ -285,6 +293,11 @@ fn the_model_matches_the_real_injectors_on_a_generated_corpus() {
     }
     println!("  {:<24} {:<30} {:>6} {:>8} {:>8}", "dimension", "value", "cases", "2.20.2", "2.31.0");
     let mut thin = Vec::new();
+    for (dim, value) in corpus::EXPECTED {
+        if !coverage.contains_key(&(*dim, (*value).to_string())) {
+            thin.push(format!("{dim}={value} (never drawn)"));
+        }
+    }
     for ((dim, value), per) in &coverage {
         let n: usize = per.values().sum();
         let of = |v: &str| per.get(v).copied().unwrap_or(0);

@@ -68,8 +68,8 @@ pub fn verified(version: &Version) -> bool {
     VERIFIED.iter().any(|v| Version::parse(v).as_ref() == Some(version))
 }
 
-/// Where committed drift records are read from: a kind run's `<scenario>-model-drift.json`, copied
-/// there, confirms the model for its version.
+/// Where committed drift records are read from, under the repository root: a kind run's
+/// `<scenario>-model-drift.json`, copied there, confirms the model for its version.
 pub const OBSERVED_DIR: &str = "scenarios/observed";
 
 /// The drift-record file under `dir` that confirms the model at `version`: records of a kind run of
@@ -94,7 +94,7 @@ pub fn confirmed_by(dir: &std::path::Path, version: &Version) -> Option<std::pat
     })
 }
 
-/// The entry that explains `difference` at `version`, if one does.
+/// The entry of `entries` (those for the run's version) that explains `difference`, if one does.
 #[must_use]
 pub fn explanation<'a>(entries: &'a [NotModelled], difference: &Difference) -> Option<&'a NotModelled> {
     entries.iter().find(|e| e.covers(&difference.path))

@@ -99,6 +99,9 @@ pub struct ModelDrift {
     pub unexplained: Vec<String>,
     /// Differences the not-modelled file explains, with its reason.
     pub explained: Vec<String>,
+    /// Comparisons that could not be made, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// A step (or teardown entry) that was skipped or failed, and why.

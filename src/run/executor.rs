@@ -389,13 +389,15 @@ async fn exec_action<A: ClusterApi>(
         Action::VerifyPod { expectations, model, .. } => {
             let pod = st.agent_pod.clone().ok_or("no intercepted pod was observed")?;
             let pod = &pod;
+            let mut drift_failure = None;
             if let Some(model) = model {
                 match super::drift::compare_pod(api, pod, model).await {
                     Ok(record) => {
                         let open = record.lines();
                         st.drift.push(record);
                         if s.strict_model && !open.is_empty() {
-                            return Err(format!("unexplained model drift (--strict-model): {}", open.join("; ")));
+                            drift_failure =
+                                Some(format!("unexplained model drift (--strict-model): {}", open.join("; ")));
                         }
                     }
                     Err(e) => st.drift_notes.push(format!("the pod was not compared with the model: {e}")),
@@ -405,7 +407,9 @@ async fn exec_action<A: ClusterApi>(
             st.checks.extend(verdict.checks.iter().cloned());
             st.checks_pod = Some(pod.clone());
             st.asserted += verdict.checks.len();
-            if verdict.passed {
+            if let Some(failure) = drift_failure.filter(|_| verdict.passed) {
+                Err(failure)
+            } else if verdict.passed {
                 Ok(())
             } else {
                 let failed: Vec<String> = verdict

@@ -58,7 +58,8 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
         // cmd/traffic/cmd/manager/manager.go:115-127, mutator/service.go:208-216, watcher.go:460-503,
         // agentmap/discorvery.go:207-221; found by tests/model_differential.rs).
         let app_ns = s.workload.namespace.clone();
-        if app_ns != mgr_ns {
+        // `default` exists already and is never kyvtel's to delete.
+        if app_ns != mgr_ns && app_ns != "default" {
             let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": app_ns}});
             let del = Action::Delete {
                 label: format!("Namespace {app_ns}"),

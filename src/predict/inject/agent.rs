@@ -39,8 +39,10 @@ pub fn security_context(tp: &Telepresence<'_>, config: &AgentConfig, pod: &Value
     {
         return Some(c.clone());
     }
-    let mut sc = configured.cloned().or_else(copy).unwrap_or_else(|| json!({}));
-    sc["runAsGroup"] = json!(distinct_gid(pod));
+    let mut sc = configured.cloned().or_else(copy).filter(Value::is_object).unwrap_or_else(|| json!({}));
+    if let Some(m) = sc.as_object_mut() {
+        m.insert("runAsGroup".into(), json!(distinct_gid(pod)));
+    }
     Some(sc)
 }
 
@@ -115,8 +117,8 @@ pub fn container(tp: &Telepresence<'_>, config: &AgentConfig, pod: &Value) -> Va
                     Some((_, count)) => {
                         *count += 1;
                         let suffix = format!("-{count}");
-                        if name.len() + suffix.len() > 15 {
-                            name.truncate(15 - suffix.len());
+                        if name.chars().count() + suffix.len() > 15 {
+                            name = name.chars().take(15 - suffix.len()).collect();
                         }
                         name.push_str(&suffix);
                     }
@@ -237,7 +239,8 @@ pub fn init_container(tp: &Telepresence<'_>, agent_context: Option<&Value>) -> V
             "fieldPath": format!("metadata.annotations['{PREFIX}agent-config']")}}}),
         json!({"name": "POD_IP", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}}}),
     ];
-    if let Some(sc) = agent_context {
+    // upstream: pkg/agentconfig/initcontainer.go@v2.31.0 (AGENT_UID/AGENT_GID; facts.md §4, from 2.29).
+    if let Some(sc) = agent_context.filter(|_| tp.at_least("2.29")) {
         if let Some(uid) = sc["runAsUser"].as_i64() {
             env.push(json!({"name": "AGENT_UID", "value": uid.to_string()}));
         }

@@ -200,13 +200,17 @@ fn protocol_of(port: &Value) -> String {
     port["protocol"].as_str().filter(|p| !p.is_empty()).unwrap_or("TCP").to_string()
 }
 
-/// A port identifier of an annotation: `name`, `number`, either with `/UDP` or `/TCP`.
-fn parse_port_identifier(s: &str) -> Result<(String, Option<String>, u64), String> {
+/// A port identifier of an annotation: `name` or `number`, optionally `/<protocol>`: 2.20.2 accepts
+/// exactly `TCP` or `UDP`; 2.31.0 any case, and SCTP too (2.20.2 agentconfig/portidentifier.go:54-67;
+/// 2.31.0 pkg/types/portidentifier.go:50-60, proto.go:26-49).
+fn parse_port_identifier(tp: &Telepresence<'_>, s: &str) -> Result<(String, Option<String>, u64), String> {
     let (body, proto) = match s.split_once('/') {
-        Some((b, p)) if !b.is_empty() => (b, p.to_uppercase()),
+        Some((b, p)) if !b.is_empty() => (b, p.to_string()),
         _ => (s, "TCP".to_string()),
     };
-    if proto != "TCP" && proto != "UDP" {
+    let proto = if tp.at_least("2.22") { proto.to_uppercase() } else { proto };
+    let known: &[&str] = if tp.at_least("2.22") { &["TCP", "UDP", "SCTP"] } else { &["TCP", "UDP"] };
+    if !known.contains(&proto.as_str()) {
         return Err(format!("unsupported protocol {proto:?}"));
     }
     match body.parse::<u64>() {
@@ -217,15 +221,13 @@ fn parse_port_identifier(s: &str) -> Result<(String, Option<String>, u64), Strin
     }
 }
 
-/// An IANA service name: 1-15 lowercase alphanumerics or `-`, a letter, no leading/trailing/double `-`.
+/// A DNS-1035 label: 1-63 lowercase alphanumerics or `-`, starting with a letter, ending alphanumeric.
 fn is_port_name(s: &str) -> bool {
     !s.is_empty()
-        && s.len() <= 15
+        && s.len() <= 63
         && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && s.bytes().any(|b| b.is_ascii_lowercase())
-        && !s.starts_with('-')
+        && s.starts_with(|c: char| c.is_ascii_lowercase())
         && !s.ends_with('-')
-        && !s.contains("--")
 }
 
 fn port_list(
@@ -239,7 +241,8 @@ fn port_list(
         Some(v) => v
             .split(',')
             .map(|p| {
-                parse_port_identifier(p).map_err(|e| Failure::User(format!("unable to parse annotation {what}: {e}")))
+                parse_port_identifier(tp, p)
+                    .map_err(|e| Failure::User(format!("unable to parse annotation {what}: {e}")))
             })
             .collect(),
     }
@@ -389,7 +392,8 @@ pub fn generate(tp: &Telepresence<'_>, workload: &Workload<'_>, cluster: &Cluste
         }
     }
     let container_ports = match annotation(tp, meta, "inject-container-ports") {
-        Some("all") => containers
+        // `all` exists in 2.31.0, not in 2.20.2 (generator.go@v2.31.0:161-169).
+        Some("all") if tp.at_least("2.31") => containers
             .iter()
             .flat_map(|c| c["ports"].as_array().cloned().unwrap_or_default())
             .map(|p| {
@@ -497,8 +501,17 @@ mod tests {
 
     #[test]
     fn port_identifiers() {
-        assert_eq!(parse_port_identifier("http"), Ok(("TCP".into(), Some("http".into()), 0)));
-        assert_eq!(parse_port_identifier("53/UDP"), Ok(("UDP".into(), None, 53)));
-        assert!(parse_port_identifier("Bad_Name").is_err());
+        let (new, old) = (
+            Telepresence { version: super::super::v("2.31.0"), values: None },
+            Telepresence { version: super::super::v("2.20.2"), values: None },
+        );
+        assert_eq!(parse_port_identifier(&new, "http"), Ok(("TCP".into(), Some("http".into()), 0)));
+        assert_eq!(parse_port_identifier(&new, "53/udp"), Ok(("UDP".into(), None, 53)));
+        assert!(parse_port_identifier(&old, "53/udp").is_err(), "2.20.2 takes TCP or UDP exactly");
+        assert_eq!(
+            parse_port_identifier(&new, "a-sixteen-chars-name"),
+            Ok(("TCP".into(), Some("a-sixteen-chars-name".into()), 0))
+        );
+        assert!(parse_port_identifier(&new, "Bad_Name").is_err());
     }
 }

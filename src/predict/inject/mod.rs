@@ -179,8 +179,45 @@ impl Injection {
 }
 
 /// The annotation `name` of `meta`, read as the injector reads it (current key, then legacy).
+/// An empty value counts as absent, as Go's map lookup of `""` does.
 pub(crate) fn annotation<'a>(tp: &Telepresence<'_>, meta: &'a Value, name: &str) -> Option<&'a str> {
-    tp.annotation_keys(name).iter().find_map(|k| meta["annotations"].get(k.as_str()).and_then(Value::as_str))
+    tp.annotation_keys(name)
+        .iter()
+        .find_map(|k| meta["annotations"].get(k.as_str()).and_then(Value::as_str).filter(|v| !v.is_empty()))
+}
+
+/// Why the injector could not even read `pod`, if so: what the API server would have refused.
+fn malformed(pod: &Value) -> Option<String> {
+    let object_or_absent = |v: &Value| v.is_null() || v.is_object();
+    let meta = &pod["metadata"];
+    if !object_or_absent(&pod["spec"]) || !object_or_absent(meta) {
+        return Some("spec and metadata must be objects".into());
+    }
+    for key in ["labels", "annotations"] {
+        if !object_or_absent(&meta[key]) {
+            return Some(format!("metadata.{key} must be a map"));
+        }
+    }
+    for list in ["containers", "initContainers", "volumes"] {
+        let v = &pod["spec"][list];
+        if !(v.is_null() || v.as_array().is_some_and(|a| a.iter().all(Value::is_object))) {
+            return Some(format!("spec.{list} must be a list of objects"));
+        }
+        for c in v.as_array().into_iter().flatten() {
+            for field in ["securityContext", "readinessProbe", "livenessProbe", "startupProbe"] {
+                if !object_or_absent(&c[field]) {
+                    return Some(format!("spec.{list}[].{field} must be an object"));
+                }
+            }
+            for field in ["ports", "env", "envFrom", "volumeMounts"] {
+                let f = &c[field];
+                if !(f.is_null() || f.as_array().is_some_and(|a| a.iter().all(Value::is_object))) {
+                    return Some(format!("spec.{list}[].{field} must be a list of objects"));
+                }
+            }
+        }
+    }
+    None
 }
 
 /// The pod the workload's controller creates after an intercept's restart: up to 2.21 its template
@@ -200,6 +237,9 @@ pub fn inject(pod: &Value, tp: &Telepresence<'_>, workload: &Workload<'_>, clust
     if !tp.at_least("2.20") {
         return Injection::Untouched(format!("the injection of Telepresence {} is not modelled", tp.version));
     }
+    if let Some(why) = malformed(pod).or_else(|| malformed(workload.template)) {
+        return Injection::Untouched(format!("not a valid pod: {why}"));
+    }
     let meta = &pod["metadata"];
     if pod["spec"]["containers"].as_array().is_some_and(|cs| cs.iter().any(|c| c["name"] == AGENT_CONTAINER)) {
         return Injection::Untouched("the pod already has a traffic-agent".into());
@@ -217,7 +257,14 @@ pub fn inject(pod: &Value, tp: &Telepresence<'_>, workload: &Workload<'_>, clust
             return if tp.at_least("2.22") { Injection::Untouched(m) } else { Injection::Refused(m) };
         }
     }
+    let by_intercept = cluster.trigger == Trigger::Intercept;
     let config = match config::generate(tp, workload, cluster) {
+        // An intercept of a workload without an interceptable port fails ("has no interceptable port")
+        // and nothing is stored, so nothing is injected (2.31.0 agentconfig/sidecar.go FindIntercept).
+        Ok(c) if by_intercept && c.containers.iter().all(|c| c.intercepts.is_empty()) => {
+            return Injection::Untouched("the intercept finds no interceptable port".into());
+        }
+        Err(e) if by_intercept => return Injection::Untouched(format!("the intercept fails: {e:?}")),
         Ok(c) => c,
         Err(config::Failure::User(m) | config::Failure::Panic(m)) if tp.at_least("2.22") => {
             return Injection::Untouched(m);
@@ -440,6 +487,37 @@ mod tests {
             Injection::Refused(_) => "refused",
         };
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn an_empty_annotation_is_absent_and_an_intercept_without_a_port_injects_nothing() {
+        let k = format!("{PREFIX}inject-service-ports");
+        let p = pod("2.31.0", json!([app(None)]), None, &[(k.as_str(), "")]);
+        assert!(matches!(run(&tp("2.31.0", None), &p, &named()), Injection::Injected(_)));
+        let mut bare = pod("2.31.0", json!([app(None)]), None, &[]);
+        bare["metadata"]["annotations"] = json!({});
+        let workload = Workload { kind: "Deployment", name: "demo", namespace: "app", template: &bare };
+        let by_intercept = Cluster {
+            services: &[],
+            manager_namespace: "ambassador",
+            trigger: Trigger::Intercept,
+            cluster_domain: None,
+        };
+        assert!(matches!(inject(&bare, &tp("2.31.0", None), &workload, &by_intercept), Injection::Untouched(_)));
+    }
+
+    #[test]
+    fn a_malformed_pod_is_left_alone_never_a_panic() {
+        for bad in [
+            json!({"metadata": {"labels": "x"}}),
+            json!({"spec": {"containers": [{"name": "a", "securityContext": 5}]}}),
+        ] {
+            assert!(matches!(run(&tp("2.31.0", None), &bad, &named()), Injection::Untouched(_)), "{bad}");
+        }
+        let values = json!({"agent": {"securityContext": "not an object"}});
+        let p = pod("2.31.0", json!([app(None)]), None, &[]);
+        let out = injected(run(&tp("2.31.0", Some(&values)), &p, &named()));
+        assert_eq!(agent(&out)["securityContext"], json!({"runAsGroup": 7439}));
     }
 
     #[test]

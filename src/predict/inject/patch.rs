@@ -9,9 +9,7 @@ use super::{INIT_CONTAINER, PREFIX, Telepresence, agent};
 /// `tm-<name>`, cut to 15 characters (upstream `hiddenPortName`, ordinal 0).
 #[must_use]
 pub fn hidden_port_name(name: &str) -> String {
-    let mut n = format!("tm-{name}");
-    n.truncate(15);
-    n
+    format!("tm-{name}").chars().take(15).collect()
 }
 
 fn push(list: &mut Value, item: Value) {

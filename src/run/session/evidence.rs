@@ -101,7 +101,7 @@ pub(super) fn scenario_report(
             _ => None,
         })
         .collect();
-    if !r.drift.is_empty() {
+    if !r.drift.is_empty() || !r.drift_notes.is_empty() {
         s.model_drift = Some(report::ModelDrift {
             compared: r.drift.len(),
             agreed: r.drift.iter().filter(|d| d.agrees()).count(),
@@ -113,6 +113,7 @@ pub(super) fn scenario_report(
                     d.explained.iter().map(move |e| format!("{}: {} ({})", d.workload, e.difference, e.reason))
                 })
                 .collect(),
+            notes: r.drift_notes.clone(),
         });
     }
     s.teardown_failures = r
