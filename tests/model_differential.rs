@@ -282,7 +282,7 @@ fn the_model_matches_the_real_injectors_on_a_generated_corpus() {
             panic!("no drift record for Telepresence {version}: the run did not compare anything:\n{output}");
         }
         summary.push(format!(
-            "Telepresence {version}: {kept} workloads (seed {seed:#x}; {left_out} drawn cases left out as crashing the manager), \
+            "Telepresence {version}: {kept} workloads (seed {version_seed:#x}, from {seed:#x}; {left_out} drawn cases left out as crashing the manager), \
              {agreed} agree with the model, in {:.0} s",
             started.elapsed().as_secs_f64()
         ));
