@@ -9,7 +9,7 @@ KYVTEL := $(CARGO) run --quiet --
 SCENARIO ?=
 KYVERNO_CLI := .tools/local/kyverno-cli
 
-.PHONY: test e2e doctor plan lint components kyverno-cli tools bench
+.PHONY: test e2e doctor plan lint actionlint components kyverno-cli tools bench
 
 ## test: lint, the local components (built from Go modules: what is missing only), the real-engine
 ## check of every scenario, and the whole cargo test suite, which runs the catalog on the local
@@ -57,10 +57,18 @@ doctor:
 plan:
 	$(KYVTEL) plan scenarios/$(or $(SCENARIO),documented-recipe).yaml
 
-## lint: formatting and clippy, warnings are errors.
-lint:
+## lint: formatting and clippy, warnings are errors; both GitHub workflows with actionlint, built
+## from its Go module (wrapper tools/actionlint; never the PyPI wrapper, which downloads at install).
+lint: actionlint
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	.tools/bin/actionlint -shellcheck= -pyflakes= -oneline .github/workflows/ci.yml .github/workflows/nightly.yml
+
+## actionlint: build actionlint v1.7.12 from its Go module into .tools/bin (what is missing only).
+actionlint: .tools/bin/actionlint
+.tools/bin/actionlint: tools/actionlint/go.mod tools/actionlint/go.sum
+	mkdir -p .tools/bin
+	cd tools/actionlint && go build -trimpath -o ../../.tools/bin/actionlint github.com/rhysd/actionlint/cmd/actionlint
 
 ## kyverno-cli: the Kyverno CLI v1.19.1, built with the admission controller from one wrapper
 ## module (tools/kyverno) into .tools/local/kyverno-cli.

@@ -116,14 +116,11 @@ fn judge(
 }
 
 fn scenario_files() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(root().join("scenarios"))
+    kyvtel::scenario::catalog::files(&root().join("scenarios"))
         .expect("scenarios/")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
+        .iter()
+        .map(|p| p.strip_prefix(root()).expect("under the root").display().to_string())
+        .collect()
 }
 
 fn every_shipped_scenario_matches_under_the_real_engine(_bin: &Path) {
@@ -136,7 +133,7 @@ fn every_shipped_scenario_matches_under_the_real_engine(_bin: &Path) {
         .as_array()
         .expect("scenarios")
         .iter()
-        .map(|s| Path::new(s["file"].as_str().expect("file")).file_name().expect("name").to_string_lossy().into_owned())
+        .map(|s| s["file"].as_str().expect("file").to_string())
         .collect();
     assert_eq!(checked, scenario_files(), "every file under scenarios/ is checked");
     // The text form says the same.

@@ -100,7 +100,7 @@ fn json_with_pod_names_containers_and_hints() {
         hints,
         [
             ("agent-blocked-by-container-rule", "documented-recipe"),
-            ("agent-image-blocked-by-registry", "documented-recipe")
+            ("agent-image-blocked-by-registry", "hardened-exemption")
         ]
     );
 }

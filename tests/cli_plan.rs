@@ -139,6 +139,15 @@ fn plan_all_matches_the_snapshot() {
     assert_snapshot("plan-all.txt", &stdout(&["plan", "--all"]));
 }
 
+/// The catalog's scenario names, in the order `plan --all` takes them (catalog order).
+fn catalog_names() -> Vec<String> {
+    kyvtel::scenario::catalog::files(&root().join("scenarios"))
+        .unwrap()
+        .iter()
+        .map(|f| kyvtel::scenario::load(f).unwrap().name().to_string())
+        .collect()
+}
+
 #[test]
 fn plan_all_shares_one_cluster_and_one_kyverno_install() {
     let text = stdout(&["plan", "--all", "scenarios"]);
@@ -149,7 +158,7 @@ fn plan_all_shares_one_cluster_and_one_kyverno_install() {
     // Each scenario installs its own traffic-manager, in its own section, after the shared setup.
     let setup = text.find("--- shared setup of kyvtel-cell-k1-35-8-kc3-9-1").unwrap();
     let mut sections = Vec::new();
-    for name in ["documented-recipe-literal", "documented-recipe"] {
+    for name in catalog_names() {
         let heading = format!(": {name} (shared phases create-cluster, preload-images, install-kyverno omitted) ---");
         let start = text.find(&heading).unwrap_or_else(|| panic!("no section for {name}"));
         assert!(start > setup);
@@ -179,7 +188,7 @@ fn plan_all_as_json_lists_cells_with_their_setup_and_scenarios() {
     assert_eq!(setup, ["create-cluster", "preload-images", "install-kyverno"]);
     let scenarios: Vec<&str> =
         cell["scenarios"].as_array().unwrap().iter().map(|p| p["scenario"].as_str().unwrap()).collect();
-    assert_eq!(scenarios, ["documented-recipe-literal", "documented-recipe"]);
+    assert_eq!(scenarios, catalog_names());
     for p in cell["scenarios"].as_array().unwrap() {
         assert_eq!(p["cluster"], cell["cluster"]);
         let kubeconfig = p["env"].as_array().unwrap().iter().find(|kv| kv[0] == "KUBECONFIG").unwrap();
@@ -219,11 +228,7 @@ fn committed_schema_is_in_sync() {
 
 #[test]
 fn every_scenario_points_editors_at_the_schema() {
-    for entry in std::fs::read_dir(root().join("scenarios")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|x| x != "yaml") {
-            continue;
-        }
+    for path in kyvtel::scenario::catalog::files(&root().join("scenarios")).unwrap() {
         let first = std::fs::read_to_string(&path).unwrap().lines().next().unwrap_or_default().to_string();
         let target = first
             .strip_prefix("# yaml-language-server: $schema=")

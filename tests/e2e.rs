@@ -51,15 +51,10 @@ fn missing_prerequisites() -> &'static Vec<String> {
     })
 }
 
-/// The catalog: `scenarios/*.yaml`, sorted (relative to the repository root, the working directory).
+/// The catalog: the scenario files under `scenarios/` (its top level and `reports/`), relative to the
+/// repository root (the working directory).
 fn catalog() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir("scenarios")
-        .expect("scenarios/")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .collect();
-    files.sort();
-    files
+    kyvtel::scenario::catalog::files(Path::new("scenarios")).expect("scenarios/")
 }
 
 /// What the local provider still lacks here (empty when it can run); builds missing components.
@@ -159,6 +154,8 @@ fn run_scenario(path: &Path) -> Result<Completion, Failed> {
         cold: false,
         unconfined: false,
         strict_model: strict_model(),
+        cell: None,
+        record: false,
     };
     match session::run(&opts) {
         Ok(Exit::Success) => Ok(Completion::Completed),

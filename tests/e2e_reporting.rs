@@ -24,14 +24,7 @@ fn e2e_binary() -> Option<PathBuf> {
 }
 
 fn catalog() -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(common::root().join("scenarios"))
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .map(|p| p.file_stem().unwrap().to_string_lossy().to_string())
-        .collect();
-    v.sort();
-    v
+    common::catalog_files().iter().map(|p| p.file_stem().unwrap().to_string_lossy().to_string()).collect()
 }
 
 #[test]

@@ -44,15 +44,7 @@ fn runs(plan: &Value) -> Vec<(String, Vec<String>, Duration)> {
 }
 
 fn catalog() -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(common::root().join("scenarios"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .map(|p| p.strip_prefix(common::root()).unwrap().display().to_string())
-        .collect();
-    v.sort();
-    v
+    common::catalog_files().iter().map(|p| p.display().to_string()).collect()
 }
 
 /// Docker 29 defaults to the containerd image store, with which `kind load docker-image` fails

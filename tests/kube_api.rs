@@ -62,6 +62,7 @@ fn options(timeout_ms: u64) -> ApplyOptions {
         owner: Owner::new("run-1"),
         timeout: Duration::from_millis(timeout_ms),
         retry_interval: Duration::from_millis(10),
+        dry_run: false,
     }
 }
 

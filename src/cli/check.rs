@@ -90,29 +90,9 @@ pub fn run(args: Args) -> Result<Exit> {
     Ok(if report.matches { Exit::Success } else { Exit::Failed })
 }
 
-/// The scenario files named on the command line; a directory stands for its `*.yaml` files.
+/// The scenario files named on the command line; a directory stands for its catalog.
 pub fn scenario_files(args: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let args = if args.is_empty() { vec![super::default_scenario_dir()] } else { args.to_vec() };
-    let mut files = Vec::new();
-    let mut problems = Vec::new();
-    for a in args {
-        if a.is_dir() {
-            let entries =
-                std::fs::read_dir(&a).map_err(|e| Error::input(&a, None, format!("cannot read directory: {e}")))?;
-            let mut found: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-                .collect();
-            found.sort();
-            if found.is_empty() {
-                problems.push(Diagnostic::file(&a, "no scenario files (*.yaml) in this directory"));
-            }
-            files.extend(found);
-        } else {
-            files.push(a);
-        }
-    }
-    if problems.is_empty() { Ok(files) } else { Err(Error::Input(problems)) }
+    super::validate::scenario_files(args)
 }
 
 fn workdir(name: &str) -> Result<PathBuf> {
@@ -129,22 +109,20 @@ fn cli_version(runner: &dyn Runner) -> Option<String> {
 }
 
 fn expected_text(e: &Option<Expected>) -> String {
+    let list = |l: &[crate::outcome::expect::DeniedBy]| {
+        l.iter()
+            .map(|d| {
+                format!("{}/{}{}", d.policy, d.rule, d.path.as_deref().map(|p| format!(" at {p}")).unwrap_or_default())
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
     match e {
         None => "-".into(),
         Some(Expected::Admitted) => "admitted".into(),
-        Some(Expected::Denied(list)) if list.is_empty() => "denied".into(),
-        Some(Expected::Denied(list)) => format!(
-            "denied by {}",
-            list.iter()
-                .map(|d| format!(
-                    "{}/{}{}",
-                    d.policy,
-                    d.rule,
-                    d.path.as_deref().map(|p| format!(" at {p}")).unwrap_or_default()
-                ))
-                .collect::<Vec<_>>()
-                .join("; ")
-        ),
+        Some(Expected::Denied(l)) if l.is_empty() => "denied".into(),
+        Some(Expected::Denied(l)) => format!("denied by {}", list(l)),
+        Some(Expected::DeniedOnly(l)) => format!("denied by only {}", list(l)),
     }
 }
 

@@ -9,6 +9,8 @@ use crate::{Exit, Result};
 pub mod check;
 pub mod doctor;
 pub mod explain;
+pub mod found;
+pub mod matrix;
 pub mod plan;
 pub mod post_render;
 pub mod run;
@@ -78,6 +80,10 @@ pub enum Command {
     Check(check::Args),
     /// Run scenarios on a live cluster.
     Run(run::Args),
+    /// Print README's "What we found", generated from the catalog and the observed records.
+    Found(found::Args),
+    /// List the version matrix (`scenarios/matrix.yaml`): cells, pruning, scenarios per cell.
+    Matrix(matrix::Args),
     /// Manage the pinned external tools.
     Tools(tools::Args),
     /// Helm post-renderer of the local provider's Telepresence install (internal).
@@ -96,6 +102,8 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Explain(a) => explain::run(a),
         Command::Check(a) => check::run(a),
         Command::Run(a) => run::run(a),
+        Command::Matrix(a) => matrix::run(a),
+        Command::Found(a) => found::run(a),
         Command::Tools(a) => tools::run(a),
         Command::PostRender(a) => post_render::run(&a),
     }

@@ -74,6 +74,17 @@ pub struct Args {
     /// skipped with the reason. Without this flag such a machine refuses the run (exit 3).
     #[arg(long)]
     pub unconfined: bool,
+    /// Reproduce one cell of the version matrix (an id from `kyvtel matrix`): its versions replace the
+    /// scenarios' own. A kind cell needs `--provider kind`, a local cell `--provider local`.
+    #[arg(long)]
+    pub cell: Option<String>,
+    /// Record what the run observed in `scenarios/observed/` (commit it: README's "What we found" is
+    /// generated from these records).
+    #[arg(long)]
+    pub record: bool,
+    /// The matrix file `--cell` reads.
+    #[arg(long, default_value = "scenarios/matrix.yaml", requires = "cell")]
+    pub matrix: PathBuf,
 }
 
 /// The checks `--provider auto` needs for kind (those of `kyvtel doctor`).
@@ -130,7 +141,7 @@ pub fn check_flags(args: &Args) -> Result<()> {
 /// namespaces start).
 pub fn run(args: Args) -> Result<Exit> {
     // Bad input stops the run before anything is executed.
-    crate::scenario::load_all_confined(&args.scenarios, &args.root.confinement())?;
+    crate::scenario::load_all_confined(&super::validate::scenario_files(&args.scenarios)?, &args.root.confinement())?;
     check_flags(&args)?;
     let provider = match args.provider {
         ProviderKind::Auto => return Err(Error::Usage("--provider auto is resolved before the run starts".into())),
@@ -142,8 +153,13 @@ pub fn run(args: Args) -> Result<Exit> {
         },
         ProviderKind::K3s => Provider::K3s { image: args.k3s_image.clone().unwrap_or_default() },
     };
+    let cell = match &args.cell {
+        None => None,
+        Some(id) => Some(matrix_cell(&args.matrix, id, &provider)?),
+    };
     session::run(&SessionOptions {
-        scenarios: args.scenarios,
+        // A directory stands for its catalog (its scenarios and reports/).
+        scenarios: super::validate::scenario_files(&args.scenarios)?,
         confinement: args.root.confinement(),
         keep: args.keep,
         strict_model: args.strict_model,
@@ -154,5 +170,33 @@ pub fn run(args: Args) -> Result<Exit> {
         junit: args.junit,
         cold: args.cold,
         unconfined: args.unconfined,
+        cell,
+        record: args.record,
     })
+}
+
+/// The cell `id` of the matrix file, if it runs and fits the provider.
+fn matrix_cell(file: &std::path::Path, id: &str, provider: &Provider) -> Result<crate::scenario::matrix::MatrixCell> {
+    use crate::scenario::matrix::CellProvider;
+    let cells = crate::scenario::matrix::load(file, &crate::scenario::pins::Pins::builtin())?;
+    let Some(cell) = cells.iter().find(|c| c.id == id) else {
+        let ids: Vec<&str> = cells.iter().filter(|c| c.pruned.is_none()).map(|c| c.id.as_str()).collect();
+        return Err(Error::Usage(format!(
+            "--cell {id}: no such cell in {}; cells that run: {}",
+            file.display(),
+            ids.join(", ")
+        )));
+    };
+    if let Some(why) = &cell.pruned {
+        return Err(Error::Usage(format!("--cell {id} is pruned: {why}")));
+    }
+    let fits = match cell.provider {
+        CellProvider::Kind => *provider == Provider::Kind,
+        CellProvider::Local => *provider == Provider::Local,
+    };
+    if !fits {
+        let want = if cell.provider == CellProvider::Kind { "kind" } else { "local" };
+        return Err(Error::Usage(format!("--cell {id} is a {want} cell: run it with --provider {want}")));
+    }
+    Ok(cell.clone())
 }

@@ -21,18 +21,15 @@ pub struct Args {
     pub crd: Option<PathBuf>,
 }
 
-/// The scenario files named by `paths`: files as given, directories by their top-level `*.yaml`.
+/// The scenario files named by `paths`: files as given, directories as catalogs
+/// ([`crate::scenario::catalog::files`]).
 pub fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let paths = if paths.is_empty() { vec![super::default_scenario_dir()] } else { paths.to_vec() };
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(&p)
-                .map_err(|e| Error::input(&p, None, format!("cannot read directory: {e}")))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.is_file() && f.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-                .collect();
-            found.sort();
+            let found = crate::scenario::catalog::files(&p)
+                .map_err(|e| Error::input(&p, None, format!("cannot read directory: {e}")))?;
             if found.is_empty() {
                 return Err(Error::input(&p, None, "no scenario files (*.yaml) in this directory"));
             }

@@ -1,5 +1,6 @@
 //! `kyvtel verify SCENARIO --pod FILE|-`: judges a pod from `kubectl get pod(s) -o yaml|json`
-//! against a scenario's pod expectations, with the engine the live run uses.
+//! against a scenario's pod expectations, with the engine the live run uses. `--denial FILE|-`
+//! judges a denial text (an event, a condition, a command's output) against the step that expects one.
 
 use std::path::PathBuf;
 
@@ -20,8 +21,20 @@ pub struct Args {
     #[command(flatten)]
     pub root: super::RootArgs,
     /// A Pod, List or PodList in YAML or JSON; `-` reads standard input.
+    #[arg(long, required_unless_present = "denial", conflicts_with = "denial")]
+    pub pod: Option<PathBuf>,
+    /// A denial text (kubectl or helm output, a FailedCreate event, a ReplicaFailure condition, an API
+    /// error), judged against the scenario's step that expects a denial; `-` reads standard input.
     #[arg(long)]
-    pub pod: PathBuf,
+    pub denial: Option<PathBuf>,
+    /// With `--denial`: the step (its kebab-case name, e.g. `install-telepresence`) whose expected
+    /// denial is judged, when several steps expect one.
+    #[arg(long, requires = "denial")]
+    pub step: Option<String>,
+    /// Judge as if the scenario ran with this Telepresence version (e.g. the version of the cluster
+    /// the pod or denial comes from); `when:` conditions follow it. Must be a pinned version.
+    #[arg(long)]
+    pub telepresence: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
@@ -29,8 +42,22 @@ pub struct Args {
 
 /// Runs `kyvtel verify`: exit 0 when every check holds, 1 when one fails, 2 for bad input.
 pub fn run(args: Args) -> Result<Exit> {
-    let loaded = crate::scenario::load_confined(&args.scenario, &args.root.confinement())?;
-    let (file, src) = crate::input::read_arg(&args.pod)?;
+    let mut loaded = crate::scenario::load_confined(&args.scenario, &args.root.confinement())?;
+    if let Some(v) = &args.telepresence {
+        let pins = crate::scenario::pins::Pins::builtin();
+        if pins.telepresence.release(v).is_none() {
+            return Err(Error::Usage(format!(
+                "--telepresence {v}: unknown version; known: {}",
+                pins.telepresence.known()
+            )));
+        }
+        loaded.versions.telepresence = v.clone();
+    }
+    let Some(pod_arg) = &args.pod else {
+        let denial = args.denial.as_deref().ok_or_else(|| Error::Usage("give --pod or --denial".into()))?;
+        return verify_denial(&loaded, denial, args.step.as_deref(), args.output);
+    };
+    let (file, src) = crate::input::read_arg(pod_arg)?;
     let docs = yaml::documents(&file, &src)?;
     if docs.is_empty() {
         return Err(Error::input(&file, None, "expected a Pod, List or PodList; the input is empty"));
@@ -72,6 +99,29 @@ pub fn run(args: Args) -> Result<Exit> {
 
     let expectations = &loaded.scenario.spec.expect.pod;
     let v = &loaded.versions;
+    // A step that expects a failure after admission: the pod's status must show it.
+    let after = loaded.scenario.spec.steps.iter().filter(|s| s.when().is_none_or(|w| v.satisfies(w))).find_map(|s| {
+        match s.expect().for_versions(|w| v.satisfies(w)) {
+            crate::scenario::expect::StepOutcome::FailsAfterAdmission(a) => Some(a),
+            _ => None,
+        }
+    });
+    if let Some(a) = after {
+        let results: Vec<_> = chosen.iter().map(|p| crate::outcome::after_admission::judge(p, &[], &a)).collect();
+        let passed = results.iter().any(Result::is_ok);
+        for r in &results {
+            match (r, args.output) {
+                (Ok(e), Output::Text) => println!("failure after admission shown: {e}"),
+                (Err(e), Output::Text) => println!("not the expected failure ({} {}): {e}", a.container, a.reason),
+                _ => {}
+            }
+        }
+        if args.output == Output::Json {
+            let lines: Vec<String> = results.iter().map(|r| r.clone().unwrap_or_else(|e| e)).collect();
+            println!("{}", serde_json::json!({"failsAfterAdmission": a, "passed": passed, "pods": lines}));
+        }
+        return Ok(if passed { Exit::Success } else { Exit::Failed });
+    }
     if !expectations.iter().any(|g| g.when.as_ref().is_none_or(|w| v.satisfies(w))) {
         return Err(Error::Usage(format!(
             "scenario `{}` has no pod expectation that applies to Telepresence {}, Kyverno {}, Kubernetes {}",
@@ -109,6 +159,61 @@ pub fn run(args: Args) -> Result<Exit> {
         }
     }
     Ok(if verdict.passed { Exit::Success } else { Exit::Failed })
+}
+
+/// Judges the denial text in `file` against the expected denial of the scenario's step (`step`, or
+/// the only step that expects one for the scenario's versions).
+fn verify_denial(
+    loaded: &crate::scenario::Loaded,
+    file: &std::path::Path,
+    step: Option<&str>,
+    output: Output,
+) -> Result<Exit> {
+    let v = &loaded.versions;
+    let expecting: Vec<_> = loaded
+        .scenario
+        .spec
+        .steps
+        .iter()
+        .filter(|s| s.when().is_none_or(|w| v.satisfies(w)))
+        .filter_map(|s| s.expect().for_versions(|w| v.satisfies(w)).denial().map(|d| (s.name(), d)))
+        .collect();
+    let names: Vec<&str> = expecting.iter().map(|(n, _)| *n).collect();
+    let chosen = match step {
+        Some(want) => expecting.iter().find(|(n, _)| *n == want),
+        None if expecting.len() == 1 => expecting.first(),
+        None => None,
+    };
+    let Some((name, expected)) = chosen else {
+        let versions =
+            format!("Telepresence {}, Kyverno {}, Kubernetes {}", v.telepresence, v.kyverno, v.node_image.kubernetes);
+        return Err(Error::Usage(match (step, names.is_empty()) {
+            (_, true) => format!("scenario `{}` expects no denial for {versions}", loaded.name()),
+            (Some(want), false) => {
+                format!("step `{want}` expects no denial for {versions}; these do: {}", names.join(", "))
+            }
+            (None, false) => format!("several steps expect a denial ({}): choose one with --step", names.join(", ")),
+        }));
+    };
+    let (_, text) = crate::input::read_arg(file)?;
+    let result = crate::outcome::denial::prove::prove_expected(&[text], expected);
+    match output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "step": name,
+                "expected": expected,
+                "passed": result.is_ok(),
+                "mismatch": result.as_ref().err(),
+            }))
+            .unwrap_or_default()
+        ),
+        Output::Text => match &result {
+            Ok(()) => println!("the denial matches step {name} of scenario {}", loaded.name()),
+            Err(why) => println!("the denial does not match step {name} of scenario {}: {why}", loaded.name()),
+        },
+    }
+    Ok(if result.is_ok() { Exit::Success } else { Exit::Failed })
 }
 
 fn pod_label(pod: &Value) -> String {

@@ -127,6 +127,12 @@ pub trait ClusterApi {
     }
     /// `pod` as the API server would store it (a dry-run create in kube-system); `after_webhook`:
     /// as it defaults a webhook's patch, without the service-account plugin's mounts.
+    /// Strict server-side dry-run creates of `objects` in `namespace`, retried while a webhook is not
+    /// serving; a refusal by a webhook is a denial.
+    async fn dry_run_create(&self, objects: &[Value], namespace: &str, timeout: Duration) -> ApiResult<()> {
+        let _ = (objects, timeout);
+        Err(ApiFailure::new(format!("dry-run creates in {namespace}: not supported by this API")))
+    }
     async fn defaulted_pod(&self, pod: &Value, after_webhook: bool) -> ApiResult<Value> {
         let _ = (pod, after_webhook);
         Err(ApiFailure::new("dry-run creates: not supported by this API"))

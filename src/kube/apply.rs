@@ -30,6 +30,8 @@ pub struct ApplyOptions {
     pub timeout: Duration,
     /// Pause between attempts.
     pub retry_interval: Duration,
+    /// Ask for admission only: strict server-side dry-run creates, nothing stored (or reported applied).
+    pub dry_run: bool,
 }
 
 /// One applied object, enough to delete it at teardown.
@@ -136,10 +138,17 @@ pub async fn apply(
             let object = prepare(index, doc, namespace.as_deref(), &options.owner)?;
             let target = AppliedRef { resource: resource.clone(), namespace: namespace.clone(), name: name.clone() };
             let url = DynamicObject::url_path(&resource, namespace.as_deref());
-            match send(client, &url, Call::Apply { name: &name, object: &object }).await {
+            let call = if options.dry_run {
+                Call::DryRunCreate { object: &object }
+            } else {
+                Call::Apply { name: &name, object: &object }
+            };
+            match send(client, &url, call).await {
                 Ok(answer) => {
                     report.warnings.extend(answer.warnings.into_iter().map(|w| format!("{target}: {w}")));
-                    report.applied.push(target);
+                    if !options.dry_run {
+                        report.applied.push(target);
+                    }
                     break;
                 }
                 Err(e) if is_webhook_unavailable(&e) && Instant::now() < deadline => {

@@ -13,6 +13,12 @@ pub mod scenario {
     pub const DOCUMENTED_RECIPE: &str = "documented-recipe";
     /// The agent denied when the rules check every container.
     pub const DOCUMENTED_RECIPE_LITERAL: &str = "documented-recipe-literal";
+    /// tel-agent-init denied after a numeric targetPort.
+    pub const NUMERIC_TARGET_PORT: &str = "numeric-target-port";
+    /// The name bound to the agent image: a spoofed agent denied.
+    pub const HARDENED_EXEMPTION: &str = "hardened-exemption";
+    /// The traffic-manager denied without the `ambassador` exclusions.
+    pub const PROBLEM_NO_EXCLUSIONS: &str = "problem-no-exclusions";
 }
 
 /// A known cause of a denial.
@@ -61,22 +67,22 @@ impl Cause {
                  Service selecting the workload has a numeric or omitted targetPort. Use a named targetPort on every \
                  Service that selects the workload.",
                 DOCUMENTED_RECIPE,
-                None,
+                Some(NUMERIC_TARGET_PORT),
             ),
             Cause::AgentImageBlockedByRegistry => (
                 "The traffic-agent image (ghcr.io/telepresenceio/tel2) is not an allowed registry. Exempt the agent \
                  in the registry rule, and bind the name traffic-agent to that image in a separate rule (as \
                  scenarios/policies/require-security-context-hardened.yaml does): a name-only exemption lets any \
                  container named traffic-agent through.",
-                DOCUMENTED_RECIPE,
-                None,
+                HARDENED_EXEMPTION,
+                Some(DOCUMENTED_RECIPE_LITERAL),
             ),
             Cause::TrafficManagerBlocked => (
                 "The traffic-manager (or its Helm hook Job) is denied in the manager namespace: its default \
                  securityContext and ghcr.io image do not pass strict rules. Exclude the manager namespace \
                  (`ambassador`) from the strict rules.",
                 DOCUMENTED_RECIPE,
-                None,
+                Some(PROBLEM_NO_EXCLUSIONS),
             ),
         };
         Hint { cause: self, text: text.to_string(), fixed_by, reproduced_by }
@@ -261,14 +267,13 @@ mod tests {
         assert_eq!(hints(&d, None).iter().map(|h| h.cause).collect::<Vec<_>>(), vec![AgentImageBlockedByRegistry]);
     }
 
-    /// The names of the scenarios in the catalog, read from `scenarios/*.yaml`.
+    /// The names of the scenarios in the catalog.
     fn catalog() -> Vec<String> {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-        let mut names: Vec<String> = std::fs::read_dir(&dir)
+        let mut names: Vec<String> = crate::scenario::catalog::files(&dir)
             .expect("scenarios/")
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-            .map(|p| crate::scenario::load(&p).expect("catalog scenario loads").name().to_string())
+            .iter()
+            .map(|p| crate::scenario::load(p).expect("catalog scenario loads").name().to_string())
             .collect();
         names.sort();
         assert!(!names.is_empty());

@@ -53,6 +53,16 @@ pub enum WaitFor {
         /// The injected container.
         container: String,
     },
+    /// A pod of the workload whose container fails after admission as expected (kubelet refusal or
+    /// error exit), proven from pod status and events.
+    ContainerFailure {
+        /// Namespace.
+        namespace: String,
+        /// The workload's pod selector.
+        selector: serde_json::Map<String, Value>,
+        /// The expected failure.
+        failure: crate::scenario::expect::AfterAdmission,
+    },
     /// A pod of the workload that did not exist before the intercept, with a ready `traffic-agent`.
     NewAgentPod {
         /// Namespace.
@@ -136,6 +146,20 @@ pub enum Action {
         #[serde(serialize_with = "dur")]
         timeout: Duration,
     },
+    /// Strict server-side dry-run creates of the objects: admission is asked, nothing is stored.
+    DryRunCreate {
+        /// What the objects are, for messages.
+        label: String,
+        /// The namespace for namespaced objects.
+        namespace: String,
+        /// The manifests, exactly as sent.
+        objects: Vec<Value>,
+        /// Time limit, including retries while a webhook is not serving.
+        #[serde(serialize_with = "dur")]
+        timeout: Duration,
+        /// The step expects a denial.
+        expect_failure: bool,
+    },
     /// A strict server-side dry-run create of the canary Pod, retried until Kyverno denies it.
     CanaryDenied {
         /// The canary Pod.
@@ -150,6 +174,11 @@ pub enum Action {
         source: DenialSource,
         /// The violations that must appear.
         expected: Vec<DeniedBy>,
+        /// No violation of another policy or rule may appear.
+        only: bool,
+        /// The denial must be Pod Security Admission's, with these checks (then `expected` is empty).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pod_security: Option<crate::scenario::expect::PodSecurityDenial>,
         /// Time limit for the evidence to appear.
         #[serde(serialize_with = "dur")]
         timeout: Duration,

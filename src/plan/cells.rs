@@ -356,6 +356,7 @@ mod tests {
             steps[0] = Step::InstallKyverno(crate::scenario::model::StepOptions {
                 expect: Some(StepOutcome::Denied(Vec::new())),
                 timeout: None,
+                when: None,
             });
         } else {
             let first = steps.remove(0);

@@ -43,6 +43,13 @@ fn wait(w: &WaitFor) -> String {
                 kv(selector)
             )
         }
+        WaitFor::ContainerFailure { namespace, selector, failure } => format!(
+            "a pod in {namespace} matching {} whose container {} is {}{} (pod status, events)",
+            kv(selector),
+            failure.container,
+            failure.reason,
+            failure.message.as_deref().map(|m| format!(" with \"{m}\"")).unwrap_or_default()
+        ),
         WaitFor::NewAgentPod { namespace, selector } => {
             format!("a new pod in {namespace} matching {} with container traffic-agent ready", kv(selector))
         }
@@ -90,7 +97,20 @@ fn action(out: &mut String, a: &Action, indent: &str) {
             pod["metadata"]["name"].as_str().unwrap_or_default(),
             d(*timeout)
         ),
-        Action::ProveDenial { source, expected, timeout } => {
+        Action::DryRunCreate { label, namespace, objects, timeout, expect_failure } => {
+            let note = if *expect_failure { ", expected to be denied" } else { ", expected to be admitted" };
+            let _ = writeln!(
+                out,
+                "{indent}admit?  {label} in {namespace}: server-side dry-run create, fieldValidation=Strict, nothing stored   (timeout {}{note})",
+                d(*timeout)
+            );
+            for o in objects {
+                let _ = writeln!(out, "{indent}          ---");
+                out.push_str(&yaml_block(o, &format!("{indent}          ")));
+            }
+            Ok(())
+        }
+        Action::ProveDenial { source, expected, only, pod_security, timeout } => {
             let from = match source {
                 DenialSource::CommandOutput => "the failed command's output".to_string(),
                 DenialSource::ApplyError => "the apply's API error".to_string(),
@@ -98,11 +118,32 @@ fn action(out: &mut String, a: &Action, indent: &str) {
                     format!("ReplicaSets of {namespace}/{name}: ReplicaFailure condition and FailedCreate events")
                 }
             };
-            let _ = writeln!(out, "{indent}prove   Kyverno denial from {from}   (timeout {})", d(*timeout));
-            expected.iter().try_for_each(|e| {
-                let path = e.path.as_deref().map(|p| format!(" at {p}…")).unwrap_or_default();
-                writeln!(out, "{indent}          denied by {}/{}{path}", e.policy, e.rule)
-            })
+            if let Some(p) = pod_security {
+                let _ = writeln!(
+                    out,
+                    "{indent}prove   Pod Security Admission denial ({}) from {from}   (timeout {})",
+                    p.level.as_str(),
+                    d(*timeout)
+                );
+                for v in &p.violations {
+                    let who = v.container.as_deref().map(|c| format!(" for container {c}")).unwrap_or_default();
+                    let field = v.field.as_deref().map(|f| format!(", field {f}")).unwrap_or_default();
+                    let _ = writeln!(out, "{indent}          failed check `{}`{who}{field}", v.check);
+                }
+                Ok(())
+            } else {
+                let _ = writeln!(out, "{indent}prove   Kyverno denial from {from}   (timeout {})", d(*timeout));
+                if *only {
+                    let _ = writeln!(
+                        out,
+                        "{indent}          by these rules only: any other policy or rule in it fails the step"
+                    );
+                }
+                expected.iter().try_for_each(|e| {
+                    let path = e.path.as_deref().map(|p| format!(" at {p}…")).unwrap_or_default();
+                    writeln!(out, "{indent}          denied by {}/{}{path}", e.policy, e.rule)
+                })
+            }
         }
         Action::RecordPods { namespace, selector } => {
             writeln!(out, "{indent}record  pods in {namespace} matching {}", kv(selector))

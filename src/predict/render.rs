@@ -31,6 +31,8 @@ pub enum Role {
     Manager,
     /// A model of the traffic-manager pod.
     ManagerPod,
+    /// An object of the `admit` step at this index of `spec.steps`, as written.
+    Probe(usize),
 }
 
 impl Role {
@@ -44,6 +46,7 @@ impl Role {
             Role::Canary => "canary",
             Role::Manager => "traffic-manager",
             Role::ManagerPod => "traffic-manager pod",
+            Role::Probe(_) => "admit probe",
         }
     }
 }
@@ -189,14 +192,38 @@ pub fn render(loaded: &Loaded) -> Result<Vec<Rendered>> {
     let tp = telepresence(loaded);
     let manager_ns = &loaded.scenario.spec.telepresence.manager_namespace;
     let one = |role, model, object| Rendered { role, model, object };
-    Ok(vec![
+    let mut out = vec![
         one(Role::Workload, false, workload(loaded)?),
         one(Role::WorkloadPod, false, workload_pod(loaded)?),
         one(Role::Intercepted, true, injected_pod(loaded)?),
         one(Role::Canary, false, api_server_form(&canary_pod(&loaded.scenario.spec.workload.namespace))),
         one(Role::Manager, true, manager(&tp, manager_ns)),
         one(Role::ManagerPod, true, api_server_form(&pod("traffic-manager-model", manager_ns, &manager_template(&tp)))),
-    ])
+    ];
+    out.extend(probes(loaded).into_iter().map(|(i, o)| one(Role::Probe(i), false, o)));
+    Ok(out)
+}
+
+/// The objects of every `admit` step whose `when` holds, with the step's index, in the workload
+/// namespace and in API-server form.
+fn probes(loaded: &Loaded) -> Vec<(usize, Value)> {
+    let ns = &loaded.scenario.spec.workload.namespace;
+    let mut out = Vec::new();
+    for (i, step) in loaded.scenario.spec.steps.iter().enumerate() {
+        let crate::scenario::model::Step::Admit(a) = step else { continue };
+        if a.when.as_ref().is_some_and(|w| !loaded.versions.satisfies(w)) {
+            continue;
+        }
+        let docs = a.manifests.iter().filter_map(|rel| loaded.admit_manifests.get(rel)).flat_map(|f| &f.documents);
+        for d in docs {
+            let mut o = d.value.clone();
+            if o["metadata"].is_object() {
+                o["metadata"]["namespace"] = json!(ns);
+            }
+            out.push((i, api_server_form(&o)));
+        }
+    }
+    out
 }
 
 /// The scenario's policies with exclusions merged, as they will be applied.

@@ -6,8 +6,9 @@
 pub mod console;
 pub mod evidence;
 pub mod progress;
+pub mod record;
 pub mod redact;
 pub mod summary;
 pub mod zip_members;
 
-pub use summary::{Counts, ModelDrift, Phase, RunReport, ScenarioReport, SkippedStep, Verdict, Written};
+pub use summary::{Counts, DenialText, ModelDrift, Phase, RunReport, ScenarioReport, SkippedStep, Verdict, Written};

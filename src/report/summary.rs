@@ -79,6 +79,10 @@ pub struct ScenarioReport {
     /// Steps that could not run on this provider, with the reason (never counted as passed).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skipped_steps: Vec<SkippedStep>,
+    /// The denials the steps expected, as the evidence showed them (redacted on write): what
+    /// `kyvtel verify --denial` judges.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub denials: Vec<DenialText>,
     /// Teardown entries that failed (best effort: recorded, never part of the verdict).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub teardown_failures: Vec<SkippedStep>,
@@ -102,6 +106,15 @@ pub struct ModelDrift {
     /// Comparisons that could not be made, and why.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+}
+
+/// A denial a step expected, as the evidence showed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DenialText {
+    /// The step (phase) that expected it.
+    pub phase: String,
+    /// The evidence text (an API error, an event, a command's output).
+    pub text: String,
 }
 
 /// A step (or teardown entry) that was skipped or failed, and why.
@@ -129,6 +142,7 @@ impl ScenarioReport {
             pod_checks: Vec::new(),
             pod: None,
             skipped_steps: Vec::new(),
+            denials: Vec::new(),
             teardown_failures: Vec::new(),
             model_drift: None,
         }

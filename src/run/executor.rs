@@ -14,7 +14,6 @@ use super::traffic::{self, Server};
 use crate::kube::api::{ApiFailure, ClusterApi};
 use crate::outcome::check::Check;
 use crate::outcome::denial::{self, Parsed};
-use crate::outcome::expect::DeniedBy;
 use crate::plan::{Action, DenialSource, Plan, WaitFor};
 use crate::tools::{CommandLine, Output, RunError, Runner, Tool};
 
@@ -84,6 +83,9 @@ pub struct ScenarioResult {
     /// The pod the checks judged, as the API server returned it (not yet redacted).
     #[serde(skip)]
     pub judged_pod: Option<Value>,
+    /// The denials the steps expected, as proven (not yet redacted).
+    #[serde(skip)]
+    pub denials: Vec<ProvenDenial>,
 }
 
 impl ScenarioResult {
@@ -127,6 +129,15 @@ pub struct Settings {
 /// and a pod injected before the manager saw the workload's Services is evicted once it does.
 const SETTLE_QUIET: Duration = Duration::from_secs(8);
 
+/// A denial a step expected, as the evidence showed it (not yet redacted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProvenDenial {
+    /// The phase that expected it.
+    pub phase: String,
+    /// The evidence text that proved it.
+    pub text: String,
+}
+
 /// Mutable state of one execution.
 #[derive(Default)]
 struct State {
@@ -146,6 +157,7 @@ struct State {
     drift_notes: Vec<String>,
     infra: bool,
     asserted: usize,
+    denials: Vec<ProvenDenial>,
 }
 
 fn is_cancelled(s: &Settings) -> bool {
@@ -185,48 +197,6 @@ async fn run_command(s: &Settings, cmd: &CommandLine, timeout: Duration) -> Resu
 fn tail(s: &str, lines: usize) -> String {
     let v: Vec<&str> = s.lines().collect();
     v[v.len().saturating_sub(lines)..].join("\n")
-}
-
-/// Parses every text and checks that Kyverno denied with every expected violation.
-fn prove(texts: &[String], expected: &[DeniedBy]) -> Result<(), String> {
-    let mut seen = Vec::new();
-    let mut others = Vec::new();
-    for t in texts {
-        match denial::parse(t) {
-            Ok(Parsed::Kyverno(d)) => seen.push(d),
-            Ok(Parsed::OtherWebhook(o)) => others.push(format!("denied by webhook `{}`: {}", o.webhook, o.reason)),
-            Ok(Parsed::PodSecurity(d)) => others.push(format!(
-                "denied by Pod Security Admission, not Kyverno: {}",
-                d.violations.iter().map(|v| v.rule.as_str()).collect::<Vec<_>>().join(", ")
-            )),
-            Err(_) => {}
-        }
-    }
-    if seen.is_empty() {
-        let mut why = String::from("no Kyverno denial was found in the evidence");
-        if !others.is_empty() {
-            why.push_str(&format!(" ({})", others.join("; ")));
-        }
-        if let Some(t) = texts.last() {
-            why.push_str(&format!("; last evidence: {}", tail(t, 3)));
-        }
-        return Err(why);
-    }
-    let unmet: Vec<String> = expected
-        .iter()
-        .filter(|e| !seen.iter().any(|d| d.violations.iter().any(|v| e.matches(v))))
-        .map(|e| {
-            format!("{}/{}{}", e.policy, e.rule, e.path.as_deref().map(|p| format!(" at {p}")).unwrap_or_default())
-        })
-        .collect();
-    if unmet.is_empty() {
-        return Ok(());
-    }
-    let got: Vec<String> = seen
-        .iter()
-        .flat_map(|d| d.violations.iter().map(|v| format!("{}/{} {:?}", v.policy, v.rule, v.paths)))
-        .collect();
-    Err(format!("expected denial by {} not found; Kyverno reported: {}", unmet.join(", "), got.join("; ")))
 }
 
 async fn exec_action<A: ClusterApi>(
@@ -300,6 +270,20 @@ async fn exec_action<A: ClusterApi>(
                 (Err(e), _) => Err(format!("apply {label}: {e}")),
             }
         }
+        Action::DryRunCreate { label, namespace, objects, timeout, expect_failure } => {
+            match (api.dry_run_create(objects, namespace, *timeout).await, expect_failure) {
+                (Ok(()), false) => Ok(()),
+                (Ok(()), true) => Err(format!("{label} was admitted, but the scenario expects a denial")),
+                (Err(ApiFailure { denial: Some(d), .. }), true) => {
+                    st.last_apply_denial = Some(d);
+                    Ok(())
+                }
+                (Err(ApiFailure { denial: Some(d), .. }), false) => {
+                    Err(format!("{label} was denied, but the scenario expects it admitted: {}", tail(&d, 3)))
+                }
+                (Err(e), _) => Err(format!("admission of {label}: {e}")),
+            }
+        }
         Action::Wait { until: WaitFor::InjectedPod { namespace, selector, container }, timeout } => {
             let pod = api.injected_pod(namespace, selector, container, *timeout).await.map_err(|e| e.to_string())?;
             st.agent_pod = Some(pod);
@@ -323,6 +307,12 @@ async fn exec_action<A: ClusterApi>(
             r
         }
         Action::Skip { reason } => Err(format!("skipped: {reason}")),
+        Action::Wait { until: WaitFor::ContainerFailure { namespace, selector, failure }, timeout } => {
+            let evidence = container_failure(api, namespace, selector, failure, *timeout).await?;
+            st.asserted += 1;
+            tracing::info!("failure after admission proven: {evidence}");
+            Ok(())
+        }
         Action::Wait { until: WaitFor::NewAgentPod { namespace, selector }, timeout } => {
             let pod =
                 api.new_agent_pod(namespace, selector, &st.recorded_pods, *timeout).await.map_err(|e| e.to_string())?;
@@ -351,7 +341,11 @@ async fn exec_action<A: ClusterApi>(
                 Err(e) => Err(format!("the canary was refused, but not by Kyverno ({e}): {}", tail(&text, 3))),
             }
         }
-        Action::ProveDenial { source, expected, timeout } => {
+        Action::ProveDenial { source, expected, only, pod_security, timeout } => {
+            let prove = |texts: &[String]| match pod_security {
+                Some(p) => crate::outcome::denial::prove::prove_pod_security(texts, p),
+                None => crate::outcome::denial::prove::prove(texts, expected, *only),
+            };
             let texts = match source {
                 DenialSource::CommandOutput => st.last_failed_output.clone().into_iter().collect(),
                 DenialSource::ApplyError => st.last_apply_denial.clone().into_iter().collect(),
@@ -360,14 +354,18 @@ async fn exec_action<A: ClusterApi>(
                     let deadline = crate::duration::deadline(*timeout);
                     loop {
                         let texts = api.denial_messages(namespace, name).await.map_err(|e| e.to_string())?;
-                        if prove(&texts, expected).is_ok() || Instant::now() >= deadline {
+                        if prove(&texts).is_ok() || Instant::now() >= deadline {
                             break texts;
                         }
                         tokio::time::sleep(Duration::from_secs(2)).await;
                     }
                 }
             };
-            prove(&texts, expected)?;
+            prove(&texts)?;
+            // The text that proved it: the first that proves it alone.
+            if let Some(t) = texts.iter().find(|t| prove(std::slice::from_ref(*t)).is_ok()) {
+                st.denials.push(ProvenDenial { phase: st.phase.clone(), text: t.clone() });
+            }
             st.asserted += expected.len().max(1);
             Ok(())
         }
@@ -604,6 +602,7 @@ pub async fn execute<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) -> Scena
         teardown,
         evidence,
         judged_pod: st.checks_pod.take(),
+        denials: std::mem::take(&mut st.denials),
     }
 }
 
@@ -740,6 +739,7 @@ pub async fn execute_guarded<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) 
                 teardown,
                 evidence: Vec::new(),
                 judged_pod: None,
+                denials: Vec::new(),
             }
         }
     }
@@ -762,4 +762,61 @@ pub async fn teardown_only<A: ClusterApi>(
 /// Where a failed scenario's evidence bundle goes.
 pub fn evidence_dir(plan: &Plan) -> PathBuf {
     plan.run_dir.join(&plan.scenario)
+}
+
+/// Polls the workload's pods (and their events) until one shows `failure`; on timeout, the last
+/// observed container states.
+async fn container_failure<A: ClusterApi>(
+    api: &A,
+    namespace: &str,
+    selector: &serde_json::Map<String, serde_json::Value>,
+    failure: &crate::scenario::expect::AfterAdmission,
+    timeout: Duration,
+) -> Result<String, String> {
+    let sel: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect();
+    let path = format!("/api/v1/namespaces/{namespace}/pods?labelSelector={}", sel.join(","));
+    let deadline = crate::duration::deadline(timeout);
+    let mut last = String::from("no pod of the workload yet");
+    loop {
+        let list = api.get_json(&path).await.map_err(|e| e.to_string())?;
+        let pods: Vec<&serde_json::Value> = list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .collect();
+        let mut states = Vec::new();
+        for pod in pods {
+            let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+            let events_path = format!("/api/v1/namespaces/{namespace}/events?fieldSelector=involvedObject.name={name}");
+            let events: Vec<String> = api
+                .get_json(&events_path)
+                .await
+                .map(|e| {
+                    e["items"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|e| e["message"].as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            match crate::outcome::after_admission::judge(pod, &events, failure) {
+                Ok(evidence) => return Ok(evidence),
+                Err(state) => states.push(state),
+            }
+        }
+        if !states.is_empty() {
+            last = states.join("; ");
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "no container {} became {} within {}; last observed: {last}",
+                failure.container,
+                failure.reason,
+                crate::duration::format(timeout)
+            ));
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
 }

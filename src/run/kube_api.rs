@@ -216,7 +216,10 @@ fn apply_failure(e: KubeError) -> ApiFailure {
         message: s.message.clone(),
     });
     match refusal {
-        Some(denial) if denial.webhook().is_some() => ApiFailure::denied(denial.message),
+        // A webhook's denial, or Pod Security Admission's (built into the API server).
+        Some(denial) if denial.webhook().is_some() || denial.message.contains("violates PodSecurity") => {
+            ApiFailure::denied(denial.message)
+        }
         _ => failure(e),
     }
 }
@@ -277,21 +280,29 @@ fn by_namespace<'o>(objects: &'o [Value], namespace: Option<&str>, default_ns: &
     groups
 }
 
-impl ClusterApi for KubeApi {
-    async fn apply(&self, objects: &[Value], namespace: Option<&str>, timeout: Duration) -> ApiResult<()> {
+impl KubeApi {
+    /// Server-side applies `objects`, or (`dry_run`) asks for their admission only.
+    async fn apply_or_dry_run(
+        &self,
+        objects: &[Value],
+        namespace: Option<&str>,
+        timeout: Duration,
+        dry_run: bool,
+    ) -> ApiResult<()> {
         let client = self.client().await?;
+
         // Never take over what kyvtel does not own (an existing cluster's policies or namespaces).
         let named = |kind: &str| -> Vec<&str> {
             objects.iter().filter(|o| o["kind"] == kind).filter_map(|o| o["metadata"]["name"].as_str()).collect()
         };
         let (policies, namespaces) = (named("ClusterPolicy"), named("Namespace"));
-        if !policies.is_empty() {
+        if !policies.is_empty() && !dry_run {
             self.bounded("apply", async {
                 crate::kube::ownership::ensure_policies_replaceable(client, &policies).await.map_err(failure)
             })
             .await?;
         }
-        if !namespaces.is_empty() {
+        if !namespaces.is_empty() && !dry_run {
             self.bounded("apply", async {
                 crate::kube::ownership::ensure_namespaces_ownable(client, &namespaces).await.map_err(failure)
             })
@@ -305,6 +316,7 @@ impl ClusterApi for KubeApi {
                 owner: self.owner.clone(),
                 timeout: left,
                 retry_interval: self.poll_interval,
+                dry_run,
             };
             let mut report = ApplyReport::default();
             // The kube layer's deadline covers its retries; this one also bounds a call that hangs.
@@ -324,6 +336,16 @@ impl ClusterApi for KubeApi {
             result.map_err(apply_failure)?;
         }
         Ok(())
+    }
+}
+
+impl ClusterApi for KubeApi {
+    async fn apply(&self, objects: &[Value], namespace: Option<&str>, timeout: Duration) -> ApiResult<()> {
+        self.apply_or_dry_run(objects, namespace, timeout, false).await
+    }
+
+    async fn dry_run_create(&self, objects: &[Value], namespace: &str, timeout: Duration) -> ApiResult<()> {
+        self.apply_or_dry_run(objects, Some(namespace), timeout, true).await
     }
 
     async fn delete(&self, refs: &[Value], timeout: Duration) -> ApiResult<()> {
@@ -360,6 +382,9 @@ impl ClusterApi for KubeApi {
             }
             WaitFor::InjectedPod { .. } => {
                 Err(ApiFailure::new("waiting for an injected pod returns the pod (injected_pod)"))
+            }
+            WaitFor::ContainerFailure { .. } => {
+                Err(ApiFailure::new("internal: container failures are judged by the executor, not by wait()"))
             }
             WaitFor::NewAgentPod { .. } => Err(ApiFailure::new(
                 "waiting for a new agent pod needs the pods recorded before the intercept (new_agent_pod)",

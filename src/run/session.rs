@@ -76,6 +76,11 @@ pub struct SessionOptions {
     pub unconfined: bool,
     /// Unexplained model drift fails the pod's verification.
     pub strict_model: bool,
+    /// Run as this cell of the version matrix (`kyvtel run --cell`): its versions replace the
+    /// scenarios' own; scenarios that pin other versions are left out, with a note.
+    pub cell: Option<crate::scenario::matrix::MatrixCell>,
+    /// Write the run's observed record to `scenarios/observed/` (`--record`).
+    pub record: bool,
 }
 
 /// Where run-private directories go by default, `target/kyvtel-work/<run-id>/`: beside the reports,
@@ -509,7 +514,17 @@ impl Session<'_> {
 
 /// Runs the scenarios; returns exit 0 when all pass, 1 when one fails, 3 when `--reuse` refused.
 pub fn run(opts: &SessionOptions) -> Result<Exit> {
-    let loaded = crate::scenario::load_all_confined(&opts.scenarios, &opts.confinement)?;
+    let mut loaded = crate::scenario::load_all_confined(&opts.scenarios, &opts.confinement)?;
+    if let Some(cell) = &opts.cell {
+        let (kept, left_out) = crate::scenario::matrix::apply_cell(loaded, cell, &Pins::builtin())?;
+        for note in &left_out {
+            crate::console_eprintln!("note: left out of cell {}: {note}", cell.id);
+        }
+        if kept.is_empty() {
+            return Err(Error::Usage(format!("no scenario runs in cell {}", cell.id)));
+        }
+        loaded = kept;
+    }
     let mut names = std::collections::BTreeSet::new();
     if let Some(dup) = loaded.iter().find(|l| !names.insert(l.name().to_string())) {
         return Err(Error::input(
@@ -632,6 +647,22 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
         written.json.display(),
         written.markdown.display()
     );
+    if opts.record {
+        // Recorded next to the catalog of the first scenario (`<catalog>/observed/`).
+        let catalog = loaded
+            .first()
+            .and_then(|l| l.path.parent())
+            .map(|d| if d.ends_with("reports") { d.parent().unwrap_or(d) } else { d })
+            .map_or_else(|| PathBuf::from(crate::report::record::DIR), |d| d.join("observed"));
+        let record = crate::report::record::Record::of(&session.report);
+        let path = record
+            .write(&catalog, &run_id)
+            .map_err(|e| Error::infra(format!("write the observed record under {}", catalog.display()), e))?;
+        crate::console_eprintln!(
+            "recorded: {} (commit it; `kyvtel found --write README.md` regenerates README)",
+            path.display()
+        );
+    }
     crate::console_println!("{}", session.report.closing_line());
     Ok(if session.refused || session.infra {
         Exit::Infra
@@ -836,6 +867,8 @@ mod tests {
             cold: false,
             unconfined: false,
             strict_model: false,
+            cell: None,
+            record: false,
         }
     }
 

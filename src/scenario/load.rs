@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::expect::{StepOutcome, When};
+use super::expect::{OutcomeCase, StepOutcome, When};
 use super::meaning;
 use super::model::{Scenario, Step};
 use super::pins::Pins;
@@ -58,6 +58,8 @@ pub struct Loaded {
     pub telepresence_values: Option<(PathBuf, Value)>,
     /// The workload manifests, in order.
     pub manifests: Vec<SourceFile>,
+    /// The manifests of `admit` steps, by the path as the scenario writes it.
+    pub admit_manifests: std::collections::BTreeMap<PathBuf, SourceFile>,
 }
 
 impl Loaded {
@@ -75,6 +77,15 @@ impl Loaded {
     /// Every workload manifest document, in order.
     pub fn manifest_values(&self) -> impl Iterator<Item = &Value> {
         self.manifests.iter().flat_map(|f| f.documents.iter().map(|d| &d.value))
+    }
+
+    /// The Namespace object for `name`, with the labels the scenario gives it.
+    pub fn namespace_object(&self, name: &str) -> Value {
+        let mut ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        if let Some(settings) = self.scenario.spec.namespaces.get(name).filter(|s| !s.labels.is_empty()) {
+            ns["metadata"]["labels"] = serde_json::json!(settings.labels);
+        }
+        ns
     }
 
     /// The workload's pod selector (`spec.selector.matchLabels`).
@@ -262,6 +273,42 @@ pub fn load_with(path: &Path, pins: &Pins, how: &Confinement) -> Result<Loaded> 
             Err(e) => return Err(e),
         }
     }
+    let mut admit_manifests = std::collections::BTreeMap::new();
+    for (i, step) in spec.steps.iter().enumerate() {
+        let Step::Admit(a) = step else { continue };
+        for (j, rel) in a.manifests.iter().enumerate() {
+            let at = format!("/spec/steps/{i}/admit/manifests/{j}");
+            let Some(file) = resolve(&mut p, &at, rel) else { continue };
+            match read_docs(&file) {
+                Ok(documents) if documents.is_empty() => p.at(&at, format!("{}: no YAML document", rel.display())),
+                Ok(documents) => {
+                    admit_manifests.insert(rel.clone(), SourceFile { path: file, documents });
+                }
+                Err(Error::Input(d)) if d.iter().all(|x| x.location.is_none()) => {
+                    p.at(&at, format!("{}: {}", rel.display(), d[0].message))
+                }
+                Err(Error::Input(d)) => other_files.extend(d),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    for (name, settings) in &spec.namespaces {
+        let at = format!("/spec/namespaces/{}", name.replace('~', "~0").replace('/', "~1"));
+        if *name != spec.workload.namespace && *name != spec.telepresence.manager_namespace {
+            p.at(
+                &at,
+                format!(
+                    "`{name}` is not one of the scenario's namespaces (`{}`, `{}`)",
+                    spec.workload.namespace, spec.telepresence.manager_namespace
+                ),
+            );
+        }
+        for (key, value) in &settings.labels {
+            if let Err(m) = meaning::label(key, value) {
+                p.at(&format!("{at}/labels"), format!("label `{key}`: {m}"));
+            }
+        }
+    }
     let ns = &spec.workload.namespace;
     if KYVERNO_SKIPPED_NAMESPACES.contains(&ns.as_str()) {
         p.at("/spec/workload/namespace", format!("Kyverno does not validate namespace `{ns}`; use another"));
@@ -299,6 +346,7 @@ pub fn load_with(path: &Path, pins: &Pins, how: &Confinement) -> Result<Loaded> 
             policies,
             telepresence_values,
             manifests,
+            admit_manifests,
         }),
         _ => Err(Error::Input(p.list)),
     }
@@ -399,7 +447,12 @@ fn check_step_order(p: &mut Problems<'_>, s: &Scenario) {
             _ => {}
         }
         match step {
-            Step::Intercept(x) if x.expect.as_ref().is_none_or(|e| *e == StepOutcome::Ok) => intercepting = true,
+            // An intercept that may succeed (for some versions) makes the later steps meaningful.
+            Step::Intercept(x)
+                if x.expect.as_ref().is_none_or(|e| matches!(e, StepOutcome::Ok | StepOutcome::Cases(_))) =>
+            {
+                intercepting = true
+            }
             Step::Leave(_) => intercepting = false,
             _ => {}
         }
@@ -415,12 +468,33 @@ fn check_steps(p: &mut Problems<'_>, s: &Scenario, pins: &Pins) {
     check_namespaces(p, s);
     for (i, step) in s.spec.steps.iter().enumerate() {
         let at = format!("/spec/steps/{i}/{}", step_key(step));
-        if let StepOutcome::Denied(list) = step.expect() {
-            for (j, d) in list.iter().enumerate() {
-                if let Some(w) = &d.when {
-                    check_when(p, &format!("{at}/expect/denied/{j}/when"), w, pins);
-                }
+        let expect = step.expect();
+        for (key, d) in expect.violations() {
+            if let Some(w) = &d.when {
+                check_when(p, &format!("{at}/expect/{key}/when"), w, pins);
             }
+        }
+        if let StepOutcome::Cases(cases) = &expect {
+            check_cases(p, &format!("{at}/expect/cases"), cases, pins);
+        }
+        let after = match &expect {
+            StepOutcome::FailsAfterAdmission(_) => true,
+            StepOutcome::Cases(c) => c.iter().any(|c| c.fails_after_admission.is_some()),
+            _ => false,
+        };
+        if after && !matches!(step, Step::Intercept(_)) {
+            p.at(
+                &format!("{at}/expect"),
+                "`failsAfterAdmission` is an outcome of `intercept` only (the injected pod's containers)",
+            );
+        }
+        if let Some(w) = step.when() {
+            check_when(p, &format!("{at}/when"), w, pins);
+        }
+        if let Step::Admit(a) = step
+            && a.manifests.is_empty()
+        {
+            p.at(&format!("{at}/manifests"), "list at least one manifest file");
         }
         if let Some(t) = step.timeout()
             && let Err(m) = crate::duration::parse(t)
@@ -450,5 +524,33 @@ pub fn step_key(step: &Step) -> &'static str {
         Step::SendTraffic(_) => "sendTraffic",
         Step::Leave(_) => "leave",
         Step::CompareModel(_) => "compareModel",
+        Step::Admit(_) => "admit",
+    }
+}
+
+/// Version-dependent outcomes: each case states one outcome, and only the last has no `when`.
+fn check_cases(p: &mut Problems<'_>, at: &str, cases: &[OutcomeCase], pins: &Pins) {
+    if cases.is_empty() {
+        p.at(at, "list at least one case");
+    }
+    for (i, c) in cases.iter().enumerate() {
+        let last = i + 1 == cases.len();
+        if c.outcome().is_none() {
+            p.at(
+                &format!("{at}/{i}"),
+                "set exactly one of `ok: {}`, `denied`, `deniedOnly`, `podSecurityDenied` and `failsAfterAdmission`",
+            );
+        }
+        match (&c.when, last) {
+            (Some(w), false) => check_when(p, &format!("{at}/{i}/when"), w, pins),
+            (Some(_), true) => p.at(
+                &format!("{at}/{i}/when"),
+                "the last case applies when no other does: remove its `when` (or add a case without one)",
+            ),
+            (None, false) => {
+                p.at(&format!("{at}/{i}"), "only the last case may omit `when`: later cases would never apply")
+            }
+            (None, true) => {}
+        }
     }
 }

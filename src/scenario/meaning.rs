@@ -120,6 +120,42 @@ fn reason(e: &crate::Error) -> String {
     }
 }
 
+/// A Kubernetes label: `[prefix/]name` (prefix a DNS subdomain of at most 253 characters, name at most
+/// 63 alphanumerics, `-`, `_`, `.`, starting and ending alphanumeric), value empty or like a name.
+// upstream: kubernetes/kubernetes staging/src/k8s.io/apimachinery/pkg/util/validation/validation.go
+// (IsQualifiedName, IsValidLabelValue).
+pub fn label(key: &str, value: &str) -> Result<(), String> {
+    let name_ok = |n: &str| {
+        !n.is_empty()
+            && n.len() <= 63
+            && n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && n.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && n.ends_with(|c: char| c.is_ascii_alphanumeric())
+    };
+    let (prefix, name) = key.rsplit_once('/').map_or((None, key), |(p, n)| (Some(p), n));
+    if let Some(p) = prefix {
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        if p.len() > 253 || !p.split('.').all(label_ok) {
+            return Err(format!("the prefix `{p}` is not a lower-case DNS subdomain"));
+        }
+    }
+    if !name_ok(name) {
+        return Err("the name must be 1-63 alphanumerics, '-', '_' or '.', starting and ending alphanumeric".into());
+    }
+    if !value.is_empty() && !name_ok(value) {
+        return Err(format!(
+            "the value `{value}` must be empty or 1-63 alphanumerics, '-', '_' or '.', starting and ending alphanumeric"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,5 +180,14 @@ mod tests {
         assert!(replicas(&serde_json::json!({"spec": {"replicas": 11}})).is_err());
         assert!(replicas(&serde_json::json!({"spec": {"replicas": -1}})).is_err());
         assert!(replicas(&serde_json::json!({"spec": {"replicas": "1"}})).is_err());
+    }
+
+    #[test]
+    fn labels_follow_the_api_server_rules() {
+        assert_eq!(label("pod-security.kubernetes.io/enforce", "restricted"), Ok(()));
+        assert_eq!(label("team", ""), Ok(()));
+        assert!(label("Bad_Prefix/x", "v").is_err());
+        assert!(label("x", "-v").is_err());
+        assert!(label(&"n".repeat(64), "v").is_err());
     }
 }

@@ -1,11 +1,13 @@
 //! Scenario files: the model, loading with located errors, pinned versions.
 
+pub mod catalog;
 pub mod expect;
 pub mod model;
 pub mod version;
 
 pub use model::Scenario;
 pub mod load;
+pub mod matrix;
 pub mod meaning;
 pub mod pins;
 pub mod policy;

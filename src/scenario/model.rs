@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::expect::{PodExpectation, StepOutcome};
+use super::expect::{PodExpectation, StepOutcome, When};
 
 /// The only accepted `apiVersion`.
 pub const API_VERSION: &str = "kyvtel.dev/v1alpha1";
@@ -68,6 +68,10 @@ pub struct Spec {
     pub telepresence: Telepresence,
     /// The workload that is intercepted.
     pub workload: Workload,
+    /// Labels of the scenario's namespaces (the workload's and the manager's), set where kyvtel
+    /// creates them, e.g. Pod Security Admission's `pod-security.kubernetes.io/enforce: restricted`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub namespaces: std::collections::BTreeMap<String, NamespaceSettings>,
     /// The ordered steps, each one typed.
     pub steps: Vec<Step>,
     /// What must hold once the steps have run.
@@ -149,6 +153,15 @@ impl Default for Telepresence {
     }
 }
 
+/// Settings of one of the scenario's namespaces.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NamespaceSettings {
+    /// Labels added to the Namespace object.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
 /// The workload under test.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -183,6 +196,9 @@ pub struct StepOptions {
     /// Overrides the step's default timeout, e.g. `90s`, `5m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
+    /// Run the step only when these versions hold; otherwise it is skipped, with the reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<When>,
 }
 
 /// Intercept a workload.
@@ -203,6 +219,9 @@ pub struct Intercept {
     /// Overrides the default timeout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
+    /// Run the step only when these versions hold; otherwise it is skipped, with the reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<When>,
 }
 
 /// Send HTTP requests to the intercepted Service and expect the local process to answer.
@@ -221,6 +240,27 @@ pub struct SendTraffic {
     /// Overrides the default timeout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
+    /// Run the step only when these versions hold; otherwise it is skipped, with the reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<When>,
+}
+
+/// Ask the API server to admit objects without creating them (a strict server-side dry-run create):
+/// a probe of what the policies allow, e.g. a spoofed agent or a bad app container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Admit {
+    /// Manifest files; namespaced objects go into the workload namespace.
+    pub manifests: Vec<PathBuf>,
+    /// The expected outcome (default `ok`: every object is admitted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<StepOutcome>,
+    /// Overrides the default timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Run the step only when these versions hold; otherwise it is skipped, with the reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<When>,
 }
 
 /// One typed step. Written as a one-key map, e.g. `- intercept: {workload: demo, port: 8080}`.
@@ -246,6 +286,8 @@ pub enum Step {
     /// Compare every workload's pod, as the agent injector made it, with the injection model's
     /// prediction from the same inputs (a differential check of the model).
     CompareModel(StepOptions),
+    /// Dry-run create objects and expect them admitted or denied, e.g. a probe of an exemption.
+    Admit(Admit),
 }
 
 impl Step {
@@ -261,6 +303,7 @@ impl Step {
             Step::SendTraffic(_) => "send-traffic",
             Step::Leave(_) => "leave",
             Step::CompareModel(_) => "compare-model",
+            Step::Admit(_) => "admit",
         }
     }
 
@@ -269,6 +312,7 @@ impl Step {
         let e = match self {
             Step::Intercept(i) => &i.expect,
             Step::SendTraffic(s) => &s.expect,
+            Step::Admit(a) => &a.expect,
             Step::InstallKyverno(o)
             | Step::ApplyPolicies(o)
             | Step::InstallTelepresence(o)
@@ -285,6 +329,7 @@ impl Step {
         match self {
             Step::Intercept(i) => i.timeout.as_deref(),
             Step::SendTraffic(s) => s.timeout.as_deref(),
+            Step::Admit(a) => a.timeout.as_deref(),
             Step::InstallKyverno(o)
             | Step::ApplyPolicies(o)
             | Step::InstallTelepresence(o)
@@ -292,6 +337,22 @@ impl Step {
             | Step::Connect(o)
             | Step::Leave(o)
             | Step::CompareModel(o) => o.timeout.as_deref(),
+        }
+    }
+
+    /// The step's version condition, if any.
+    pub fn when(&self) -> Option<&When> {
+        match self {
+            Step::Intercept(i) => i.when.as_ref(),
+            Step::SendTraffic(s) => s.when.as_ref(),
+            Step::Admit(a) => a.when.as_ref(),
+            Step::InstallKyverno(o)
+            | Step::ApplyPolicies(o)
+            | Step::InstallTelepresence(o)
+            | Step::DeployWorkload(o)
+            | Step::Connect(o)
+            | Step::Leave(o)
+            | Step::CompareModel(o) => o.when.as_ref(),
         }
     }
 }

@@ -241,6 +241,9 @@ pub fn describe_wait(until: &WaitFor) -> String {
         WaitFor::InjectedPod { namespace, selector, container } => {
             format!("InjectedPod {namespace} {} {container}", labels(selector))
         }
+        WaitFor::ContainerFailure { namespace, selector, failure } => {
+            format!("ContainerFailure {namespace} {} {} {}", labels(selector), failure.container, failure.reason)
+        }
     }
 }
 

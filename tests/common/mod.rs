@@ -30,3 +30,12 @@ pub fn kyvtel() -> assert_cmd::Command {
     c.current_dir(root());
     c
 }
+
+/// The catalog's scenario files (top level and `reports/`), relative to the repository root.
+pub fn catalog_files() -> Vec<PathBuf> {
+    kyvtel::scenario::catalog::files(&root().join("scenarios"))
+        .expect("scenarios/")
+        .into_iter()
+        .map(|p| p.strip_prefix(root()).expect("under the root").to_path_buf())
+        .collect()
+}

@@ -24,6 +24,7 @@
 //! webhook, generated ValidatingAdmissionPolicies) and Pod Security Admission are read by
 //! [`sources`]; [`Denial::source`] says which one denied.
 
+pub mod prove;
 pub mod sources;
 pub mod wrapping;
 

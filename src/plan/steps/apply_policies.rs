@@ -1,7 +1,7 @@
 //! `applyPolicies`: the app namespace, then the ClusterPolicies with the exclusions merged; wait until
 //! they are Ready and the canary is denied (a real `denied the request:`, never just the webhook's name).
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::super::action::{Action, WaitFor};
 use super::super::build::{canary_pod, limits, object_ref};
@@ -12,7 +12,7 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
     let app_ns = ctx.loaded.scenario.spec.workload.namespace.clone();
     let name = ctx.step.name();
     let mut actions = Vec::new();
-    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": app_ns}});
+    let ns = ctx.loaded.namespace_object(&app_ns);
     actions.push(Action::Apply {
         label: format!("Namespace {app_ns}"),
         namespace: None,

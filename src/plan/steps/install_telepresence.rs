@@ -36,7 +36,7 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
         // On a cell's shared stack the release goes at the scenario's end (registered before the
         // install: a failed install can leave objects behind); on a stack of its own, with the stack.
         let un = ctx.b.run(helm::uninstall_no_hooks("traffic-manager", &mgr_ns), limits::TEARDOWN);
-        let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": mgr_ns}});
+        let ns = ctx.loaded.namespace_object(&mgr_ns);
         let del_ns = Action::Delete {
             label: format!("Namespace {mgr_ns}"),
             objects: vec![super::super::build::object_ref(&ns, None)],
@@ -60,7 +60,7 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
         let app_ns = s.workload.namespace.clone();
         // `default` exists already and is never kyvtel's to delete.
         if app_ns != mgr_ns && app_ns != "default" {
-            let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": app_ns}});
+            let ns = ctx.loaded.namespace_object(&app_ns);
             let del = Action::Delete {
                 label: format!("Namespace {app_ns}"),
                 objects: vec![super::super::build::object_ref(&ns, None)],
@@ -142,6 +142,25 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
             push_stop(ctx.b, name, "traffic-manager");
         }
         return actions;
+    }
+    // Labels the scenario gives the manager namespace (e.g. Pod Security Admission's) must be there
+    // before the chart's pods are admitted: the namespace is created with them first.
+    if s.namespaces.get(&mgr_ns).is_some_and(|n| !n.labels.is_empty()) {
+        let ns = ctx.loaded.namespace_object(&mgr_ns);
+        let del = Action::Delete {
+            label: format!("Namespace {mgr_ns}"),
+            objects: vec![super::super::build::object_ref(&ns, None)],
+            timeout: limits::TEARDOWN,
+            wait: true,
+        };
+        ctx.b.push_cluster_undo(name, &format!("delete namespace {mgr_ns}"), vec![del], vec![], true);
+        actions.push(Action::Apply {
+            label: format!("Namespace {mgr_ns}"),
+            namespace: None,
+            objects: vec![ns],
+            timeout: limits::APPLY,
+            expect_failure: false,
+        });
     }
     for f in env::telepresence(&ctx.opts.run_dir, &TelepresenceTimeouts::default(), Some(&tp)).files {
         actions.push(Action::WriteFile { path: f.path, contents: f.contents });

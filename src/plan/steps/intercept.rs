@@ -7,6 +7,7 @@ use super::super::build::limits;
 use super::super::provider::Provider;
 use super::Ctx;
 use crate::predict::inject::Trigger;
+use crate::scenario::expect::StepOutcome;
 use crate::scenario::model::Intercept;
 use crate::scenario::version::Version;
 use crate::tools::telepresence;
@@ -14,6 +15,16 @@ use crate::tools::telepresence;
 pub(super) fn actions(ctx: &mut Ctx<'_>, i: &Intercept) -> Vec<Action> {
     if let Some(skip) = super::skip_without_injector(ctx) {
         return skip;
+    }
+    let v = &ctx.loaded.versions;
+    let after = match ctx.step.expect().for_versions(|w| v.satisfies(w)) {
+        StepOutcome::FailsAfterAdmission(a) => Some(a),
+        _ => None,
+    };
+    if after.is_some()
+        && let Some(reason) = ctx.b.provider.no_kubelet()
+    {
+        return vec![Action::Skip { reason: format!("{reason}: a failure after admission needs one") }];
     }
     let s = &ctx.loaded.scenario.spec;
     let v = &ctx.loaded.versions;
@@ -64,10 +75,16 @@ pub(super) fn actions(ctx: &mut Ctx<'_>, i: &Intercept) -> Vec<Action> {
     actions.push(Action::Run {
         command: ctx.b.cmd(telepresence::intercept(&i.workload, i.port, i.service_port)),
         timeout: ctx.timeout(limits::INTERCEPT),
-        expect_failure: ctx.denial.is_some(),
+        expect_failure: ctx.denial.is_some() || after.is_some(),
         best_effort: false,
     });
-    if ctx.denial.is_none() {
+    if let Some(failure) = after {
+        // The intercept fails (its agent never becomes ready); the cause is read from the pod.
+        actions.push(Action::Wait {
+            until: WaitFor::ContainerFailure { namespace: app_ns.clone(), selector: selector.clone(), failure },
+            timeout: ctx.timeout(limits::AGENT_POD),
+        });
+    } else if ctx.denial.is_none() {
         actions.push(Action::Wait {
             until: WaitFor::NewAgentPod { namespace: app_ns.clone(), selector: selector.clone() },
             timeout: ctx.timeout(limits::AGENT_POD),

@@ -1,6 +1,7 @@
 //! One file per step kind: each turns its scenario step into the actions of one phase, for the plan's
 //! provider. Adding a step is a new file here and a variant of [`Step`].
 
+mod admit;
 mod apply_policies;
 mod compare_model;
 mod connect;
@@ -14,7 +15,7 @@ mod send_traffic;
 use super::action::{Action, DenialSource, Phase};
 use super::build::{Builder, Options, limits, timeout_for};
 use crate::scenario::Loaded;
-use crate::scenario::expect::{DeniedBy, StepOutcome};
+use crate::scenario::expect::ExpectedDenial;
 use crate::scenario::model::Step;
 
 /// What every step builder gets.
@@ -27,8 +28,8 @@ pub(crate) struct Ctx<'a> {
     pub opts: &'a Options,
     /// The step.
     pub step: &'a Step,
-    /// The violations the step expects, when it expects a denial (for the plan's versions).
-    pub denial: Option<Vec<DeniedBy>>,
+    /// The denial the step expects, if it expects one (for the plan's versions).
+    pub denial: Option<ExpectedDenial>,
 }
 
 impl Ctx<'_> {
@@ -41,11 +42,15 @@ impl Ctx<'_> {
 /// The phase of `step`.
 pub(crate) fn phase(b: &mut Builder, loaded: &Loaded, opts: &Options, step: &Step) -> Phase {
     let v = &loaded.versions;
-    let denial = match step.expect().for_versions(|w| v.satisfies(w)) {
-        StepOutcome::Denied(d) => Some(d),
-        StepOutcome::Ok => None,
-    };
     let name = step.name();
+    if let Some(w) = step.when().filter(|w| !v.satisfies(w)) {
+        let reason = format!(
+            "when: {w} does not hold (Telepresence {}, Kyverno {}, Kubernetes {})",
+            v.telepresence, v.kyverno, v.node_image.kubernetes
+        );
+        return Phase { name: name.into(), expects_denial: false, actions: vec![Action::Skip { reason }] };
+    }
+    let denial = step.expect().for_versions(|w| v.satisfies(w)).denial();
     let mut ctx = Ctx { b, loaded, opts, step, denial };
     let mut actions = match step {
         Step::InstallKyverno(_) => install_kyverno::actions(&mut ctx),
@@ -57,6 +62,7 @@ pub(crate) fn phase(b: &mut Builder, loaded: &Loaded, opts: &Options, step: &Ste
         Step::SendTraffic(t) => send_traffic::actions(&mut ctx, t),
         Step::Leave(_) => leave::actions(&mut ctx),
         Step::CompareModel(_) => compare_model::actions(&mut ctx),
+        Step::Admit(a) => admit::actions(&mut ctx, a),
     };
     let skipped = matches!(actions.as_slice(), [Action::Skip { .. }]);
     if let Some(expected) = ctx.denial.clone().filter(|_| !skipped) {
@@ -65,10 +71,16 @@ pub(crate) fn phase(b: &mut Builder, loaded: &Loaded, opts: &Options, step: &Ste
                 namespace: loaded.scenario.spec.workload.namespace.clone(),
                 name: i.workload.clone(),
             },
-            Step::DeployWorkload(_) | Step::ApplyPolicies(_) => DenialSource::ApplyError,
+            Step::DeployWorkload(_) | Step::ApplyPolicies(_) | Step::Admit(_) => DenialSource::ApplyError,
             _ => DenialSource::CommandOutput,
         };
-        actions.push(Action::ProveDenial { source, expected, timeout: ctx.timeout(limits::DENIAL_EVIDENCE) });
+        actions.push(Action::ProveDenial {
+            source,
+            expected: expected.violations,
+            only: expected.only,
+            pod_security: expected.pod_security,
+            timeout: ctx.timeout(limits::DENIAL_EVIDENCE),
+        });
     }
     Phase { name: name.into(), expects_denial: ctx.denial.is_some() && !skipped, actions }
 }

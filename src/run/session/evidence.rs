@@ -85,6 +85,7 @@ pub(super) fn scenario_report(
     s.telepresence = Some(plan.versions.telepresence.clone());
     s.provider = Some(plan.provider.name().to_string());
     s.checks_asserted = r.asserted;
+    s.denials = r.denials.iter().map(|d| report::DenialText { phase: d.phase.clone(), text: d.text.clone() }).collect();
     s.pod_checks = r.checks.clone();
     // Steps the provider cannot run (their phase holds only a `skip`), never those skipped after a failure.
     s.skipped_steps = r
@@ -155,6 +156,7 @@ mod tests {
             ],
             evidence: Vec::new(),
             judged_pod: None,
+            denials: Vec::new(),
         };
         let s = scenario_report(&plan, &r, Duration::from_secs(1), None);
         assert_eq!(s.verdict, Verdict::Passed);
