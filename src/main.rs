@@ -26,8 +26,11 @@ fn main() -> ExitCode {
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }
     if let Command::Run(args) = &mut cli.command {
-        // Bad input stops everything before any probe or namespace: exit 2, nothing executed.
-        let loaded = match kyvtel::scenario::load_all_confined(&args.scenarios, &args.root.confinement())
+        // Bad input stops everything before any probe or namespace: exit 2, nothing executed. A
+        // directory stands for its catalog.
+        let loaded = match kyvtel::cli::validate::scenario_files(&args.scenarios)
+            .inspect(|files| args.scenarios.clone_from(files))
+            .and_then(|files| kyvtel::scenario::load_all_confined(&files, &args.root.confinement()))
             .and_then(|l| kyvtel::cli::run::check_flags(args).map(|()| l))
         {
             Ok(l) => l,

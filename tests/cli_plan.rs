@@ -139,26 +139,44 @@ fn plan_all_matches_the_snapshot() {
     assert_snapshot("plan-all.txt", &stdout(&["plan", "--all"]));
 }
 
-/// The catalog's scenario names, in the order `plan --all` takes them (catalog order).
-fn catalog_names() -> Vec<String> {
+/// The catalog's scenarios that keep Kyverno's default chart values, in catalog order: they share
+/// the first cell (a scenario with its own Kyverno values gets a cell of its own).
+fn default_kyverno_names() -> Vec<String> {
     kyvtel::scenario::catalog::files(&root().join("scenarios"))
         .unwrap()
         .iter()
-        .map(|f| kyvtel::scenario::load(f).unwrap().name().to_string())
+        .map(|f| kyvtel::scenario::load(f).unwrap())
+        .filter(|l| l.scenario.spec.kyverno.values.is_none())
+        .map(|l| l.name().to_string())
         .collect()
+}
+
+/// How many distinct Kyverno chart values the catalog uses: one cell each.
+fn cell_count() -> usize {
+    let mut values: Vec<String> = kyvtel::scenario::catalog::files(&root().join("scenarios"))
+        .unwrap()
+        .iter()
+        .map(|f| format!("{:?}", kyvtel::scenario::load(f).unwrap().scenario.spec.kyverno.values))
+        .collect();
+    values.sort();
+    values.dedup();
+    values.len()
 }
 
 #[test]
 fn plan_all_shares_one_cluster_and_one_kyverno_install() {
     let text = stdout(&["plan", "--all", "scenarios"]);
-    assert_eq!(text.matches("run     kind create cluster").count(), 1, "{text}");
-    assert_eq!(text.matches("run     helm install kyverno").count(), 1, "{text}");
-    assert_eq!(text.matches("run     kind delete cluster").count(), 1, "{text}");
+    // One cluster and one Kyverno install per cell: per distinct set of Kyverno chart values.
+    let cells = cell_count();
+    assert!(cells < default_kyverno_names().len());
+    assert_eq!(text.matches("run     kind create cluster").count(), cells, "{text}");
+    assert_eq!(text.matches("run     helm install kyverno").count(), cells, "{text}");
+    assert_eq!(text.matches("run     kind delete cluster").count(), cells, "{text}");
     assert!(text.contains("kind create cluster --name kyvtel-cell-k1-35-8-kc3-9-1 "), "{text}");
     // Each scenario installs its own traffic-manager, in its own section, after the shared setup.
     let setup = text.find("--- shared setup of kyvtel-cell-k1-35-8-kc3-9-1").unwrap();
     let mut sections = Vec::new();
-    for name in catalog_names() {
+    for name in default_kyverno_names() {
         let heading = format!(": {name} (shared phases create-cluster, preload-images, install-kyverno omitted) ---");
         let start = text.find(&heading).unwrap_or_else(|| panic!("no section for {name}"));
         assert!(start > setup);
@@ -179,7 +197,7 @@ fn plan_all_shares_one_cluster_and_one_kyverno_install() {
 fn plan_all_as_json_lists_cells_with_their_setup_and_scenarios() {
     let v: serde_json::Value = serde_json::from_str(&stdout(&["plan", "--all", "--output", "json"])).unwrap();
     let cells = v["cells"].as_array().unwrap();
-    assert_eq!(cells.len(), 1);
+    assert_eq!(cells.len(), cell_count());
     let cell = &cells[0];
     assert_eq!(cell["cluster"], "kyvtel-cell-k1-35-8-kc3-9-1");
     assert_eq!(cell["key"]["kyvernoChart"], "3.9.1");
@@ -188,7 +206,7 @@ fn plan_all_as_json_lists_cells_with_their_setup_and_scenarios() {
     assert_eq!(setup, ["create-cluster", "preload-images", "install-kyverno"]);
     let scenarios: Vec<&str> =
         cell["scenarios"].as_array().unwrap().iter().map(|p| p["scenario"].as_str().unwrap()).collect();
-    assert_eq!(scenarios, catalog_names());
+    assert_eq!(scenarios, default_kyverno_names());
     for p in cell["scenarios"].as_array().unwrap() {
         assert_eq!(p["cluster"], cell["cluster"]);
         let kubeconfig = p["env"].as_array().unwrap().iter().find(|kv| kv[0] == "KUBECONFIG").unwrap();

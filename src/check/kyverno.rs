@@ -149,7 +149,7 @@ pub struct Evaluation {
 /// Each policy is written into `workdir` (which must exist) as its own file, so that a file the
 /// CLI skips names its policy; the resources go into one multi-document file.
 pub fn evaluate(runner: &dyn Runner, workdir: &Path, policies: &[Value], resources: &[Value]) -> Result<Evaluation> {
-    evaluate_in(runner, workdir, policies, resources, &[])
+    evaluate_in(runner, workdir, policies, resources, &[], &[])
 }
 
 /// [`evaluate`] with the `Namespace` objects the resources live in: their labels are given to the
@@ -162,6 +162,7 @@ pub fn evaluate_in(
     policies: &[Value],
     resources: &[Value],
     namespaces: &[Value],
+    exceptions: &[Value],
 ) -> Result<Evaluation> {
     let selectors: Vec<Value> = namespaces
         .iter()
@@ -187,7 +188,14 @@ pub fn evaluate_in(
     }
     let resource_file = workdir.join("resources.yaml");
     write_documents(&resource_file, resources)?;
-    let cmd = apply_command(&policy_files, &resource_file, values_file.as_deref());
+    let mut cmd = apply_command(&policy_files, &resource_file, values_file.as_deref());
+    if !exceptions.is_empty() {
+        // upstream: kyverno/kyverno cmd/cli/kubectl-kyverno/commands/apply/command.go@v1.19.1
+        // (`--exception`, "Policy exception to be considered when evaluating policies against resources").
+        let file = workdir.join("exceptions.yaml");
+        write_documents(&file, exceptions)?;
+        cmd = cmd.args(["--exception".to_string(), file.display().to_string()]);
+    }
     let out = runner.run(&cmd, APPLY_TIMEOUT).map_err(|e| tool_error(e.to_string()))?;
     let mut problems: Vec<PolicyProblem> = rejection::unloadable(&out.stderr)
         .into_iter()

@@ -231,7 +231,9 @@ pub fn check(loaded: &Loaded, runner: &dyn Runner, workdir: &Path) -> Result<Sce
     let rendered = render::render(loaded)?;
     let objects: Vec<_> = rendered.iter().map(|r| r.object.clone()).collect();
     let namespaces: Vec<_> = loaded.manifest_values().filter(|d| d["kind"] == "Namespace").cloned().collect();
-    let evaluation = kyverno::evaluate_in(runner, workdir, &render::policies(loaded), &objects, &namespaces)?;
+    let (exceptions, exception_notes) = honoured_exceptions(loaded);
+    let evaluation =
+        kyverno::evaluate_in(runner, workdir, &render::policies(loaded), &objects, &namespaces, &exceptions)?;
     if !evaluation.problems.is_empty() {
         return Err(Error::Input(evaluation.problems.iter().map(|p| locate(loaded, p)).collect()));
     }
@@ -265,8 +267,48 @@ pub fn check(loaded: &Loaded, runner: &dyn Runner, workdir: &Path) -> Result<Sce
         notes: model_notes(&loaded.versions.telepresence_version())
             .into_iter()
             .chain(pod_security_notes(loaded))
+            .chain(exception_notes)
             .collect(),
     })
+}
+
+/// The scenario's PolicyExceptions that the admission controller will honour, with a note for each
+/// it ignores. The Kyverno chart's values decide: `features.policyExceptions.enabled` (off by default),
+/// and `features.policyExceptions.namespace`, rendered as `--exceptionNamespace` only when set; the
+/// controller then accepts exceptions in that namespace (`*`: all). With the feature on and no namespace
+/// it logs "the flag --exceptionNamespace cannot be empty" and honours none, while the Kyverno CLI
+/// would apply them all.
+// upstream: kyverno/kyverno charts/kyverno/templates/_helpers.tpl@v1.19.1 (flags), cmd/internal/engine.go
+// @v1.19.1 (NewExceptionSelector: `if exceptionNamespace == "" { ... return nil, nil }`),
+// charts/kyverno/values.yaml@v1.19.1 (`features.policyExceptions: {enabled: false, namespace: ''}`).
+fn honoured_exceptions(loaded: &Loaded) -> (Vec<serde_json::Value>, Vec<String>) {
+    let values = loaded.scenario.spec.kyverno.values.clone().unwrap_or_default();
+    let feature = &serde_json::Value::Object(values)["features"]["policyExceptions"];
+    let enabled = feature["enabled"] == true;
+    let namespace = feature["namespace"].as_str().unwrap_or_default();
+    let mut kept = Vec::new();
+    let mut notes = Vec::new();
+    for e in &loaded.exceptions {
+        let name = format!(
+            "{}/{}",
+            e.merged["metadata"]["namespace"].as_str().unwrap_or_default(),
+            e.merged["metadata"]["name"].as_str().unwrap_or_default()
+        );
+        let why = if !enabled {
+            Some("Kyverno's `features.policyExceptions.enabled` is not true".to_string())
+        } else if namespace.is_empty() {
+            Some("`features.policyExceptions.namespace` is empty: Kyverno 1.19 then honours no exception".to_string())
+        } else if namespace != "*" && e.merged["metadata"]["namespace"] != namespace {
+            Some(format!("Kyverno accepts exceptions only in namespace `{namespace}`"))
+        } else {
+            None
+        };
+        match why {
+            Some(w) => notes.push(format!("PolicyException {name} is ignored, as the admission controller will: {w}")),
+            None => kept.push(e.merged.clone()),
+        }
+    }
+    (kept, notes)
 }
 
 /// The steps whose expected outcome is Pod Security Admission's: the API server judges those, not

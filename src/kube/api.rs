@@ -127,6 +127,10 @@ pub trait ClusterApi {
     }
     /// `pod` as the API server would store it (a dry-run create in kube-system); `after_webhook`:
     /// as it defaults a webhook's patch, without the service-account plugin's mounts.
+    /// Every PolicyException in the cluster, as `namespace/name`; none when Kyverno's CRD is not served.
+    async fn policy_exceptions(&self) -> ApiResult<Vec<String>> {
+        Err(ApiFailure::new("listing PolicyExceptions: not supported by this API"))
+    }
     /// Strict server-side dry-run creates of `objects` in `namespace`, retried while a webhook is not
     /// serving; a refusal by a webhook is a denial.
     async fn dry_run_create(&self, objects: &[Value], namespace: &str, timeout: Duration) -> ApiResult<()> {

@@ -168,6 +168,11 @@ pub enum Action {
         #[serde(serialize_with = "dur")]
         timeout: Duration,
     },
+    /// The cluster's PolicyExceptions are exactly `expected` (`namespace/name`, any order).
+    PolicyExceptions {
+        /// The exceptions that must exist, and no other.
+        expected: Vec<String>,
+    },
     /// Prove an expected denial from evidence, and match it against the expectation.
     ProveDenial {
         /// Where the denial text is read.

@@ -282,11 +282,11 @@ pub fn build_in(loaded: &Loaded, opts: &Options, target: &ClusterTarget) -> Plan
     }
     // After setup, the policies must still be enforced in the app namespace.
     if s.steps.iter().any(|st| matches!(st, Step::ApplyPolicies(_))) {
-        b.phases.push(Phase {
-            name: "assert-still-enforced".into(),
-            expects_denial: false,
-            actions: vec![Action::CanaryDenied { pod: canary_pod(loaded), timeout: limits::CANARY }],
-        });
+        let mut actions = vec![Action::CanaryDenied { pod: canary_pod(loaded), timeout: limits::CANARY }];
+        if let Some(expected) = &s.expect.policy_exceptions {
+            actions.push(Action::PolicyExceptions { expected: expected.clone() });
+        }
+        b.phases.push(Phase { name: "assert-still-enforced".into(), expects_denial: false, actions });
     }
     let env = tool_env(Tool::Telepresence, &opts.run_dir, &target.kubeconfig).vars;
     // A local run names the Telepresence version it ran: one scenario runs once per buildable version.

@@ -110,6 +110,11 @@ fn action(out: &mut String, a: &Action, indent: &str) {
             }
             Ok(())
         }
+        Action::PolicyExceptions { expected } => writeln!(
+            out,
+            "{indent}assert  the cluster's PolicyExceptions (kyverno.io/v2, every namespace) are exactly [{}]",
+            expected.join(", ")
+        ),
         Action::ProveDenial { source, expected, only, pod_security, timeout } => {
             let from = match source {
                 DenialSource::CommandOutput => "the failed command's output".to_string(),

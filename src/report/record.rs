@@ -138,8 +138,8 @@ pub struct Finding {
 /// The status of a finding: confirmed where a record saw it pass, contradicted where one saw it
 /// fail, else predicted.
 fn status(name: &str, records: &[Record]) -> String {
-    // (provider, passed) -> (Telepresence versions, "Kyverno chart X, date" notes)
-    type Seen = (Vec<String>, Vec<String>);
+    // (provider, passed) -> (Telepresence versions, "Kyverno chart X, date" notes, skipped steps)
+    type Seen = (Vec<String>, Vec<String>, Vec<String>);
     let mut by_provider: BTreeMap<(&str, bool), Seen> = BTreeMap::new();
     for r in records {
         for e in r.scenarios.iter().filter(|e| e.name == name) {
@@ -151,6 +151,11 @@ fn status(name: &str, records: &[Record]) -> String {
             if !slot.1.contains(&note) {
                 slot.1.push(note);
             }
+            for k in &e.skipped_steps {
+                if !slot.2.contains(k) {
+                    slot.2.push(k.clone());
+                }
+            }
         }
     }
     if by_provider.is_empty() {
@@ -160,9 +165,11 @@ fn status(name: &str, records: &[Record]) -> String {
     by_provider
         .iter()
         .rev()
-        .map(|((provider, passed), (tp, notes))| {
+        .map(|((provider, passed), (tp, notes, skipped))| {
             let verb = if *passed { "confirmed" } else { "**contradicted**" };
-            format!("{verb} on {} (Telepresence {}; {})", where_(provider), tp.join(", "), notes.join("; "))
+            let skipped =
+                if skipped.is_empty() { String::new() } else { format!("; not run there: {}", skipped.join(", ")) };
+            format!("{verb} on {} (Telepresence {}; {}{skipped})", where_(provider), tp.join(", "), notes.join("; "))
         })
         .collect::<Vec<_>>()
         .join("; ")

@@ -341,6 +341,22 @@ async fn exec_action<A: ClusterApi>(
                 Err(e) => Err(format!("the canary was refused, but not by Kyverno ({e}): {}", tail(&text, 3))),
             }
         }
+        Action::PolicyExceptions { expected } => {
+            let mut have = api.policy_exceptions().await.map_err(|e| e.to_string())?;
+            let mut want = expected.clone();
+            have.sort();
+            want.sort();
+            st.asserted += 1;
+            if have == want {
+                Ok(())
+            } else {
+                Err(format!(
+                    "the cluster's PolicyExceptions are [{}], the scenario expects [{}]",
+                    have.join(", "),
+                    want.join(", ")
+                ))
+            }
+        }
         Action::ProveDenial { source, expected, only, pod_security, timeout } => {
             let prove = |texts: &[String]| match pod_security {
                 Some(p) => crate::outcome::denial::prove::prove_pod_security(texts, p),

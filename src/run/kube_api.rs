@@ -530,6 +530,36 @@ impl ClusterApi for KubeApi {
         self.bounded("dry-run create in kube-system", async { call.await.map_err(failure) }).await
     }
 
+    async fn policy_exceptions(&self) -> ApiResult<Vec<String>> {
+        let client = self.client().await?;
+        let path = "/apis/kyverno.io/v2/policyexceptions";
+        let req = http::Request::get(path).body(Vec::new()).map_err(|e| ApiFailure::new(format!("GET {path}: {e}")))?;
+        let text = self
+            .bounded("list PolicyExceptions", async {
+                match client.request_text(req).await {
+                    Ok(t) => Ok(Some(t)),
+                    // The CRD is not served (Kyverno not installed): no exception can exist.
+                    Err(::kube::Error::Api(s)) if s.code == 404 => Ok(None),
+                    Err(e) => Err(ApiFailure::new(format!("GET {path}: {e}"))),
+                }
+            })
+            .await?;
+        let Some(text) = text else { return Ok(Vec::new()) };
+        let list: Value = serde_json::from_str(&text).map_err(|e| ApiFailure::new(format!("GET {path}: {e}")))?;
+        Ok(list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|i| {
+                format!(
+                    "{}/{}",
+                    i["metadata"]["namespace"].as_str().unwrap_or_default(),
+                    i["metadata"]["name"].as_str().unwrap_or_default()
+                )
+            })
+            .collect())
+    }
+
     async fn get_json(&self, path: &str) -> ApiResult<Value> {
         let text = self.get_text(path).await?;
         serde_json::from_str(&text).map_err(|e| ApiFailure::new(format!("GET {path}: {e}")))

@@ -54,6 +54,8 @@ pub struct Loaded {
     pub kind_config: PathBuf,
     /// The policies, exclusions merged, in order.
     pub policies: Vec<Policy>,
+    /// The PolicyExceptions among the scenario's policy files, in order (applied after the policies).
+    pub exceptions: Vec<Policy>,
     /// The Telepresence values file and its content.
     pub telepresence_values: Option<(PathBuf, Value)>,
     /// The workload manifests, in order.
@@ -181,6 +183,7 @@ pub fn load_with(path: &Path, pins: &Pins, how: &Confinement) -> Result<Loaded> 
     }
 
     let mut policies = Vec::new();
+    let mut exceptions = Vec::new();
     for (i, rel) in spec.kyverno.policies.iter().enumerate() {
         let Some(file) = resolve(&mut p, &format!("/spec/kyverno/policies/{i}"), rel) else { continue };
         match read_docs(&file) {
@@ -193,6 +196,8 @@ pub fn load_with(path: &Path, pins: &Pins, how: &Confinement) -> Result<Loaded> 
                 for doc in docs {
                     if policy::is_cluster_policy(&doc.value) {
                         policies.push(Policy { path: file.clone(), merged: doc.value.clone(), source: doc });
+                    } else if policy::is_policy_exception(&doc.value) {
+                        exceptions.push(Policy { path: file.clone(), merged: doc.value.clone(), source: doc });
                     } else {
                         let loc = doc.index.value("");
                         other_files.push(Diagnostic::at(&file, loc, policy::not_supported(&doc.value)));
@@ -344,6 +349,7 @@ pub fn load_with(path: &Path, pins: &Pins, how: &Confinement) -> Result<Loaded> 
             versions,
             kind_config,
             policies,
+            exceptions,
             telepresence_values,
             manifests,
             admit_manifests,

@@ -181,6 +181,10 @@ pub struct Expectations {
     /// Where the traffic-manager must run (default: the manager namespace).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic_manager_namespace: Option<String>,
+    /// The PolicyExceptions (`namespace/name`) that exist in the cluster once set up, and no other:
+    /// `[]` proves the policies are not bypassed by an exception (the documented recipe needs none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_exceptions: Option<Vec<String>>,
     /// Expectations about the intercepted pod, each group optionally version-guarded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pod: Vec<PodExpectation>,

@@ -20,6 +20,13 @@ pub fn is_cluster_policy(doc: &Value) -> bool {
     doc["kind"] == "ClusterPolicy" && doc["apiVersion"].as_str().is_some_and(|a| a.starts_with("kyverno.io/"))
 }
 
+/// Whether a document is a Kyverno `PolicyException` (`kyverno.io/v2`, or `v2beta1`).
+pub fn is_policy_exception(doc: &Value) -> bool {
+    doc["kind"] == "PolicyException"
+        && matches!(doc["apiVersion"].as_str(), Some("kyverno.io/v2" | "kyverno.io/v2beta1"))
+        && doc["metadata"]["namespace"].as_str().is_some_and(|n| !n.is_empty())
+}
+
 /// Why a document that is not a ClusterPolicy cannot be a scenario's policy: the Kyverno kinds
 /// that `run` and `check` cannot apply and judge yet are named as such (never mis-judged).
 #[must_use]
@@ -28,7 +35,16 @@ pub fn not_supported(doc: &Value) -> String {
     let api = doc["apiVersion"].as_str().unwrap_or_default();
     let kyverno = api.starts_with("kyverno.io/") || api.starts_with("policies.kyverno.io/");
     if kyverno && !kind.is_empty() {
-        format!("`{kind}` ({api}) is not supported yet: kyvtel applies and judges ClusterPolicy (kyverno.io/v1) only")
+        if kind == "PolicyException" {
+            return format!(
+                "a PolicyException needs apiVersion kyverno.io/v2 and a metadata.namespace (found {api}); Kyverno \
+                 honours exceptions only where `features.policyExceptions` allows them"
+            );
+        }
+        format!(
+            "`{kind}` ({api}) is not supported yet: kyvtel applies and judges ClusterPolicy (kyverno.io/v1) and \
+             PolicyException (kyverno.io/v2) only"
+        )
     } else if kind.is_empty() {
         "expected a kyverno.io ClusterPolicy; this document has no `kind`".into()
     } else {

@@ -261,6 +261,10 @@ impl ClusterApi for FakeApi {
         self.call("wait", describe_wait(until), timeout, || ()).await
     }
 
+    async fn policy_exceptions(&self) -> ApiResult<Vec<String>> {
+        self.call("policy_exceptions", String::new(), Duration::from_secs(30), Vec::new).await
+    }
+
     async fn canary_denied(&self, pod: &Value, timeout: Duration) -> ApiResult<String> {
         let text = lock(&self.canary).clone();
         self.call("canary_denied", object_id(pod), timeout, || text).await

@@ -46,6 +46,30 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
     });
     actions
         .push(Action::Wait { until: WaitFor::PoliciesReady { names }, timeout: ctx.timeout(limits::POLICIES_READY) });
+    // PolicyExceptions after the policies they name (Kyverno validates them against those), each in
+    // the namespace it declares. They have no Ready condition: the canary and the steps prove them.
+    if !ctx.loaded.exceptions.is_empty() {
+        let objects: Vec<Value> = ctx.loaded.exceptions.iter().map(|p| p.merged.clone()).collect();
+        let names: Vec<String> = objects
+            .iter()
+            .map(|o| format!("{}/{}", o["metadata"]["namespace"].as_str().unwrap_or(""), policy::name(o).unwrap_or("")))
+            .collect();
+        let refs = objects.iter().map(|o| object_ref(o, o["metadata"]["namespace"].as_str())).collect();
+        let del = Action::Delete {
+            label: format!("PolicyExceptions {}", names.join(", ")),
+            objects: refs,
+            timeout: limits::TEARDOWN,
+            wait: true,
+        };
+        ctx.b.push_cluster_undo(name, "remove the policy exceptions", vec![del], vec![], false);
+        actions.push(Action::Apply {
+            label: format!("PolicyExceptions {}", names.join(", ")),
+            namespace: None,
+            objects,
+            timeout: ctx.timeout(limits::APPLY),
+            expect_failure: false,
+        });
+    }
     actions.push(Action::CanaryDenied { pod: canary_pod(ctx.loaded), timeout: ctx.timeout(limits::CANARY) });
     actions
 }
