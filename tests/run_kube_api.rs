@@ -479,6 +479,8 @@ async fn the_reset_check_names_what_a_scenario_left_on_the_shared_stack() {
             named(&[("", "default"), ("", "kube-system"), ("", "kyverno"), ("", "kyvtel-app")])
         } else if u.contains("clusterpolicies") {
             named(&[("", "require-security-context")])
+        } else if u.contains("policyexceptions") {
+            named(&[("kyverno", "telepresence-traffic-manager")])
         } else {
             named(&[
                 ("kyverno", "sh.helm.release.v1.kyverno.v1"),
@@ -494,6 +496,7 @@ async fn the_reset_check_names_what_a_scenario_left_on_the_shared_stack() {
             "MutatingWebhookConfiguration agent-injector-webhook-ambassador",
             "Namespace kyvtel-app",
             "ClusterPolicy require-security-context",
+            "PolicyException kyverno/telepresence-traffic-manager",
             "Helm release secret ambassador/sh.helm.release.v1.traffic-manager.v1",
         ]
     );
@@ -513,7 +516,7 @@ async fn a_stack_as_the_setup_left_it_has_no_leftovers() {
                 ("", "kube-node-lease"),
                 ("", "kyverno"),
             ])
-        } else if u.contains("clusterpolicies") {
+        } else if u.contains("clusterpolicies") || u.contains("policyexceptions") {
             vec![]
         } else {
             named(&[("kyverno", "sh.helm.release.v1.kyverno.v1")])
@@ -549,7 +552,7 @@ async fn the_reset_check_waits_for_terminating_namespaces_only() {
             items
         } else if u.contains("webhookconfigurations") {
             named(&[("", "kyverno-policy-validating-webhook-cfg")])
-        } else if u.contains("clusterpolicies") {
+        } else if u.contains("clusterpolicies") || u.contains("policyexceptions") {
             vec![]
         } else {
             named(&[("kyverno", "sh.helm.release.v1.kyverno.v1")])

@@ -270,8 +270,9 @@ pub async fn reset_leftovers<A: ClusterApi>(api: &A, timeout: Duration) -> Resul
     }
 }
 
-/// What a scenario left on a shared stack: webhook configurations other than Kyverno's, namespaces
-/// other than the system ones and Kyverno's, any ClusterPolicy, any Helm release but Kyverno's. Empty
+/// What a scenario left on a shared stack: webhook configurations other than Kyverno's (so no
+/// `agent-injector-webhook-*`), namespaces other than the system ones and Kyverno's, any ClusterPolicy
+/// or PolicyException, any Helm release but Kyverno's. Empty
 /// when the stack is as the cell's setup left it.
 ///
 /// # Errors
@@ -317,6 +318,10 @@ pub async fn leftovers<A: ClusterApi>(api: &A) -> Result<Vec<String>, String> {
     let path = "/apis/kyverno.io/v1/clusterpolicies";
     let found = api.get_json(path).await;
     list(path, "ClusterPolicy", &|_, _| false, found);
+    // Kyverno's CRDs are installed with the stack, so the list is served.
+    let path = "/apis/kyverno.io/v2/policyexceptions";
+    let found = api.get_json(path).await;
+    list(path, "PolicyException", &|_, _| false, found);
     // Helm 3 stores each release revision as a Secret labelled owner=helm, named sh.helm.release.v1.<release>.v<N>.
     // upstream: helm/helm pkg/storage/driver/secrets.go@v3.21.4 (`owner=helm` label, key format).
     let path = "/api/v1/secrets?labelSelector=owner%3Dhelm";
