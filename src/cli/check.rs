@@ -46,7 +46,7 @@ pub struct Report {
 
 /// Runs `kyvtel check`.
 pub fn run(args: Args) -> Result<Exit> {
-    let files = scenario_files(&args.scenarios)?;
+    let files = super::validate::scenario_files(&args.scenarios)?;
     let loaded = scenario::load_all_confined(&files, &args.root.confinement())?;
     // A field the API server would prune is dropped silently by the CLI too: check the CRD first.
     let crds = crate::scenario::structural::CrdSchema::builtin()?;
@@ -88,11 +88,6 @@ pub fn run(args: Args) -> Result<Exit> {
         Output::Text => crate::console_print!("{}", table(&report)),
     }
     Ok(if report.matches { Exit::Success } else { Exit::Failed })
-}
-
-/// The scenario files named on the command line; a directory stands for its catalog.
-pub fn scenario_files(args: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    super::validate::scenario_files(args)
 }
 
 fn workdir(name: &str) -> Result<PathBuf> {

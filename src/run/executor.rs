@@ -358,10 +358,12 @@ async fn exec_action<A: ClusterApi>(
             }
         }
         Action::ProveDenial { source, expected, only, pod_security, timeout } => {
-            let prove = |texts: &[String]| match pod_security {
-                Some(p) => crate::outcome::denial::prove::prove_pod_security(texts, p),
-                None => crate::outcome::denial::prove::prove(texts, expected, *only),
+            let want = crate::scenario::expect::ExpectedDenial {
+                violations: expected.clone(),
+                only: *only,
+                pod_security: pod_security.clone(),
             };
+            let prove = |texts: &[String]| crate::outcome::denial::prove::prove_expected(texts, &want);
             let texts = match source {
                 DenialSource::CommandOutput => st.last_failed_output.clone().into_iter().collect(),
                 DenialSource::ApplyError => st.last_apply_denial.clone().into_iter().collect(),

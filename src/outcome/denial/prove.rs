@@ -10,6 +10,17 @@ fn tail(s: &str, lines: usize) -> String {
     v[v.len().saturating_sub(lines)..].join("\n")
 }
 
+/// `why`, then the other denials seen and the end of the last evidence text.
+fn not_found(mut why: String, others: &[String], texts: &[String]) -> String {
+    if !others.is_empty() {
+        why.push_str(&format!(" ({})", others.join("; ")));
+    }
+    if let Some(t) = texts.last() {
+        why.push_str(&format!("; last evidence: {}", tail(t, 3)));
+    }
+    why
+}
+
 /// Parses every text and checks that Kyverno denied with every expected violation (and, `only`,
 /// with no violation of another policy or rule).
 pub fn prove(texts: &[String], expected: &[DeniedBy], only: bool) -> Result<(), String> {
@@ -27,14 +38,7 @@ pub fn prove(texts: &[String], expected: &[DeniedBy], only: bool) -> Result<(), 
         }
     }
     if seen.is_empty() {
-        let mut why = String::from("no Kyverno denial was found in the evidence");
-        if !others.is_empty() {
-            why.push_str(&format!(" ({})", others.join("; ")));
-        }
-        if let Some(t) = texts.last() {
-            why.push_str(&format!("; last evidence: {}", tail(t, 3)));
-        }
-        return Err(why);
+        return Err(not_found(String::from("no Kyverno denial was found in the evidence"), &others, texts));
     }
     let unmet: Vec<String> = expected
         .iter()
@@ -101,13 +105,7 @@ pub fn prove_pod_security(texts: &[String], expected: &PodSecurityDenial) -> Res
         if !levels.is_empty() {
             why.push_str(&format!(" (denied as {})", levels.join(", ")));
         }
-        if !others.is_empty() {
-            why.push_str(&format!(" ({})", others.join("; ")));
-        }
-        if let Some(t) = texts.last() {
-            why.push_str(&format!("; last evidence: {}", tail(t, 3)));
-        }
-        return Err(why);
+        return Err(not_found(why, &others, texts));
     }
     let unmet: Vec<String> = expected
         .violations

@@ -12,21 +12,8 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
     let app_ns = ctx.loaded.scenario.spec.workload.namespace.clone();
     let name = ctx.step.name();
     let mut actions = Vec::new();
-    let ns = ctx.loaded.namespace_object(&app_ns);
-    actions.push(Action::Apply {
-        label: format!("Namespace {app_ns}"),
-        namespace: None,
-        objects: vec![ns.clone()],
-        timeout: limits::APPLY,
-        expect_failure: false,
-    });
-    let del = Action::Delete {
-        label: format!("Namespace {app_ns}"),
-        objects: vec![object_ref(&ns, None)],
-        timeout: limits::TEARDOWN,
-        wait: !ctx.opts.resets_shared_stack(),
-    };
-    ctx.b.push_cluster_undo(name, &format!("delete namespace {app_ns}"), vec![del], vec![], true);
+    let wait = !ctx.opts.resets_shared_stack();
+    actions.push(super::own_namespace(ctx, &app_ns, wait));
     let objects: Vec<Value> = ctx.loaded.policies.iter().map(|p| p.merged.clone()).collect();
     let names: Vec<String> = objects.iter().filter_map(|o| policy::name(o).map(str::to_string)).collect();
     let refs = objects.iter().map(|o| object_ref(o, None)).collect();

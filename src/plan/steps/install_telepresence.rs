@@ -60,21 +60,8 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
         let app_ns = s.workload.namespace.clone();
         // `default` exists already and is never kyvtel's to delete.
         if app_ns != mgr_ns && app_ns != "default" {
-            let ns = ctx.loaded.namespace_object(&app_ns);
-            let del = Action::Delete {
-                label: format!("Namespace {app_ns}"),
-                objects: vec![super::super::build::object_ref(&ns, None)],
-                timeout: limits::TEARDOWN,
-                wait: !ctx.opts.resets_shared_stack(),
-            };
-            ctx.b.push_cluster_undo(name, &format!("delete namespace {app_ns}"), vec![del], vec![], true);
-            actions.push(Action::Apply {
-                label: format!("Namespace {app_ns}"),
-                namespace: None,
-                objects: vec![ns],
-                timeout: limits::APPLY,
-                expect_failure: false,
-            });
+            let wait = !ctx.opts.resets_shared_stack();
+            actions.push(super::own_namespace(ctx, &app_ns, wait));
         }
         let pki = l.pki();
         let post = vec![
@@ -146,21 +133,7 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
     // Labels the scenario gives the manager namespace (e.g. Pod Security Admission's) must be there
     // before the chart's pods are admitted: the namespace is created with them first.
     if s.namespaces.get(&mgr_ns).is_some_and(|n| !n.labels.is_empty()) {
-        let ns = ctx.loaded.namespace_object(&mgr_ns);
-        let del = Action::Delete {
-            label: format!("Namespace {mgr_ns}"),
-            objects: vec![super::super::build::object_ref(&ns, None)],
-            timeout: limits::TEARDOWN,
-            wait: true,
-        };
-        ctx.b.push_cluster_undo(name, &format!("delete namespace {mgr_ns}"), vec![del], vec![], true);
-        actions.push(Action::Apply {
-            label: format!("Namespace {mgr_ns}"),
-            namespace: None,
-            objects: vec![ns],
-            timeout: limits::APPLY,
-            expect_failure: false,
-        });
+        actions.push(super::own_namespace(ctx, &mgr_ns, true));
     }
     for f in env::telepresence(&ctx.opts.run_dir, &TelepresenceTimeouts::default(), Some(&tp)).files {
         actions.push(Action::WriteFile { path: f.path, contents: f.contents });

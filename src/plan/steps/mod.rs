@@ -85,6 +85,26 @@ pub(crate) fn phase(b: &mut Builder, loaded: &Loaded, opts: &Options, step: &Ste
     Phase { name: name.into(), expects_denial: ctx.denial.is_some() && !skipped, actions }
 }
 
+/// The apply that creates the scenario's namespace `namespace` (with the labels the scenario gives
+/// it), its deletion registered as this step's cluster undo (`wait`: until it is gone).
+pub(crate) fn own_namespace(ctx: &mut Ctx<'_>, namespace: &str, wait: bool) -> Action {
+    let ns = ctx.loaded.namespace_object(namespace);
+    let del = Action::Delete {
+        label: format!("Namespace {namespace}"),
+        objects: vec![super::build::object_ref(&ns, None)],
+        timeout: limits::TEARDOWN,
+        wait,
+    };
+    ctx.b.push_cluster_undo(ctx.step.name(), &format!("delete namespace {namespace}"), vec![del], vec![], true);
+    Action::Apply {
+        label: format!("Namespace {namespace}"),
+        namespace: None,
+        objects: vec![ns],
+        timeout: limits::APPLY,
+        expect_failure: false,
+    }
+}
+
 /// The single action of a step that cannot run on this provider, if it cannot.
 pub(crate) fn skip_without_kubelet(ctx: &Ctx<'_>) -> Option<Vec<Action>> {
     ctx.b.provider.no_kubelet().map(|reason| vec![Action::Skip { reason: reason.into() }])
