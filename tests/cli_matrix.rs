@@ -31,12 +31,32 @@ fn every_cell_is_listed_and_pruning_is_computed_from_the_pins() {
     }
     let local: Vec<&Value> = cells.iter().filter(|c| c["provider"] == "local").collect();
     let runs: Vec<&str> = local.iter().filter(|c| c["pruned"].is_null()).map(|c| c["id"].as_str().unwrap()).collect();
-    assert_eq!(runs, ["local-kyverno1.19.1-tp2.20.2", "local-kyverno1.19.1-tp2.31.0"]);
-    assert!(
-        local
-            .iter()
-            .any(|c| c["kyverno"] == "1.18.2" && c["pruned"].as_str().is_some_and(|p| p.contains("not buildable")))
+    assert_eq!(
+        runs,
+        [
+            "local-kyverno1.19.1-tp2.20.2",
+            "local-kyverno1.19.1-tp2.31.0",
+            "local-kyverno1.18.2-tp2.20.2",
+            "local-kyverno1.18.2-tp2.31.0"
+        ]
     );
+}
+
+#[test]
+fn a_nightly_kyverno_without_a_wrapper_is_listed_not_buildable() {
+    let dir = std::env::temp_dir().join(format!("kyvtel-cli-matrix-nightly-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("matrix.yaml");
+    let matrix = "kind:\n  kind: v0.33.0\n  kubernetes: []\n  kyvernoCharts: []\n  telepresence: []\nlocal:\n  \
+                  kyverno: ['1.19.1']\n  nightlyKyverno: ['1.17.9']\n  telepresence: ['2.31.0']\n";
+    std::fs::write(&file, matrix).unwrap();
+    let cells: Value =
+        serde_json::from_str(&stdout(&["matrix", "--output", "json", "--file", file.to_str().unwrap()])).expect("JSON");
+    let nightly =
+        cells.as_array().unwrap().iter().find(|c| c["kyverno"] == "1.17.9").expect("the nightly cell").clone();
+    let why = nightly["pruned"].as_str().unwrap_or_default();
+    assert!(why.contains("not buildable") && why.contains("builds Kyverno 1.19.1, 1.18.2"), "{nightly}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -47,7 +67,7 @@ fn the_github_output_lists_only_runnable_cells_of_the_provider() {
     assert_eq!(include.len(), 2 * 3 * 4);
     assert!(include.iter().all(|c| c["provider"] == "kind" && c["cell"].as_str().unwrap().starts_with("kind-k1.3")));
     let text = stdout(&["matrix"]);
-    assert!(text.starts_with("40 cell(s), 26 run, 14 pruned"), "{text}");
+    assert!(text.starts_with("40 cell(s), 28 run, 12 pruned"), "{text}");
 }
 
 #[rstest::rstest]
@@ -75,4 +95,32 @@ fn a_malformed_matrix_is_located() {
     let out = kyvtel().args(["matrix", "--file"]).arg(&file).output().expect("run");
     assert_eq!(out.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn plan_cell_shows_the_nightly_kyverno_the_run_starts() {
+    let text = stdout(&[
+        "plan",
+        "--provider",
+        "local",
+        "--cell",
+        "local-kyverno1.18.2-tp2.31.0",
+        "scenarios/documented-recipe.yaml",
+    ]);
+    assert!(text.contains("kyverno chart 3.8.2 (Kyverno v1.18.2)"), "{text}");
+    assert!(text.contains("github.com/kyverno/kyverno@v1.18.2/charts/kyverno"), "{text}");
+    assert!(text.contains("start .tools/local/kyverno-1.18.2 "), "{text}");
+    assert!(text.contains("documented-recipe@2.31.0") && !text.contains("documented-recipe@2.20.2"), "{text}");
+    let out = kyvtel()
+        .args([
+            "plan",
+            "--provider",
+            "kind",
+            "--cell",
+            "local-kyverno1.18.2-tp2.31.0",
+            "scenarios/documented-recipe.yaml",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2), "a local cell is refused for kind");
 }

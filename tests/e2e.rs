@@ -67,7 +67,7 @@ fn local_missing() -> &'static Vec<String> {
         }
         let pins = Pins::builtin();
         let versions: Vec<&str> = pins.local.telepresence.keys().map(String::as_str).collect();
-        if let Err(e) = session::local::build_components(&pins, versions.into_iter()) {
+        if let Err(e) = session::local::build_components(&pins, &versions) {
             missing.push(format!("components: {e}"));
         }
         missing

@@ -667,6 +667,77 @@ async fn a_failed_telepresence_install_is_cleaned_up_without_hooks_and_only_then
     assert_eq!(teardown_status(&ran.result, "uninstall the traffic-manager"), &Status::Passed);
 }
 
+/// problem-no-exclusions on kind: its `uninstallTelepresence` step removes the release without hooks
+/// (once: teardown skips it), waits while objects are still going, and fails naming what is left.
+#[rstest]
+#[case::all_gone_after_a_while(vec![vec!["Service ambassador/agent-injector"], vec![]], None)]
+#[case::a_webhook_stays(
+    vec![vec!["MutatingWebhookConfiguration agent-injector-webhook-ambassador"]],
+    Some("left of release ambassador/traffic-manager: MutatingWebhookConfiguration agent-injector-webhook-ambassador")
+)]
+#[tokio::test(flavor = "multi_thread")]
+async fn uninstall_telepresence_removes_the_release_once_and_proves_nothing_is_left(
+    #[case] answers: Vec<Vec<&str>>,
+    #[case] failure: Option<&str>,
+) {
+    let root = common::root();
+    let mut b = build_from(&root.join("scenarios/problem-no-exclusions.yaml"), root, Temp::new("no-excl"), None);
+    for p in &mut b.plan.phases {
+        for a in &mut p.actions {
+            if let kyvtel::plan::Action::ReleaseGone { timeout, .. } = a {
+                *timeout = Duration::from_secs(2);
+            }
+        }
+    }
+    let api = FakeApi::new();
+    api.leftovers(&answers);
+    let runner = RecordingRunner::new();
+    runner.once(
+        Tool::Telepresence,
+        &["helm", "install"],
+        Scripted::fail(
+            1,
+            common::fake_api::kyverno_denial(
+                "StatefulSet/ambassador/traffic-manager",
+                &[
+                    ("require-security-context", "autogen-require-pod-security-context", "m", "/spec/template/spec/"),
+                    (
+                        "require-security-context",
+                        "autogen-require-security-context-constraints",
+                        "m",
+                        "/spec/template/spec/",
+                    ),
+                    ("restrict-image-registries", "autogen-validate-registries", "m", "/spec/template/spec/"),
+                ],
+            ),
+        ),
+    );
+    answer_the_rest(&runner);
+    let ran = run(&b.plan, &api, runner, true).await;
+    let uninstalls: Vec<String> =
+        ran.runner.command_lines().into_iter().filter(|l| l.starts_with("telepresence helm uninstall")).collect();
+    assert_eq!(uninstalls, ["telepresence helm uninstall --manager-namespace ambassador --no-hooks"]);
+    let checks = ran.journal.iter().filter(|l| l.starts_with("release_leftovers ambassador/traffic-manager")).count();
+    match failure {
+        None => {
+            assert_eq!(
+                statuses(&ran.result).iter().find(|(p, _)| p == "uninstall-telepresence").unwrap().1,
+                Status::Passed
+            );
+            assert_eq!(checks, 2, "polled until nothing was left");
+        }
+        Some(text) => {
+            let f = failure_of(&ran.result, "uninstall-telepresence");
+            assert!(f.contains(text), "{f}");
+            assert!(checks >= 2, "polled until the timeout: {checks}");
+        }
+    }
+    assert_eq!(
+        teardown_status(&ran.result, "uninstall the traffic-manager"),
+        &Status::Skipped("already done by a step".into())
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_teardown_entry_does_not_stop_the_others() {
     // Kept (the objects are undone): the workload's delete and the traffic-manager's uninstall fail;

@@ -91,15 +91,15 @@ impl ScenarioCheck {
     }
 }
 
-/// The expected outcome of the first step of the given kind, if the scenario has one.
+/// The expected outcome of the first step of the given kind that runs for the scenario's versions.
 fn step_outcome(loaded: &Loaded, pick: fn(&Step) -> bool) -> Option<StepOutcome> {
     loaded
         .scenario
         .spec
         .steps
         .iter()
-        .find(|s| pick(s))
-        .map(|s| s.expect().for_versions(|w| loaded.versions.satisfies(w)))
+        .filter(|s| pick(s))
+        .find_map(|s| s.outcome_for(&loaded.versions))
         .filter(|o| !matches!(o, StepOutcome::PodSecurityDenied(_)))
 }
 
@@ -127,7 +127,7 @@ pub fn expectation(loaded: &Loaded, role: Role) -> Option<Expected> {
             .spec
             .steps
             .get(i)
-            .map(|s| s.expect().for_versions(|w| loaded.versions.satisfies(w)))
+            .and_then(|s| s.outcome_for(&loaded.versions))
             .filter(|o| !matches!(o, StepOutcome::PodSecurityDenied(_)))
             .map(Expected::from_step),
     }
@@ -320,7 +320,7 @@ fn pod_security_notes(loaded: &Loaded) -> Vec<String> {
         .spec
         .steps
         .iter()
-        .filter(|s| matches!(s.expect().for_versions(|w| v.satisfies(w)), StepOutcome::PodSecurityDenied(_)))
+        .filter(|s| matches!(s.outcome_for(v), Some(StepOutcome::PodSecurityDenied(_))))
         .map(|s| format!("not judged offline: step `{}` expects a Pod Security Admission denial", s.name()))
         .collect()
 }

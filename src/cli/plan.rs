@@ -34,16 +34,50 @@ pub struct Args {
     /// start cold, the traffic-manager not started and the steps that need its injector skipped).
     #[arg(long)]
     pub unconfined: bool,
+    /// Plan one cell of the version matrix (an id from `kyvtel matrix`), exactly as `kyvtel run
+    /// --cell` runs it: its versions replace the scenarios' own.
+    #[arg(long, value_name = "ID")]
+    pub cell: Option<String>,
+    /// The matrix file `--cell` reads.
+    #[arg(long, default_value = "scenarios/matrix.yaml", requires = "cell")]
+    pub matrix: PathBuf,
     /// Where the scenarios' files may come from.
     #[command(flatten)]
     pub root: super::RootArgs,
+}
+
+/// The scenarios of `loaded` that run in cell `id` of `matrix`, with its versions (a note on
+/// stderr for each left out); all of them without a cell.
+fn in_cell(
+    loaded: Vec<Loaded>,
+    cell: Option<&str>,
+    matrix: &std::path::Path,
+    provider: plan::Provider,
+) -> Result<Vec<Loaded>> {
+    use crate::scenario::matrix::CellProvider;
+    let Some(id) = cell else { return Ok(loaded) };
+    let wanted = match provider {
+        plan::Provider::Kind => Some(CellProvider::Kind),
+        plan::Provider::Local => Some(CellProvider::Local),
+        _ => None,
+    };
+    let cell = super::run::matrix_cell(matrix, id, wanted)?;
+    let (kept, left_out) = crate::scenario::matrix::apply_cell(loaded, &cell, &crate::scenario::pins::Pins::builtin())?;
+    for note in &left_out {
+        crate::console_eprintln!("note: left out of cell {}: {note}", cell.id);
+    }
+    if kept.is_empty() {
+        return Err(Error::Usage(format!("no scenario runs in cell {}", cell.id)));
+    }
+    Ok(kept)
 }
 
 /// Runs `kyvtel plan`.
 pub fn run(args: Args) -> Result<Exit> {
     if args.provider == plan::Provider::Local {
         let how = LocalHow { cold: args.cold, unconfined: args.unconfined };
-        return local(args.scenario, args.all, args.output, how, &args.root.confinement());
+        let cell = args.cell.as_deref().map(|id| (id, args.matrix.as_path()));
+        return local(args.scenario, args.all, args.output, how, cell, &args.root.confinement());
     }
     if args.cold {
         return Err(Error::Usage("--cold goes with --provider local".into()));
@@ -52,7 +86,7 @@ pub fn run(args: Args) -> Result<Exit> {
         return Err(Error::Usage("--unconfined goes with --provider local".into()));
     }
     match (args.scenario, args.all) {
-        (Some(file), None) => {
+        (Some(file), None) if args.cell.is_none() => {
             let loaded = scenario::load_confined(&file, &args.root.confinement())?;
             // The directories `kyvtel run` uses: its tools, and this scenario's run directory.
             let opts = Options {
@@ -67,8 +101,21 @@ pub fn run(args: Args) -> Result<Exit> {
                 Output::Json => print!("{}", plan::render::json(&p)),
             }
         }
+        (Some(file), None) => {
+            let loaded = vec![scenario::load_confined(&file, &args.root.confinement())?];
+            let loaded = in_cell(loaded, args.cell.as_deref(), &args.matrix, args.provider)?;
+            let cells = plan::group(
+                &loaded,
+                &Options { tools: ToolsDir::from_env(), provider: args.provider, ..Options::default() },
+            );
+            match args.output {
+                Output::Text => print!("{}", plan::render::cells_text(&cells)),
+                Output::Json => print!("{}", plan::render::cells_json(&cells)),
+            }
+        }
         (None, Some(paths)) => {
             let loaded = load_all_confined(&super::validate::scenario_files(&paths)?, &args.root.confinement())?;
+            let loaded = in_cell(loaded, args.cell.as_deref(), &args.matrix, args.provider)?;
             unique_names(&loaded)?;
             let cells = plan::group(
                 &loaded,
@@ -105,6 +152,7 @@ fn local(
     all: Option<Vec<PathBuf>>,
     output: Output,
     how: LocalHow,
+    cell: Option<(&str, &std::path::Path)>,
     confinement: &scenario::Confinement,
 ) -> Result<Exit> {
     let files = match (file, all) {
@@ -118,6 +166,10 @@ fn local(
         }
     };
     let loaded = load_all_confined(&files, confinement)?;
+    let loaded = match cell {
+        Some((id, matrix)) => in_cell(loaded, Some(id), matrix, plan::Provider::Local)?,
+        None => loaded,
+    };
     unique_names(&loaded)?;
     let runs = crate::run::session::local::variants_of(&loaded, &crate::scenario::pins::Pins::builtin())?;
     // Exactly what `kyvtel run --provider local` executes: the variants grouped into cells.

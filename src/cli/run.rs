@@ -155,7 +155,7 @@ pub fn run(args: Args) -> Result<Exit> {
     };
     let cell = match &args.cell {
         None => None,
-        Some(id) => Some(matrix_cell(&args.matrix, id, &provider)?),
+        Some(id) => Some(matrix_cell(&args.matrix, id, cell_provider(&provider))?),
     };
     session::run(&SessionOptions {
         // A directory stands for its catalog (its scenarios and reports/).
@@ -175,8 +175,22 @@ pub fn run(args: Args) -> Result<Exit> {
     })
 }
 
-/// The cell `id` of the matrix file, if it runs and fits the provider.
-fn matrix_cell(file: &std::path::Path, id: &str, provider: &Provider) -> Result<crate::scenario::matrix::MatrixCell> {
+/// The kind of cell a provider runs (`None`: no cell fits it).
+fn cell_provider(provider: &Provider) -> Option<crate::scenario::matrix::CellProvider> {
+    use crate::scenario::matrix::CellProvider;
+    match provider {
+        Provider::Kind => Some(CellProvider::Kind),
+        Provider::Local => Some(CellProvider::Local),
+        _ => None,
+    }
+}
+
+/// The cell `id` of the matrix file, if it runs and fits the provider (`run` and `plan` share it).
+pub(super) fn matrix_cell(
+    file: &std::path::Path,
+    id: &str,
+    provider: Option<crate::scenario::matrix::CellProvider>,
+) -> Result<crate::scenario::matrix::MatrixCell> {
     use crate::scenario::matrix::CellProvider;
     let cells = crate::scenario::matrix::load(file, &crate::scenario::pins::Pins::builtin())?;
     let Some(cell) = cells.iter().find(|c| c.id == id) else {
@@ -190,11 +204,7 @@ fn matrix_cell(file: &std::path::Path, id: &str, provider: &Provider) -> Result<
     if let Some(why) = &cell.pruned {
         return Err(Error::Usage(format!("--cell {id} is pruned: {why}")));
     }
-    let fits = match cell.provider {
-        CellProvider::Kind => *provider == Provider::Kind,
-        CellProvider::Local => *provider == Provider::Local,
-    };
-    if !fits {
+    if provider != Some(cell.provider) {
         let want = if cell.provider == CellProvider::Kind { "kind" } else { "local" };
         return Err(Error::Usage(format!("--cell {id} is a {want} cell: run it with --provider {want}")));
     }

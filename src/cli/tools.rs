@@ -49,6 +49,10 @@ pub struct BuildArgs {
     /// Only these Telepresence versions' traffic-managers (default: every buildable one).
     #[arg(long = "telepresence", value_name = "VERSION")]
     pub telepresence: Vec<String>,
+    /// Also these Kyverno versions' admission controllers (the nightly local job's, e.g. 1.18.2);
+    /// the default Kyverno is always built.
+    #[arg(long = "kyverno", value_name = "VERSION")]
+    pub kyverno: Vec<String>,
 }
 
 /// Arguments of `kyvtel tools install`.
@@ -125,13 +129,20 @@ fn build(args: &BuildArgs) -> Result<Exit> {
             return Err(Error::Usage(format!("--telepresence {v}: not buildable; buildable: {}", known.join(", "))));
         }
     }
-    let versions: Vec<&str> = if args.telepresence.is_empty() {
+    for v in &args.kyverno {
+        if pins.local.kyverno(v).is_none() {
+            let known = pins.local.kyverno_versions().join(", ");
+            return Err(Error::Usage(format!("--kyverno {v}: not buildable; buildable: {known}")));
+        }
+    }
+    let mut versions: Vec<&str> = if args.telepresence.is_empty() {
         pins.local.telepresence.keys().map(String::as_str).collect()
     } else {
         args.telepresence.iter().map(String::as_str).collect()
     };
+    versions.extend(args.kyverno.iter().map(String::as_str));
     let t0 = std::time::Instant::now();
-    let built = crate::run::session::local::build_components(&pins, versions.into_iter())?;
+    let built = crate::run::session::local::build_components(&pins, &versions)?;
     crate::console_eprintln!(
         "local components: {} built in {:.1}s, the rest up to date (.tools/local)",
         built.len(),

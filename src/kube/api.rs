@@ -78,6 +78,35 @@ pub trait ClusterApi {
     async fn get_json(&self, path: &str) -> ApiResult<Value> {
         Err(ApiFailure::new(format!("GET {path}: not supported by this API")))
     }
+    /// The pods in `namespace` matching `selector` that are not terminating, oldest first.
+    async fn pods(&self, namespace: &str, selector: &serde_json::Map<String, Value>) -> ApiResult<Vec<Value>> {
+        let sel: Vec<String> =
+            selector.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect();
+        let list =
+            self.get_json(&format!("/api/v1/namespaces/{namespace}/pods?labelSelector={}", sel.join(","))).await?;
+        let mut pods: Vec<Value> = list["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .collect();
+        pods.sort_by(|a, b| {
+            a["metadata"]["creationTimestamp"].as_str().cmp(&b["metadata"]["creationTimestamp"].as_str())
+        });
+        Ok(pods)
+    }
+    /// The messages of the events about the object `name` in `namespace`.
+    async fn event_messages(&self, namespace: &str, name: &str) -> ApiResult<Vec<String>> {
+        let path = format!("/api/v1/namespaces/{namespace}/events?fieldSelector=involvedObject.name={name}");
+        let list = self.get_json(&path).await?;
+        Ok(list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["message"].as_str().map(String::from))
+            .collect())
+    }
     /// `GET` of a non-resource path (`/readyz`), as text; a status other than 200 is an error.
     async fn get_text(&self, path: &str) -> ApiResult<String> {
         Err(ApiFailure::new(format!("GET {path}: not supported by this API")))
@@ -127,6 +156,12 @@ pub trait ClusterApi {
     }
     /// `pod` as the API server would store it (a dry-run create in kube-system); `after_webhook`:
     /// as it defaults a webhook's patch, without the service-account plugin's mounts.
+    /// What is left of Helm release `name` in `namespace` (objects, release records) and every
+    /// webhook configuration named `webhook_prefix*`, as `Kind namespace/name`.
+    async fn release_leftovers(&self, name: &str, namespace: &str, webhook_prefix: &str) -> ApiResult<Vec<String>> {
+        let _ = (name, webhook_prefix);
+        Err(ApiFailure::new(format!("listing what is left of a release in {namespace}: not supported by this API")))
+    }
     /// Every PolicyException in the cluster, as `namespace/name`; none when Kyverno's CRD is not served.
     async fn policy_exceptions(&self) -> ApiResult<Vec<String>> {
         Err(ApiFailure::new("listing PolicyExceptions: not supported by this API"))

@@ -9,6 +9,7 @@
 //! - [`evidence`]: events, pod YAML, webhook configurations, policy statuses, logs for the bundle.
 //! - [`fingerprint`]: the `--reuse` fingerprint ConfigMap.
 //! - [`ownership`]: the harness labels and the "is this ClusterPolicy ours?" check.
+//! - [`release`]: what is left of a Helm release (its objects, records, webhook configurations).
 //!
 //! [`api::ClusterApi`] is every cluster operation a run needs, behind one trait (the plan's waits
 //! included), so that the local provider and the executor share it and tests can double it.
@@ -25,6 +26,7 @@ pub mod evidence;
 pub mod fingerprint;
 pub mod injection;
 pub mod ownership;
+pub mod release;
 pub mod wait;
 
 use std::path::Path;

@@ -173,6 +173,20 @@ pub enum Action {
         /// The exceptions that must exist, and no other.
         expected: Vec<String>,
     },
+    /// Nothing of Helm release `release` in `namespace` is left (no object carrying its Helm
+    /// annotations, no release record) and no webhook configuration named `webhook_prefix*`;
+    /// waits for deletions in flight, and names what is left on timeout.
+    ReleaseGone {
+        /// The release.
+        release: String,
+        /// Its namespace.
+        namespace: String,
+        /// The webhook configurations' name prefix, e.g. `agent-injector-webhook-`.
+        webhook_prefix: String,
+        /// Time limit.
+        #[serde(serialize_with = "dur")]
+        timeout: Duration,
+    },
     /// Prove an expected denial from evidence, and match it against the expectation.
     ProveDenial {
         /// Where the denial text is read.

@@ -115,6 +115,12 @@ fn action(out: &mut String, a: &Action, indent: &str) {
             "{indent}assert  the cluster's PolicyExceptions (kyverno.io/v2, every namespace) are exactly [{}]",
             expected.join(", ")
         ),
+        Action::ReleaseGone { release, namespace, webhook_prefix, timeout } => writeln!(
+            out,
+            "{indent}assert  nothing of release {namespace}/{release} is left (objects with its Helm annotations, its \
+             release records) and no webhook configuration {webhook_prefix}*, within {}",
+            d(*timeout)
+        ),
         Action::ProveDenial { source, expected, only, pod_security, timeout } => {
             let from = match source {
                 DenialSource::CommandOutput => "the failed command's output".to_string(),

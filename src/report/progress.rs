@@ -97,6 +97,11 @@ impl PhaseProgress {
         self.end(if ok { "ok" } else { "FAILED" })
     }
 
+    /// Ends the line as skipped: the phase ran in part and the rest cannot run here.
+    pub fn skipped(mut self) -> Duration {
+        self.end("skipped")
+    }
+
     fn end(&mut self, word: &str) -> Duration {
         self.done = true;
         let elapsed = self.started.elapsed();

@@ -167,8 +167,11 @@ fn status(name: &str, records: &[Record]) -> String {
         .rev()
         .map(|((provider, passed), (tp, notes, skipped))| {
             let verb = if *passed { "confirmed" } else { "**contradicted**" };
-            let skipped =
-                if skipped.is_empty() { String::new() } else { format!("; not run there: {}", skipped.join(", ")) };
+            let skipped = if skipped.is_empty() {
+                String::new()
+            } else {
+                format!("; skipped there, wholly or in part: {}", skipped.join(", "))
+            };
             format!("{verb} on {} (Telepresence {}; {}{skipped})", where_(provider), tp.join(", "), notes.join("; "))
         })
         .collect::<Vec<_>>()

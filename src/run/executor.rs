@@ -341,6 +341,26 @@ async fn exec_action<A: ClusterApi>(
                 Err(e) => Err(format!("the canary was refused, but not by Kyverno ({e}): {}", tail(&text, 3))),
             }
         }
+        Action::ReleaseGone { release, namespace, webhook_prefix, timeout } => {
+            // Uninstalls and namespace deletions finish asynchronously: poll until nothing is left.
+            let deadline = tokio::time::Instant::now() + *timeout;
+            st.asserted += 1;
+            loop {
+                let left =
+                    api.release_leftovers(release, namespace, webhook_prefix).await.map_err(|e| e.to_string())?;
+                if left.is_empty() {
+                    break Ok(());
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    break Err(format!(
+                        "after {:?}, left of release {namespace}/{release}: {}",
+                        timeout,
+                        left.join(", ")
+                    ));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        }
         Action::PolicyExceptions { expected } => {
             let mut have = api.policy_exceptions().await.map_err(|e| e.to_string())?;
             let mut want = expected.clone();
@@ -576,6 +596,11 @@ pub async fn execute<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) -> Scena
         let t0 = Instant::now();
         let mut status = Status::Passed;
         for a in &phase.actions {
+            // A step that runs only in part here: what ran passed, the rest is skipped with the reason.
+            if let Action::Skip { reason } = a {
+                status = Status::Skipped(reason.clone());
+                break;
+            }
             let r = tokio::select! {
                 r = exec_action(api, s, &mut st, plan, a) => r,
                 () = cancelled(s.cancel.clone()) => Err("cancelled (Ctrl-C)".to_string()),
@@ -591,7 +616,10 @@ pub async fn execute<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) -> Scena
             }
         }
         if let Some(p) = shown {
-            p.finish(status == Status::Passed);
+            match status {
+                Status::Skipped(_) => p.skipped(),
+                _ => p.finish(status == Status::Passed),
+            };
         }
         if matches!(status, Status::Failed(_)) {
             failed_phase = Some(phase.name.as_str());
@@ -791,34 +819,14 @@ async fn container_failure<A: ClusterApi>(
     failure: &crate::scenario::expect::AfterAdmission,
     timeout: Duration,
 ) -> Result<String, String> {
-    let sel: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect();
-    let path = format!("/api/v1/namespaces/{namespace}/pods?labelSelector={}", sel.join(","));
     let deadline = crate::duration::deadline(timeout);
     let mut last = String::from("no pod of the workload yet");
     loop {
-        let list = api.get_json(&path).await.map_err(|e| e.to_string())?;
-        let pods: Vec<&serde_json::Value> = list["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-            .collect();
+        let pods = api.pods(namespace, selector).await.map_err(|e| e.to_string())?;
         let mut states = Vec::new();
-        for pod in pods {
+        for pod in &pods {
             let name = pod["metadata"]["name"].as_str().unwrap_or_default();
-            let events_path = format!("/api/v1/namespaces/{namespace}/events?fieldSelector=involvedObject.name={name}");
-            let events: Vec<String> = api
-                .get_json(&events_path)
-                .await
-                .map(|e| {
-                    e["items"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|e| e["message"].as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let events = api.event_messages(namespace, name).await.unwrap_or_default();
             match crate::outcome::after_admission::judge(pod, &events, failure) {
                 Ok(evidence) => return Ok(evidence),
                 Err(state) => states.push(state),

@@ -530,6 +530,15 @@ impl ClusterApi for KubeApi {
         self.bounded("dry-run create in kube-system", async { call.await.map_err(failure) }).await
     }
 
+    async fn release_leftovers(&self, name: &str, namespace: &str, webhook_prefix: &str) -> ApiResult<Vec<String>> {
+        let client = self.client().await?;
+        let release = crate::kube::release::Release { name, namespace };
+        self.bounded("list what is left of a release", async {
+            crate::kube::release::leftovers(client, &release, webhook_prefix).await.map_err(failure)
+        })
+        .await
+    }
+
     async fn policy_exceptions(&self) -> ApiResult<Vec<String>> {
         let client = self.client().await?;
         let path = "/apis/kyverno.io/v2/policyexceptions";
@@ -618,24 +627,11 @@ impl ClusterApi for KubeApi {
         container: &str,
         timeout: Duration,
     ) -> ApiResult<Value> {
-        let sel: Vec<String> =
-            selector.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect();
-        let path = format!("/api/v1/namespaces/{namespace}/pods?labelSelector={}", sel.join(","));
         let start = Instant::now();
         let mut last = String::from("no pod yet");
         loop {
-            match self.get_json(&path).await {
-                Ok(list) => {
-                    let mut pods: Vec<Value> = list["items"]
-                        .as_array()
-                        .cloned()
-                        .unwrap_or_default()
-                        .into_iter()
-                        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-                        .collect();
-                    pods.sort_by(|a, b| {
-                        a["metadata"]["creationTimestamp"].as_str().cmp(&b["metadata"]["creationTimestamp"].as_str())
-                    });
+            match self.pods(namespace, selector).await {
+                Ok(pods) => {
                     if let Some(p) = pods.last() {
                         let names: Vec<&str> = p["spec"]["containers"]
                             .as_array()

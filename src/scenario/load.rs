@@ -450,6 +450,16 @@ fn check_step_order(p: &mut Problems<'_>, s: &Scenario) {
             Step::CompareModel(_) if missing("deployWorkload", &seen) => {
                 p.at_key(&at, "`compareModel` needs an earlier `deployWorkload`")
             }
+            Step::UninstallTelepresence(_) if missing("installTelepresence", &seen) => {
+                p.at_key(&at, "`uninstallTelepresence` needs an earlier `installTelepresence`")
+            }
+            Step::UninstallTelepresence(_) if intercepting => {
+                p.at_key(&at, "an intercept is still active; `leave` before `uninstallTelepresence`")
+            }
+            Step::Connect(_) | Step::Intercept(_) if seen.contains(&"uninstallTelepresence") => p.at_key(
+                &at,
+                format!("`{key}` needs the traffic-manager, removed by an earlier `uninstallTelepresence`"),
+            ),
             _ => {}
         }
         match step {
@@ -497,6 +507,14 @@ fn check_steps(p: &mut Problems<'_>, s: &Scenario, pins: &Pins) {
         if let Some(w) = step.when() {
             check_when(p, &format!("{at}/when"), w, pins);
         }
+        if let Step::UninstallTelepresence(_) = step
+            && !matches!(expect, StepOutcome::Ok)
+        {
+            p.at(
+                &format!("{at}/expect"),
+                "`uninstallTelepresence` expects success only (what is left is its assertion)",
+            );
+        }
         if let Step::Admit(a) = step
             && a.manifests.is_empty()
         {
@@ -531,6 +549,7 @@ pub fn step_key(step: &Step) -> &'static str {
         Step::Leave(_) => "leave",
         Step::CompareModel(_) => "compareModel",
         Step::Admit(_) => "admit",
+        Step::UninstallTelepresence(_) => "uninstallTelepresence",
     }
 }
 

@@ -133,7 +133,7 @@ pub fn load(path: &Path, pins: &Pins) -> Result<Vec<MatrixCell>> {
             }
         }
     }
-    let built = pins.local.binaries.get("kyverno").map(|b| b.version.trim_start_matches('v').to_string());
+    let built = pins.local.kyverno_versions();
     let kubernetes = pins
         .local
         .binaries
@@ -147,11 +147,11 @@ pub fn load(path: &Path, pins: &Pins) -> Result<Vec<MatrixCell>> {
         } else {
             format!("/local/kyverno/{i}")
         };
-        let buildable = built.as_deref() == Some(kyverno.as_str());
+        let buildable = pins.local.kyverno(kyverno).is_some();
         if !buildable && !is_nightly {
             return Err(unknown(
                 &pointer,
-                format!("the local provider builds Kyverno {}, not {kyverno}", built.as_deref().unwrap_or("(none)")),
+                format!("the local provider builds Kyverno {}, not {kyverno}", built.join(", ")),
             ));
         }
         for (k, tp) in m.local.telepresence.iter().enumerate() {
@@ -171,9 +171,9 @@ pub fn load(path: &Path, pins: &Pins) -> Result<Vec<MatrixCell>> {
                 telepresence: tp.clone(),
                 pruned: (!buildable).then(|| {
                     format!(
-                        "not buildable: the local provider builds Kyverno {} only (one wrapper module, \
-                         tools/kyverno); a second Kyverno needs its own wrapper",
-                        built.as_deref().unwrap_or("(none)")
+                        "not buildable: the local provider builds Kyverno {} (a wrapper module each under tools/, \
+                         pinned in pins.yaml `local`)",
+                        built.join(", ")
                     )
                 }),
             });
@@ -193,7 +193,11 @@ pub fn runs_in(l: &Loaded, cell: &MatrixCell) -> bool {
                 && same(&o.kyverno_chart, &cell.kyverno)
                 && same(&o.node_image, cell.node_image.as_deref().unwrap_or_default())
         }
-        CellProvider::Local => same(&o.telepresence, &cell.telepresence) && o.node_image.is_none(),
+        CellProvider::Local => {
+            same(&o.telepresence, &cell.telepresence)
+                && o.node_image.is_none()
+                && same(&o.kyverno_chart.as_ref().and_then(|c| app_version(c)), &cell.kyverno)
+        }
     }
 }
 
@@ -211,6 +215,10 @@ pub fn apply_cell(loaded: Vec<Loaded>, cell: &MatrixCell, pins: &Pins) -> Result
         }
         let o = &mut l.scenario.spec.versions;
         o.telepresence = Some(cell.telepresence.clone());
+        if cell.provider == CellProvider::Local {
+            // A nightly Kyverno runs through the chart it ships (the local provider's variants).
+            o.kyverno_chart = chart_of(pins, &cell.kyverno);
+        }
         if cell.provider == CellProvider::Kind {
             o.kyverno_chart = Some(cell.kyverno.clone());
             o.node_image = cell.node_image.clone();
@@ -225,6 +233,21 @@ pub fn apply_cell(loaded: Vec<Loaded>, cell: &MatrixCell, pins: &Pins) -> Result
         kept.push(l);
     }
     Ok((kept, left_out))
+}
+
+/// The Kyverno app version (`1.18.2`) of chart `chart`.
+fn app_version(chart: &str) -> Option<String> {
+    let pins = Pins::builtin();
+    pins.kyverno_chart.release(chart)?.app_version.as_deref().map(|a| a.trim_start_matches('v').to_string())
+}
+
+/// The chart that ships Kyverno `kyverno` (`1.18.2`).
+fn chart_of(pins: &Pins, kyverno: &str) -> Option<String> {
+    pins.kyverno_chart
+        .releases
+        .iter()
+        .find(|(_, r)| r.app_version.as_deref().map(|a| a.trim_start_matches('v')) == Some(kyverno))
+        .map(|(v, _)| v.clone())
 }
 
 /// `1.35` of `1.35.8`.

@@ -292,6 +292,10 @@ pub enum Step {
     CompareModel(StepOptions),
     /// Dry-run create objects and expect them admitted or denied, e.g. a probe of an exemption.
     Admit(Admit),
+    /// Remove the traffic-manager release now, as teardown would (without hooks on a cluster kyvtel
+    /// owns), and assert that nothing of it is left: no `agent-injector-webhook-*` configuration, no
+    /// object of the release, no release record.
+    UninstallTelepresence(StepOptions),
 }
 
 impl Step {
@@ -308,6 +312,7 @@ impl Step {
             Step::Leave(_) => "leave",
             Step::CompareModel(_) => "compare-model",
             Step::Admit(_) => "admit",
+            Step::UninstallTelepresence(_) => "uninstall-telepresence",
         }
     }
 
@@ -323,7 +328,8 @@ impl Step {
             | Step::DeployWorkload(o)
             | Step::Connect(o)
             | Step::Leave(o)
-            | Step::CompareModel(o) => &o.expect,
+            | Step::CompareModel(o)
+            | Step::UninstallTelepresence(o) => &o.expect,
         };
         e.clone().unwrap_or_default()
     }
@@ -340,8 +346,19 @@ impl Step {
             | Step::DeployWorkload(o)
             | Step::Connect(o)
             | Step::Leave(o)
-            | Step::CompareModel(o) => o.timeout.as_deref(),
+            | Step::CompareModel(o)
+            | Step::UninstallTelepresence(o) => o.timeout.as_deref(),
         }
+    }
+
+    /// The outcome this step expects for versions `v`, or `None` when its `when:` does not hold
+    /// there (the step is skipped).
+    #[must_use]
+    pub fn outcome_for(&self, v: &super::resolve::Versions) -> Option<StepOutcome> {
+        if self.when().is_some_and(|w| !v.satisfies(w)) {
+            return None;
+        }
+        Some(self.expect().for_versions(|w| v.satisfies(w)))
     }
 
     /// The step's version condition, if any.
@@ -356,7 +373,8 @@ impl Step {
             | Step::DeployWorkload(o)
             | Step::Connect(o)
             | Step::Leave(o)
-            | Step::CompareModel(o) => o.when.as_ref(),
+            | Step::CompareModel(o)
+            | Step::UninstallTelepresence(o) => o.when.as_ref(),
         }
     }
 }

@@ -89,6 +89,66 @@ pub struct Local {
     pub kyverno_api: GoModule,
     /// The traffic-manager (`traffic`) per Telepresence version.
     pub telepresence: BTreeMap<String, GoBinary>,
+    /// Further Kyverno admission controllers (the nightly local job's), by the name they get in
+    /// `.tools/local/` (`kyverno-1.18.2`): built only for a run that needs one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub nightly_kyverno: BTreeMap<String, NightlyKyverno>,
+}
+
+/// A second Kyverno admission controller, with the module that completes its chart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NightlyKyverno {
+    /// The admission controller.
+    pub binary: GoBinary,
+    /// The module whose `charts/kyverno-api` completes its chart.
+    pub kyverno_api: GoModule,
+}
+
+/// One Kyverno the local provider can run: its binary's name in `.tools/local/`, what it is built
+/// from, and the module that completes its chart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalKyverno<'a> {
+    /// The binary's name: `kyverno` for the default, `kyverno-<version>` for a nightly one.
+    pub name: &'a str,
+    /// What the binary is built from.
+    pub binary: &'a GoBinary,
+    /// The module whose `charts/kyverno-api` completes the chart.
+    pub kyverno_api: &'a GoModule,
+}
+
+impl Local {
+    /// The Kyverno of `version` (`1.18.2` or `v1.18.2`) the local provider builds, if it does.
+    #[must_use]
+    pub fn kyverno(&self, version: &str) -> Option<LocalKyverno<'_>> {
+        let version = version.trim_start_matches('v');
+        let default = self.binaries.get("kyverno")?;
+        if default.version.trim_start_matches('v') == version {
+            return Some(LocalKyverno { name: "kyverno", binary: default, kyverno_api: &self.kyverno_api });
+        }
+        self.nightly_kyverno
+            .iter()
+            .find(|(_, k)| k.binary.version.trim_start_matches('v') == version)
+            .map(|(n, k)| LocalKyverno { name: n.as_str(), binary: &k.binary, kyverno_api: &k.kyverno_api })
+    }
+
+    /// The default Kyverno: the one `make test` runs and `kyvtel check` is built with.
+    #[must_use]
+    pub fn default_kyverno(&self) -> Option<LocalKyverno<'_>> {
+        self.kyverno(&self.binaries.get("kyverno")?.version)
+    }
+
+    /// Every Kyverno version the local provider builds (`1.19.1`), the default first.
+    #[must_use]
+    pub fn kyverno_versions(&self) -> Vec<String> {
+        let v = |b: &GoBinary| b.version.trim_start_matches('v').to_string();
+        self.binaries
+            .get("kyverno")
+            .map(v)
+            .into_iter()
+            .chain(self.nightly_kyverno.values().map(|k| v(&k.binary)))
+            .collect()
+    }
 }
 
 /// A module at a version.

@@ -68,6 +68,7 @@ pub struct FakeApi {
     canary: Mutex<String>,
     fingerprint: Mutex<Option<BTreeMap<String, String>>>,
     client_answers: Mutex<Vec<String>>,
+    leftovers: Mutex<Vec<Vec<String>>>,
 }
 
 impl Default for FakeApi {
@@ -79,6 +80,7 @@ impl Default for FakeApi {
             denials: Mutex::default(),
             fingerprint: Mutex::default(),
             client_answers: Mutex::default(),
+            leftovers: Mutex::default(),
             cluster_ip: Mutex::new("127.0.0.1".into()),
             canary: Mutex::new(kyverno_denial(
                 "Pod/kyvtel-app/kyvtel-canary",
@@ -124,6 +126,13 @@ impl FakeApi {
     pub fn nth(&self, n: usize, method: &'static str, contains: &str, fault: Fault) -> &Self {
         let skip = n.saturating_sub(1);
         lock(&self.rules).push(Rule { method, contains: contains.into(), fault, skip, remaining: Some(1) });
+        self
+    }
+
+    /// What `release_leftovers` answers, one list per call in order; the last one repeats (none
+    /// when unscripted).
+    pub fn leftovers(&self, answers: &[Vec<&str>]) -> &Self {
+        *lock(&self.leftovers) = answers.iter().map(|a| a.iter().map(|s| s.to_string()).collect()).collect();
         self
     }
 
@@ -259,6 +268,15 @@ impl ClusterApi for FakeApi {
 
     async fn wait(&self, until: &WaitFor, timeout: Duration) -> ApiResult<()> {
         self.call("wait", describe_wait(until), timeout, || ()).await
+    }
+
+    async fn release_leftovers(&self, name: &str, namespace: &str, webhook_prefix: &str) -> ApiResult<Vec<String>> {
+        let answer = {
+            let mut l = lock(&self.leftovers);
+            if l.len() > 1 { l.remove(0) } else { l.first().cloned().unwrap_or_default() }
+        };
+        let key = format!("{namespace}/{name} {webhook_prefix}*");
+        self.call("release_leftovers", key, Duration::from_secs(30), || answer).await
     }
 
     async fn policy_exceptions(&self) -> ApiResult<Vec<String>> {

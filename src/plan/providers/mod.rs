@@ -13,7 +13,7 @@ use crate::scenario::Loaded;
 pub(crate) fn setup(b: &mut Builder, loaded: &Loaded, opts: &Options, target: &ClusterTarget) {
     match opts.provider {
         Provider::Kind => kind::setup(b, loaded, opts, target),
-        Provider::Local => local::setup(b, opts),
+        Provider::Local => local::setup(b, loaded, opts),
         // k3s is started before the plan runs; an existing cluster is never created.
         Provider::K3s | Provider::Existing => {}
     }

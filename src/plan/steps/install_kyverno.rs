@@ -27,15 +27,22 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
     if ctx.b.provider == Provider::Local {
         let l = layout(ctx.opts);
         let pins = crate::scenario::pins::Pins::builtin();
-        let kyverno = &pins.local.binaries["kyverno"];
+        // The default Kyverno, or the nightly one whose chart the scenario's cell pins.
+        let Some(kyverno) = pins.local.kyverno(&v.kyverno) else {
+            let built = pins.local.kyverno_versions().join(", ");
+            return vec![Action::Skip {
+                reason: format!("the local provider builds Kyverno {built}, not {}", v.kyverno),
+            }];
+        };
+        let binary = kyverno.name;
         let chart = l.dir.join("charts/kyverno");
         let cache = &ctx.opts.local.module_cache;
         let module = |m: &str, ver: &str| module_dir(cache, m, ver);
         actions.insert(
             0,
             Action::Local(LocalOp::PrepareKyvernoChart {
-                kyverno_module: module(&kyverno.module, &kyverno.version),
-                api_module: module(&pins.local.kyverno_api.module, &pins.local.kyverno_api.version),
+                kyverno_module: module(&kyverno.binary.module, &kyverno.binary.version),
+                api_module: module(&kyverno.kyverno_api.module, &kyverno.kyverno_api.version),
                 chart: chart.clone(),
             }),
         );
@@ -58,7 +65,7 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
             let pki = l.pki();
             actions.push(Action::Local(LocalOp::StartFromChart {
                 name: "kyverno".into(),
-                program: l.binary("kyverno"),
+                program: l.binary(binary),
                 namespace: "kyverno".into(),
                 deployment: "kyverno-admission-controller".into(),
                 container: "kyverno".into(),
@@ -92,7 +99,7 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
             }));
             push_stop(ctx.b, name, "kyverno");
             if snapshots {
-                actions.extend(save_snapshot(ctx.opts));
+                actions.extend(save_snapshot(ctx.opts, binary));
             }
         }
         return actions;

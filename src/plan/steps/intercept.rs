@@ -21,10 +21,18 @@ pub(super) fn actions(ctx: &mut Ctx<'_>, i: &Intercept) -> Vec<Action> {
         StepOutcome::FailsAfterAdmission(a) => Some(a),
         _ => None,
     };
-    if after.is_some()
-        && let Some(reason) = ctx.b.provider.no_kubelet()
-    {
-        return vec![Action::Skip { reason: format!("{reason}: a failure after admission needs one") }];
+    // Without a kubelet, a failure after admission cannot happen: the pod's admission and injection
+    // are verified (below), then the rest of the step is skipped with the reason.
+    let after_skipped = after.as_ref().and_then(|a| {
+        ctx.b.provider.no_kubelet().map(|reason| Action::Skip {
+            reason: format!(
+                "{reason}: the expected failure after admission ({} {}) needs one; the pod's admission was verified",
+                a.container, a.reason
+            ),
+        })
+    });
+    if after_skipped.is_some() && ctx.b.provider != Provider::Local {
+        return after_skipped.into_iter().collect();
     }
     let s = &ctx.loaded.scenario.spec;
     let v = &ctx.loaded.versions;
@@ -58,6 +66,7 @@ pub(super) fn actions(ctx: &mut Ctx<'_>, i: &Intercept) -> Vec<Action> {
             });
             verify(&mut actions);
         }
+        actions.extend(after_skipped);
         return actions;
     }
     let name = ctx.step.name();

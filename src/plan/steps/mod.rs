@@ -11,6 +11,7 @@ mod install_telepresence;
 mod intercept;
 mod leave;
 mod send_traffic;
+mod uninstall_telepresence;
 
 use super::action::{Action, DenialSource, Phase};
 use super::build::{Builder, Options, limits, timeout_for};
@@ -61,6 +62,7 @@ pub(crate) fn phase(b: &mut Builder, loaded: &Loaded, opts: &Options, step: &Ste
         Step::Intercept(i) => intercept::actions(&mut ctx, i),
         Step::SendTraffic(t) => send_traffic::actions(&mut ctx, t),
         Step::Leave(_) => leave::actions(&mut ctx),
+        Step::UninstallTelepresence(_) => uninstall_telepresence::actions(&mut ctx),
         Step::CompareModel(_) => compare_model::actions(&mut ctx),
         Step::Admit(a) => admit::actions(&mut ctx, a),
     };

@@ -21,7 +21,8 @@ pub struct Target {
     pub spec: GoBinary,
 }
 
-/// Everything the local provider builds, in build order (control plane first).
+/// Everything the local provider builds by default, in build order (control plane first); the
+/// nightly Kyverno versions are [`nightly_kyverno`].
 #[must_use]
 pub fn targets(pins: &Pins) -> Vec<Target> {
     let mut out: Vec<Target> =
@@ -29,6 +30,13 @@ pub fn targets(pins: &Pins) -> Vec<Target> {
     out.sort_by_key(|t| order(&t.name));
     out.extend(pins.local.telepresence.iter().map(|(v, b)| Target { name: traffic_name(v), spec: b.clone() }));
     out
+}
+
+/// The nightly Kyverno of `version` (`1.18.2`), when the local provider builds it as a second one.
+#[must_use]
+pub fn nightly_kyverno(pins: &Pins, version: &str) -> Option<Target> {
+    let k = pins.local.kyverno(version)?;
+    (k.name != "kyverno").then(|| Target { name: k.name.to_string(), spec: k.binary.clone() })
 }
 
 fn order(name: &str) -> usize {
@@ -395,10 +403,15 @@ mod tests {
     #[test]
     fn the_kyverno_api_chart_module_is_the_version_kyverno_requires() {
         let pins = Pins::builtin();
-        let kyverno = &pins.local.binaries["kyverno"];
-        let go_mod = std::fs::read_to_string(root().join(&kyverno.wrapper).join("go.mod")).unwrap();
-        let api = &pins.local.kyverno_api;
-        assert_eq!(required(&go_mod, &api.module).as_deref(), Some(api.version.as_str()));
+        for v in pins.local.kyverno_versions() {
+            let k = pins.local.kyverno(&v).unwrap();
+            let go_mod = std::fs::read_to_string(root().join(&k.binary.wrapper).join("go.mod")).unwrap();
+            let api = k.kyverno_api;
+            assert_eq!(required(&go_mod, &api.module).as_deref(), Some(api.version.as_str()), "Kyverno {v}");
+            assert_eq!(required(&go_mod, &k.binary.module).as_deref(), Some(k.binary.version.as_str()), "Kyverno {v}");
+        }
+        assert_eq!(nightly_kyverno(&pins, "1.18.2").map(|t| t.name).as_deref(), Some("kyverno-1.18.2"));
+        assert_eq!(nightly_kyverno(&pins, "1.19.1"), None, "the default is among the default targets");
     }
 
     #[test]

@@ -87,14 +87,15 @@ pub(super) fn scenario_report(
     s.checks_asserted = r.asserted;
     s.denials = r.denials.iter().map(|d| report::DenialText { phase: d.phase.clone(), text: d.text.clone() }).collect();
     s.pod_checks = r.checks.clone();
-    // Steps the provider cannot run (their phase holds only a `skip`), never those skipped after a failure.
+    // Steps the provider cannot run (their phase ends with a `skip`, after what could run passed),
+    // never those skipped after a failure.
     s.skipped_steps = r
         .phases
         .iter()
         .filter_map(|p| match &p.status {
             Status::Skipped(reason)
                 if plan.phases.iter().any(|ph| {
-                    ph.name == p.name && matches!(ph.actions.as_slice(), [crate::plan::Action::Skip { .. }])
+                    ph.name == p.name && matches!(ph.actions.last(), Some(crate::plan::Action::Skip { .. }))
                 }) =>
             {
                 Some(report::SkippedStep { name: p.name.clone(), reason: reason.clone() })

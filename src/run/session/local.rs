@@ -60,13 +60,30 @@ pub fn variants_of(loaded: &[Loaded], pins: &Pins) -> Result<Vec<Loaded>> {
 pub fn build_for(loaded: &[Loaded]) -> Result<()> {
     let pins = Pins::builtin();
     let runs = variants_of(loaded, &pins)?;
-    build_components(&pins, runs.iter().map(|l| l.versions.telepresence.as_str())).map(drop)
+    build_components(&pins, &wanted(&runs)).map(drop)
 }
 
-/// The build targets the runs need: every binary but the traffic-managers of other versions.
-fn needed_targets<'a>(pins: &Pins, telepresence: impl Iterator<Item = &'a str>) -> Vec<build::Target> {
-    let wanted: Vec<String> = telepresence.map(traffic_name).collect();
-    build::targets(pins).into_iter().filter(|t| !t.name.starts_with("traffic-") || wanted.contains(&t.name)).collect()
+/// The Telepresence and Kyverno versions `runs` run.
+fn wanted(runs: &[Loaded]) -> Vec<&str> {
+    runs.iter().flat_map(|l| [l.versions.telepresence.as_str(), l.versions.kyverno.as_str()]).collect()
+}
+
+/// The build targets the runs of `versions` (Telepresence and Kyverno) need: every default binary
+/// but the traffic-managers of other versions, and a nightly Kyverno where one is wanted.
+fn needed_targets(pins: &Pins, versions: &[&str]) -> Vec<build::Target> {
+    let traffic: Vec<String> = versions.iter().map(|v| traffic_name(v)).collect();
+    let mut out: Vec<build::Target> = build::targets(pins)
+        .into_iter()
+        .filter(|t| !t.name.starts_with("traffic-") || traffic.contains(&t.name))
+        .collect();
+    for v in versions {
+        if let Some(t) = build::nightly_kyverno(pins, v)
+            && !out.contains(&t)
+        {
+            out.push(t);
+        }
+    }
+    out
 }
 
 /// Everything a local run needs before its runtime starts: the versions to run, confinement, and
@@ -87,7 +104,7 @@ pub(super) fn prepare(loaded: &[Loaded], pins: &Pins, unconfined: bool) -> Resul
     // Built by [`build_for`] before confinement; here no build can fetch anything, so only checked.
     let env = build::GoEnv::detect(mirror()).map_err(Error::Prerequisite)?;
     let root = root();
-    let cold: Vec<String> = needed_targets(pins, runs.iter().map(|l| l.versions.telepresence.as_str()))
+    let cold: Vec<String> = needed_targets(pins, &wanted(&runs))
         .into_iter()
         .filter(|t| !build::is_warm(t, &env, &root))
         .map(|t| t.name)
@@ -105,8 +122,8 @@ pub(super) fn prepare(loaded: &[Loaded], pins: &Pins, unconfined: bool) -> Resul
 ///
 /// # Errors
 /// [`Error::Prerequisite`] for a missing Go or a failed build (module, proxy and fix named).
-pub fn build_components<'a>(pins: &Pins, telepresence: impl Iterator<Item = &'a str>) -> Result<Vec<String>> {
-    let targets = needed_targets(pins, telepresence);
+pub fn build_components(pins: &Pins, versions: &[&str]) -> Result<Vec<String>> {
+    let targets = needed_targets(pins, versions);
     let env = build::GoEnv::detect(mirror()).map_err(Error::Prerequisite)?;
     let root = root();
     build::build_missing(&targets, &env, &root, BUILD_TIMEOUT, |t, warm| {

@@ -16,14 +16,21 @@ pub use op::{LocalOp, Ready, StackStart};
 
 use super::super::action::{Action, Phase};
 use super::super::build::{Builder, Options, limits};
+use crate::scenario::Loaded;
 use components::Layout;
 
-/// The binaries a stack-ready snapshot's key covers: those the shared setup runs.
-const SNAPSHOT_BINARIES: [&str; 5] = ["etcd", "kube-apiserver", "kube-controller-manager", "kyverno", "helm"];
+/// The binaries of `l` a stack-ready snapshot's key covers: those the shared setup runs, with the
+/// Kyverno binary `kyverno`.
+fn snapshot_binaries(l: &Layout, kyverno: &str) -> Vec<std::path::PathBuf> {
+    ["etcd", "kube-apiserver", "kube-controller-manager", kyverno, "helm"].iter().map(|b| l.binary(b)).collect()
+}
 
-/// The binaries of `l` a snapshot's key covers.
-fn snapshot_binaries(l: &Layout) -> Vec<std::path::PathBuf> {
-    SNAPSHOT_BINARIES.iter().map(|b| l.binary(b)).collect()
+/// The name in `.tools/local/` of the Kyverno admission controller `loaded` runs: `kyverno`, or a
+/// nightly one's (`kyverno-1.18.2`).
+#[must_use]
+pub fn kyverno_binary(loaded: &Loaded) -> String {
+    let pins = crate::scenario::pins::Pins::builtin();
+    pins.local.kyverno(&loaded.versions.kyverno).map_or("kyverno", |k| k.name).to_string()
 }
 
 /// `a`, run only on a cold start when warm starts are possible (a snapshot store is configured).
@@ -40,10 +47,10 @@ pub(crate) fn warm_only(opts: &Options, a: Action) -> Option<Action> {
 }
 
 /// Saving the clean "stack ready" state, the last action of the shared setup (cold starts only).
-pub(crate) fn save_snapshot(opts: &Options) -> Option<Action> {
+pub(crate) fn save_snapshot(opts: &Options, kyverno: &str) -> Option<Action> {
     let store = opts.local.snapshots.clone()?;
     let l = layout(opts);
-    let binaries = snapshot_binaries(&l);
+    let binaries = snapshot_binaries(&l, kyverno);
     Some(cold_only(opts, Action::Local(LocalOp::SaveSnapshot { store, stack: l.dir, binaries })))
 }
 
@@ -62,12 +69,12 @@ pub(crate) fn push_stop(b: &mut Builder, phase: &str, name: &str) {
 }
 
 /// `start-control-plane`.
-pub(crate) fn setup(b: &mut Builder, opts: &Options) {
+pub(crate) fn setup(b: &mut Builder, loaded: &Loaded, opts: &Options) {
     let name = "start-control-plane";
     let l = layout(opts);
     let mut actions = Vec::new();
     if let Some(store) = opts.local.snapshots.clone() {
-        let binaries = snapshot_binaries(&l);
+        let binaries = snapshot_binaries(&l, &kyverno_binary(loaded));
         actions.push(Action::Local(LocalOp::RestoreSnapshot { store, stack: l.dir.clone(), binaries }));
     }
     let credentials = LocalOp::Credentials { dir: l.pki().dir, kubeconfig: l.admin_kubeconfig(), server: l.server() };
