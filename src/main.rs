@@ -32,6 +32,7 @@ fn main() -> ExitCode {
             .inspect(|files| args.scenarios.clone_from(files))
             .and_then(|files| kyvtel::scenario::load_all_confined(&files, &args.root.confinement()))
             .and_then(|l| kyvtel::cli::run::check_flags(args).map(|()| l))
+            .and_then(|l| kyvtel::cli::validate::quarantine(&args.scenarios, args.quarantine.as_deref()).map(|_| l))
         {
             Ok(l) => l,
             Err(e) => {

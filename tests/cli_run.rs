@@ -104,6 +104,7 @@ fn provider_flags_that_do_not_fit_are_usage_errors() {
         (vec!["--provider", "existing"], "--provider existing needs --kubeconfig"),
         (vec!["--k3s-image", "rancher/k3s:x"], "--k3s-image goes with --provider k3s"),
         (vec!["--reuse", "--provider", "existing", "--kubeconfig", "x"], "--reuse goes with --provider kind"),
+        (vec!["--retries", "6", "--provider", "kind"], "--retries 6: at most 5"),
     ] {
         let out = kyvtel().args(["run", "scenarios/documented-recipe.yaml"]).args(&args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -145,4 +146,45 @@ fn an_error_after_the_run_started_still_removes_the_run_private_files() {
     assert!(stderr.contains("write reports under"), "{stderr}");
     assert!(calls.contains("helm install kyverno"), "the run started: {calls}");
     assert!(!work.exists(), "the run-private directory was left behind: {stderr}");
+}
+
+/// A bad quarantine stops the run before anything executes (exit 2, located), on any provider; the
+/// catalog's own (committed, empty) quarantine validates.
+#[test]
+fn a_bad_quarantine_entry_is_refused_before_anything_runs() {
+    let dir = scratch("quarantine");
+    let q = dir.join("q.yaml");
+    for (entry, msg) in [
+        ("  - scenario: documented-recipe\n    reason: r\n    expires: 2026-12-03\n", ":4:14: expired on 2026-12-03"),
+        (
+            "  - scenario: documented-recip\n    reason: r\n    expires: 2026-12-09\n",
+            ":2:15: no scenario `documented-recip`",
+        ),
+        (
+            "  - scenario: documented-recipe\n    reason: r\n    expires: 2027-12-09\n",
+            "a quarantine lasts at most 90 days",
+        ),
+    ] {
+        std::fs::write(&q, format!("entries:\n{entry}")).unwrap();
+        for provider in ["kind", "local"] {
+            let out = kyvtel()
+                .env("KYVTEL_TODAY", "2026-12-04")
+                .args(["run", "--provider", provider, "--quarantine"])
+                .arg(&q)
+                .arg("scenarios/documented-recipe.yaml")
+                .arg("--report-dir")
+                .arg(dir.join("reports"))
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{provider}: {stderr}");
+            assert!(stderr.contains(msg), "{provider}: {stderr}");
+            assert!(!dir.join("reports").exists(), "nothing ran");
+        }
+    }
+    let out = kyvtel().env("KYVTEL_TODAY", "2026-12-04").args(["validate", "scenarios"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("scenarios/quarantine.yaml (0 quarantined)"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

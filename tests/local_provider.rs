@@ -6,7 +6,10 @@
 //! - A run after another starts warm from the "stack ready" snapshot (restored, not installed) and
 //!   asserts the same checks; `--cold` neither restores nor saves one.
 //! - A copy of the documented recipe without one `ambassador` exclusion fails, with the real,
-//!   located denial of the dropped rule (never a pass, never an infrastructure failure).
+//!   located denial of the dropped rule (never a pass, never an infrastructure failure); under a
+//!   current `--quarantine` entry that failure is tolerated (exit 0), an expired entry is refused.
+//! - `--retries 1` runs an infrastructure failure (the API server killed) again on a fresh stack;
+//!   the later pass is reported flaky with the first attempt's evidence kept.
 //!
 //! Where the local provider cannot run (no namespaces, components not built), each test says why
 //! and returns; under `KYVTEL_REQUIRE_LIVE=1` (`make test`) that is a failure instead.
@@ -151,16 +154,7 @@ fn a_recipe_without_one_exclusion_fails_with_the_real_located_denial() {
         return;
     }
     let dir = tmp("local-dropped-exclusion");
-    let src = std::fs::read_to_string(common::root().join("tests/fixtures/local/recipe-2.31.0.yaml")).unwrap();
-    // Drop `validate-registries` from the exclusions: the traffic-manager's pods (ghcr.io) are then
-    // denied by the registry rule at install.
-    let dropped = src.replace(
-        "      - policy: restrict-image-registries\n        rules:\n          - validate-registries\n        namespaces:\n          - ambassador\n",
-        "",
-    );
-    assert_ne!(src, dropped, "the fixture's registry exclusion was not found");
-    let scenario = common::root().join("tests/fixtures/local/recipe-2.31.0-without-registry-exclusion.yaml");
-    std::fs::write(&scenario, dropped.replace("recipe-on-local-2-31", "recipe-without-registry-exclusion")).unwrap();
+    let scenario = dropped_exclusion("recipe-without-registry-exclusion");
     let out = start(&scenario, &dir).wait_with_output().unwrap();
     let _ = std::fs::remove_file(&scenario);
     let text = output_text(&out);
@@ -178,6 +172,56 @@ fn a_recipe_without_one_exclusion_fails_with_the_real_located_denial() {
         "{failure}"
     );
     assert!(!failure.contains("require-security-context"), "only the dropped rule: {failure}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A copy of the 2.31.0 recipe fixture named `name` (beside it) without the `validate-registries`
+/// exclusion: the traffic-manager's pods (ghcr.io) are then denied by the registry rule at install.
+fn dropped_exclusion(name: &str) -> PathBuf {
+    let src = std::fs::read_to_string(common::root().join("tests/fixtures/local/recipe-2.31.0.yaml")).unwrap();
+    let dropped = src.replace(
+        "      - policy: restrict-image-registries\n        rules:\n          - validate-registries\n        namespaces:\n          - ambassador\n",
+        "",
+    );
+    assert_ne!(src, dropped, "the fixture's registry exclusion was not found");
+    let scenario = common::root().join(format!("tests/fixtures/local/{name}.yaml"));
+    std::fs::write(&scenario, dropped.replace("recipe-on-local-2-31", name)).unwrap();
+    scenario
+}
+
+/// A failure `--quarantine` tolerates (today from `KYVTEL_TODAY`) is reported quarantined with the
+/// real denial, and the run exits 0; the same entry once expired is refused before anything runs.
+#[test]
+fn a_quarantined_failure_is_tolerated_until_its_entry_expires() {
+    let _one = serial();
+    if skip_or_fail("local-quarantined") {
+        return;
+    }
+    let dir = tmp("local-quarantined");
+    let scenario = dropped_exclusion("recipe-quarantined");
+    let q = dir.join("quarantine.yaml");
+    std::fs::write(
+        &q,
+        "entries:\n  - scenario: recipe-quarantined\n    reason: the test's own\n    expires: 2026-12-20\n",
+    )
+    .unwrap();
+    let today = |d: &str| strings(&["env", &format!("KYVTEL_TODAY={d}")]);
+    let quarantine = ["--quarantine", q.to_str().unwrap()];
+    let expired = start_wrapped(&today("2026-12-21"), &scenario, &dir, &quarantine).wait_with_output().unwrap();
+    let text = output_text(&expired);
+    assert_eq!(expired.status.code(), Some(2), "{text}");
+    assert!(text.contains("quarantine.yaml:4:14: expired on 2026-12-20 (today is 2026-12-21)"), "{text}");
+    assert!(!dir.join("reports").exists(), "nothing ran: {text}");
+    let out = start_wrapped(&today("2026-12-04"), &scenario, &dir, &quarantine).wait_with_output().unwrap();
+    let _ = std::fs::remove_file(&scenario);
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("0 passed, 0 failed, 0 ignored, 1 quarantined"), "{text}");
+    let s = &summary(&dir.join("reports"))["scenarios"][0];
+    assert_eq!(s["verdict"], "failed", "{s}");
+    assert_eq!(s["quarantined"], "quarantined until 2026-12-20 (the test's own)", "{s}");
+    let message = s["message"].as_str().unwrap_or_default();
+    assert!(message.contains("autogen-validate-registries") && !message.contains("infrastructure"), "{message}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -207,6 +251,60 @@ fn a_component_killed_mid_run_is_an_infrastructure_failure() {
     let text = output_text(&out);
     assert_eq!(out.status.code(), Some(3), "{text}");
     assert!(text.contains("infrastructure failure"), "{text}");
+    assert!(
+        wait_until(Duration::from_secs(10), || processes_naming(&work).is_empty()),
+        "{:?}",
+        processes_naming(&work)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// With `--retries 1`, the same infrastructure failure (the API server killed once) is retried on
+/// a fresh stack: the scenario passes on its second attempt and is reported flaky, with the first
+/// attempt's message and evidence kept; no process of either attempt is left.
+#[test]
+fn an_infrastructure_failure_is_retried_and_a_later_pass_is_flaky() {
+    let _one = serial();
+    if skip_or_fail("local-retried") {
+        return;
+    }
+    let dir = tmp("local-retried");
+    let work = dir.join("work").display().to_string();
+    let child = start_with(&common::root().join("tests/fixtures/local/recipe-2.31.0.yaml"), &dir, &["--retries", "1"]);
+    let up = wait_until(Duration::from_secs(120), || {
+        processes_naming(&work).iter().any(|p| p.contains("kyverno.kubeconfig"))
+    });
+    assert!(up, "Kyverno never started: {:?}", processes_naming(&work));
+    let apiserver = processes_naming(&work)
+        .into_iter()
+        .find(|p| p.contains("kube-apiserver --etcd-servers"))
+        .and_then(|p| p.split(':').next().and_then(|pid| pid.parse::<i32>().ok()))
+        .expect("the API server's pid");
+    // SAFETY: killing a process of the run this test started.
+    unsafe { libc::kill(apiserver, libc::SIGKILL) };
+    let out = child.wait_with_output().unwrap();
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("attempt 2 of 2: recipe-on-local-2-31@2.31.0"), "{text}");
+    let s = &summary(&dir.join("reports"))["scenarios"];
+    assert_eq!(s.as_array().map(Vec::len), Some(1), "one report per scenario: {s}");
+    assert_eq!(s[0]["verdict"], "passed", "{s}");
+    // Its own line, and the shared setup's when that is what failed; the bundle kept either way.
+    let attempts: Vec<String> =
+        s[0]["failedAttempts"].as_array().into_iter().flatten().filter_map(|a| a.as_str().map(String::from)).collect();
+    assert!(
+        !attempts.is_empty()
+            && attempts.iter().all(|a| a.starts_with("attempt 1: ") && a.contains("infrastructure failure")),
+        "{s}"
+    );
+    let kept = attempts
+        .iter()
+        .find_map(|a| a.split_once("(evidence: ").and_then(|(_, e)| e.split_once(')').map(|(p, _)| p.to_string())))
+        .expect("an attempt's evidence");
+    assert!(Path::new(&kept).is_dir() && kept.ends_with(".attempt-1"), "{attempts:?}");
+    let run = std::fs::read_dir(dir.join("reports")).unwrap().flatten().next().unwrap().path();
+    let junit = std::fs::read_to_string(run.join("junit.xml")).unwrap();
+    assert!(junit.contains("<flakyFailure") && !junit.contains("<failure"), "{junit}");
     assert!(
         wait_until(Duration::from_secs(10), || processes_naming(&work).is_empty()),
         "{:?}",

@@ -157,3 +157,22 @@ fn plain_progress_prints_start_and_end_lines() {
     assert!(lines[3].starts_with("[documented-recipe] intercept interrupted in "), "{text}");
     assert!(took < Duration::from_secs(5));
 }
+
+#[test]
+fn a_quarantined_failure_is_counted_apart_and_reported_skipped_with_its_entry() {
+    let mut r = report();
+    r.scenarios[1].quarantined = Some("quarantined until 2026-12-20 (kind flake; #42)".into());
+    assert_eq!(r.closing_line(), "2 passed, 0 failed, 1 ignored, 1 quarantined");
+    let json: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
+    assert_eq!(json["counts"]["quarantined"], 1);
+    assert_eq!(json["counts"]["failed"], 0);
+    assert_eq!(json["scenarios"][1]["quarantined"], "quarantined until 2026-12-20 (kind flake; #42)");
+    let xml = r.junit_xml().unwrap();
+    let els = elements(&xml);
+    let case = els.iter().position(|(n, a)| n == "testcase" && a["name"] == "agent-denied").unwrap();
+    let next = els[case + 1..].iter().position(|(n, _)| n == "testcase").map_or(els.len(), |i| case + 1 + i);
+    let (_, attrs) = els[case..next].iter().find(|(n, _)| n == "skipped").expect("a skipped element in its case");
+    assert!(attrs["message"].starts_with("quarantined until 2026-12-20 (kind flake; #42): expected a denial"), "{xml}");
+    assert!(!xml.contains("<failure"), "{xml}");
+    assert!(r.markdown().contains("🟡 failed (quarantined)"));
+}

@@ -82,6 +82,15 @@ pub struct Args {
     /// generated from these records).
     #[arg(long)]
     pub record: bool,
+    /// Scenarios whose failures are tolerated until an expiry date (default: the catalog's
+    /// `quarantine.yaml`, when it has one); an expired or malformed entry is refused (exit 2).
+    #[arg(long, value_name = "FILE")]
+    pub quarantine: Option<PathBuf>,
+    /// Run a scenario that failed for an infrastructure reason (a component died, a webhook timed
+    /// out, a setup failed) again, up to N times; a policy verdict is never retried. One that passes
+    /// later is reported flaky, with each attempt's evidence kept. At most 5.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retries: u32,
     /// The matrix file `--cell` reads.
     #[arg(long, default_value = "scenarios/matrix.yaml", requires = "cell")]
     pub matrix: PathBuf,
@@ -134,6 +143,13 @@ pub fn check_flags(args: &Args) -> Result<()> {
     if args.reuse && p != ProviderKind::Kind {
         return usage("--reuse goes with --provider kind");
     }
+    let max = crate::run::session::retry::MAX_RETRIES;
+    if args.retries > max {
+        return Err(Error::Usage(format!(
+            "--retries {}: at most {max} (each retry reruns a whole setup)",
+            args.retries
+        )));
+    }
     Ok(())
 }
 
@@ -157,6 +173,7 @@ pub fn run(args: Args) -> Result<Exit> {
         None => None,
         Some(id) => Some(matrix_cell(&args.matrix, id, cell_provider(&provider))?),
     };
+    let quarantine = super::validate::quarantine(&args.scenarios, args.quarantine.as_deref())?;
     session::run(&SessionOptions {
         // A directory stands for its catalog (its scenarios and reports/).
         scenarios: super::validate::scenario_files(&args.scenarios)?,
@@ -172,6 +189,8 @@ pub fn run(args: Args) -> Result<Exit> {
         unconfined: args.unconfined,
         cell,
         record: args.record,
+        retries: args.retries,
+        quarantine,
     })
 }
 

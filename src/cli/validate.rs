@@ -41,6 +41,42 @@ pub fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// The catalog directory of `paths`: the first directory given, else the catalog of the first
+/// scenario file (its directory, or the parent of `reports/`); the default catalog without paths.
+fn catalog_dir(paths: &[PathBuf]) -> Option<PathBuf> {
+    if paths.is_empty() {
+        return Some(super::default_scenario_dir());
+    }
+    if let Some(d) = paths.iter().find(|p| p.is_dir()) {
+        return Some(d.clone());
+    }
+    let parent = paths.first()?.parent()?;
+    let sub = crate::scenario::catalog::SCENARIO_SUBDIRS.iter().any(|s| parent.ends_with(s));
+    Some(if sub { parent.parent().unwrap_or(parent) } else { parent }.to_path_buf())
+}
+
+/// The quarantine that applies to a run of `paths`: `explicit`, else the catalog's
+/// `quarantine.yaml` if it has one; checked against the catalog's scenario names and today.
+///
+/// # Errors
+/// [`Error::Input`] for a bad entry (exit 2), before anything runs.
+pub fn quarantine(paths: &[PathBuf], explicit: Option<&Path>) -> Result<crate::scenario::quarantine::Quarantine> {
+    use crate::scenario::quarantine;
+    let dir = catalog_dir(paths);
+    let Some(file) = explicit.map(Path::to_path_buf).or_else(|| dir.as_deref().and_then(quarantine::file_of)) else {
+        return Ok(quarantine::Quarantine::default());
+    };
+    // Its names are those of the catalog the run's scenarios come from.
+    let catalog = dir.unwrap_or_default();
+    let known: Vec<String> = crate::scenario::catalog::files(&catalog)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|f| scenario::load(f).ok().map(|l| l.name().to_string()))
+        .collect();
+    let today = quarantine::today().map_err(Error::Usage)?;
+    quarantine::load(&file, &known, today)
+}
+
 /// Checks the policies of a loaded scenario against the CRD schemas.
 pub fn check_policies(loaded: &Loaded, crds: &[CrdSchema]) -> Vec<Diagnostic> {
     let mut out = Vec::new();
@@ -84,6 +120,15 @@ pub fn run(args: Args) -> Result<Exit> {
             Err(Error::Input(d)) => problems.extend(d),
             Err(e) => return Err(e),
         }
+    }
+    match quarantine(&args.paths, None) {
+        Ok(q) => {
+            if let Some(f) = &q.file {
+                println!("ok: {} ({} quarantined)", f.display(), q.entries.len());
+            }
+        }
+        Err(Error::Input(d)) => problems.extend(d),
+        Err(e) => return Err(e),
     }
     problems.sort_by(|a, b| (&a.file, a.location).cmp(&(&b.file, b.location)));
     problems.dedup();

@@ -89,6 +89,10 @@ pub struct ScenarioReport {
     /// The injection model compared with the live pods (the records: `<scenario>-model-drift.json`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model_drift: Option<ModelDrift>,
+    /// A failure tolerated by `quarantine.yaml`: its entry (`quarantined until DATE (reason)`).
+    /// Counted as quarantined, never as failed or passed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quarantined: Option<String>,
 }
 
 /// A summary of one scenario's model comparisons.
@@ -136,6 +140,7 @@ impl ScenarioReport {
             phases: Vec::new(),
             evidence: None,
             failed_attempts: Vec::new(),
+            quarantined: None,
             telepresence: None,
             provider: None,
             checks_asserted: 0,
@@ -176,6 +181,9 @@ pub struct Counts {
     pub failed: usize,
     /// Ignored scenarios.
     pub ignored: usize,
+    /// Failed scenarios whose failure `quarantine.yaml` tolerates (in JSON only when some are).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub quarantined: usize,
 }
 
 /// Where [`RunReport::write`] put things.
@@ -193,6 +201,10 @@ pub struct Written {
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// `1m 02s`, `3.4s`.
@@ -214,6 +226,7 @@ impl RunReport {
         for s in &self.scenarios {
             match s.verdict {
                 Verdict::Passed => c.passed += 1,
+                Verdict::Failed { .. } if s.quarantined.is_some() => c.quarantined += 1,
                 Verdict::Failed { .. } => c.failed += 1,
                 Verdict::Ignored { .. } => c.ignored += 1,
             }
@@ -221,11 +234,12 @@ impl RunReport {
         c
     }
 
-    /// The closing line: `N passed, N failed, N ignored`.
+    /// The closing line: `N passed, N failed, N ignored` (`, N quarantined` when there are some).
     #[must_use]
     pub fn closing_line(&self) -> String {
         let c = self.counts();
-        format!("{} passed, {} failed, {} ignored", c.passed, c.failed, c.ignored)
+        let q = if c.quarantined > 0 { format!(", {} quarantined", c.quarantined) } else { String::new() };
+        format!("{} passed, {} failed, {} ignored{q}", c.passed, c.failed, c.ignored)
     }
 
     /// One test suite named `kyvtel`, one test case per scenario, with every string redacted.
@@ -243,6 +257,14 @@ impl RunReport {
         for s in &self.scenarios {
             let mut status = match &s.verdict {
                 Verdict::Passed => TestCaseStatus::success(),
+                // Tolerated: skipped, with the entry and the failure.
+                Verdict::Failed { message } if s.quarantined.is_some() => {
+                    let mut st = TestCaseStatus::skipped();
+                    let entry = s.quarantined.as_deref().unwrap_or_default();
+                    st.set_message(redact(&format!("{entry}: {}", first_line(message))))
+                        .set_description(redact(message));
+                    st
+                }
                 Verdict::Failed { message } => {
                     let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
                     st.set_message(redact(first_line(message))).set_description(redact(message));
@@ -322,6 +344,10 @@ impl RunReport {
             let (verdict, detail) = match &s.verdict {
                 Verdict::Passed if s.failed_attempts.is_empty() => ("✅ passed", String::new()),
                 Verdict::Passed => ("⚠️ passed (flaky)", format!("{} failed attempt(s)", s.failed_attempts.len())),
+                Verdict::Failed { message } if s.quarantined.is_some() => (
+                    "🟡 failed (quarantined)",
+                    format!("{}: {}", s.quarantined.as_deref().unwrap_or_default(), first_line(message)),
+                ),
                 Verdict::Failed { message } => ("❌ failed", first_line(message).to_string()),
                 Verdict::Ignored { reason } => ("⏭️ ignored", reason.clone()),
             };

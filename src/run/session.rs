@@ -81,6 +81,11 @@ pub struct SessionOptions {
     pub cell: Option<crate::scenario::matrix::MatrixCell>,
     /// Write the run's observed record to `scenarios/observed/` (`--record`).
     pub record: bool,
+    /// Run a scenario that failed for an infrastructure reason again, up to this many times
+    /// (`--retries`); never one with a policy verdict.
+    pub retries: u32,
+    /// Scenarios whose failures are tolerated (`quarantine.yaml`, checked before the run).
+    pub quarantine: crate::scenario::quarantine::Quarantine,
 }
 
 /// Where run-private directories go by default, `target/kyvtel-work/<run-id>/`: beside the reports,
@@ -353,6 +358,25 @@ impl Session<'_> {
         }
     }
 
+    /// Every scenario of `loaded` (or the local provider's `local_runs`), by cells where the
+    /// provider shares clusters. Returns whether the run was cancelled.
+    fn run_all(&mut self, loaded: &[Loaded], local_runs: Option<&[Loaded]>) -> Result<bool> {
+        if let Some(runs) = local_runs {
+            let r = self.run_local_cells(runs);
+            return self.scenario_setup("local stack", r);
+        }
+        if self.opts.provider == Provider::Kind && loaded.len() > 1 {
+            return self.run_cells(loaded);
+        }
+        for l in loaded {
+            let r = self.run_one(l);
+            if self.scenario_setup(l.name(), r)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// One scenario on its own cluster: exactly `kyvtel plan SCENARIO`. Returns whether it was cancelled.
     fn run_one(&mut self, l: &Loaded) -> Result<bool> {
         let work = self.work.path.join(l.name());
@@ -623,18 +647,63 @@ pub fn run(opts: &SessionOptions) -> Result<Exit> {
         infra: false,
         processes: Default::default(),
     };
-    if let Some(runs) = &local_runs {
-        let r = session.run_local_cells(runs);
-        session.scenario_setup("local stack", r)?;
-    } else if opts.provider == Provider::Kind && loaded.len() > 1 {
-        session.run_cells(&loaded)?;
-    } else {
-        for l in &loaded {
-            let r = session.run_one(l);
-            if session.scenario_setup(l.name(), r)? {
-                break;
-            }
+    let mut cancelled = session.run_all(&loaded, local_runs.as_deref())?;
+    // Infrastructure failures only, never a policy verdict; each attempt's evidence is kept.
+    let members: Vec<String> = match &local_runs {
+        Some(runs) => runs.iter().map(|l| format!("{}@{}", l.name(), l.versions.telepresence)).collect(),
+        None => loaded.iter().map(|l| l.name().to_string()).collect(),
+    };
+    for attempt in 2..=opts.retries.saturating_add(1) {
+        if cancelled {
+            break;
         }
+        let mut earlier = retry::take_infra_failures(&mut session.report.scenarios, &members);
+        if earlier.is_empty() {
+            break;
+        }
+        let names: Vec<&String> = earlier.keys().collect();
+        crate::console_eprintln!(
+            "attempt {attempt} of {}: {} (infrastructure failures only)",
+            opts.retries + 1,
+            names.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        );
+        let again = |l: &Loaded, id: String| earlier.contains_key(&id).then(|| l.clone());
+        let local_again: Option<Vec<Loaded>> = local_runs.as_ref().map(|runs| {
+            runs.iter().filter_map(|l| again(l, format!("{}@{}", l.name(), l.versions.telepresence))).collect()
+        });
+        let loaded_again: Vec<Loaded> = loaded.iter().filter_map(|l| again(l, l.name().to_string())).collect();
+        session.infra = false;
+        // A fresh work directory: nothing of the failed attempt's stack is reused (kept aside with
+        // --keep; its processes are gone with its teardown).
+        if opts.keep {
+            session.work.path = session.work.path.join(format!("attempt-{attempt}"));
+        } else if let Err(e) = std::fs::remove_dir_all(&session.work.path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            crate::console_eprintln!(
+                "warning: could not clear {} for the next attempt: {e}",
+                session.work.path.display()
+            );
+        }
+        cancelled = session.run_all(&loaded_again, local_again.as_deref())?;
+        retry::carry_attempts(&mut session.report.scenarios, &mut earlier);
+        session.infra |= session.report.scenarios.iter().any(retry::is_infra_failure);
+    }
+    // A failure `quarantine.yaml` tolerates is reported as quarantined, never as failed.
+    let mut tolerated_infra = false;
+    for s in &mut session.report.scenarios {
+        if let (Verdict::Failed { message }, Some(entry)) = (&s.verdict, opts.quarantine.tolerating(&s.name)) {
+            crate::console_eprintln!("{}: failure tolerated, {}", s.name, entry.describe());
+            tolerated_infra |= message.contains("infrastructure failure");
+            s.quarantined = Some(entry.describe());
+        }
+    }
+    let untolerated_infra = session.report.scenarios.iter().any(|s| {
+        s.quarantined.is_none()
+            && matches!(&s.verdict, Verdict::Failed { message } if message.contains("infrastructure failure"))
+    });
+    if session.infra && tolerated_infra && !untolerated_infra {
+        session.infra = false;
     }
     let root = session.root.clone();
     let written = session
@@ -684,6 +753,7 @@ fn status_text(s: &Status) -> String {
 mod evidence;
 pub mod local;
 mod prerequisites;
+pub mod retry;
 mod work_dir;
 
 #[cfg(test)]
@@ -869,6 +939,8 @@ mod tests {
             strict_model: false,
             cell: None,
             record: false,
+            retries: 0,
+            quarantine: Default::default(),
         }
     }
 

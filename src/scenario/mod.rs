@@ -11,6 +11,7 @@ pub mod matrix;
 pub mod meaning;
 pub mod pins;
 pub mod policy;
+pub mod quarantine;
 pub mod resolve;
 pub mod root;
 

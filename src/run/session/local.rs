@@ -227,7 +227,7 @@ impl Session<'_> {
                 // The shared stack is infrastructure: its failure is never a policy verdict.
                 self.infra |= !result.setup.cancelled;
                 let why = format!(
-                    "the shared stack {} failed: {}",
+                    "infrastructure failure: the shared stack {} failed: {}",
                     cell.cluster,
                     result.setup.failure().unwrap_or_else(|| "cancelled".into())
                 );
