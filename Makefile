@@ -9,7 +9,7 @@ KYVTEL := $(CARGO) run --quiet --
 SCENARIO ?=
 KYVERNO_CLI := .tools/local/kyverno-cli
 
-.PHONY: test e2e doctor plan lint actionlint components kyverno-cli tools bench
+.PHONY: test e2e faults doctor plan lint actionlint components kyverno-cli tools bench
 
 ## test: lint, the local components (built from Go modules: what is missing only), the real-engine
 ## check of every scenario, and the whole cargo test suite, which runs the catalog on the local
@@ -36,6 +36,13 @@ test: lint
 UNCONFINED ?=
 e2e:
 	KYVTEL_REQUIRE_LIVE=1 $(if $(filter 1,$(UNCONFINED)),KYVTEL_UNCONFINED=1) $(CARGO) test --test e2e -- $(if $(SCENARIO),--exact $(SCENARIO))
+
+## faults: the whole fault matrix on the local provider (tests/fixtures/faults/local.yaml; `make
+## test` runs its makeTest cases): each fault injected into the real components or into kyvtel, and
+## what must hold after it; prints the table. Root lets the disk-full cases mount their tmpfs.
+faults:
+	$(KYVTEL) tools build
+	KYVTEL_FAULTS=all KYVTEL_REQUIRE_LIVE=1 $(CARGO) test --test faults -- --nocapture
 
 ## components: build the local provider's components from Go modules into .tools/local (what is
 ## missing only; warm = no go invocation). First build about 15 min on 2 cores, with Go's caches

@@ -10,6 +10,9 @@
 //!   current `--quarantine` entry that failure is tolerated (exit 0), an expired entry is refused.
 //! - `--retries 1` runs an infrastructure failure (the API server killed) again on a fresh stack;
 //!   the later pass is reported flaky with the first attempt's evidence kept.
+//! - Confinement: every component is in a network namespace of its own whose only interface is
+//!   `lo`, a connect to a non-loopback address fails there, and every credential is 0600 in a 0700
+//!   directory, none left after the run.
 //!
 //! Where the local provider cannot run (no namespaces, components not built), each test says why
 //! and returns; under `KYVTEL_REQUIRE_LIVE=1` (`make test`) that is a failure instead.
@@ -582,4 +585,129 @@ fn where_no_namespace_can_be_made_the_run_refuses_unless_unconfined() {
     let gone = wait_until(Duration::from_secs(10), || processes_naming(&work).is_empty());
     assert!(gone, "processes of the killed unconfined run are left: {:?}", processes_naming(&work));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The interfaces of process `pid`'s network namespace (`/proc/<pid>/net/dev`, after its two
+/// header lines).
+fn interfaces_of(pid: u32) -> Vec<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/net/dev"))
+        .unwrap_or_default()
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split_once(':').map(|(name, _)| name.trim().to_string()))
+        .collect()
+}
+
+/// A TCP connect from inside process `pid`'s network namespace (`nsenter`, bash's `/dev/tcp`):
+/// `Ok` when it connected, else what failed.
+fn connect_inside(pid: u32, addr: &str, port: u16) -> Result<(), String> {
+    let mut c = Command::new("nsenter");
+    c.arg(format!("--target={pid}")).arg("--net");
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        c.args(["--user", "--preserve-credentials"]);
+    }
+    let out = c
+        .args(["--", "timeout", "5", "bash", "-c", &format!("exec 3<>/dev/tcp/{addr}/{port}")])
+        .output()
+        .map_err(|e| format!("nsenter: {e}"))?;
+    if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).trim().to_string()) }
+}
+
+/// Every file under `dir` that holds a credential: a private key, a kubeconfig, a token.
+fn credentials_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().to_string();
+            if p.is_dir() && !p.is_symlink() {
+                stack.push(p);
+            } else if name.ends_with(".key") || name.contains("kubeconfig") || name.contains("token") {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Security of the confined run, mid-run: every component is in a network namespace other than the
+/// host's, whose only interface is `lo`; inside it a connect to loopback works and one to a
+/// non-loopback address (192.0.2.1, TEST-NET-1 of RFC 5737) fails at once; no new listener appears
+/// on the host. Every credential (keys, kubeconfigs, tokens) is 0600 in a 0700 directory, and after
+/// Ctrl-C none is left.
+#[test]
+fn the_confined_stack_has_only_loopback_and_private_credentials() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let _one = serial();
+    if skip_or_fail("local-confinement") {
+        return;
+    }
+    let dir = tmp("local-confinement");
+    let work = dir.join("work");
+    let w = work.display().to_string();
+    let host_before = listening_ports();
+    let mut child = start(&common::root().join("tests/fixtures/local/recipe-2.31.0.yaml"), &dir);
+    let up = wait_until(Duration::from_secs(300), || processes_naming(&w).iter().any(|p| p.contains("/kyverno ")));
+    let components: Vec<u32> = processes_naming(&w)
+        .iter()
+        .filter(|p| p.contains("/.tools/local/"))
+        .filter_map(|p| p.split(':').next()?.parse().ok())
+        .collect();
+    let report = (|| -> Result<usize, String> {
+        if !up {
+            return Err(format!("Kyverno never started: {:?}", processes_naming(&w)));
+        }
+        let host_ns = std::fs::read_link("/proc/self/ns/net").map_err(|e| e.to_string())?;
+        for pid in &components {
+            let ns = std::fs::read_link(format!("/proc/{pid}/ns/net")).map_err(|e| e.to_string())?;
+            if ns == host_ns {
+                return Err(format!("component {pid} is in the host's network namespace"));
+            }
+            let ifaces = interfaces_of(*pid);
+            if ifaces != ["lo"] {
+                return Err(format!("component {pid} sees interfaces {ifaces:?}, not only lo"));
+            }
+        }
+        let pid = *components.first().ok_or("no component found")?;
+        let (_, port) = listeners_in(&format!("/proc/{pid}/net"))
+            .into_iter()
+            .find(|(a, _)| is_loopback(a))
+            .ok_or("no loopback listener inside")?;
+        connect_inside(pid, "127.0.0.1", port).map_err(|e| format!("a loopback connect inside failed: {e}"))?;
+        match connect_inside(pid, "192.0.2.1", 443) {
+            Ok(()) => return Err("a connect to 192.0.2.1 succeeded inside".into()),
+            Err(e) if e.contains("Network is unreachable") => {}
+            Err(e) => return Err(format!("the connect to 192.0.2.1 failed otherwise than unreachable: {e}")),
+        }
+        let creds = credentials_under(&work);
+        if creds.is_empty() {
+            return Err("no credential found under the work directory".into());
+        }
+        for c in &creds {
+            let mode = std::fs::metadata(c).map_err(|e| e.to_string())?.permissions().mode() & 0o777;
+            let parent = c.parent().unwrap();
+            let dmode = std::fs::metadata(parent).map_err(|e| e.to_string())?.permissions().mode() & 0o777;
+            if mode != 0o600 || dmode != 0o700 {
+                return Err(format!("{} is {mode:o} in a {dmode:o} directory", c.display()));
+            }
+        }
+        Ok(creds.len())
+    })();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let ended = wait_until(Duration::from_secs(120), || child.try_wait().ok().flatten().is_some());
+    if !ended {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+    let left = credentials_under(&work);
+    let new: Vec<u16> = listening_ports().into_iter().filter(|p| !host_before.contains(p)).collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    let n = report.unwrap();
+    eprintln!("confinement: {} components only on lo; {n} credentials 0600 in 0700 directories", components.len());
+    assert!(ended, "kyvtel did not end within 120 s of Ctrl-C");
+    assert!(left.is_empty(), "credentials left after the run: {left:?}");
+    assert!(new.is_empty(), "new listeners on the host: {new:?}");
 }

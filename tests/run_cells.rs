@@ -15,15 +15,16 @@ use kyvtel::tools::runner::{RecordingRunner, Scripted};
 use kyvtel::tools::{Runner, Tool};
 use tokio::sync::watch;
 
-fn the_cell() -> Cell {
+fn the_cell(tmp: &std::path::Path) -> Cell {
     let root = common::root();
     let loaded: Vec<_> = ["scenarios/documented-recipe.yaml", "scenarios/documented-recipe-literal.yaml"]
         .iter()
         .map(|p| kyvtel::scenario::load(&root.join(p)).unwrap())
         .collect();
-    let tmp = std::env::temp_dir().join(format!("kyvtel-cells-{}", std::process::id()));
-    let mut cells =
-        group(&loaded, &Options { run_dir: tmp.clone(), tools: ToolsDir::at(tmp.join("tools")), ..Options::default() });
+    let mut cells = group(
+        &loaded,
+        &Options { run_dir: tmp.to_path_buf(), tools: ToolsDir::at(tmp.join("tools")), ..Options::default() },
+    );
     assert_eq!(cells.len(), 1, "both scenarios use the default node image and chart");
     cells.remove(0)
 }
@@ -51,7 +52,8 @@ fn index_of(journal: &[String], needle: &str) -> Vec<usize> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_cell_sets_up_once_runs_each_member_and_tears_down_last() {
-    let cell = the_cell();
+    let tmp = tempfile::tempdir().unwrap();
+    let cell = the_cell(tmp.path());
     let api = FakeApi::new();
     // Each member stops at its workload wait; that is enough to see what each one set up and undid.
     api.on("wait", "DeploymentAvailable kyvtel-app/demo", Fault::Fail("no pods".into()));
@@ -82,7 +84,8 @@ async fn the_cell_sets_up_once_runs_each_member_and_tears_down_last() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_shared_setup_runs_no_member_and_still_tears_down() {
-    let cell = the_cell();
+    let tmp = tempfile::tempdir().unwrap();
+    let cell = the_cell(tmp.path());
     let api = FakeApi::new();
     let runner = Arc::new(RecordingRunner::new());
     runner.on(Tool::Helm, &["install", "kyverno"], Scripted::fail(1, "Error: INSTALLATION FAILED: timed out"));
@@ -103,7 +106,8 @@ async fn a_failed_shared_setup_runs_no_member_and_still_tears_down() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn keep_leaves_the_cells_cluster_and_kyverno() {
-    let cell = the_cell();
+    let tmp = tempfile::tempdir().unwrap();
+    let cell = the_cell(tmp.path());
     let api = FakeApi::new();
     api.on("wait", "DeploymentAvailable kyvtel-app/demo", Fault::Fail("no pods".into()));
     let runner = Arc::new(RecordingRunner::new());

@@ -1218,3 +1218,174 @@ async fn a_kubeconfig_that_cannot_be_read_fails_create_cluster_and_the_cluster_i
         assert_eq!(after_evidence(&b, &ran.journal), expected_teardown(&b, "create-cluster", &[]));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// 3b: the kind path's fault matrix (doubles): every (phase, fault) and what must hold after it.
+// ---------------------------------------------------------------------------------------------
+
+/// A fault on the kind path, injected through the tool and API doubles.
+#[derive(Debug, Clone, Copy)]
+enum KindFault {
+    /// The first `tool` command starting with the prefix exits 1.
+    Exits(Tool, &'static [&'static str]),
+    /// It runs past its timeout: the runner's timeout error, with the command's last output.
+    Hangs(Tool, &'static [&'static str]),
+    /// The nth API call of a method whose journal line contains the text fails.
+    ApiError(usize, &'static str, &'static str),
+    /// That API wait times out, with the last observed state.
+    ApiTimesOut(&'static str, &'static str),
+    /// Ctrl-C (SIGINT and SIGTERM both raise the run's cancel signal) while the command runs.
+    InterruptCommand(Tool, &'static [&'static str]),
+    /// Ctrl-C while that API call is pending.
+    InterruptApi(&'static str, &'static str),
+}
+
+/// The table: every phase of the kind path has a fault, every kind of fault is in a phase.
+const KIND_FAULTS: &[(&str, KindFault)] = {
+    use KindFault::*;
+    &[
+        ("create-cluster", Exits(Tool::Kind, &["create", "cluster"])),
+        ("create-cluster", Hangs(Tool::Kind, &["create", "cluster"])),
+        ("create-cluster", InterruptCommand(Tool::Kind, &["create", "cluster"])),
+        ("preload-images", Exits(Tool::Docker, &["pull"])),
+        ("preload-images", Hangs(Tool::Kind, &["load", "image-archive"])),
+        ("install-kyverno", Exits(Tool::Helm, &["install"])),
+        ("install-kyverno", Hangs(Tool::Helm, &["install"])),
+        ("install-kyverno", ApiTimesOut("wait", "DeploymentAvailable kyverno/")),
+        ("apply-policies", ApiError(1, "apply", "ClusterPolicy/")),
+        ("apply-policies", ApiTimesOut("wait", "PoliciesReady")),
+        ("apply-policies", InterruptApi("wait", "PoliciesReady")),
+        ("install-telepresence", Exits(Tool::Telepresence, &["helm", "install"])),
+        ("install-telepresence", Hangs(Tool::Telepresence, &["helm", "install"])),
+        ("install-telepresence", ApiTimesOut("wait", "TrafficManagerReady")),
+        ("deploy-workload", ApiError(1, "apply", "Deployment/demo")),
+        ("deploy-workload", ApiTimesOut("wait", "DeploymentAvailable kyvtel-app/demo")),
+        ("deploy-workload", InterruptApi("wait", "DeploymentAvailable kyvtel-app/demo")),
+        ("connect", Exits(Tool::Telepresence, &["connect"])),
+        ("connect", Hangs(Tool::Telepresence, &["connect"])),
+        ("connect", InterruptCommand(Tool::Telepresence, &["connect"])),
+        ("intercept", Exits(Tool::Telepresence, &["intercept"])),
+        ("intercept", Hangs(Tool::Telepresence, &["intercept"])),
+        ("intercept", ApiTimesOut("new_agent_pod", "kyvtel-app")),
+        ("intercept", InterruptCommand(Tool::Telepresence, &["intercept"])),
+        ("send-traffic", ApiError(1, "cluster_ip", "kyvtel-app/demo")),
+        ("send-traffic", ApiError(1, "client_pod", "kyvtel-traffic-client")),
+        ("leave", Exits(Tool::Telepresence, &["detach"])),
+        ("assert-still-enforced", ApiError(2, "canary_denied", "kyvtel-canary")),
+    ]
+};
+
+/// Runs the documented recipe with `fault` injected; `Err` says what did not hold: the phase
+/// failed with the fault's cause (exit status, the last output or observed state, or
+/// "cancelled"), the ones before passed and the ones after were skipped, evidence was gathered, and
+/// the teardown undid exactly what the started phases set up, LIFO, including `telepresence quit
+/// -s` whenever connect started, even when connect itself was interrupted.
+async fn kind_fault(phase: &str, fault: KindFault) -> Result<(), String> {
+    let (b, api) = shipped_recipe();
+    let runner = Arc::new(RecordingRunner::new());
+    let mut cancel_on: Option<String> = None;
+    let slow = || Scripted::Slow {
+        after: Duration::from_secs(5),
+        output: kyvtel::tools::Output { status: Some(0), stdout: String::new(), stderr: String::new() },
+    };
+    let cause = match fault {
+        KindFault::Exits(tool, prefix) => {
+            runner.once(tool, prefix, Scripted::fail(1, "injected: exit 1"));
+            "injected: exit 1"
+        }
+        KindFault::Hangs(tool, prefix) => {
+            runner.once(tool, prefix, Scripted::Timeout { last_output: "injected: still waiting".into() });
+            "injected: still waiting"
+        }
+        KindFault::ApiError(n, method, contains) => {
+            api.nth(n, method, contains, Fault::Fail("injected: API error".into()));
+            "injected: API error"
+        }
+        KindFault::ApiTimesOut(method, contains) => {
+            api.once(method, contains, Fault::TimeOut { last_observed: "injected: last state".into() });
+            "injected: last state"
+        }
+        KindFault::InterruptCommand(tool, prefix) => {
+            runner.once(tool, prefix, slow());
+            cancel_on = Some(format!("$ {} {}", tool.program(), prefix.join(" ")));
+            "cancelled"
+        }
+        KindFault::InterruptApi(method, contains) => {
+            api.once(method, contains, Fault::Stall(Duration::from_secs(30)));
+            cancel_on = Some(format!("{method} {contains}"));
+            "cancelled"
+        }
+    };
+    answer_the_rest(&runner);
+    let (s, tx) = settings(&runner, &api, false);
+    let interrupt = async {
+        if let Some(line) = &cancel_on {
+            while !api.calls().iter().any(|l| l.starts_with(line.as_str())) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let _ = tx.send(true);
+        }
+    };
+    let run =
+        tokio::time::timeout(Duration::from_secs(20), async { tokio::join!(execute(&b.plan, &api, &s), interrupt).0 });
+    let r = run.await.map_err(|_| "the run did not end within 20 s".to_string())?;
+    let journal = api.calls();
+
+    let at = RECIPE_PHASES.iter().position(|p| *p == phase).ok_or("unknown phase")?;
+    if r.passed {
+        return Err("passed".into());
+    }
+    if r.cancelled != cancel_on.is_some() {
+        return Err(format!("cancelled = {}", r.cancelled));
+    }
+    let after = if cancel_on.is_some() { "cancelled".to_string() } else { format!("{phase} failed") };
+    for (i, p) in r.phases.iter().enumerate() {
+        let ok = match i.cmp(&at) {
+            std::cmp::Ordering::Less => p.status == Status::Passed,
+            std::cmp::Ordering::Equal => matches!(&p.status, Status::Failed(m) if m.contains(cause)),
+            std::cmp::Ordering::Greater => p.status == Status::Skipped(after.clone()),
+        };
+        if !ok {
+            return Err(format!("phase {}: {:?}", p.name, p.status));
+        }
+    }
+    if !r.evidence.iter().any(|(n, _)| n == "telepresence-gather-logs.command.txt") {
+        return Err("no evidence gathered".into());
+    }
+    let torn = after_evidence(&b, &journal);
+    let want = expected_teardown(&b, phase, &[]);
+    if torn != want {
+        return Err(format!("teardown {torn:#?}, expected {want:#?}"));
+    }
+    let connect_started = at >= RECIPE_PHASES.iter().position(|p| *p == "connect").unwrap_or(usize::MAX);
+    if connect_started != torn.iter().any(|l| l == "$ telepresence quit -s") {
+        return Err(format!("`telepresence quit -s` in the teardown: {}", !connect_started));
+    }
+    if let Some(failed) = r.teardown.iter().find(|t| matches!(t.status, Status::Failed(_))) {
+        return Err(format!("teardown entry failed: {failed:?}"));
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_kind_path_fault_matrix_fails_the_phase_and_undoes_exactly_what_started() {
+    let phases: std::collections::BTreeSet<&str> = KIND_FAULTS.iter().map(|(p, _)| *p).collect();
+    assert_eq!(phases.len(), RECIPE_PHASES.len(), "every phase has a fault: {phases:?}");
+    let mut rows = Vec::new();
+    let mut failures = Vec::new();
+    for (phase, fault) in KIND_FAULTS {
+        let t0 = Instant::now();
+        let outcome = kind_fault(phase, *fault).await;
+        let took = t0.elapsed().as_secs_f64();
+        match &outcome {
+            Ok(()) => rows.push(format!("| {phase} | {fault:?} | held | {took:.2}s |")),
+            Err(e) => {
+                rows.push(format!("| {phase} | {fault:?} | FAILED | {took:.2}s |"));
+                failures.push(format!("{phase} {fault:?}: {e}"));
+            }
+        }
+    }
+    eprintln!("| phase | fault | result | time |\n|---|---|---|---|\n{}", rows.join("\n"));
+    eprintln!("kind-path fault matrix: {} case(s), {} held", KIND_FAULTS.len(), KIND_FAULTS.len() - failures.len());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -58,20 +58,25 @@ pub fn run(args: Args) -> Result<Exit> {
     let scratch = workdir("kyverno-cli")?;
     let runner = DuctRunner::new(&scratch).with_program(Tool::Kyverno, bin.clone());
     let cli_version = cli_version(&runner);
-    let mut scenarios = Vec::new();
-    for l in &loaded {
-        let dir = workdir(l.name())?;
-        let result = check::check(l, &runner, &dir);
-        let _ = std::fs::remove_dir_all(&dir);
-        let mut c = result?;
-        if let Some(v) = &cli_version
-            && scenario::version::Version::parse(v) != scenario::version::Version::parse(&c.kyverno)
-        {
-            c.notes.push(format!("the Kyverno CLI is {v}, the scenario runs Kyverno {}", c.kyverno));
+    let checked = (|| -> Result<Vec<ScenarioCheck>> {
+        let mut scenarios = Vec::new();
+        for l in &loaded {
+            let dir = workdir(l.name())?;
+            let result = check::check(l, &runner, &dir);
+            let _ = std::fs::remove_dir_all(&dir);
+            let mut c = result?;
+            if let Some(v) = &cli_version
+                && scenario::version::Version::parse(v) != scenario::version::Version::parse(&c.kyverno)
+            {
+                c.notes.push(format!("the Kyverno CLI is {v}, the scenario runs Kyverno {}", c.kyverno));
+            }
+            scenarios.push(c);
         }
-        scenarios.push(c);
-    }
+        Ok(scenarios)
+    })();
+    // Removed on every path, an engine error included.
     let _ = std::fs::remove_dir_all(&scratch);
+    let scenarios = checked?;
     let report = Report {
         kyverno_cli: bin,
         kyverno_cli_version: cli_version,

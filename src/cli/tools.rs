@@ -157,13 +157,15 @@ fn install(args: InstallArgs) -> Result<Exit> {
     let dir = args.dir.map_or_else(ToolsDir::from_env, ToolsDir::at);
     let lock = args.lock.unwrap_or_else(install::default_lock_path);
     let source = DefaultSource::default();
-    let probe =
-        DuctRunner::new(std::env::temp_dir().join(format!("kyvtel-probe-{}", std::process::id()))).with_tools_dir(None);
+    let scratch = std::env::temp_dir().join(format!("kyvtel-probe-{}", std::process::id()));
+    let probe = DuctRunner::new(&scratch).with_tools_dir(None);
     let mut installer = Installer::new(&pins, dir.clone(), &lock, &source);
     if !args.ignore_path {
         installer = installer.with_path_probe(&probe);
     }
-    for done in installer.install(&requests)? {
+    let installed = installer.install(&requests);
+    let _ = std::fs::remove_dir_all(&scratch);
+    for done in installed? {
         let name = done.item.name();
         let v = &done.version;
         match done.outcome {

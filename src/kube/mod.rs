@@ -200,7 +200,14 @@ pub fn api_status(err: &::kube::Error) -> Option<&::kube::core::Status> {
 //           (ErrCallingWebhook -> apierrors.NewInternalError when failing closed)
 #[must_use]
 pub fn is_webhook_unavailable(err: &::kube::Error) -> bool {
-    api_status(err).is_some_and(|s| s.code == 500 && s.message.contains("failed calling webhook"))
+    // A webhook that timed out is serving, too slowly: retrying would only hide it (an
+    // infrastructure failure). Go's net/http says `context deadline exceeded` or `Client.Timeout`.
+    api_status(err).is_some_and(|s| {
+        s.code == 500
+            && s.message.contains("failed calling webhook")
+            && !s.message.contains("context deadline exceeded")
+            && !s.message.contains("Client.Timeout")
+    })
 }
 
 /// Whether an error is a 404 Not Found from the API server.
@@ -308,5 +315,11 @@ mod tests {
         )));
         assert!(!is_webhook_unavailable(&e(400, "admission webhook \"x\" denied the request: no")));
         assert!(!is_webhook_unavailable(&e(500, "etcdserver: request timed out")));
+        // A webhook that answers too slowly is not "not serving yet": no retry hides it.
+        assert!(!is_webhook_unavailable(&e(
+            500,
+            "Internal error occurred: failed calling webhook \"validate.kyverno.svc-fail\": failed to call webhook: \
+             Post \"https://127.0.0.1:9443/validate/fail?timeout=10s\": context deadline exceeded"
+        )));
     }
 }

@@ -5,6 +5,7 @@
 //! Several scenarios are grouped into [`cells`] that share a cluster and a Kyverno install.
 
 pub mod action;
+pub mod budget;
 pub mod build;
 pub mod cells;
 mod edit;

@@ -12,7 +12,11 @@ use crate::tools::quote;
 
 /// The plan as JSON.
 pub fn json(plan: &Plan) -> String {
-    let mut s = serde_json::to_string_pretty(plan).unwrap_or_default();
+    let mut v = serde_json::to_value(plan).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("budget".into(), serde_json::to_value(super::budget::Budget::of(plan)).unwrap_or_default());
+    }
+    let mut s = serde_json::to_string_pretty(&v).unwrap_or_default();
     s.push('\n');
     s
 }
@@ -267,6 +271,24 @@ fn scenario(out: &mut String, plan: &Plan, cluster_note: &str) {
     phases(out, plan, "");
     evidence(out, plan);
     teardown(out, plan, &format!("teardown ({TEARDOWN_WHEN}):"));
+    budget(out, plan);
+}
+
+/// The plan's time budget ([`super::budget`]): what a run that enters its phases may take.
+fn budget(out: &mut String, plan: &Plan) {
+    use crate::report::summary::human;
+    let b = super::budget::Budget::of(plan);
+    let phases: Vec<String> = b.phases.iter().map(|(n, t)| format!("{n} {}", human(*t))).collect();
+    let _ = writeln!(
+        out,
+        "
+budget: at most {} in all; the phases entered (each the sum of its limits: {}), then evidence {} and \
+         teardown {}",
+        human(b.total()),
+        phases.join(", "),
+        human(b.evidence),
+        human(b.teardown)
+    );
 }
 
 fn evidence(out: &mut String, plan: &Plan) {
@@ -410,6 +432,7 @@ pub fn cells_text(cells: &[Cell]) -> String {
         }
         let heading = format!("--- teardown of {}, after its last scenario ({TEARDOWN_WHEN}) ---", cell.cluster);
         teardown(&mut out, setup, &heading);
+        budget(&mut out, setup);
     }
     if provider == super::Provider::Local {
         adaptations(&mut out);

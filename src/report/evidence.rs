@@ -281,7 +281,9 @@ mod tests {
     use crate::report::zip_members::tests::zip_of;
 
     fn bundle(test: &str) -> Bundle {
-        let root = std::env::temp_dir().join(format!("kyvtel-evidence-{test}-{}", std::process::id()));
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target/tmp")
+            .join(format!("kyvtel-evidence-{test}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         Bundle::create(&root, "run-1", "s").unwrap()
     }

@@ -41,9 +41,19 @@ pub async fn execute_cell<A: ClusterApi>(
             if cancelled {
                 break;
             }
+            let mut broken = setup_settings.processes.dead_report();
+            broken.extend(setup_settings.processes.hung_report());
+            if member.provider == crate::plan::Provider::Local && !broken.is_empty() {
+                members.push((member.clone(), not_run(member, &broken)));
+                continue;
+            }
             let mut r = execute(member, api, &member_settings(member)).await;
             cancelled = r.cancelled;
-            if member.provider == crate::plan::Provider::Local && !cancelled {
+            // After an infrastructure failure, or once a component died or hangs, the stack cannot
+            // finish a reset (e.g. namespaces terminate only with the controller manager): no wait on
+            // it, and the members after this one are not run on it.
+            let broken = !setup_settings.processes.broken().is_empty();
+            if member.provider == crate::plan::Provider::Local && !cancelled && !r.infra && !broken {
                 // The next member gets the stack as the setup left it, or this one fails.
                 let reset = crate::plan::build::limits::TEARDOWN;
                 let failed = match crate::provider::local::op::reset_leftovers(api, reset).await {
@@ -74,4 +84,30 @@ pub async fn execute_cell<A: ClusterApi>(
         .collect();
     let teardown = teardown_only(setup, api, setup_settings, &started).await;
     CellResult { setup: setup_result, members, teardown, cancelled }
+}
+
+/// A member that cannot run: the cell's local stack broke (a component exited or hangs) before it.
+fn not_run(member: &Plan, broken: &[String]) -> ScenarioResult {
+    ScenarioResult {
+        scenario: member.scenario.clone(),
+        passed: false,
+        cancelled: false,
+        phases: vec![super::executor::PhaseResult {
+            name: member.phases.first().map_or_else(|| "setup".into(), |p| p.name.clone()),
+            status: Status::Failed(format!(
+                "infrastructure failure: not run, the cell's local stack broke before it: {}",
+                broken.join("; ")
+            )),
+            seconds: 0.0,
+        }],
+        checks: Vec::new(),
+        drift: Vec::new(),
+        drift_notes: Vec::new(),
+        infra: true,
+        asserted: 0,
+        teardown: Vec::new(),
+        evidence: Vec::new(),
+        judged_pod: None,
+        denials: Vec::new(),
+    }
 }

@@ -176,10 +176,25 @@ async fn cancelled(mut rx: watch::Receiver<bool>) {
     }
 }
 
-/// Resolves when a component of the run (the local provider's) has exited: no wait goes on for its
-/// timeout once the stack is broken ([`infra_cause`] names it). Never resolves without components.
+/// How long a component may stay stopped (SIGSTOP) before the step is abandoned: longer than any
+/// admission webhook's `timeoutSeconds` (at most 30 s, admissionregistration.k8s.io/v1), so that a
+/// webhook that hangs is first reported by the API server as "failed calling webhook".
+const HUNG: Duration = Duration::from_secs(40);
+
+/// Resolves when a component of the run (the local provider's) has exited, or has been stopped for
+/// [`HUNG`]: no wait goes on for its timeout once the stack is broken ([`infra_cause`] names it).
+/// Never resolves without components.
 async fn component_exited(table: &crate::provider::local::process::Table) {
-    while table.dead().is_empty() {
+    let mut stopped_since: Option<Instant> = None;
+    loop {
+        if !table.dead().is_empty() {
+            return;
+        }
+        if table.stopped().is_empty() {
+            stopped_since = None;
+        } else if stopped_since.get_or_insert_with(Instant::now).elapsed() >= HUNG {
+            return;
+        }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
@@ -506,10 +521,25 @@ async fn exec_action<A: ClusterApi>(
 /// Names an infrastructure cause of a failure, when there is one: a component of the run that exited,
 /// or a webhook the API server could not call. Such a failure is never a policy verdict.
 fn infra_cause(s: &Settings, st: &mut State, e: String) -> String {
+    // Both lists: a component that exits because another one hangs (Kyverno without its API
+    // server) names the one that hangs too.
+    let mut broken = Vec::new();
     let dead = s.processes.dead_report();
     if !dead.is_empty() {
+        broken.push(format!("component exited: {}", dead.join("; ")));
+    }
+    let hung = s.processes.hung_report();
+    if !hung.is_empty() {
+        broken.push(format!("component hangs: {}", hung.join("; ")));
+    }
+    if !broken.is_empty() {
         st.infra = true;
-        return format!("infrastructure failure: component exited: {}; {e}", dead.join("; "));
+        return format!("infrastructure failure: {}; {e}", broken.join("; "));
+    }
+    // ENOSPC as Rust and Go print it (strerror(28)): the machine's fault, whichever process wrote.
+    if e.to_ascii_lowercase().contains("no space left on device") {
+        st.infra = true;
+        return format!("infrastructure failure: the disk is full: {e}");
     }
     if e.contains("failed calling webhook") {
         st.infra = true;
@@ -626,19 +656,38 @@ pub async fn execute<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) -> Scena
         }
         phases.push(PhaseResult { name: phase.name.clone(), status, seconds: t0.elapsed().as_secs_f64() });
     }
-    let passed = failed_phase.is_none() && !is_cancelled(s);
+    // A Ctrl-C during the evidence or the teardown changes no verdict reached before it.
+    let cancelled = is_cancelled(s);
+    let passed = failed_phase.is_none() && !cancelled;
     let evidence = if passed {
         Vec::new()
     } else {
-        let mut e = collect_evidence(plan, api).await;
+        let shown = s.progress.as_ref().map(|p| p.phase(&plan.scenario, "evidence"));
+        use crate::plan::providers::local::components::{ETCD, KUBE_APISERVER};
+        let control_plane_down: Vec<String> =
+            s.processes.broken().into_iter().filter(|n| n == ETCD || n == KUBE_APISERVER).collect();
+        let mut e = if control_plane_down.is_empty() {
+            collect_evidence(plan, api).await
+        } else {
+            // The API server could only fail or hang: nothing to read (the components' logs are in
+            // the bundle).
+            let why = format!(
+                "not read: {} exited or hangs, so the API server cannot answer\n",
+                control_plane_down.join(", ")
+            );
+            vec![("kubernetes-api.error.txt".to_string(), why)]
+        };
         e.extend(gather(plan, s).await);
+        if let Some(p) = shown {
+            p.finish(true);
+        }
         e
     };
     let teardown = teardown(plan, api, s, &mut st, &started).await;
     ScenarioResult {
         scenario: plan.scenario.clone(),
         passed,
-        cancelled: is_cancelled(s),
+        cancelled,
         phases,
         checks: std::mem::take(&mut st.checks),
         drift: std::mem::take(&mut st.drift),
@@ -685,12 +734,24 @@ async fn collect_evidence<A: ClusterApi>(plan: &Plan, api: &A) -> Vec<(String, S
     namespaces.sort();
     namespaces.dedup();
     let mut out = Vec::new();
-    if let Ok(messages) = api.denial_messages(&plan.app_namespace, &plan.workload).await
-        && !messages.is_empty()
-    {
-        out.push(("replicaset-failedcreate.txt".to_string(), messages.join("\n---\n")));
+    let read = async {
+        if let Ok(messages) = api.denial_messages(&plan.app_namespace, &plan.workload).await
+            && !messages.is_empty()
+        {
+            out.push(("replicaset-failedcreate.txt".to_string(), messages.join("\n---\n")));
+        }
+        out.extend(api.evidence(&namespaces, &plan.manager_namespace).await);
+    };
+    let bound = crate::plan::budget::EVIDENCE_API;
+    if tokio::time::timeout(bound, read).await.is_err() {
+        out.push((
+            "kubernetes-api.error.txt".to_string(),
+            format!(
+                "gave up reading the cluster after {}: the API server did not answer\n",
+                crate::duration::format(bound)
+            ),
+        ));
     }
-    out.extend(api.evidence(&namespaces, &plan.manager_namespace).await);
     out
 }
 
@@ -711,6 +772,8 @@ async fn teardown<A: ClusterApi>(
         !s.defer_teardown && started.contains(entry.registered_by.as_str()) && !(s.keep && entry.skip_if_kept)
     };
     let cluster_deleted = plan.teardown.iter().any(|t| t.deletes_cluster && will_run(t));
+    let shown =
+        plan.teardown.iter().any(will_run).then(|| s.progress.as_ref().map(|p| p.phase(&plan.scenario, "teardown")));
     for (i, entry) in plan.teardown_order() {
         let skip = if s.defer_teardown {
             Some("deferred to the cell's end".to_string())
@@ -727,6 +790,19 @@ async fn teardown<A: ClusterApi>(
         };
         if let Some(why) = skip {
             out.push(TeardownResult { label: entry.label.clone(), status: Status::Skipped(why) });
+            continue;
+        }
+        // A broken local stack is destroyed with its processes and directory: only stopping them
+        // is left to do; a call to its API server could only fail or hang.
+        let broken = s.processes.broken();
+        if !broken.is_empty() && !entry.actions.iter().all(|a| matches!(a, Action::Local(_))) {
+            out.push(TeardownResult {
+                label: entry.label.clone(),
+                status: Status::Skipped(format!(
+                    "the local stack is broken ({} exited or hangs): it is stopped and removed whole",
+                    broken.join(", ")
+                )),
+            });
             continue;
         }
         let install_failed = entry.undoes_install && !st.installed.contains(&entry.registered_by);
@@ -752,6 +828,9 @@ async fn teardown<A: ClusterApi>(
         out.push(TeardownResult { label: entry.label.clone(), status });
     }
     st.servers.clear();
+    if let Some(p) = shown.flatten() {
+        p.finish(!out.iter().any(|t| matches!(t.status, Status::Failed(_))));
+    }
     out
 }
 

@@ -150,7 +150,9 @@ mod tests {
     use super::*;
 
     fn write(name: &str, text: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("kyvtel-quarantine-{}-{name}", std::process::id()));
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target/tmp")
+            .join(format!("kyvtel-quarantine-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join(FILE);
         std::fs::write(&f, text).unwrap();

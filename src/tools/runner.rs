@@ -163,15 +163,17 @@ impl DuctRunner {
 
 static CAPTURE_SEQ: AtomicU64 = AtomicU64::new(0);
 
-/// Two temp files receiving a command's stdout and stderr; removed on drop.
+/// Two files receiving a command's stdout and stderr, in the run directory's `.captures/` (never
+/// in the system's temp directory: nothing of a run is written outside its own directories);
+/// removed on drop, and the directory with the run directory.
 struct Capture {
     out: PathBuf,
     err: PathBuf,
 }
 
 impl Capture {
-    fn new() -> std::io::Result<Capture> {
-        let dir = std::env::temp_dir().join(format!("kyvtel-runner-{}", std::process::id()));
+    fn new(run_dir: &Path) -> std::io::Result<Capture> {
+        let dir = run_dir.join(".captures");
         std::fs::create_dir_all(&dir)?;
         let n = CAPTURE_SEQ.fetch_add(1, Ordering::Relaxed);
         Ok(Capture { out: dir.join(format!("{n}.out")), err: dir.join(format!("{n}.err")) })
@@ -186,6 +188,10 @@ impl Drop for Capture {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.out);
         let _ = std::fs::remove_file(&self.err);
+        // Empty once no other command is being captured; an error means another one still is.
+        if let Some(dir) = self.out.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
 }
 
@@ -227,7 +233,7 @@ impl Runner for DuctRunner {
         let program = self.program_path(cmd.tool).ok_or(RunError::NotFound(cmd.tool.program()))?;
         let shown = cmd.to_string();
         let io = |source| RunError::Io { command: shown.clone(), source };
-        let capture = Capture::new().map_err(io)?;
+        let capture = Capture::new(&self.run_dir).map_err(io)?;
         let expression = duct::cmd(&program, &cmd.args)
             .full_env(self.environment(cmd))
             .stdin_null()
@@ -256,6 +262,15 @@ impl Runner for DuctRunner {
         let finished = finished.map_err(io)?.map(|o| o.status.code());
         match finished {
             Some(status) => {
+                // The command wrote into files: on a full disk its output is cut short without any
+                // error kyvtel can see, and a denial text could go missing. No verdict from that.
+                if let Some(free) = free_bytes(&self.run_dir).filter(|f| *f < MIN_FREE) {
+                    let why = format!(
+                        "No space left on device: {} has {free} bytes free, so the command's captured output may be cut short",
+                        self.run_dir.display()
+                    );
+                    return Err(io(std::io::Error::new(std::io::ErrorKind::StorageFull, why)));
+                }
                 let (stdout, stderr) = capture.read();
                 Ok(Output { status, stdout, stderr })
             }
@@ -270,6 +285,22 @@ impl Runner for DuctRunner {
             }
         }
     }
+}
+
+/// Below this much free space in the run directory, a command's captured output is not trusted.
+const MIN_FREE: u64 = 1 << 20;
+
+/// The bytes an unprivileged writer may still use on `dir`'s file system (statvfs(3)); `None` when
+/// it cannot be read.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs writes into the zeroed struct we pass; `c` is a valid C string.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &raw mut st) } != 0 {
+        return None;
+    }
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
 /// The process groups of commands that are running now.
@@ -321,6 +352,13 @@ pub enum Scripted {
     Timeout {
         /// What the error carries.
         last_output: String,
+    },
+    /// The command takes `after`, then finishes with `output` (a step to interrupt).
+    Slow {
+        /// How long it runs.
+        after: Duration,
+        /// How it then finishes.
+        output: Output,
     },
 }
 
@@ -416,8 +454,14 @@ impl Runner for RecordingRunner {
         if let Some(n) = rule.remaining.as_mut() {
             *n -= 1;
         }
-        match &rule.answer {
+        let answer = rule.answer.clone();
+        drop(rules);
+        match &answer {
             Scripted::Output(o) => Ok(o.clone()),
+            Scripted::Slow { after, output } => {
+                std::thread::sleep(*after);
+                Ok(output.clone())
+            }
             Scripted::NotFound => Err(RunError::NotFound(cmd.tool.program())),
             Scripted::Timeout { last_output } => {
                 Err(RunError::Timeout { command: cmd.to_string(), timeout, last_output: last_output.clone() })
@@ -429,6 +473,12 @@ impl Runner for RecordingRunner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_space_is_read_from_the_file_system() {
+        assert!(free_bytes(Path::new("/")).is_some());
+        assert_eq!(free_bytes(Path::new("/nonexistent/kyvtel")), None);
+    }
 
     #[test]
     fn tail_keeps_the_end_on_char_boundaries() {

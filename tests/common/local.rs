@@ -27,7 +27,7 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
 pub fn skip_or_fail(test: &str) -> bool {
     let Some(why) = cannot_run() else { return false };
     if std::env::var("KYVTEL_REQUIRE_LIVE").is_ok_and(|v| v == "1")
-        && std::env::var("KYVTEL_SKIP_LOCAL").is_ok_and(|v| v != "1")
+        && !std::env::var("KYVTEL_SKIP_LOCAL").is_ok_and(|v| v == "1")
     {
         panic!("{test}: KYVTEL_REQUIRE_LIVE=1 and the local provider cannot run: {why}");
     }

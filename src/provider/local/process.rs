@@ -72,9 +72,30 @@ pub fn spawn(s: &Spawn) -> Result<Running, String> {
 /// The last `n` non-empty lines of a log file, redacted.
 #[must_use]
 pub fn log_tail(p: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(p).unwrap_or_default();
+    let text = strip_ansi(&std::fs::read_to_string(p).unwrap_or_default());
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     crate::report::redact::redact(&lines[lines.len().saturating_sub(n)..].join("\n"))
+}
+
+/// `s` without ANSI escape sequences (`ESC [ ... letter`: Kyverno colours its log when it believes
+/// it writes to a terminal).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// A Go crash in a log: the `panic:` (or `fatal error:`) line and where it happened: the first frame
@@ -141,6 +162,15 @@ pub fn stop(mut r: Running, grace: Duration) -> Stopped {
     Stopped { name: r.name, killed: true }
 }
 
+/// Whether `pid` is stopped by a signal: state `T` in `/proc/<pid>/stat` (proc(5); the state
+/// follows the command name's closing parenthesis).
+fn is_stopped(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('T')))
+        .unwrap_or(false)
+}
+
 /// The components of a run, shared between the executor and the session's last-resort cleanup,
 /// and how the current cell's stack started.
 #[derive(Debug, Clone, Default)]
@@ -189,6 +219,12 @@ impl Table {
         self.lock().iter_mut().filter_map(|r| r.exited().map(|s| (r.name.clone(), s))).collect()
     }
 
+    /// The components stopped by a signal (SIGSTOP): alive, answering nothing.
+    #[must_use]
+    pub fn stopped(&self) -> Vec<String> {
+        self.lock().iter().filter(|r| is_stopped(r.pid())).map(|r| r.name.clone()).collect()
+    }
+
     /// Each component that has exited, with how, and its log's tail (redacted), one line each.
     #[must_use]
     pub fn dead_report(&self) -> Vec<String> {
@@ -201,6 +237,31 @@ impl Table {
                 })
             })
             .collect()
+    }
+
+    /// Each component stopped by a signal (it hangs), with its log's last line, one line each.
+    #[must_use]
+    pub fn hung_report(&self) -> Vec<String> {
+        self.lock()
+            .iter()
+            .filter(|r| is_stopped(r.pid()))
+            .map(|r| {
+                format!(
+                    "{} is stopped by a signal (pid {}, state T); its log ends: {}",
+                    r.name,
+                    r.pid(),
+                    log_tail(&r.log, 1)
+                )
+            })
+            .collect()
+    }
+
+    /// The components that exited or hang: the stack is broken.
+    #[must_use]
+    pub fn broken(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.dead().into_iter().map(|(n, _)| n).collect();
+        names.extend(self.stopped());
+        names
     }
 
     /// Stops everything still running, newest first.
@@ -287,6 +348,40 @@ mod tests {
         std::fs::write(&log, "no crash here\n").unwrap();
         assert_eq!(crash(&log), None);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_log_tail_has_no_colour_codes() {
+        assert_eq!(strip_ansi("\u{1b}[90m2026\u{1b}[0m \u{1b}[34mTRC\u{1b}[0m ok"), "2026 TRC ok");
+        assert_eq!(strip_ansi("plain"), "plain");
+    }
+
+    #[test]
+    fn a_stopped_component_is_reported_hung_until_it_continues() {
+        let dir = std::env::temp_dir().join(format!("kyvtel-hung-{}", std::process::id()));
+        let table = Table::default();
+        table.push(spawn(&sh("sleeper", "echo up; sleep 30", &dir.join("sleeper.log"))).unwrap());
+        let pid = table.pid("sleeper").unwrap() as i32;
+        // SAFETY: our own child.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        let hung = (0..50).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            !table.hung_report().is_empty()
+        });
+        assert!(hung, "SIGSTOP is seen");
+        assert!(table.hung_report()[0].starts_with("sleeper is stopped by a signal"), "{:?}", table.hung_report());
+        assert_eq!(table.broken(), ["sleeper"]);
+        assert!(table.dead_report().is_empty());
+        // SAFETY: as above.
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+        let resumed = (0..50).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            table.hung_report().is_empty()
+        });
+        assert!(resumed);
+        let stopped = table.stop_all(Duration::from_secs(5));
+        assert!(stopped.iter().all(|s| !s.killed));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

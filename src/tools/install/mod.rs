@@ -672,7 +672,9 @@ pub fn ensure_tools(dir: &ToolsDir, lock_path: &Path, requests: &[Request]) -> R
     let pins = Pins::builtin();
     let source = source::DefaultSource::default();
     let scratch = std::env::temp_dir().join(format!("kyvtel-probe-{}", std::process::id()));
-    let probe = super::runner::DuctRunner::new(scratch).with_tools_dir(None);
+    let probe = super::runner::DuctRunner::new(&scratch).with_tools_dir(None);
     let installer = Installer::new(&pins, dir.clone(), lock_path, &source).with_path_probe(&probe);
-    Ok(installer.install(requests)?)
+    let installed = installer.install(requests);
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(installed?)
 }

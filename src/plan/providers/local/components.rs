@@ -4,6 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
+/// The component names, as the process table and the reports give them.
+pub const ETCD: &str = "etcd";
+/// The API server.
+pub const KUBE_APISERVER: &str = "kube-apiserver";
+/// The controller manager.
+pub const KUBE_CONTROLLER_MANAGER: &str = "kube-controller-manager";
+
 /// A component to start.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -222,7 +229,7 @@ pub fn etcd(l: &Layout) -> Spawn {
     let client = format!("http://127.0.0.1:{}", l.ports.etcd_client);
     let peer = format!("http://127.0.0.1:{}", l.ports.etcd_peer);
     Spawn {
-        name: "etcd".into(),
+        name: ETCD.into(),
         program: l.binary("etcd"),
         args: vec![
             "--name=kyvtel".into(),
@@ -246,7 +253,7 @@ pub fn apiserver(l: &Layout) -> Spawn {
     let p = l.pki();
     let f = |flag: &str, path: &Path| format!("--{flag}={}", path.display());
     Spawn {
-        name: "kube-apiserver".into(),
+        name: KUBE_APISERVER.into(),
         program: l.binary("kube-apiserver"),
         args: vec![
             format!("--etcd-servers=http://127.0.0.1:{}", l.ports.etcd_client),
@@ -277,7 +284,7 @@ pub fn controller_manager(l: &Layout) -> Spawn {
     let p = l.pki();
     let f = |flag: &str, path: &Path| format!("--{flag}={}", path.display());
     Spawn {
-        name: "kube-controller-manager".into(),
+        name: KUBE_CONTROLLER_MANAGER.into(),
         program: l.binary("kube-controller-manager"),
         args: vec![
             f("kubeconfig", &l.admin_kubeconfig()),
