@@ -445,12 +445,14 @@ fn the_fault_matrix_leaves_a_clean_machine_and_evidence() {
         }
         let _ = std::fs::remove_dir_all(&dir);
     }
-    eprintln!("| phase | fault | target | result | time |\n|---|---|---|---|---|\n{}", rows.join("\n"));
-    eprintln!(
-        "fault matrix: {} of {} case(s) run, {} survived",
+    // Straight to stderr, past the test harness's capture: `make test` shows the table too.
+    let table = format!(
+        "| phase | fault | target | result | time |\n|---|---|---|---|---|\n{}\nfault matrix: {} of {} case(s) run, {} survived\n",
+        rows.join("\n"),
         chosen.len(),
         cases.len(),
         chosen.len() - failures.len()
     );
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), table.as_bytes());
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

@@ -1385,7 +1385,13 @@ async fn the_kind_path_fault_matrix_fails_the_phase_and_undoes_exactly_what_star
             }
         }
     }
-    eprintln!("| phase | fault | result | time |\n|---|---|---|---|\n{}", rows.join("\n"));
-    eprintln!("kind-path fault matrix: {} case(s), {} held", KIND_FAULTS.len(), KIND_FAULTS.len() - failures.len());
+    // Straight to stderr, past the test harness's capture: `make test` shows the table too.
+    let table = format!(
+        "| phase | fault | result | time |\n|---|---|---|---|\n{}\nkind-path fault matrix: {} case(s), {} held\n",
+        rows.join("\n"),
+        KIND_FAULTS.len(),
+        KIND_FAULTS.len() - failures.len()
+    );
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), table.as_bytes());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
