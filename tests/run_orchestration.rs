@@ -1238,6 +1238,8 @@ enum KindFault {
     InterruptCommand(Tool, &'static [&'static str]),
     /// Ctrl-C while that API call is pending.
     InterruptApi(&'static str, &'static str),
+    /// The API server stops answering: that call fails and so does every later `GET /version`.
+    ApiGone(&'static str, &'static str),
 }
 
 /// The table: every phase of the kind path has a fault, every kind of fault is in a phase.
@@ -1272,6 +1274,9 @@ const KIND_FAULTS: &[(&str, KindFault)] = {
         ("send-traffic", ApiError(1, "client_pod", "kyvtel-traffic-client")),
         ("leave", Exits(Tool::Telepresence, &["detach"])),
         ("assert-still-enforced", ApiError(2, "canary_denied", "kyvtel-canary")),
+        ("apply-policies", ApiGone("apply", "ClusterPolicy/")),
+        ("deploy-workload", ApiGone("wait", "DeploymentAvailable kyvtel-app/demo")),
+        ("intercept", ApiGone("new_agent_pod", "kyvtel-app")),
     ]
 };
 
@@ -1310,6 +1315,11 @@ async fn kind_fault(phase: &str, fault: KindFault) -> Result<(), String> {
             cancel_on = Some(format!("$ {} {}", tool.program(), prefix.join(" ")));
             "cancelled"
         }
+        KindFault::ApiGone(method, contains) => {
+            api.once(method, contains, Fault::Fail("injected: connection refused".into()));
+            api.on("server_version", "", Fault::Fail("connection refused".into()));
+            "injected: connection refused"
+        }
         KindFault::InterruptApi(method, contains) => {
             api.once(method, contains, Fault::Stall(Duration::from_secs(30)));
             cancel_on = Some(format!("{method} {contains}"));
@@ -1337,6 +1347,15 @@ async fn kind_fault(phase: &str, fault: KindFault) -> Result<(), String> {
     }
     if r.cancelled != cancel_on.is_some() {
         return Err(format!("cancelled = {}", r.cancelled));
+    }
+    // An API server that no longer answers is the infrastructure's failure; any other fault here
+    // leaves the cluster answering, so the phase's failure is the step's own.
+    let gone = matches!(fault, KindFault::ApiGone(..));
+    if r.infra != gone {
+        return Err(format!("infrastructure failure = {}: {:?}", r.infra, r.failure()));
+    }
+    if gone && !r.failure().is_some_and(|f| f.contains("infrastructure failure: the API server does not answer")) {
+        return Err(format!("not named an infrastructure failure: {:?}", r.failure()));
     }
     let after = if cancel_on.is_some() { "cancelled".to_string() } else { format!("{phase} failed") };
     for (i, p) in r.phases.iter().enumerate() {

@@ -551,6 +551,19 @@ fn infra_cause(s: &Settings, st: &mut State, e: String) -> String {
     e
 }
 
+/// After a failed action, whether the API server still answers (`GET /version`, bounded like every
+/// call): when it does not, the failure is the infrastructure's (a cluster that died, a network that
+/// went away), whatever the action said, and never a policy verdict.
+async fn probe_api<A: ClusterApi>(api: &A, st: &mut State, e: String) -> String {
+    match api.server_version().await {
+        Ok(_) => e,
+        Err(why) => {
+            st.infra = true;
+            format!("infrastructure failure: the API server does not answer ({why}); {e}")
+        }
+    }
+}
+
 /// Runs the in-cluster client until its answer carries the run token, or the time is up: right after
 /// an intercept the Service may still route to the app's old pod for a moment (up to 2.21 it keeps
 /// serving until the new ReplicaSet has taken over), so an answer without the token is tried again,
@@ -641,7 +654,11 @@ pub async fn execute<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) -> Scena
                 }
             };
             if let Err(e) = r {
-                status = Status::Failed(infra_cause(s, &mut st, e));
+                let mut why = infra_cause(s, &mut st, e);
+                if !st.infra && !is_cancelled(s) {
+                    why = probe_api(api, &mut st, why).await;
+                }
+                status = Status::Failed(why);
                 break;
             }
         }
