@@ -66,6 +66,14 @@ pub fn format(d: Duration) -> String {
     }
 }
 
+/// Serializes a duration as [`format`] writes it (`90s`, `5m`), for `#[serde(serialize_with)]`.
+///
+/// # Errors
+/// The serializer's.
+pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format(*d))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::local::{serial, skip_or_fail};
+use common::local::{listeners_in, serial, skip_or_fail};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -99,19 +99,7 @@ fn component(dir: &str, target: &str) -> Option<i32> {
 }
 
 fn listening() -> BTreeSet<(String, u16)> {
-    let mut out = BTreeSet::new();
-    for f in ["tcp", "tcp6"] {
-        for line in std::fs::read_to_string(format!("/proc/net/{f}")).unwrap_or_default().lines().skip(1) {
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            if cols.get(3) == Some(&"0A")
-                && let Some((addr, port)) = cols.get(1).and_then(|a| a.rsplit_once(':'))
-                && let Ok(p) = u16::from_str_radix(port, 16)
-            {
-                out.insert((addr.to_string(), p));
-            }
-        }
-    }
-    out
+    listeners_in("/proc/net").into_iter().collect()
 }
 
 /// The entries of /tmp, $HOME and the working directory.

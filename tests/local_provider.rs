@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::local::{serial, skip_or_fail};
+use common::local::{listeners_in, serial, skip_or_fail};
 
 fn tmp(name: &str) -> PathBuf {
     let d = common::root().join("target/tmp").join(format!("{name}-{}", std::process::id()));
@@ -67,24 +67,6 @@ fn listening_ports() -> Vec<u16> {
     let mut ports: Vec<u16> = listeners_in("/proc/net").into_iter().map(|(_, p)| p).collect();
     ports.sort_unstable();
     ports
-}
-
-/// The listening TCP sockets in `dir`'s `tcp` and `tcp6` tables (`/proc/net`, `/proc/<pid>/net`),
-/// as (address, port).
-fn listeners_in(dir: &str) -> Vec<(String, u16)> {
-    let mut out = Vec::new();
-    for f in ["tcp", "tcp6"] {
-        for line in std::fs::read_to_string(format!("{dir}/{f}")).unwrap_or_default().lines().skip(1) {
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            if cols.get(3) == Some(&"0A")
-                && let Some((addr, port)) = cols.get(1).and_then(|a| a.rsplit_once(':'))
-                && let Ok(p) = u16::from_str_radix(port, 16)
-            {
-                out.push((addr.to_string(), p));
-            }
-        }
-    }
-    out
 }
 
 fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
@@ -228,6 +210,21 @@ fn a_quarantined_failure_is_tolerated_until_its_entry_expires() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Waits (up to 120 s) until Kyverno of the run in `work` runs, then kills its API server.
+fn kill_apiserver_once_kyverno_runs(work: &str) {
+    let up = wait_until(Duration::from_secs(120), || {
+        processes_naming(work).iter().any(|p| p.contains("kyverno.kubeconfig"))
+    });
+    assert!(up, "Kyverno never started: {:?}", processes_naming(work));
+    let apiserver = processes_naming(work)
+        .into_iter()
+        .find(|p| p.contains("kube-apiserver --etcd-servers"))
+        .and_then(|p| p.split(':').next().and_then(|pid| pid.parse::<i32>().ok()))
+        .expect("the API server's pid");
+    // SAFETY: killing a process of the run this test started.
+    unsafe { libc::kill(apiserver, libc::SIGKILL) };
+}
+
 /// A component that dies mid-run is an infrastructure failure (exit 3, named), never a policy verdict,
 /// and the rest of the stack is still stopped.
 #[test]
@@ -239,17 +236,7 @@ fn a_component_killed_mid_run_is_an_infrastructure_failure() {
     let dir = tmp("local-component-killed");
     let work = dir.join("work").display().to_string();
     let child = start(&common::root().join("tests/fixtures/local/recipe-2.31.0.yaml"), &dir);
-    let up = wait_until(Duration::from_secs(120), || {
-        processes_naming(&work).iter().any(|p| p.contains("kyverno.kubeconfig"))
-    });
-    assert!(up, "Kyverno never started: {:?}", processes_naming(&work));
-    let apiserver = processes_naming(&work)
-        .into_iter()
-        .find(|p| p.contains("kube-apiserver --etcd-servers"))
-        .and_then(|p| p.split(':').next().and_then(|pid| pid.parse::<i32>().ok()))
-        .expect("the API server's pid");
-    // SAFETY: killing a process of the run this test started.
-    unsafe { libc::kill(apiserver, libc::SIGKILL) };
+    kill_apiserver_once_kyverno_runs(&work);
     let out = child.wait_with_output().unwrap();
     let text = output_text(&out);
     assert_eq!(out.status.code(), Some(3), "{text}");
@@ -274,17 +261,7 @@ fn an_infrastructure_failure_is_retried_and_a_later_pass_is_flaky() {
     let dir = tmp("local-retried");
     let work = dir.join("work").display().to_string();
     let child = start_with(&common::root().join("tests/fixtures/local/recipe-2.31.0.yaml"), &dir, &["--retries", "1"]);
-    let up = wait_until(Duration::from_secs(120), || {
-        processes_naming(&work).iter().any(|p| p.contains("kyverno.kubeconfig"))
-    });
-    assert!(up, "Kyverno never started: {:?}", processes_naming(&work));
-    let apiserver = processes_naming(&work)
-        .into_iter()
-        .find(|p| p.contains("kube-apiserver --etcd-servers"))
-        .and_then(|p| p.split(':').next().and_then(|pid| pid.parse::<i32>().ok()))
-        .expect("the API server's pid");
-    // SAFETY: killing a process of the run this test started.
-    unsafe { libc::kill(apiserver, libc::SIGKILL) };
+    kill_apiserver_once_kyverno_runs(&work);
     let out = child.wait_with_output().unwrap();
     let text = output_text(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");

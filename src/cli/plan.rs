@@ -103,28 +103,17 @@ pub fn run(args: Args) -> Result<Exit> {
         }
         (Some(file), None) => {
             let loaded = vec![scenario::load_confined(&file, &args.root.confinement())?];
-            let loaded = in_cell(loaded, args.cell.as_deref(), &args.matrix, args.provider)?;
-            let cells = plan::group(
-                &loaded,
-                &Options { tools: ToolsDir::from_env(), provider: args.provider, ..Options::default() },
+            print_cells(
+                &in_cell(loaded, args.cell.as_deref(), &args.matrix, args.provider)?,
+                args.provider,
+                args.output,
             );
-            match args.output {
-                Output::Text => print!("{}", plan::render::cells_text(&cells)),
-                Output::Json => print!("{}", plan::render::cells_json(&cells)),
-            }
         }
         (None, Some(paths)) => {
             let loaded = load_all_confined(&super::validate::scenario_files(&paths)?, &args.root.confinement())?;
             let loaded = in_cell(loaded, args.cell.as_deref(), &args.matrix, args.provider)?;
             unique_names(&loaded)?;
-            let cells = plan::group(
-                &loaded,
-                &Options { tools: ToolsDir::from_env(), provider: args.provider, ..Options::default() },
-            );
-            match args.output {
-                Output::Text => print!("{}", plan::render::cells_text(&cells)),
-                Output::Json => print!("{}", plan::render::cells_json(&cells)),
-            }
+            print_cells(&loaded, args.provider, args.output);
         }
         (Some(file), Some(_)) => {
             return Err(Error::Usage(format!(
@@ -137,6 +126,15 @@ pub fn run(args: Args) -> Result<Exit> {
         }
     }
     Ok(Exit::Success)
+}
+
+/// Prints the cells `loaded` is grouped into on `provider`, as `--output` asks.
+fn print_cells(loaded: &[scenario::Loaded], provider: plan::Provider, output: Output) {
+    let cells = plan::group(loaded, &Options { tools: ToolsDir::from_env(), provider, ..Options::default() });
+    match output {
+        Output::Text => print!("{}", plan::render::cells_text(&cells)),
+        Output::Json => print!("{}", plan::render::cells_json(&cells)),
+    }
 }
 
 /// How a local run starts: `--cold`, `--unconfined`.

@@ -15,11 +15,6 @@ fn is_yes(b: &bool) -> bool {
     *b
 }
 
-/// Serializes a duration as `90s` / `5m`.
-fn dur<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&crate::duration::format(*d))
-}
-
 /// Something to wait for; every wait has a timeout and reports the last observed state.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase", rename_all_fields = "camelCase", tag = "kind")]
@@ -98,7 +93,7 @@ pub enum Action {
         /// The command.
         command: CommandLine,
         /// Its time limit.
-        #[serde(serialize_with = "dur")]
+        #[serde(serialize_with = "crate::duration::serialize")]
         timeout: Duration,
         /// The step expects this command to fail (an expected denial); its output is evidence.
         expect_failure: bool,
@@ -114,7 +109,7 @@ pub enum Action {
         /// Where its stdout goes.
         path: PathBuf,
         /// Its time limit.
-        #[serde(serialize_with = "dur")]
+        #[serde(serialize_with = "crate::duration::serialize")]
         timeout: Duration,
     },
     /// Write a run-private file.
@@ -133,7 +128,7 @@ pub enum Action {
         /// The manifests, exactly as applied.
         objects: Vec<Value>,
         /// Time limit, including retries.
-        #[serde(serialize_with = "dur")]
+        #[serde(serialize_with = "crate::duration::serialize")]
         timeout: Duration,
         /// The step expects the apply to be denied.
         expect_failure: bool,
@@ -143,7 +138,7 @@ pub enum Action {
         /// The condition.
         until: WaitFor,
         /// Its time limit.
-        #[serde(serialize_with = "dur")]
+        #[serde(serialize_with = "crate::duration::serialize")]
         timeout: Duration,
     },
     /// Strict server-side dry-run creates of the objects: admission is asked, nothing is stored.
@@ -155,7 +150,7 @@ pub enum Action {
         /// The manifests, exactly as sent.
         objects: Vec<Value>,
         /// Time limit, including retries while a webhook is not serving.
-        #[serde(serialize_with = "dur")]
+        #[serde(serialize_with = "crate::duration::serialize")]
         timeout: Duration,
         /// The step expects a denial.
         expect_failure: bool,
@@ -165,7 +160,7 @@ pub enum Action {
         /// The canary Pod.
         pod: Value,
         /// Time limit.
-        #[serde(serialize_with = "dur")]
+        #[serde(serialize_with = "crate::duration::serialize")]
         timeout: Duration,
     },
     /// The cluster's PolicyExceptions are exactly `expected` (`namespace/name`, any order).
@@ -184,7 +179,7 @@ pub enum Action {
         /// The webhook configurations' name prefix, e.g. `agent-injector-webhook-`.
         webhook_prefix: String,
         /// Time limit.
-        #[serde(serialize_with = "dur")]
+        #[serde(serialize_with = "crate::duration::serialize")]
         timeout: Duration,
     },
     /// Prove an expected denial from evidence, and match it against the expectation.
@@ -199,7 +194,7 @@ pub enum Action {
         #[serde(skip_serializing_if = "Option::is_none")]
         pod_security: Option<crate::scenario::expect::PodSecurityDenial>,
         /// Time limit for the evidence to appear.
-        #[serde(serialize_with = "dur")]
+        #[serde(serialize_with = "crate::duration::serialize")]
         timeout: Duration,
     },
     /// Remember the workload's current pods, so that a later wait can tell new ones.
@@ -219,7 +214,7 @@ pub enum Action {
         /// The URL; `{clusterIP:<namespace>/<service>}` is resolved from the Service at run time.
         url: String,
         /// Time limit, including retries.
-        #[serde(serialize_with = "dur")]
+        #[serde(serialize_with = "crate::duration::serialize")]
         timeout: Duration,
     },
     /// Run `pod` (a short-lived client that requests `url` from inside the cluster and prints the
@@ -231,7 +226,7 @@ pub enum Action {
         /// The URL it requests (cluster DNS).
         url: String,
         /// Time limit: the pod created, run and its log read.
-        #[serde(serialize_with = "dur")]
+        #[serde(serialize_with = "crate::duration::serialize")]
         timeout: Duration,
     },
     /// Judge the intercepted pod with the outcome engine.
@@ -257,7 +252,7 @@ pub enum Action {
         /// The model's other inputs.
         model: ModelInput,
         /// Time limit for every Deployment's pod (or refusal) to settle.
-        #[serde(serialize_with = "dur")]
+        #[serde(serialize_with = "crate::duration::serialize")]
         timeout: Duration,
     },
     /// Restart the workload (`kubectl rollout restart` equivalent: a pod-template annotation).
@@ -274,7 +269,7 @@ pub enum Action {
         /// `apiVersion`, `kind`, `namespace`, `name` of each object.
         objects: Vec<Value>,
         /// Time limit.
-        #[serde(serialize_with = "dur")]
+        #[serde(serialize_with = "crate::duration::serialize")]
         timeout: Duration,
         /// Wait until they are gone. `false` only where a later check waits (a local member's
         /// namespaces: the cell's reset check waits for all of them at once).
@@ -318,7 +313,7 @@ pub struct Gather {
     /// The command.
     pub command: CommandLine,
     /// Its time limit.
-    #[serde(serialize_with = "dur")]
+    #[serde(serialize_with = "crate::duration::serialize")]
     pub timeout: Duration,
     /// The run-private file or directory the command writes; the bundle adds it redacted (a zip
     /// member by member), then it is removed.

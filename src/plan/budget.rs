@@ -26,15 +26,11 @@ pub struct Budget {
     #[serde(serialize_with = "phases")]
     pub phases: Vec<(String, Duration)>,
     /// Gathering evidence after a failure.
-    #[serde(serialize_with = "dur")]
+    #[serde(serialize_with = "crate::duration::serialize")]
     pub evidence: Duration,
     /// The whole teardown (every entry, with its fallbacks).
-    #[serde(serialize_with = "dur")]
+    #[serde(serialize_with = "crate::duration::serialize")]
     pub teardown: Duration,
-}
-
-fn dur<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&crate::duration::format(*d))
 }
 
 fn phases<S: serde::Serializer>(p: &[(String, Duration)], s: S) -> Result<S::Ok, S::Error> {

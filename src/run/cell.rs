@@ -41,9 +41,9 @@ pub async fn execute_cell<A: ClusterApi>(
             if cancelled {
                 break;
             }
-            let mut broken = setup_settings.processes.dead_report();
-            broken.extend(setup_settings.processes.hung_report());
-            if member.provider == crate::plan::Provider::Local && !broken.is_empty() {
+            if member.provider == crate::plan::Provider::Local
+                && let Some(broken) = setup_settings.processes.failure_report()
+            {
                 members.push((member.clone(), not_run(member, &broken)));
                 continue;
             }
@@ -87,7 +87,7 @@ pub async fn execute_cell<A: ClusterApi>(
 }
 
 /// A member that cannot run: the cell's local stack broke (a component exited or hangs) before it.
-fn not_run(member: &Plan, broken: &[String]) -> ScenarioResult {
+fn not_run(member: &Plan, broken: &str) -> ScenarioResult {
     ScenarioResult {
         scenario: member.scenario.clone(),
         passed: false,
@@ -95,8 +95,7 @@ fn not_run(member: &Plan, broken: &[String]) -> ScenarioResult {
         phases: vec![super::executor::PhaseResult {
             name: member.phases.first().map_or_else(|| "setup".into(), |p| p.name.clone()),
             status: Status::Failed(format!(
-                "infrastructure failure: not run, the cell's local stack broke before it: {}",
-                broken.join("; ")
+                "infrastructure failure: not run, the cell's local stack broke before it: {broken}"
             )),
             seconds: 0.0,
         }],

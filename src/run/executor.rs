@@ -521,20 +521,9 @@ async fn exec_action<A: ClusterApi>(
 /// Names an infrastructure cause of a failure, when there is one: a component of the run that exited,
 /// or a webhook the API server could not call. Such a failure is never a policy verdict.
 fn infra_cause(s: &Settings, st: &mut State, e: String) -> String {
-    // Both lists: a component that exits because another one hangs (Kyverno without its API
-    // server) names the one that hangs too.
-    let mut broken = Vec::new();
-    let dead = s.processes.dead_report();
-    if !dead.is_empty() {
-        broken.push(format!("component exited: {}", dead.join("; ")));
-    }
-    let hung = s.processes.hung_report();
-    if !hung.is_empty() {
-        broken.push(format!("component hangs: {}", hung.join("; ")));
-    }
-    if !broken.is_empty() {
+    if let Some(broken) = s.processes.failure_report() {
         st.infra = true;
-        return format!("infrastructure failure: {}; {e}", broken.join("; "));
+        return format!("infrastructure failure: {broken}; {e}");
     }
     // ENOSPC as Rust and Go print it (strerror(28)): the machine's fault, whichever process wrote.
     if e.to_ascii_lowercase().contains("no space left on device") {

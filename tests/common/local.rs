@@ -34,3 +34,21 @@ pub fn skip_or_fail(test: &str) -> bool {
     eprintln!("SKIPPED {test}: the local provider cannot run here: {why}");
     true
 }
+
+/// The listening TCP sockets (state `0A`, LISTEN) in `dir`'s `tcp` and `tcp6` tables (`/proc/net`,
+/// `/proc/<pid>/net`), as (address, port).
+pub fn listeners_in(dir: &str) -> Vec<(String, u16)> {
+    let mut out = Vec::new();
+    for f in ["tcp", "tcp6"] {
+        for line in std::fs::read_to_string(format!("{dir}/{f}")).unwrap_or_default().lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.get(3) == Some(&"0A")
+                && let Some((addr, port)) = cols.get(1).and_then(|a| a.rsplit_once(':'))
+                && let Ok(p) = u16::from_str_radix(port, 16)
+            {
+                out.push((addr.to_string(), p));
+            }
+        }
+    }
+    out
+}

@@ -256,6 +256,23 @@ impl Table {
             .collect()
     }
 
+    /// Why the stack is broken, in one line: `component exited: ...` and `component hangs: ...` (a
+    /// component that exits because another one hangs, Kyverno without its API server, names both);
+    /// `None` while every component runs.
+    #[must_use]
+    pub fn failure_report(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        let dead = self.dead_report();
+        if !dead.is_empty() {
+            parts.push(format!("component exited: {}", dead.join("; ")));
+        }
+        let hung = self.hung_report();
+        if !hung.is_empty() {
+            parts.push(format!("component hangs: {}", hung.join("; ")));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+
     /// The components that exited or hang: the stack is broken.
     #[must_use]
     pub fn broken(&self) -> Vec<String> {

@@ -8,11 +8,6 @@ use serde::Serialize;
 
 use super::components::Spawn;
 
-/// Serializes a duration as `90s` / `5m`.
-fn dur<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&crate::duration::format(*d))
-}
-
 /// When a started component counts as ready. Every check also watches the process: if it exits,
 /// the wait ends at once with its log's tail (an infrastructure failure, never a verdict).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -87,7 +82,7 @@ pub enum LocalOp {
         /// When it is ready.
         ready: Ready,
         /// Time limit for readiness.
-        #[serde(serialize_with = "dur")]
+        #[serde(serialize_with = "crate::duration::serialize")]
         timeout: Duration,
     },
     /// Copy Kyverno's chart out of its module and make it installable (see `provider::local::charts`).
@@ -131,7 +126,7 @@ pub enum LocalOp {
         /// When it is ready.
         ready: Ready,
         /// Time limit for readiness.
-        #[serde(serialize_with = "dur")]
+        #[serde(serialize_with = "crate::duration::serialize")]
         timeout: Duration,
     },
     /// Restore the snapshot whose key matches this setup (then the start is warm), else start cold.
@@ -165,7 +160,7 @@ pub enum LocalOp {
         /// The component.
         name: String,
         /// The grace period.
-        #[serde(serialize_with = "dur")]
+        #[serde(serialize_with = "crate::duration::serialize")]
         grace: Duration,
     },
 }
