@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -121,6 +121,51 @@ fn budget(scenario: &str) -> Duration {
         .flat_map(|c| std::iter::once(&c.setup).chain(c.scenarios.iter()))
         .map(|p| kyvtel::plan::budget::Budget::of(p).total())
         .sum()
+}
+
+/// What a plan registers for its teardown: (label, registering phase), in registration order.
+type Registered = Vec<(String, &'static str)>;
+
+/// The teardown each plan of `scenario`'s run registers (its cell's shared setup and its member), by
+/// the name its `result.json` gives.
+fn planned_teardown(scenario: &str) -> BTreeMap<String, Registered> {
+    let loaded = kyvtel::scenario::load(&common::root().join(scenario)).unwrap();
+    let runs = kyvtel::run::session::local::variants_of(&[loaded], &kyvtel::scenario::pins::Pins::builtin()).unwrap();
+    let opts = kyvtel::plan::Options { provider: kyvtel::plan::Provider::Local, ..Default::default() };
+    kyvtel::plan::group(&runs, &opts)
+        .iter()
+        .flat_map(|c| std::iter::once(&c.setup).chain(c.scenarios.iter()))
+        .map(|p| (p.scenario.clone(), p.teardown.iter().map(|t| (t.label.clone(), t.registered_by.name())).collect()))
+        .collect()
+}
+
+/// The teardown of a scenario's `result.json` ran in reverse registration order, and touched nothing
+/// that a phase which never started would have set up.
+fn teardown_in_order(result: &serde_json::Value, planned: &[(String, &str)]) -> Result<(), String> {
+    let ran: Vec<(&str, &str)> = result["teardown"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| (t["label"].as_str().unwrap_or_default(), t["status"]["status"].as_str().unwrap_or_default()))
+        .collect();
+    let want: Vec<&str> = planned.iter().rev().map(|(l, _)| l.as_str()).collect();
+    let labels: Vec<&str> = ran.iter().map(|(l, _)| *l).collect();
+    if labels != want {
+        return Err(format!("the teardown ran {labels:?}, not the reverse of what the plan registers {want:?}"));
+    }
+    let started: BTreeSet<&str> = result["phases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["status"]["status"] != "skipped")
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    for ((label, status), (_, by)) in ran.iter().zip(planned.iter().rev()) {
+        if !started.contains(by) && *status != "skipped" {
+            return Err(format!("the teardown touched `{label}` ({status}), set up by {by}, which never started"));
+        }
+    }
+    Ok(())
 }
 
 struct Outcome {
@@ -245,6 +290,7 @@ fn unmount(dir: &Path) {
 fn check(
     case: &Case,
     dir: &Path,
+    planned: &BTreeMap<String, Registered>,
     o: &Outcome,
     before: &BTreeSet<PathBuf>,
     ports: &BTreeSet<(String, u16)>,
@@ -282,7 +328,8 @@ fn check(
             s["scenarios"].as_array().into_iter().flatten().filter(|x| x["verdict"] == "failed").cloned().collect();
         if failed.is_empty() { Err("no failed scenario in the report".into()) } else { Ok(failed) }
     };
-    // The bundle holds the failing phase (result.json) and the last observed state.
+    // The bundle holds the failing phase (result.json) and the last observed state; the teardown
+    // it records ran in reverse order over what was set up.
     let bundle = |failed: &[serde_json::Value]| -> Result<(), String> {
         let found = failed.iter().filter_map(|f| f["evidence"].as_str()).map(Path::new).find(|e| e.is_dir());
         let Some(b) = found else { return Err("no evidence bundle".into()) };
@@ -290,7 +337,11 @@ fn check(
         if !PHASES.iter().any(|p| result.contains(&format!("\"{p}\""))) {
             return Err(format!("the bundle's result.json names no phase: {}", b.display()));
         }
-        Ok(())
+        let result: serde_json::Value =
+            serde_json::from_str(&result).map_err(|e| format!("{}: {e}", b.join("result.json").display()))?;
+        let name = result["scenario"].as_str().unwrap_or_default();
+        let registered = planned.get(name).ok_or_else(|| format!("no plan named {name}: {:?}", planned.keys()))?;
+        teardown_in_order(&result, registered)
     };
     match (case.target.as_str(), case.fault.as_str(), case.phase.as_str()) {
         ("kyvtel", "sigkill", _) => {
@@ -318,6 +369,12 @@ fn check(
             }
             if !o.text.contains("cancelled") {
                 return Err("the run does not say it was cancelled".into());
+            }
+            // Cancelled in the member's phases: its bundle's teardown is checked like any other.
+            if let Ok(failed) = failed()
+                && failed.iter().any(|f| f["evidence"].as_str().is_some_and(|e| Path::new(e).is_dir()))
+            {
+                bundle(&failed)?;
             }
         }
         // The scenario passed before the fault; the broken stack is stopped and removed whole.
@@ -416,7 +473,7 @@ fn the_fault_matrix_leaves_a_clean_machine_and_evidence() {
         let before = outside_entries();
         let ports = listening();
         let o = run(case, &dir);
-        let verdict = check(case, &dir, &o, &before, &ports, budget);
+        let verdict = check(case, &dir, &planned_teardown(&case.scenario()), &o, &before, &ports, budget);
         if case.fault == "disk-full" {
             unmount(&dir.join("work"));
         }
@@ -443,4 +500,24 @@ fn the_fault_matrix_leaves_a_clean_machine_and_evidence() {
     );
     let _ = std::io::Write::write_all(&mut std::io::stderr(), table.as_bytes());
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn the_teardown_check_catches_a_wrong_order_and_a_touched_entry() {
+    let planned = [("stop a".to_string(), "start-control-plane"), ("delete b".to_string(), "deploy-workload")];
+    let result = |order: [(&str, &str); 2], deploy: &str| {
+        serde_json::json!({
+            "phases": [{"name": "start-control-plane", "status": {"status": "failed"}},
+                       {"name": "deploy-workload", "status": {"status": deploy}}],
+            "teardown": order.iter().map(|(l, st)| serde_json::json!({"label": l, "status": {"status": st}})).collect::<Vec<_>>(),
+        })
+    };
+    let good = result([("delete b", "skipped"), ("stop a", "passed")], "skipped");
+    assert_eq!(teardown_in_order(&good, &planned), Ok(()));
+    let reversed = result([("stop a", "passed"), ("delete b", "skipped")], "skipped");
+    assert!(teardown_in_order(&reversed, &planned).unwrap_err().contains("not the reverse"));
+    let touched = result([("delete b", "passed"), ("stop a", "passed")], "skipped");
+    assert!(teardown_in_order(&touched, &planned).unwrap_err().contains("never started"));
+    let started = result([("delete b", "passed"), ("stop a", "passed")], "passed");
+    assert_eq!(teardown_in_order(&started, &planned), Ok(()));
 }

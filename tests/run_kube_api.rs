@@ -83,7 +83,7 @@ async fn an_admission_refusal_comes_back_as_a_denial_with_the_status_message() {
     let (api, log) =
         mock(move |seen| discovery(seen).unwrap_or_else(|| Reply::Json(400, status(400, "BadRequest", &answer))));
     let err = api.apply(&[deployment_doc()], Some("app"), Duration::from_secs(2)).await.unwrap_err();
-    assert_eq!(err.denial.as_deref(), Some(message.as_str()));
+    assert_eq!(err.denial(), Some(message.as_str()));
     // The executor parses it as a Kyverno denial.
     assert!(matches!(kyvtel::outcome::denial::parse(&message), Ok(kyvtel::outcome::denial::Parsed::Kyverno(_))));
     let patch = log.lock().unwrap().iter().find(|s| s.method == "PATCH").cloned().unwrap();
@@ -106,7 +106,7 @@ async fn a_strict_validation_error_is_a_plain_failure() {
         })
     });
     let err = api.apply(&[deployment_doc()], Some("app"), Duration::from_secs(2)).await.unwrap_err();
-    assert_eq!(err.denial, None);
+    assert_eq!(err.denial(), None);
     assert!(err.message.contains("apply Deployment/app/demo") && err.message.contains("replicaz"), "{err}");
 }
 

@@ -188,7 +188,7 @@ fn route_to_loopback(plan: &mut Plan) -> u16 {
             *p = port;
         }
     }
-    let sends_traffic = plan.phases.iter().any(|p| p.name == "send-traffic");
+    let sends_traffic = plan.phases.iter().any(|p| p.kind == kyvtel::plan::PhaseKind::SendTraffic);
     assert_eq!(requests, if sends_traffic { 2 } else { 0 }, "send-traffic: the in-cluster client and the ClusterIP");
     port
 }
@@ -1105,7 +1105,7 @@ async fn an_intercept_that_succeeds_where_a_denial_is_expected_fails() {
     answer_the_rest(&runner);
     let ran = run(&b.plan, &api, runner, false).await;
     let msg = failure_of(&ran.result, "intercept");
-    assert!(msg.contains("succeeded, but the scenario expects it to be denied"), "{msg}");
+    assert!(msg.contains("succeeded, but the scenario expects a denial"), "{msg}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1413,4 +1413,112 @@ async fn the_kind_path_fault_matrix_fails_the_phase_and_undoes_exactly_what_star
     );
     let _ = std::io::Write::write_all(&mut std::io::stderr(), table.as_bytes());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Telepresence's machine-wide daemons, doubled: `connect` creates their fixed sockets (under
+/// `root`, as the paths the plan checks are moved there) before it answers, and `quit -s` removes
+/// them, except `leaves`, a socket a daemon that died hard would leave behind.
+struct DaemonDouble {
+    inner: Arc<dyn Runner>,
+    sockets: Vec<PathBuf>,
+    leaves: Option<PathBuf>,
+}
+
+impl Runner for DaemonDouble {
+    fn run(
+        &self,
+        cmd: &kyvtel::tools::CommandLine,
+        timeout: Duration,
+    ) -> Result<kyvtel::tools::Output, kyvtel::tools::RunError> {
+        let args: Vec<&str> = cmd.args.iter().map(String::as_str).collect();
+        if cmd.tool == Tool::Telepresence && args.first() == Some(&"connect") {
+            for s in &self.sockets {
+                std::fs::create_dir_all(s.parent().unwrap()).unwrap();
+                std::fs::write(s, "").unwrap();
+            }
+        }
+        if cmd.tool == Tool::Telepresence && args == ["quit", "-s"] {
+            for s in self.sockets.iter().filter(|s| Some(*s) != self.leaves.as_ref()) {
+                let _ = std::fs::remove_file(s);
+            }
+        }
+        self.inner.run(cmd, timeout)
+    }
+}
+
+/// The daemon sockets a plan checks, moved under `root` (with a 1 s limit); returns them.
+fn sockets_under(plan: &mut Plan, root: &Path) -> Vec<PathBuf> {
+    let mut moved = Vec::new();
+    for t in &mut plan.teardown {
+        for a in &mut t.actions {
+            if let Action::PathsGone { paths, timeout } = a {
+                for p in paths.iter_mut() {
+                    *p = root.join(p.strip_prefix("/").unwrap());
+                    moved.push(p.clone());
+                }
+                *timeout = Duration::from_secs(1);
+            }
+        }
+    }
+    moved
+}
+
+#[rstest]
+#[case::connect_interrupted("connect", None, true)]
+#[case::intercept_failed("intercept", None, false)]
+#[case::a_socket_left_behind("intercept", Some(1), false)]
+#[tokio::test(flavor = "multi_thread")]
+async fn telepresence_quit_removes_the_daemon_sockets_even_when_connect_was_interrupted(
+    #[case] phase: &str,
+    #[case] left: Option<usize>,
+    #[case] interrupt: bool,
+) {
+    // Before 2.26.0 the daemons listen on fixed sockets (facts.md §4); the plan checks that they go.
+    let mut b = recipe(Tp::Override("2.22.6"));
+    route_to_loopback(&mut b.plan);
+    let root = Temp::new("daemons");
+    let sockets = sockets_under(&mut b.plan, &root.0);
+    assert_eq!(sockets.len(), 2, "the plan checks both fixed sockets");
+    let api = FakeApi::new();
+    let runner = Arc::new(RecordingRunner::new());
+    if interrupt {
+        let output = kyvtel::tools::Output { status: Some(0), stdout: String::new(), stderr: String::new() };
+        runner.once(Tool::Telepresence, &["connect"], Scripted::Slow { after: Duration::from_secs(3), output });
+    } else {
+        runner.once(Tool::Telepresence, &["intercept"], Scripted::fail(1, "injected: exit 1"));
+    }
+    answer_the_rest(&runner);
+    let (mut s, tx) = settings(&runner, &api, false);
+    let leaves = left.map(|i| sockets[i].clone());
+    s.runner = Arc::new(DaemonDouble { inner: s.runner.clone(), sockets: sockets.clone(), leaves: leaves.clone() });
+    let cancel = async {
+        if interrupt {
+            while !sockets.iter().all(|p| p.exists()) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let _ = tx.send(true);
+        }
+    };
+    let r = tokio::time::timeout(Duration::from_secs(30), async { tokio::join!(execute(&b.plan, &api, &s), cancel).0 })
+        .await
+        .expect("the run ends");
+    assert!(!r.passed);
+    let failed = r.phases.iter().find(|p| !matches!(p.status, Status::Passed | Status::Skipped(_)));
+    assert_eq!(failed.map(|p| p.name.as_str()), Some(phase), "{:?}", r.phases);
+    let stop = r.teardown.iter().find(|t| t.label == "stop the Telepresence daemons").expect("the teardown stops them");
+    let journal = api.calls();
+    assert!(journal.iter().any(|l| l == "$ telepresence quit -s"), "{journal:#?}");
+    match leaves {
+        None => {
+            assert_eq!(stop.status, Status::Passed);
+            assert!(sockets.iter().all(|p| !p.exists()), "quit -s removed the sockets");
+        }
+        Some(path) => {
+            let why = match &stop.status {
+                Status::Failed(why) => why.clone(),
+                other => panic!("a socket left behind passed the teardown: {other:?}"),
+            };
+            assert!(why.contains(&path.display().to_string()) && why.contains("still there"), "{why}");
+        }
+    }
 }

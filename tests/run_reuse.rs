@@ -64,7 +64,7 @@ async fn a_matching_fingerprint_reuses_the_cluster_and_skips_its_setup() {
     assert_eq!(decide(cluster_exists(), &api, &kc).await, Decision::Reuse);
     assert_eq!(std::fs::read_to_string(&kc).unwrap(), "apiVersion: v1\nkind: Config\n");
     let reused = reuse::reused(p.clone());
-    let names: Vec<&str> = reused.phases.iter().map(|ph| ph.name.as_str()).collect();
+    let names: Vec<&str> = reused.phases.iter().map(|ph| ph.kind.name()).collect();
     assert!(!names.contains(&"create-cluster") && !names.contains(&"install-kyverno"), "{names:?}");
     assert!(names.contains(&"preload-images") && names.contains(&"apply-policies"), "{names:?}");
     let text = plan::render::text(&reused);

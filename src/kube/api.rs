@@ -9,26 +9,57 @@ use serde_json::Value;
 
 use crate::plan::WaitFor;
 
-/// A failed cluster operation. `last_state` carries what was last observed (for waits).
+/// What kind of failure an [`ApiFailure`] is: the run layer tells a verdict (a denial) from the
+/// infrastructure's failure (no answer) by this, never by the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiFailureKind {
+    /// Admission refused the request; the message is the API status message.
+    Denied,
+    /// A wait did not reach its condition in time; the message carries the last observed state.
+    TimedOut,
+    /// The API server did not answer (no connection, no answer within the call's bound), or it
+    /// could not call an admission webhook.
+    Unreachable,
+    /// Any other failure (a bad reference, an unexpected answer).
+    Failed,
+}
+
+/// A failed cluster operation: its kind, and what went wrong (with the last observed state for a
+/// wait).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct ApiFailure {
+    /// What kind of failure.
+    pub kind: ApiFailureKind,
     /// What went wrong, including the last observed state for a timed-out wait.
     pub message: String,
-    /// The API server's denial text, when the request was refused by admission.
-    pub denial: Option<String>,
 }
 
 impl ApiFailure {
     /// A plain failure.
     pub fn new(message: impl Into<String>) -> Self {
-        ApiFailure { message: message.into(), denial: None }
+        ApiFailure { kind: ApiFailureKind::Failed, message: message.into() }
     }
 
     /// A refusal by admission, carrying the API status message.
     pub fn denied(message: impl Into<String>) -> Self {
-        let m = message.into();
-        ApiFailure { message: m.clone(), denial: Some(m) }
+        ApiFailure { kind: ApiFailureKind::Denied, message: message.into() }
+    }
+
+    /// A wait that ran out, with the last observed state in `message`.
+    pub fn timed_out(message: impl Into<String>) -> Self {
+        ApiFailure { kind: ApiFailureKind::TimedOut, message: message.into() }
+    }
+
+    /// The API server (or a webhook it calls) did not answer.
+    pub fn unreachable(message: impl Into<String>) -> Self {
+        ApiFailure { kind: ApiFailureKind::Unreachable, message: message.into() }
+    }
+
+    /// The API server's denial text, when the request was refused by admission.
+    #[must_use]
+    pub fn denial(&self) -> Option<&str> {
+        (self.kind == ApiFailureKind::Denied).then_some(self.message.as_str())
     }
 }
 

@@ -210,6 +210,22 @@ pub fn is_webhook_unavailable(err: &::kube::Error) -> bool {
     })
 }
 
+impl KubeError {
+    /// Whether the API server did not answer (a transport error: refused, reset, TLS, timed out)
+    /// or could not call an admission webhook: the infrastructure's failure, never a verdict.
+    #[must_use]
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            KubeError::Api { source, .. } => match source.as_ref() {
+                ::kube::Error::Api(s) => s.code == 500 && s.message.contains("failed calling webhook"),
+                ::kube::Error::HyperError(_) | ::kube::Error::Service(_) | ::kube::Error::RustlsTls(_) => true,
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
 /// Whether an error is a 404 Not Found from the API server.
 #[must_use]
 pub fn is_not_found(err: &::kube::Error) -> bool {

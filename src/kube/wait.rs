@@ -26,8 +26,7 @@ use tokio::time::{Instant, sleep};
 use super::ownership::cluster_policy_resource;
 use super::{KubeError, WorkloadKind, WorkloadRef};
 
-/// The container Telepresence injects (facts.md §4).
-pub const TRAFFIC_AGENT: &str = "traffic-agent";
+pub use crate::names::telepresence::TRAFFIC_AGENT;
 
 /// Container waiting reasons after which a wait for that container gives up: the kubelet keeps
 /// retrying, but the pod spec must change first (e.g. `runAsNonRoot` without a numeric user,

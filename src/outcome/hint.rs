@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::denial::Denial;
 use super::pod::{AGENT_INIT, TRAFFIC_AGENT};
+use crate::names::telepresence::TRAFFIC_MANAGER;
 
 /// Scenario names of the catalog that hints point to.
 pub mod scenario {
@@ -172,7 +173,10 @@ pub fn hints(denial: &Denial, pod: Option<&Value>) -> Vec<Hint> {
         }
     };
     let r = &denial.resource;
-    if r.name == "traffic-manager" || r.name.starts_with("traffic-manager-") || r.namespace == "ambassador" {
+    if r.name == TRAFFIC_MANAGER
+        || r.name.strip_prefix(TRAFFIC_MANAGER).is_some_and(|s| s.starts_with('-'))
+        || r.namespace == "ambassador"
+    {
         add(Cause::TrafficManagerBlocked);
     } else {
         for v in &denial.violations {

@@ -8,10 +8,7 @@ use super::expect::{PodExpectation, Presence};
 use super::security_context;
 use crate::scenario::resolve::Versions;
 
-/// The name of the sidecar Telepresence injects (facts.md §4).
-pub const TRAFFIC_AGENT: &str = "traffic-agent";
-/// The name of the init container Telepresence injects for numeric or omitted targetPorts (facts.md §4).
-pub const AGENT_INIT: &str = "tel-agent-init";
+pub use crate::names::telepresence::{AGENT_INIT, TRAFFIC_AGENT};
 
 /// Judges `pod` (a Pod object as `kubectl get pod -o json` prints it) against every expectation
 /// group whose `when` holds for `versions`; other groups are skipped.

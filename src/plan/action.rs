@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::PhaseKind;
 use crate::scenario::expect::{DeniedBy, PodExpectation};
 use crate::scenario::resolve::Versions;
 use crate::tools::CommandLine;
@@ -276,6 +277,14 @@ pub enum Action {
         #[serde(skip_serializing_if = "is_yes")]
         wait: bool,
     },
+    /// Wait until none of these files exists (a daemon's socket after it was stopped).
+    PathsGone {
+        /// The files.
+        paths: Vec<PathBuf>,
+        /// Time limit.
+        #[serde(serialize_with = "crate::duration::serialize")]
+        timeout: Duration,
+    },
     /// Stop the local HTTP server.
     StopServer {
         /// Its port.
@@ -327,7 +336,7 @@ pub struct Teardown {
     /// What is undone, for people.
     pub label: String,
     /// The phase that registered it; it runs only if that phase started.
-    pub registered_by: String,
+    pub registered_by: PhaseKind,
     /// The actions that undo it, in order.
     pub actions: Vec<Action>,
     /// Actions used instead when the registering phase failed (e.g. `--no-hooks`).
@@ -354,8 +363,9 @@ pub struct Teardown {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Phase {
-    /// Kebab-case name, e.g. `install-kyverno`.
-    pub name: String,
+    /// What the phase is; printed as its kebab-case name, e.g. `install-kyverno`.
+    #[serde(rename = "name")]
+    pub kind: PhaseKind,
     /// Whether the scenario expects a denial in this phase.
     pub expects_denial: bool,
     /// The actions, in order.

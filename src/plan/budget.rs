@@ -57,7 +57,7 @@ impl Budget {
                 .sum()
         };
         Budget {
-            phases: plan.phases.iter().map(|p| (p.name.clone(), phase(&p.actions))).collect(),
+            phases: plan.phases.iter().map(|p| (p.kind.name().to_string(), phase(&p.actions))).collect(),
             evidence: EVIDENCE_API + plan.evidence.iter().map(|g| g.timeout).sum::<Duration>(),
             teardown: plan.teardown.iter().map(|t| sum(&t.actions) + sum(&t.on_failure)).sum(),
         }

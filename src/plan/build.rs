@@ -1,5 +1,6 @@
 //! Builds a [`Plan`] from a loaded scenario. Pure: it reads nothing and runs nothing.
 
+use crate::plan::PhaseKind;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
@@ -156,7 +157,7 @@ impl Builder {
     /// Registers a teardown entry; returns its index.
     pub(crate) fn push_undo(
         &mut self,
-        phase: &str,
+        phase: PhaseKind,
         label: &str,
         actions: Vec<Action>,
         on_failure: Vec<Action>,
@@ -164,7 +165,7 @@ impl Builder {
     ) -> usize {
         self.teardown.push(Teardown {
             label: label.into(),
-            registered_by: phase.into(),
+            registered_by: phase,
             actions,
             on_failure,
             skip_if_kept,
@@ -180,7 +181,7 @@ impl Builder {
     /// skipped at run time when the plan deletes the cluster (see [`Teardown::cluster_only`]).
     pub(crate) fn push_cluster_undo(
         &mut self,
-        phase: &str,
+        phase: PhaseKind,
         label: &str,
         actions: Vec<Action>,
         on_failure: Vec<Action>,
@@ -251,7 +252,7 @@ pub fn preload_phase(images: &[String], run_dir: &Path, cluster: &ClusterTarget)
         actions.push(b.run(docker::save(img, &archive), limits::PULL_IMAGE));
         actions.push(b.run(kind::load_image_archive(&cluster.name, &archive), limits::PULL_IMAGE));
     }
-    Phase { name: "preload-images".into(), expects_denial: false, actions }
+    Phase { kind: PhaseKind::PreloadImages, expects_denial: false, actions }
 }
 
 /// Builds the plan of `loaded` on its own cluster.
@@ -286,7 +287,7 @@ pub fn build_in(loaded: &Loaded, opts: &Options, target: &ClusterTarget) -> Plan
         if let Some(expected) = &s.expect.policy_exceptions {
             actions.push(Action::PolicyExceptions { expected: expected.clone() });
         }
-        b.phases.push(Phase { name: "assert-still-enforced".into(), expects_denial: false, actions });
+        b.phases.push(Phase { kind: PhaseKind::AssertStillEnforced, expects_denial: false, actions });
     }
     let env = tool_env(Tool::Telepresence, &opts.run_dir, &target.kubeconfig).vars;
     // A local run names the Telepresence version it ran: one scenario runs once per buildable version.

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use super::PhaseKind;
 use super::action::{Phase, Plan, Teardown};
 use super::build::{ClusterTarget, Options, build_in, images, preload_phase};
 use crate::scenario::Loaded;
@@ -24,19 +25,20 @@ use crate::scenario::model::Step;
 use crate::tools::env;
 
 /// The phases a cell runs once for all its scenarios, in order.
-pub const SHARED_PHASES: [&str; 3] = ["create-cluster", "preload-images", "install-kyverno"];
+pub const SHARED_PHASES: [PhaseKind; 3] =
+    [PhaseKind::CreateCluster, PhaseKind::PreloadImages, PhaseKind::InstallKyverno];
 
 /// The shared phases of a cell whose scenario installs Kyverno itself (see the module docs).
-const CLUSTER_PHASES: [&str; 2] = ["create-cluster", "preload-images"];
+const CLUSTER_PHASES: [PhaseKind; 2] = [PhaseKind::CreateCluster, PhaseKind::PreloadImages];
 
 /// The local provider's shared phases: one stack (control plane, Kyverno) for the cell.
-const LOCAL_SHARED_PHASES: [&str; 2] = ["start-control-plane", "install-kyverno"];
+const LOCAL_SHARED_PHASES: [PhaseKind; 2] = [PhaseKind::StartControlPlane, PhaseKind::InstallKyverno];
 
 /// The local provider's shared phases when a scenario installs Kyverno itself.
-const LOCAL_CLUSTER_PHASES: [&str; 1] = ["start-control-plane"];
+const LOCAL_CLUSTER_PHASES: [PhaseKind; 1] = [PhaseKind::StartControlPlane];
 
 /// The shared phases for `provider`, and for a scenario that installs Kyverno itself (`exclusive`).
-fn shared_phases(provider: super::Provider, exclusive: bool) -> &'static [&'static str] {
+fn shared_phases(provider: super::Provider, exclusive: bool) -> &'static [PhaseKind] {
     match (provider == super::Provider::Local, exclusive) {
         (false, false) => &SHARED_PHASES,
         (false, true) => &CLUSTER_PHASES,
@@ -138,8 +140,11 @@ fn kyverno_shareable(loaded: &Loaded) -> bool {
 /// The shared part of `loaded`'s plan, built for the cell at `cell_opts` and `target`.
 fn shared_part(loaded: &Loaded, cell_opts: &Options, target: &ClusterTarget) -> SharedPart {
     // Images differ between members (their union is preloaded), so they are not compared.
-    let p =
-        build_in(loaded, cell_opts, target).only_phases(&["create-cluster", "start-control-plane", "install-kyverno"]);
+    let p = build_in(loaded, cell_opts, target).only_phases(&[
+        PhaseKind::CreateCluster,
+        PhaseKind::StartControlPlane,
+        PhaseKind::InstallKyverno,
+    ]);
     SharedPart { kind: loaded.versions.kind.clone(), phases: p.phases, teardown: p.teardown }
 }
 
@@ -223,7 +228,7 @@ pub fn group(loaded: &[Loaded], opts: &Options) -> Vec<Cell> {
             let mut cell = d.cell;
             let preload = preload_phase(&d.images, &cell.run_dir, &cell.target());
             for p in &mut cell.setup.phases {
-                if p.name == preload.name {
+                if p.kind == preload.kind {
                     *p = preload.clone();
                 }
             }
@@ -259,8 +264,8 @@ mod tests {
         c.scenarios.iter().map(|p| p.scenario.as_str()).collect()
     }
 
-    fn phase_names(p: &Plan) -> Vec<&str> {
-        p.phases.iter().map(|ph| ph.name.as_str()).collect()
+    fn phase_names(p: &Plan) -> Vec<PhaseKind> {
+        p.phases.iter().map(|ph| ph.kind).collect()
     }
 
     fn commands(p: &Plan) -> Vec<String> {
@@ -294,7 +299,7 @@ mod tests {
         assert_eq!(labels, ["delete the kind cluster", "uninstall Kyverno"]);
         for p in &c.scenarios {
             assert!(phase_names(p).iter().all(|n| !SHARED_PHASES.contains(n)), "{:?}", phase_names(p));
-            assert!(p.teardown.iter().all(|t| !SHARED_PHASES.contains(&t.registered_by.as_str())));
+            assert!(p.teardown.iter().all(|t| !SHARED_PHASES.contains(&t.registered_by)));
             assert_eq!(p.cluster, c.cluster);
             assert_eq!(p.run_dir, Path::new("target/kyvtel-work/RUN_ID").join(&p.scenario));
             let kubeconfig = c.kubeconfig.display().to_string();
@@ -371,9 +376,9 @@ mod tests {
         assert_eq!(cells[1].cluster, "kyvtel-cell-k1-35-8-kc3-9-1-2");
         assert_eq!(phase_names(&cells[1].setup), CLUSTER_PHASES);
         let own = &cells[1].scenarios[0];
-        assert!(phase_names(own).contains(&"install-kyverno"), "{:?}", phase_names(own));
+        assert!(phase_names(own).contains(&PhaseKind::InstallKyverno), "{:?}", phase_names(own));
         assert!(own.teardown.iter().any(|t| t.label == "uninstall Kyverno"));
-        assert!(own.teardown.iter().all(|t| t.registered_by != "create-cluster"));
+        assert!(own.teardown.iter().all(|t| t.registered_by != PhaseKind::CreateCluster));
     }
 
     #[test]

@@ -96,9 +96,10 @@ fn action(out: &mut String, a: &Action, indent: &str) {
         Action::Wait { until, timeout } => writeln!(out, "{indent}wait    {}   (timeout {})", wait(until), d(*timeout)),
         Action::CanaryDenied { pod, timeout } => writeln!(
             out,
-            "{indent}canary  dry-run create Pod {}/{} (no securityContext) must be denied by validate.kyverno.svc-fail   (timeout {})",
+            "{indent}canary  dry-run create Pod {}/{} (no securityContext) must be denied by {}   (timeout {})",
             pod["metadata"]["namespace"].as_str().unwrap_or_default(),
             pod["metadata"]["name"].as_str().unwrap_or_default(),
+            crate::names::kyverno::POLICY_WEBHOOK,
             d(*timeout)
         ),
         Action::DryRunCreate { label, namespace, objects, timeout, expect_failure } => {
@@ -218,6 +219,12 @@ fn action(out: &mut String, a: &Action, indent: &str) {
             }
         }
         Action::StopServer { port } => writeln!(out, "{indent}stop    the HTTP server on 127.0.0.1:{port}"),
+        Action::PathsGone { paths, timeout } => writeln!(
+            out,
+            "{indent}gone    {}   (timeout {})",
+            paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+            d(*timeout)
+        ),
         Action::Undo { index } => {
             writeln!(out, "{indent}undo    teardown entry #{} now (skipped at teardown)", index + 1)
         }
@@ -334,7 +341,7 @@ fn environment(out: &mut String, plan: &Plan) {
 fn phases(out: &mut String, plan: &Plan, note: &str) {
     for (i, p) in plan.phases.iter().enumerate() {
         let denial = if p.expects_denial { "   [expects a Kyverno denial]" } else { "" };
-        let _ = writeln!(out, "\n{}. {}{note}{denial}", i + 1, p.name);
+        let _ = writeln!(out, "\n{}. {}{note}{denial}", i + 1, p.kind);
         for a in &p.actions {
             action(out, a, "   ");
         }
@@ -408,7 +415,7 @@ pub fn cells_text(cells: &[Cell]) -> String {
         for w in &setup.warnings {
             let _ = writeln!(out, "warning: {w}");
         }
-        let shared: Vec<&str> = setup.phases.iter().map(|p| p.name.as_str()).collect();
+        let shared: Vec<&str> = setup.phases.iter().map(|p| p.kind.name()).collect();
         let _ = writeln!(
             out,
             "\n--- shared setup of {} (once, before its first scenario): {} ---",

@@ -108,7 +108,7 @@ pub fn normalise(pod: &Value) -> Value {
         normalise_token_volume(spec);
         for list in ["containers", "initContainers"] {
             for c in spec[list].as_array_mut().into_iter().flatten() {
-                if c["name"] != "traffic-agent" && c["name"] != "tel-agent-init" {
+                if c["name"] != super::inject::AGENT_CONTAINER && c["name"] != super::inject::INIT_CONTAINER {
                     continue;
                 }
                 if let Some(mounts) = c["volumeMounts"].as_array_mut() {

@@ -68,6 +68,7 @@ pub async fn execute_cell<A: ClusterApi>(
                     r.passed = false;
                     r.phases.push(super::executor::PhaseResult {
                         name: "reset".into(),
+                        kind: None,
                         status: Status::Failed(why),
                         seconds: 0.0,
                     });
@@ -76,12 +77,8 @@ pub async fn execute_cell<A: ClusterApi>(
             members.push((member.clone(), r));
         }
     }
-    let started: Vec<String> = setup_result
-        .phases
-        .iter()
-        .filter(|p| !matches!(p.status, Status::Skipped(_)))
-        .map(|p| p.name.clone())
-        .collect();
+    let started: Vec<crate::plan::PhaseKind> =
+        setup_result.phases.iter().filter(|p| !matches!(p.status, Status::Skipped(_))).filter_map(|p| p.kind).collect();
     let teardown = teardown_only(setup, api, setup_settings, &started).await;
     CellResult { setup: setup_result, members, teardown, cancelled }
 }
@@ -93,7 +90,8 @@ fn not_run(member: &Plan, broken: &str) -> ScenarioResult {
         passed: false,
         cancelled: false,
         phases: vec![super::executor::PhaseResult {
-            name: member.phases.first().map_or_else(|| "setup".into(), |p| p.name.clone()),
+            name: member.phases.first().map_or_else(|| "setup".into(), |p| p.kind.name().into()),
+            kind: member.phases.first().map(|p| p.kind),
             status: Status::Failed(format!(
                 "infrastructure failure: not run, the cell's local stack broke before it: {broken}"
             )),

@@ -112,7 +112,7 @@ impl KubeApi {
                         }
                         client_for(path, context.as_deref())
                             .await
-                            .map_err(|e| ApiFailure::new(format!("cannot connect to the cluster: {e}")))
+                            .map_err(|e| ApiFailure::unreachable(format!("cannot connect to the cluster: {e}")))
                     }
                     Source::Given => Err(ApiFailure::new("no Kubernetes client was given")),
                 }
@@ -122,9 +122,9 @@ impl KubeApi {
 
     /// Runs one call under [`Self::call_timeout`].
     async fn bounded<T>(&self, what: &str, call: impl Future<Output = ApiResult<T>>) -> ApiResult<T> {
-        tokio::time::timeout(self.call_timeout, call)
-            .await
-            .unwrap_or_else(|_| Err(ApiFailure::new(format!("{what}: no answer within {:?}", self.call_timeout))))
+        tokio::time::timeout(self.call_timeout, call).await.unwrap_or_else(|_| {
+            Err(ApiFailure::unreachable(format!("{what}: no answer within {:?}", self.call_timeout)))
+        })
     }
 
     /// Resolves delete refs to resources with discovery. A kind the server no longer serves (its CRD is
@@ -201,10 +201,15 @@ impl KubeApi {
     }
 }
 
-/// A kube-layer error as an [`ApiFailure`]: its text carries the context and, for waits, the last
-/// observed state.
+/// A kube-layer error as an [`ApiFailure`] of its kind: its text carries the context and, for waits,
+/// the last observed state.
 fn failure(e: KubeError) -> ApiFailure {
-    ApiFailure::new(e.to_string())
+    let message = e.to_string();
+    match e {
+        KubeError::TimedOut { .. } => ApiFailure::timed_out(message),
+        _ if e.is_unreachable() => ApiFailure::unreachable(message),
+        _ => ApiFailure::new(message),
+    }
 }
 
 /// An apply error: a refusal by an admission webhook becomes a denial carrying the API status
@@ -476,7 +481,10 @@ impl ClusterApi for KubeApi {
         let client = self.client().await?;
         let info = self
             .bounded("server version", async {
-                client.apiserver_version().await.map_err(|e| ApiFailure::new(format!("read the server version: {e}")))
+                client
+                    .apiserver_version()
+                    .await
+                    .map_err(|e| ApiFailure::unreachable(format!("read the server version: {e}")))
             })
             .await?;
         Ok(info.git_version)
@@ -737,9 +745,9 @@ mod tests {
         };
         let text = "deployments.apps \"demo\" is forbidden: admission webhook \"validate.kyverno.svc-fail\" denied \
                     the request: \n\nresource Deployment/app/demo was blocked";
-        assert_eq!(apply_failure(api_err(400, text)).denial.as_deref(), Some(text));
+        assert_eq!(apply_failure(api_err(400, text)).denial(), Some(text));
         let strict = apply_failure(api_err(400, "strict decoding error: unknown field \"spec.foo\""));
-        assert_eq!(strict.denial, None);
+        assert_eq!(strict.denial(), None);
         assert!(strict.message.contains("apply Deployment/app/demo") && strict.message.contains("unknown field"));
     }
 }

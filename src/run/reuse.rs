@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use crate::kube::api::ClusterApi;
 use crate::kube::fingerprint::{Comparison, Fingerprint, compare};
-use crate::plan::Plan;
+use crate::plan::{PhaseKind, Plan};
 use crate::tools::{Runner, kind};
 
 /// The phases a reused cluster already has behind it.
-pub const SETUP_PHASES: [&str; 2] = ["create-cluster", "install-kyverno"];
+pub const SETUP_PHASES: [PhaseKind; 2] = [PhaseKind::CreateCluster, PhaseKind::InstallKyverno];
 
 /// What `--reuse` decided.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -250,9 +250,11 @@ impl Session<'_> {
         result: &ScenarioResult,
         fp: Option<std::collections::BTreeMap<String, String>>,
     ) {
-        let set_up = |name: &str| result.phases.iter().any(|ph| ph.name == name && ph.status == Status::Passed);
+        let set_up = |kind: &crate::plan::PhaseKind| {
+            result.phases.iter().any(|ph| ph.kind == Some(*kind) && ph.status == Status::Passed)
+        };
         if let Some(fp) = fp
-            && reuse::SETUP_PHASES.iter().all(|ph| set_up(ph))
+            && reuse::SETUP_PHASES.iter().all(set_up)
             && let Err(e) = self.rt.block_on(api.write_fingerprint(&fp))
         {
             crate::console_eprintln!("warning: could not record the cluster fingerprint for --reuse: {e}");

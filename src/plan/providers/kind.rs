@@ -2,12 +2,13 @@
 
 use super::super::action::{Action, Phase};
 use super::super::build::{Builder, ClusterTarget, Options, clean, images, limits, preload_phase};
+use crate::plan::PhaseKind;
 use crate::scenario::Loaded;
 use crate::tools::kind;
 
 /// `create-cluster` and `preload-images`.
 pub(crate) fn setup(b: &mut Builder, loaded: &Loaded, opts: &Options, target: &ClusterTarget) {
-    let name = "create-cluster";
+    let name = PhaseKind::CreateCluster;
     let cluster = &target.name;
     let kubeconfig = &target.kubeconfig;
     let create = kind::create(
@@ -28,7 +29,7 @@ pub(crate) fn setup(b: &mut Builder, loaded: &Loaded, opts: &Options, target: &C
     let del = b.run(kind::delete(cluster, kubeconfig), limits::TEARDOWN);
     let i = b.push_undo(name, "delete the kind cluster", vec![del], vec![], true);
     b.teardown[i].deletes_cluster = true;
-    b.phases.push(Phase { name: name.into(), expects_denial: false, actions });
+    b.phases.push(Phase { kind: name, expects_denial: false, actions });
     // Pulled once on the host, loaded into kind.
     b.phases.push(preload_phase(&images(loaded), &opts.run_dir, target));
 }

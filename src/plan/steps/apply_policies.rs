@@ -10,7 +10,7 @@ use crate::scenario::policy;
 
 pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
     let app_ns = ctx.loaded.scenario.spec.workload.namespace.clone();
-    let name = ctx.step.name();
+    let name = ctx.phase();
     let mut actions = Vec::new();
     let wait = !ctx.opts.resets_shared_stack();
     actions.push(super::own_namespace(ctx, &app_ns, wait));

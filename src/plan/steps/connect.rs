@@ -3,6 +3,8 @@
 use super::super::action::Action;
 use super::super::build::limits;
 use super::{Ctx, skip_without_kubelet};
+use crate::names::telepresence::{DAEMON_SOCKETS, TCP_DAEMONS_SINCE};
+use crate::scenario::version::Version;
 use crate::tools::telepresence;
 
 pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
@@ -18,8 +20,16 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
         best_effort: true,
     }];
     actions.push(ctx.b.run(telepresence::sudo_probe(), limits::QUICK));
-    let quit = ctx.b.run(telepresence::quit(), limits::QUICK);
-    ctx.b.push_undo(ctx.step.name(), "stop the Telepresence daemons", vec![quit], vec![], false);
+    let mut undo = vec![ctx.b.run(telepresence::quit(), limits::QUICK)];
+    if Version::parse(TCP_DAEMONS_SINCE).is_some_and(|tcp| tp < tcp) {
+        // The daemons' fixed sockets must be gone once they stopped (a socket left behind makes
+        // the next connect fail); `quit -s` may return before the root daemon has exited.
+        undo.push(Action::PathsGone {
+            paths: DAEMON_SOCKETS.iter().map(std::path::PathBuf::from).collect(),
+            timeout: limits::QUICK,
+        });
+    }
+    ctx.b.push_undo(ctx.phase(), "stop the Telepresence daemons", undo, vec![], false);
     actions.push(Action::Run {
         command: ctx.b.cmd(telepresence::connect(&s.workload.namespace, &s.telepresence.manager_namespace)),
         timeout: ctx.timeout(limits::CONNECT),

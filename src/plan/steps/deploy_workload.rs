@@ -55,7 +55,7 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
         timeout: limits::TEARDOWN,
         wait: true,
     };
-    ctx.b.push_cluster_undo(ctx.step.name(), &format!("delete workload {}", s.workload.name), vec![del], vec![], false);
+    ctx.b.push_cluster_undo(ctx.phase(), &format!("delete workload {}", s.workload.name), vec![del], vec![], false);
     let mut actions = vec![Action::Apply {
         label: format!("workload {}", s.workload.name),
         namespace: Some(app_ns.clone()),

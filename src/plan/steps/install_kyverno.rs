@@ -9,6 +9,7 @@ use super::super::provider::Provider;
 use super::super::providers::local::paths::module_dir;
 use super::super::providers::local::{LocalOp, Ready, cold_only, layout, push_stop, save_snapshot, warm_only};
 use super::Ctx;
+use crate::names::kyverno::{HEALTH_LEASE, KYVERNO};
 use crate::tools::helm;
 
 pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
@@ -23,7 +24,7 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
         });
         path
     });
-    let name = ctx.step.name();
+    let name = ctx.phase();
     if ctx.b.provider == Provider::Local {
         let l = layout(ctx.opts);
         let pins = crate::scenario::pins::Pins::builtin();
@@ -58,17 +59,17 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
         if snapshots {
             // A warm start restores what the chart's install created: only the process starts again.
             actions = actions.into_iter().map(|a| cold_only(ctx.opts, a)).collect();
-            let health = LocalOp::RefreshHealthLease { namespace: "kyverno".into(), name: "kyverno-health".into() };
+            let health = LocalOp::RefreshHealthLease { namespace: KYVERNO.into(), name: HEALTH_LEASE.into() };
             actions.extend(warm_only(ctx.opts, Action::Local(health)));
         }
         if ctx.denial.is_none() {
             let pki = l.pki();
             actions.push(Action::Local(LocalOp::StartFromChart {
-                name: "kyverno".into(),
+                name: KYVERNO.into(),
                 program: l.binary(binary),
-                namespace: "kyverno".into(),
+                namespace: KYVERNO.into(),
                 deployment: "kyverno-admission-controller".into(),
-                container: "kyverno".into(),
+                container: KYVERNO.into(),
                 // facts.md §7: the overrides, appended (last flag wins).
                 args: vec![
                     format!("--serverIP=127.0.0.1:{}", l.ports.kyverno_webhook),
@@ -80,11 +81,11 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
                     "--autoMemLimitEnabled=false".into(),
                 ],
                 env: vec![("TUF_ROOT".into(), l.dir.join("kyverno-tuf").display().to_string())],
-                kubeconfig: Some(l.kubeconfig("kyverno")),
+                kubeconfig: Some(l.kubeconfig(KYVERNO)),
                 server: l.server(),
                 in_cluster_files: false,
                 ca: pki.ca_crt(),
-                log: l.log("kyverno"),
+                log: l.log(KYVERNO),
                 // Listening first: a restored stack already holds the webhook configurations.
                 ready: Ready::All {
                     all: vec![
@@ -97,7 +98,7 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
                 },
                 timeout: ctx.timeout(limits::COMPONENT),
             }));
-            push_stop(ctx.b, name, "kyverno");
+            push_stop(ctx.b, name, KYVERNO);
             if snapshots {
                 actions.extend(save_snapshot(ctx.opts, binary));
             }
@@ -116,10 +117,7 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
         ctx.b.undoes_install();
     }
     actions.push(Action::Wait {
-        until: WaitFor::DeploymentAvailable {
-            namespace: "kyverno".into(),
-            name: "kyverno-admission-controller".into(),
-        },
+        until: WaitFor::DeploymentAvailable { namespace: KYVERNO.into(), name: "kyverno-admission-controller".into() },
         timeout: ctx.timeout(limits::ROLLOUT),
     });
     actions

@@ -9,6 +9,7 @@ use super::super::provider::Provider;
 use super::super::providers::local::paths::{module_dir, telepresence_chart_dir, traffic_name};
 use super::super::providers::local::{LocalOp, Ready, layout, push_stop};
 use super::Ctx;
+use crate::names::telepresence::TRAFFIC_MANAGER;
 use crate::tools::env::{self, TelepresenceTimeouts};
 use crate::tools::{helm, telepresence};
 
@@ -16,7 +17,7 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
     let s = &ctx.loaded.scenario.spec;
     let mgr_ns = s.telepresence.manager_namespace.clone();
     let values = ctx.loaded.telepresence_values.as_ref().map(|(p, _)| clean(p));
-    let name = ctx.step.name();
+    let name = ctx.phase();
     let tp = ctx.loaded.versions.telepresence_version();
     let mut actions = Vec::new();
     if ctx.b.provider == Provider::Local {
@@ -35,7 +36,7 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
         actions.push(ctx.b.run(helm::package(&chart_dir, &version, &out), limits::QUICK));
         // On a cell's shared stack the release goes at the scenario's end (registered before the
         // install: a failed install can leave objects behind); on a stack of its own, with the stack.
-        let un = ctx.b.run(helm::uninstall_no_hooks("traffic-manager", &mgr_ns), limits::TEARDOWN);
+        let un = ctx.b.run(helm::uninstall_no_hooks(TRAFFIC_MANAGER, &mgr_ns), limits::TEARDOWN);
         let ns = ctx.loaded.namespace_object(&mgr_ns);
         let del_ns = Action::Delete {
             label: format!("Namespace {mgr_ns}"),
@@ -99,18 +100,18 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
             // 2.31 reports usage to an external collector unless told not to (facts.md §7).
             env.push(("USAGE_REPORTING_ENABLED".into(), "false".into()));
             actions.push(Action::Local(LocalOp::StartFromChart {
-                name: "traffic-manager".into(),
+                name: TRAFFIC_MANAGER.into(),
                 program: l.binary(&traffic_name(&version)),
                 namespace: mgr_ns.clone(),
-                deployment: "traffic-manager".into(),
-                container: "traffic-manager".into(),
+                deployment: TRAFFIC_MANAGER.into(),
+                container: TRAFFIC_MANAGER.into(),
                 args: Vec::new(),
                 env,
                 kubeconfig: None,
                 server: l.server(),
                 in_cluster_files: true,
                 ca: pki.ca_crt(),
-                log: l.log("traffic-manager"),
+                log: l.log(TRAFFIC_MANAGER),
                 // The injector serves, and its webhook points at loopback: a webhook left on a Service
                 // fails open and pods would be admitted without an agent (facts.md §7). Its name:
                 // upstream: telepresenceio/telepresence charts/*/templates/agentInjectorWebhook.yaml
@@ -120,13 +121,13 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
                         Ready::Listening { port: l.ports.injector },
                         Ready::Webhooks {
                             kind: "MutatingWebhookConfiguration".into(),
-                            name: format!("agent-injector-webhook-{mgr_ns}"),
+                            name: format!("{}{mgr_ns}", crate::names::telepresence::WEBHOOK_PREFIX),
                         },
                     ],
                 },
                 timeout: ctx.timeout(limits::COMPONENT),
             }));
-            push_stop(ctx.b, name, "traffic-manager");
+            push_stop(ctx.b, name, TRAFFIC_MANAGER);
         }
         return actions;
     }

@@ -60,7 +60,7 @@ pub(super) fn actions(ctx: &mut Ctx<'_>, i: &Intercept) -> Vec<Action> {
                 until: WaitFor::InjectedPod {
                     namespace: app_ns.clone(),
                     selector: selector.clone(),
-                    container: "traffic-agent".into(),
+                    container: crate::names::telepresence::TRAFFIC_AGENT.into(),
                 },
                 timeout: ctx.timeout(limits::INJECTED_POD),
             });
@@ -69,7 +69,7 @@ pub(super) fn actions(ctx: &mut Ctx<'_>, i: &Intercept) -> Vec<Action> {
         actions.extend(after_skipped);
         return actions;
     }
-    let name = ctx.step.name();
+    let name = ctx.phase();
     actions.push(Action::Serve { port: i.port });
     ctx.b.push_undo(name, "stop the local server", vec![Action::StopServer { port: i.port }], vec![], false);
     actions.push(Action::RecordPods { namespace: app_ns.clone(), selector: selector.clone() });

@@ -15,6 +15,7 @@ mod uninstall_telepresence;
 
 use super::action::{Action, DenialSource, Phase};
 use super::build::{Builder, Options, limits, timeout_for};
+use crate::plan::PhaseKind;
 use crate::scenario::Loaded;
 use crate::scenario::expect::ExpectedDenial;
 use crate::scenario::model::Step;
@@ -34,6 +35,11 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// The step's phase.
+    pub fn phase(&self) -> PhaseKind {
+        PhaseKind::of(self.step)
+    }
+
     /// The step's own timeout, or `default`.
     pub fn timeout(&self, default: std::time::Duration) -> std::time::Duration {
         timeout_for(self.step, default)
@@ -43,13 +49,13 @@ impl Ctx<'_> {
 /// The phase of `step`.
 pub(crate) fn phase(b: &mut Builder, loaded: &Loaded, opts: &Options, step: &Step) -> Phase {
     let v = &loaded.versions;
-    let name = step.name();
+    let name = PhaseKind::of(step);
     if let Some(w) = step.when().filter(|w| !v.satisfies(w)) {
         let reason = format!(
             "when: {w} does not hold (Telepresence {}, Kyverno {}, Kubernetes {})",
             v.telepresence, v.kyverno, v.node_image.kubernetes
         );
-        return Phase { name: name.into(), expects_denial: false, actions: vec![Action::Skip { reason }] };
+        return Phase { kind: name, expects_denial: false, actions: vec![Action::Skip { reason }] };
     }
     let denial = step.expect().for_versions(|w| v.satisfies(w)).denial();
     let mut ctx = Ctx { b, loaded, opts, step, denial };
@@ -84,7 +90,7 @@ pub(crate) fn phase(b: &mut Builder, loaded: &Loaded, opts: &Options, step: &Ste
             timeout: ctx.timeout(limits::DENIAL_EVIDENCE),
         });
     }
-    Phase { name: name.into(), expects_denial: ctx.denial.is_some() && !skipped, actions }
+    Phase { kind: name, expects_denial: ctx.denial.is_some() && !skipped, actions }
 }
 
 /// The apply that creates the scenario's namespace `namespace` (with the labels the scenario gives
@@ -97,7 +103,7 @@ pub(crate) fn own_namespace(ctx: &mut Ctx<'_>, namespace: &str, wait: bool) -> A
         timeout: limits::TEARDOWN,
         wait,
     };
-    ctx.b.push_cluster_undo(ctx.step.name(), &format!("delete namespace {namespace}"), vec![del], vec![], true);
+    ctx.b.push_cluster_undo(ctx.phase(), &format!("delete namespace {namespace}"), vec![del], vec![], true);
     Action::Apply {
         label: format!("Namespace {namespace}"),
         namespace: None,

@@ -32,7 +32,7 @@ pub(super) fn actions(ctx: &mut Ctx<'_>, t: &SendTraffic) -> Vec<Action> {
         timeout: limits::TEARDOWN,
         wait: true,
     };
-    ctx.b.push_cluster_undo(ctx.step.name(), "delete the traffic client pod", vec![del], vec![], false);
+    ctx.b.push_cluster_undo(ctx.phase(), "delete the traffic client pod", vec![del], vec![], false);
     vec![
         Action::ClientRequest { pod, url, timeout: ctx.timeout(limits::CLIENT_POD) },
         Action::Request {

@@ -5,24 +5,25 @@
 use super::super::action::Action;
 use super::super::build::limits;
 use super::Ctx;
+use crate::plan::PhaseKind;
 
 /// The release `installTelepresence` creates (`telepresence helm install` names it so).
 // upstream: telepresenceio/telepresence pkg/client/cli/helm/install.go@v2.31.0 line 38
 // (`trafficManagerReleaseName = agentconfig.ManagerAppName`); the local provider's `helm install`
 // uses the same name. That install is atomic (line 229): on kind a denied install is rolled back by
 // Telepresence itself, and this step proves that nothing survived the rollback either.
-const RELEASE: &str = "traffic-manager";
+use crate::names::telepresence::TRAFFIC_MANAGER as RELEASE;
 
 /// The agent injector's webhook configurations: `agent-injector-webhook-<manager namespace>`.
 // upstream: telepresenceio/telepresence charts/*/templates/agentInjectorWebhook.yaml @v2.20.2 and
 // @v2.31.0 (`{{ agentInjector.webhook.name }}-<manager namespace>`).
-const WEBHOOK_PREFIX: &str = "agent-injector-webhook-";
+use crate::names::telepresence::WEBHOOK_PREFIX;
 
 pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
     let namespace = ctx.loaded.scenario.spec.telepresence.manager_namespace.clone();
     let mut actions = Vec::new();
     if let Some(i) = ctx.b.teardown.iter().rposition(|t| {
-        t.registered_by == "install-telepresence" && t.label.starts_with("uninstall the traffic-manager")
+        t.registered_by == PhaseKind::InstallTelepresence && t.label.starts_with("uninstall the traffic-manager")
     }) {
         actions.push(Action::Undo { index: i });
     }

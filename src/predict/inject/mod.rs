@@ -15,10 +15,7 @@ use serde_json::{Map, Value, json};
 pub use self::config::{AgentConfig, Failure, generate};
 use crate::scenario::version::Version;
 
-/// The name of the injected sidecar.
-pub const AGENT_CONTAINER: &str = "traffic-agent";
-/// The name of the injected init container.
-pub const INIT_CONTAINER: &str = "tel-agent-init";
+pub use crate::names::telepresence::{AGENT_INIT as INIT_CONTAINER, TRAFFIC_AGENT as AGENT_CONTAINER};
 /// The group the agent runs as from 2.29 unless taken or set (facts.md §4).
 pub const AGENT_GROUP: u64 = 7439;
 /// The annotation prefix from 2.22; the legacy one is still read (facts.md §4).

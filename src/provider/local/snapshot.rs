@@ -384,7 +384,7 @@ mod tests {
 
     fn phases(base: &Path, values: &str) -> Vec<Phase> {
         vec![Phase {
-            name: "install-kyverno".into(),
+            kind: crate::plan::PhaseKind::InstallKyverno,
             expects_denial: false,
             actions: vec![Action::WriteFile { path: base.join("kyverno-values.yaml"), contents: values.into() }],
         }]

@@ -95,7 +95,7 @@ pub(super) fn scenario_report(
         .filter_map(|p| match &p.status {
             Status::Skipped(reason)
                 if plan.phases.iter().any(|ph| {
-                    ph.name == p.name && matches!(ph.actions.last(), Some(crate::plan::Action::Skip { .. }))
+                    Some(ph.kind) == p.kind && matches!(ph.actions.last(), Some(crate::plan::Action::Skip { .. }))
                 }) =>
             {
                 Some(report::SkippedStep { name: p.name.clone(), reason: reason.clone() })

@@ -248,6 +248,7 @@ impl Session<'_> {
                     r.passed = false;
                     r.phases.push(PhaseResult {
                         name: "assert".into(),
+                        kind: None,
                         status: Status::Failed("the scenario asserted zero checks on the local provider".into()),
                         seconds: 0.0,
                     });

@@ -4,12 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-/// The component names, as the process table and the reports give them.
-pub const ETCD: &str = "etcd";
-/// The API server.
-pub const KUBE_APISERVER: &str = "kube-apiserver";
-/// The controller manager.
-pub const KUBE_CONTROLLER_MANAGER: &str = "kube-controller-manager";
+pub use crate::names::local::{ETCD, KUBE_APISERVER, KUBE_CONTROLLER_MANAGER};
 
 /// A component to start.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -16,6 +16,7 @@ pub use op::{LocalOp, Ready, StackStart};
 
 use super::super::action::{Action, Phase};
 use super::super::build::{Builder, Options, limits};
+use crate::plan::PhaseKind;
 use crate::scenario::Loaded;
 use components::Layout;
 
@@ -62,7 +63,7 @@ pub fn layout(opts: &Options) -> Layout {
 }
 
 /// The stop entry of a component.
-pub(crate) fn push_stop(b: &mut Builder, phase: &str, name: &str) {
+pub(crate) fn push_stop(b: &mut Builder, phase: PhaseKind, name: &str) {
     let stop = Action::Local(LocalOp::Stop { name: name.into(), grace: limits::STOP_GRACE });
     // Never kept: no process outlives kyvtel, even with --keep (the data directory and PKI stay).
     b.push_undo(phase, &format!("stop {name}"), vec![stop], vec![], false);
@@ -70,7 +71,7 @@ pub(crate) fn push_stop(b: &mut Builder, phase: &str, name: &str) {
 
 /// `start-control-plane`.
 pub(crate) fn setup(b: &mut Builder, loaded: &Loaded, opts: &Options) {
-    let name = "start-control-plane";
+    let name = PhaseKind::StartControlPlane;
     let l = layout(opts);
     let mut actions = Vec::new();
     if let Some(store) = opts.local.snapshots.clone() {
@@ -92,14 +93,14 @@ pub(crate) fn setup(b: &mut Builder, loaded: &Loaded, opts: &Options) {
         actions.push(Action::Local(LocalOp::Start { spawn, ready, timeout: limits::COMPONENT }));
         push_stop(b, name, &component);
     }
-    b.phases.push(Phase { name: name.into(), expects_denial: false, actions });
+    b.phases.push(Phase { kind: name, expects_denial: false, actions });
 }
 
 /// Every component's log file, for the evidence bundle (redacted there).
 #[must_use]
 pub fn component_logs(opts: &Options) -> Vec<(String, std::path::PathBuf)> {
     let l = layout(opts);
-    ["etcd", "kube-apiserver", "kube-controller-manager", "kyverno", "traffic-manager"]
+    crate::names::local::COMPONENTS
         .into_iter()
         .map(|n| (n.to_string(), l.log(n)))
         .filter(|(_, p)| p.is_file())
