@@ -10,6 +10,16 @@ pub const MANAGED_BY_VALUE: &str = "kyvtel";
 /// What the in-cluster client prints after the body (curl `-w`), so the status is known.
 pub const STATUS_MARKER: &str = "kyvtel-http-status=";
 
+/// Kubernetes kinds that kyvtel finds objects by.
+pub mod kind {
+    /// `apps/v1` Deployment: every scenario's workload, and the traffic-manager up to 2.31.
+    pub const DEPLOYMENT: &str = "Deployment";
+    /// `apps/v1` StatefulSet: the traffic-manager from 2.32 (facts.md §4).
+    pub const STATEFUL_SET: &str = "StatefulSet";
+    /// `apps/v1` ReplicaSet: a Deployment's pods' owner, whose events carry admission refusals.
+    pub const REPLICA_SET: &str = "ReplicaSet";
+}
+
 /// Telepresence's names (facts.md §4).
 pub mod telepresence {
     /// The sidecar the agent injector adds to an intercepted pod.

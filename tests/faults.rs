@@ -330,7 +330,7 @@ fn check(
     };
     // The bundle holds the failing phase (result.json) and the last observed state; the teardown
     // it records ran in reverse order over what was set up.
-    let bundle = |failed: &[serde_json::Value]| -> Result<(), String> {
+    let bundle = |failed: &[serde_json::Value]| -> Result<serde_json::Value, String> {
         let found = failed.iter().filter_map(|f| f["evidence"].as_str()).map(Path::new).find(|e| e.is_dir());
         let Some(b) = found else { return Err("no evidence bundle".into()) };
         let result = std::fs::read_to_string(b.join("result.json")).unwrap_or_default();
@@ -341,7 +341,18 @@ fn check(
             serde_json::from_str(&result).map_err(|e| format!("{}: {e}", b.join("result.json").display()))?;
         let name = result["scenario"].as_str().unwrap_or_default();
         let registered = planned.get(name).ok_or_else(|| format!("no plan named {name}: {:?}", planned.keys()))?;
-        teardown_in_order(&result, registered)
+        teardown_in_order(&result, registered)?;
+        Ok(result)
+    };
+    // The kind of the failure the bundle's result records (`failure` of its failed phase).
+    let failure_kind = |result: &serde_json::Value| -> String {
+        result["phases"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|p| p["failure"].as_str())
+            .unwrap_or("none")
+            .to_string()
     };
     match (case.target.as_str(), case.fault.as_str(), case.phase.as_str()) {
         ("kyvtel", "sigkill", _) => {
@@ -392,7 +403,10 @@ fn check(
             if failed.iter().any(|f| f["message"].as_str().unwrap_or_default().contains("infrastructure")) {
                 return Err(format!("the verdict became an infrastructure failure: {failed:?}"));
             }
-            bundle(&failed)?;
+            let kind = failure_kind(&bundle(&failed)?);
+            if kind != "mismatch" {
+                return Err(format!("the verdict's failure is typed `{kind}`, not `mismatch`"));
+            }
         }
         (_, fault, _) => {
             if o.code != Some(3) {
@@ -417,7 +431,10 @@ fn check(
                     return Err(format!("the failure does not say `{cause}`: {m}"));
                 }
             }
-            bundle(&failed)?;
+            let kind = failure_kind(&bundle(&failed)?);
+            if kind != "infrastructure" {
+                return Err(format!("the failure is typed `{kind}`, not `infrastructure`"));
+            }
         }
     }
     Ok(())

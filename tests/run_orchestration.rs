@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use common::fake_api::{FAKE_KUBECONFIG, FakeApi, Fault, JournalRunner, answer_the_rest, kyverno_denial};
 use kyvtel::plan::{Action, Options, Plan};
 use kyvtel::run::executor::TeardownResult;
+use kyvtel::run::failure::FailureKind;
 use kyvtel::run::{ScenarioResult, Settings, Status, execute};
 use kyvtel::tools::install::ToolsDir;
 use kyvtel::tools::runner::{RecordingRunner, Scripted};
@@ -1356,6 +1357,18 @@ async fn kind_fault(phase: &str, fault: KindFault) -> Result<(), String> {
     }
     if gone && !r.failure().is_some_and(|f| f.contains("infrastructure failure: the API server does not answer")) {
         return Err(format!("not named an infrastructure failure: {:?}", r.failure()));
+    }
+    // The failure is typed as the fault is: the reports carry its kind.
+    let kind = match fault {
+        KindFault::Exits(..) => FailureKind::CommandFailed,
+        KindFault::Hangs(..) | KindFault::ApiTimesOut(..) => FailureKind::TimedOut,
+        KindFault::ApiError(..) => FailureKind::Api,
+        KindFault::InterruptCommand(..) | KindFault::InterruptApi(..) => FailureKind::Interrupted,
+        KindFault::ApiGone(..) => FailureKind::Infrastructure,
+    };
+    let failed_kind = r.phases.get(at).and_then(|p| p.failure);
+    if failed_kind != Some(kind) {
+        return Err(format!("the failure's kind is {failed_kind:?}, not {kind:?}: {:?}", r.failure()));
     }
     let after = if cancel_on.is_some() { "cancelled".to_string() } else { format!("{phase} failed") };
     for (i, p) in r.phases.iter().enumerate() {

@@ -120,7 +120,7 @@ pub fn from_replica_sets(ns: &str, sets: &[ReplicaSet], events: &[Event]) -> Vec
     }
     for e in events {
         let target = &e.involved_object;
-        if target.kind.as_deref() != Some("ReplicaSet") {
+        if target.kind.as_deref() != Some(crate::names::kind::REPLICA_SET) {
             continue;
         }
         let Some(target_name) = target.name.as_deref() else {
@@ -147,7 +147,7 @@ pub fn from_statefulset_events(ns: &str, name: &str, events: &[Event]) -> Vec<De
     events
         .iter()
         .filter(|e| {
-            e.involved_object.kind.as_deref() == Some("StatefulSet")
+            e.involved_object.kind.as_deref() == Some(crate::names::kind::STATEFUL_SET)
                 && e.involved_object.name.as_deref() == Some(name)
                 && (e.reason.as_deref() == Some("FailedCreate")
                     || e.message.as_deref().is_some_and(|m| m.contains("failed error:")))

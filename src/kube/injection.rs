@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use tokio::time::{Instant, sleep};
 
 use super::{Call, KubeError, send};
+use crate::names::kind::{DEPLOYMENT, REPLICA_SET};
 
 /// The namespace whose pods neither the injector nor Kyverno's webhooks see (facts.md §4: the
 /// injector's namespaceSelector excludes `kube-system`; Kyverno excludes it by default).
@@ -110,11 +111,11 @@ fn revision(rs: &Value) -> u64 {
 
 /// One Deployment's state: `Ok(settled)` or `Err(what is still pending)`.
 fn state_of(deployment: &str, sets: &[Value], pods: &[Value], events: &[Value]) -> Result<Settled, String> {
-    let rs = owned_by(sets, "Deployment", deployment)
+    let rs = owned_by(sets, DEPLOYMENT, deployment)
         .max_by_key(|r| revision(r))
         .ok_or_else(|| "no ReplicaSet yet".to_string())?;
     let rs_name = rs["metadata"]["name"].as_str().unwrap_or_default();
-    let pod = owned_by(pods, "ReplicaSet", rs_name).find(|p| p["metadata"]["deletionTimestamp"].is_null());
+    let pod = owned_by(pods, REPLICA_SET, rs_name).find(|p| p["metadata"]["deletionTimestamp"].is_null());
     if let Some(pod) = pod {
         return Ok(Settled {
             deployment: deployment.into(),

@@ -69,14 +69,21 @@ impl WorkloadRef {
     }
 }
 
+impl WorkloadKind {
+    /// The object's `kind`, e.g. `Deployment`.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => crate::names::kind::DEPLOYMENT,
+            WorkloadKind::StatefulSet => crate::names::kind::STATEFUL_SET,
+        }
+    }
+}
+
 impl std::fmt::Display for WorkloadRef {
     /// `deployment ns/name` or `statefulset ns/name`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kind = match self.kind {
-            WorkloadKind::Deployment => "deployment",
-            WorkloadKind::StatefulSet => "statefulset",
-        };
-        write!(f, "{kind} {}/{}", self.namespace, self.name)
+        write!(f, "{} {}/{}", self.kind.name().to_ascii_lowercase(), self.namespace, self.name)
     }
 }
 

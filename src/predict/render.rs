@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::inject::{self, Telepresence};
 use super::serialize::api_server_form;
+use crate::names::kind::{DEPLOYMENT, STATEFUL_SET};
 use crate::scenario::{Loaded, policy};
 use crate::{Error, Result};
 
@@ -107,7 +108,7 @@ pub fn injected_pod(loaded: &Loaded) -> Result<Value> {
     let w = &loaded.scenario.spec.workload;
     let as_written = pod(&format!("{}-intercepted", w.name), &w.namespace, template);
     let services: Vec<Value> = loaded.manifest_values().filter(|d| d["kind"] == "Service").cloned().collect();
-    let workload = inject::Workload { kind: "Deployment", name: &w.name, namespace: &w.namespace, template };
+    let workload = inject::Workload { kind: DEPLOYMENT, name: &w.name, namespace: &w.namespace, template };
     let cluster = inject::Cluster {
         services: &services,
         manager_namespace: &loaded.scenario.spec.telepresence.manager_namespace,
@@ -181,7 +182,7 @@ pub fn manager(tp: &Telepresence<'_>, namespace: &str) -> Value {
     }
     api_server_form(&json!({
         "apiVersion": "apps/v1",
-        "kind": if stateful { "StatefulSet" } else { "Deployment" },
+        "kind": if stateful { STATEFUL_SET } else { DEPLOYMENT },
         "metadata": {"name": "traffic-manager", "namespace": namespace, "annotations": {MODEL_ANNOTATION: "true"}},
         "spec": spec,
     }))

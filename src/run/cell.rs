@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::executor::{ScenarioResult, Settings, Status, TeardownResult, execute_guarded as execute, teardown_only};
+use super::failure::FailureKind;
 use crate::kube::api::ClusterApi;
 use crate::plan::Plan;
 use crate::plan::cells::Cell;
@@ -69,6 +70,7 @@ pub async fn execute_cell<A: ClusterApi>(
                     r.phases.push(super::executor::PhaseResult {
                         name: "reset".into(),
                         kind: None,
+                        failure: Some(if r.infra { FailureKind::Infrastructure } else { FailureKind::Mismatch }),
                         status: Status::Failed(why),
                         seconds: 0.0,
                     });
@@ -95,6 +97,7 @@ fn not_run(member: &Plan, broken: &str) -> ScenarioResult {
             status: Status::Failed(format!(
                 "infrastructure failure: not run, the cell's local stack broke before it: {broken}"
             )),
+            failure: Some(FailureKind::Infrastructure),
             seconds: 0.0,
         }],
         checks: Vec::new(),

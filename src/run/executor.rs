@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use super::action::{State, exec_action, run_command};
-use super::failure::{InfraCause, StepError};
+use super::failure::{FailureKind, InfraCause, StepError};
 use crate::kube::api::ClusterApi;
 use crate::outcome::check::Check;
 use crate::plan::{Action, PhaseKind, Plan};
@@ -40,6 +40,9 @@ pub struct PhaseResult {
     pub kind: Option<PhaseKind>,
     /// How it ended.
     pub status: Status,
+    /// What kind of failure it was, when it failed (the status's reason says it for people).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureKind>,
     /// How long it took.
     pub seconds: f64,
 }
@@ -218,6 +221,7 @@ pub async fn execute<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) -> Scena
                 name: phase.kind.name().into(),
                 kind: Some(phase.kind),
                 status: Status::Skipped("cancelled".into()),
+                failure: None,
                 seconds: 0.0,
             });
             continue;
@@ -227,6 +231,7 @@ pub async fn execute<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) -> Scena
                 name: phase.kind.name().into(),
                 kind: Some(phase.kind),
                 status: Status::Skipped(format!("{f} failed")),
+                failure: None,
                 seconds: 0.0,
             });
             continue;
@@ -236,6 +241,7 @@ pub async fn execute<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) -> Scena
                 name: phase.kind.name().into(),
                 kind: Some(phase.kind),
                 status: Status::Skipped(reason.clone()),
+                failure: None,
                 seconds: 0.0,
             });
             continue;
@@ -245,6 +251,7 @@ pub async fn execute<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) -> Scena
         let shown = s.progress.as_ref().map(|p| p.phase(&plan.scenario, phase.kind.name()));
         let t0 = Instant::now();
         let mut status = Status::Passed;
+        let mut failure = None;
         for a in &phase.actions {
             // A step that runs only in part here: what ran passed, the rest is skipped with the reason.
             if let Action::Skip { reason } = a {
@@ -266,6 +273,7 @@ pub async fn execute<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) -> Scena
                     why = probe_api(api, why).await;
                 }
                 infra |= why.is_infra();
+                failure = Some(why.kind());
                 status = Status::Failed(why.to_string());
                 break;
             }
@@ -283,6 +291,7 @@ pub async fn execute<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) -> Scena
             name: phase.kind.name().into(),
             kind: Some(phase.kind),
             status,
+            failure,
             seconds: t0.elapsed().as_secs_f64(),
         });
     }
@@ -488,6 +497,7 @@ pub async fn execute_guarded<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) 
                     name: "run".into(),
                     kind: None,
                     status: Status::Failed(message),
+                    failure: Some(FailureKind::Infrastructure),
                     seconds: 0.0,
                 }],
                 checks: Vec::new(),

@@ -32,6 +32,31 @@ pub enum InfraCause {
     Io,
 }
 
+/// What kind of failure a phase had, for programs reading the reports (its reason says it for
+/// people): only `infrastructure` is exit 3 and retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum FailureKind {
+    /// A wait or a command ran out of time.
+    TimedOut,
+    /// Admission refused what was expected admitted.
+    Denied,
+    /// Admission let through what was expected denied.
+    Admitted,
+    /// A command exited non-zero.
+    CommandFailed,
+    /// An expectation did not hold.
+    Mismatch,
+    /// A cluster operation failed otherwise.
+    Api,
+    /// The infrastructure failed.
+    Infrastructure,
+    /// Ctrl-C, or the step was abandoned.
+    Interrupted,
+    /// The step could not run here.
+    Skipped,
+}
+
 /// Why one action failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -124,6 +149,22 @@ impl StepError {
     pub fn io(detail: String) -> Self {
         let cause = if is_enospc(&detail) { InfraCause::DiskFull } else { InfraCause::Io };
         StepError::Infra { cause, detail }
+    }
+
+    /// Its kind, as the reports give it.
+    #[must_use]
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            StepError::TimedOut(_) => FailureKind::TimedOut,
+            StepError::Denied { .. } => FailureKind::Denied,
+            StepError::Admitted { .. } => FailureKind::Admitted,
+            StepError::CommandFailed { .. } => FailureKind::CommandFailed,
+            StepError::Mismatch(_) => FailureKind::Mismatch,
+            StepError::Api { .. } => FailureKind::Api,
+            StepError::Infra { .. } => FailureKind::Infrastructure,
+            StepError::Interrupted(_) => FailureKind::Interrupted,
+            StepError::Skipped(_) => FailureKind::Skipped,
+        }
     }
 
     /// The failure is the infrastructure's (exit 3, retried by `--retries`), never a verdict.

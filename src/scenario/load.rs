@@ -72,8 +72,7 @@ impl Loaded {
 
     /// The workload Deployment document.
     pub fn workload(&self) -> Option<&Value> {
-        self.manifest_values()
-            .find(|d| d["kind"] == "Deployment" && policy::name(d) == Some(&self.scenario.spec.workload.name))
+        self.manifest_values().find(|d| is_workload(d, &self.scenario.spec.workload.name))
     }
 
     /// Every workload manifest document, in order.
@@ -321,10 +320,7 @@ pub fn load_with(path: &Path, pins: &Pins, how: &Confinement) -> Result<Loaded> 
     if ns == &spec.telepresence.manager_namespace {
         p.at("/spec/workload/namespace", "the workload namespace must differ from the manager namespace");
     }
-    let has_workload = manifests
-        .iter()
-        .flat_map(|f| &f.documents)
-        .any(|d| d.value["kind"] == "Deployment" && policy::name(&d.value) == Some(spec.workload.name.as_str()));
+    let has_workload = manifests.iter().flat_map(|f| &f.documents).any(|d| is_workload(&d.value, &spec.workload.name));
     if !has_workload && p.list.iter().all(|d| !d.message.contains("manifests")) {
         p.at("/spec/workload/name", format!("no Deployment named `{}` in spec.workload.manifests", spec.workload.name));
     }
@@ -534,6 +530,12 @@ fn check_steps(p: &mut Problems<'_>, s: &Scenario, pins: &Pins) {
             );
         }
     }
+}
+
+/// Whether `doc` is the scenario's workload: the Deployment named `name`.
+#[must_use]
+pub fn is_workload(doc: &Value, name: &str) -> bool {
+    doc["kind"] == crate::names::kind::DEPLOYMENT && policy::name(doc) == Some(name)
 }
 
 /// The YAML key of a step (`installKyverno`, `intercept`, ...).

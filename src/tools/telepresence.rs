@@ -93,7 +93,7 @@ pub fn image(version: &Version) -> String {
 
 /// The traffic-manager workload kind: `Deployment` up to 2.31, `StatefulSet` from 2.32.
 pub fn manager_kind(version: &Version) -> &'static str {
-    if *version >= v("2.32") { "StatefulSet" } else { "Deployment" }
+    if *version >= v("2.32") { crate::names::kind::STATEFUL_SET } else { crate::names::kind::DEPLOYMENT }
 }
 
 #[cfg(test)]

@@ -208,7 +208,7 @@ impl FakeApi {
             None => Ok(ok()),
             Some(Fault::Fail(m)) => Err(ApiFailure::new(m)),
             Some(Fault::Deny(m)) => Err(ApiFailure::denied(m)),
-            Some(Fault::TimeOut { last_observed }) => Err(ApiFailure::new(format!(
+            Some(Fault::TimeOut { last_observed }) => Err(ApiFailure::timed_out(format!(
                 "timed out after {timeout:?} waiting for `{line}`; last observed: {last_observed}"
             ))),
             Some(Fault::Panic) => panic!("injected panic in `{line}`"),

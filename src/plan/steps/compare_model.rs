@@ -30,7 +30,7 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
     let workloads: Vec<String> = ctx
         .loaded
         .manifest_values()
-        .filter(|o| o["kind"] == "Deployment")
+        .filter(|o| o["kind"] == crate::names::kind::DEPLOYMENT)
         .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_string))
         .collect();
     // Each workload's own template says whether it asks for an agent; none is intercepted here.

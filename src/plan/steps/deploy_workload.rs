@@ -37,10 +37,7 @@ pub(super) fn actions(ctx: &mut Ctx<'_>) -> Vec<Action> {
             _ => 2,
         });
         let key = inject_annotation(&ctx.loaded.versions.telepresence_version());
-        for o in objects
-            .iter_mut()
-            .filter(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == s.workload.name.as_str())
-        {
+        for o in objects.iter_mut().filter(|o| crate::scenario::load::is_workload(o, &s.workload.name)) {
             let meta = &mut o["spec"]["template"]["metadata"];
             if meta.is_null() {
                 *meta = json!({});

@@ -50,11 +50,7 @@ pub(super) fn actions(ctx: &mut Ctx<'_>, t: &SendTraffic) -> Vec<Action> {
 #[must_use]
 pub fn client_pod(loaded: &Loaded, url: &str) -> Value {
     let s = &loaded.scenario.spec;
-    let template = loaded
-        .manifest_values()
-        .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == s.workload.name.as_str())
-        .map(|d| d["spec"]["template"]["spec"].clone())
-        .unwrap_or(Value::Null);
+    let template = loaded.workload().map(|d| d["spec"]["template"]["spec"].clone()).unwrap_or(Value::Null);
     let mut container = json!({
         "name": "client",
         "image": crate::scenario::pins::Pins::builtin().images.client,

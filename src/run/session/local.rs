@@ -250,6 +250,7 @@ impl Session<'_> {
                         name: "assert".into(),
                         kind: None,
                         status: Status::Failed("the scenario asserted zero checks on the local provider".into()),
+                        failure: Some(crate::run::failure::FailureKind::Mismatch),
                         seconds: 0.0,
                     });
                 }
