@@ -338,6 +338,7 @@ async fn traffic_manager_from_2_32_is_awaited_as_a_statefulset() {
     });
     let err = api.wait(&until, Duration::from_millis(300)).await.unwrap_err();
     assert!(err.message.contains("timed out") && err.message.contains("ready=0"), "{err}");
+    assert_eq!(err.kind, kyvtel::kube::api::ApiFailureKind::TimedOut, "a wait that ran out is typed so");
 
     let bad = WaitFor::TrafficManagerReady { namespace: "ambassador".into(), workload_kind: "DaemonSet".into() };
     assert!(api.wait(&bad, Duration::from_secs(1)).await.unwrap_err().message.contains("DaemonSet"));
@@ -578,4 +579,22 @@ async fn the_reset_check_waits_for_terminating_namespaces_only() {
     let left = kyvtel::provider::local::op::reset_leftovers(&api, Duration::from_secs(20)).await.unwrap();
     assert!(t0.elapsed() < Duration::from_secs(5), "a real leftover is reported at once");
     assert_eq!(left, ["Namespace ambassador (terminating)", "ClusterPolicy require-security-context"]);
+}
+
+#[tokio::test]
+async fn a_call_without_an_answer_is_left_to_the_probe_and_a_webhook_failure_is_unreachable() {
+    // No answer within the call's bound: not yet the infrastructure's (GET /version decides).
+    let (api, _log) = mock(|_| Reply::Hang);
+    let api = api.call_timeout(Duration::from_millis(200));
+    let err = api.restart("app", "demo").await.unwrap_err();
+    assert!(err.message.contains("no answer within"), "{err}");
+    assert_eq!(err.kind, kyvtel::kube::api::ApiFailureKind::Failed);
+    // The API server could not call a webhook (HTTP 500): unreachable, never a denial.
+    let message =
+        "Internal error occurred: failed calling webhook \"validate.kyverno.svc-fail\": context deadline exceeded";
+    let (api, _log) =
+        mock(move |seen| discovery(seen).unwrap_or_else(|| Reply::Json(500, status(500, "InternalError", message))));
+    let err = api.apply(&[deployment_doc()], Some("app"), Duration::from_secs(2)).await.unwrap_err();
+    assert_eq!(err.kind, kyvtel::kube::api::ApiFailureKind::Unreachable, "{err}");
+    assert_eq!(err.denial(), None);
 }

@@ -39,6 +39,9 @@ pub(super) struct State {
     pub drift_notes: Vec<String>,
     pub asserted: usize,
     pub denials: Vec<ProvenDenial>,
+    /// A teardown entry failed for an infrastructure reason (a component that would not stop): the
+    /// run leaves the machine unclean, which is exit 3 whatever the verdict.
+    pub teardown_infra: bool,
 }
 
 /// Runs a command on a blocking thread, so that waits and servers keep running.
@@ -145,6 +148,9 @@ pub(super) async fn exec_action<A: ClusterApi>(
                 (Err(e), true) if e.denial().is_some() => {
                     st.last_apply_denial = Some(e.message);
                     Ok(())
+                }
+                (Err(e), false) if e.denial().is_some() => {
+                    Err(StepError::Denied { subject: format!("apply {label}"), denial: e.message })
                 }
                 (Err(e), _) => Err(StepError::api(format!("apply {label}"), e)),
             }
@@ -292,12 +298,7 @@ pub(super) async fn exec_action<A: ClusterApi>(
                     }
                 }
             };
-            if let Err(why) = prove(&texts) {
-                // The API server's own words when it could not call a webhook: not a verdict.
-                let unreachable = texts.iter().any(|t| super::failure::is_webhook_unreachable(t));
-                let e = StepError::Mismatch(why);
-                return Err(if unreachable { e.because(InfraCause::WebhookUnreachable) } else { e });
-            }
+            prove(&texts).map_err(StepError::Mismatch)?;
             // The text that proved it: the first that proves it alone.
             if let Some(t) = texts.iter().find(|t| prove(std::slice::from_ref(*t)).is_ok()) {
                 let phase = st.phase.map(PhaseKind::name).unwrap_or_default().to_string();

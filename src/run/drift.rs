@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::kube::api::{ApiResult, ClusterApi};
 use crate::kube::injection::{Created, Settled};
+use crate::names::kind::REPLICA_SET;
 use crate::plan::ModelInput;
 use crate::predict::compare::{Difference, differences};
 use crate::predict::coverage::{self, NotModelled};
@@ -91,7 +92,7 @@ fn owner(rs: &Value) -> (String, String) {
         .map(|r| {
             (r["kind"].as_str().unwrap_or_default().to_string(), r["name"].as_str().unwrap_or_default().to_string())
         })
-        .unwrap_or_else(|| ("ReplicaSet".into(), rs["metadata"]["name"].as_str().unwrap_or_default().to_string()))
+        .unwrap_or_else(|| (REPLICA_SET.into(), rs["metadata"]["name"].as_str().unwrap_or_default().to_string()))
 }
 
 /// Compares one settled workload with the model's prediction from the same inputs.
@@ -163,7 +164,7 @@ pub async fn compare_pod(api: &impl ClusterApi, pod: &Value, model: &ModelInput)
     let namespace = pod["metadata"]["namespace"].as_str().unwrap_or_default();
     let rs_name = pod["metadata"]["ownerReferences"]
         .as_array()
-        .and_then(|refs| refs.iter().find(|r| r["kind"] == "ReplicaSet"))
+        .and_then(|refs| refs.iter().find(|r| r["kind"] == REPLICA_SET))
         .and_then(|r| r["name"].as_str())
         .ok_or_else(|| crate::kube::api::ApiFailure::new("the judged pod has no ReplicaSet owner"))?;
     let rs = api.get_json(&format!("/apis/apps/v1/namespaces/{namespace}/replicasets/{rs_name}")).await?;

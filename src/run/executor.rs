@@ -331,7 +331,7 @@ pub async fn execute<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) -> Scena
         checks: std::mem::take(&mut st.checks),
         drift: std::mem::take(&mut st.drift),
         drift_notes: std::mem::take(&mut st.drift_notes),
-        infra,
+        infra: infra || st.teardown_infra,
         asserted: st.asserted,
         teardown,
         evidence,
@@ -460,6 +460,7 @@ async fn teardown<A: ClusterApi>(
         let mut status = Status::Passed;
         for a in actions {
             if let Err(e) = exec_action(api, &ts, st, plan, a).await {
+                st.teardown_infra |= e.is_infra();
                 status = Status::Failed(e.to_string());
             }
         }

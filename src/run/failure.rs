@@ -1,6 +1,6 @@
-//! Why a step failed, typed. Retries and the exit code tell an infrastructure failure from a
-//! policy verdict by the variant ([`StepError::is_infra`]), never by the text; the text is what the
-//! reports print.
+//! Why a step failed, typed. The executor tells an infrastructure failure from a policy verdict by
+//! the variant ([`StepError::is_infra`]), never by the text: it sets the result's `infra` (exit 3),
+//! and the report's verdict then says "infrastructure failure", which `--retries` reads.
 
 use crate::kube::api::{ApiFailure, ApiFailureKind};
 use crate::tools::RunError;
@@ -27,8 +27,8 @@ pub enum InfraCause {
     /// A prerequisite is missing (passwordless sudo).
     #[error("a prerequisite is missing")]
     Prerequisite,
-    /// Reading or writing the run's files failed.
-    #[error("the run's files could not be written")]
+    /// A file, port or process of the run could not be used (write, bind, spawn).
+    #[error("a file, port or process of the run could not be used")]
     Io,
 }
 
@@ -116,19 +116,16 @@ pub enum StepError {
 }
 
 impl StepError {
-    /// An API failure with what kyvtel was doing; an unreachable API server or webhook is the
-    /// infrastructure's, a timed-out wait keeps its last observed state.
+    /// An API failure with what kyvtel was doing. A webhook the API server could not call is the
+    /// infrastructure's; any other unanswered call is left to the executor's `GET /version` probe
+    /// (a server that answers leaves the step's own failure); a timed-out wait keeps its last
+    /// observed state.
     pub fn api(context: impl Into<String>, failure: ApiFailure) -> Self {
         let context = context.into();
         match failure.kind {
-            ApiFailureKind::Unreachable => {
-                let cause = if is_webhook_unreachable(&failure.message) {
-                    InfraCause::WebhookUnreachable
-                } else {
-                    InfraCause::ApiServerGone(failure.message.clone())
-                };
+            ApiFailureKind::Unreachable if is_webhook_unreachable(&failure.message) => {
                 let detail = if context.is_empty() { failure.message } else { format!("{context}: {failure}") };
-                StepError::Infra { cause, detail }
+                StepError::Infra { cause: InfraCause::WebhookUnreachable, detail }
             }
             ApiFailureKind::TimedOut if context.is_empty() => StepError::TimedOut(failure.message),
             ApiFailureKind::TimedOut => StepError::TimedOut(format!("{context}: {failure}")),
@@ -214,8 +211,9 @@ mod tests {
         for v in verdicts {
             assert!(!v.is_infra(), "{v:?}");
         }
+        // A refused connection is left to the probe of the API server.
+        assert!(!StepError::api("apply", ApiFailure::unreachable("connection refused")).is_infra());
         let infra = [
-            StepError::api("apply", ApiFailure::unreachable("connection refused")),
             StepError::api(
                 "apply",
                 ApiFailure::unreachable(
@@ -229,8 +227,8 @@ mod tests {
             assert!(i.is_infra(), "{i:?}");
             assert!(i.to_string().starts_with("infrastructure failure: "), "{i}");
         }
-        assert!(matches!(&infra[1], StepError::Infra { cause: InfraCause::WebhookUnreachable, .. }));
-        assert!(matches!(&infra[2], StepError::Infra { cause: InfraCause::DiskFull, .. }));
+        assert!(matches!(&infra[0], StepError::Infra { cause: InfraCause::WebhookUnreachable, .. }));
+        assert!(matches!(&infra[1], StepError::Infra { cause: InfraCause::DiskFull, .. }));
     }
 
     #[test]

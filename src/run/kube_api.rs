@@ -28,9 +28,9 @@ use crate::kube::{FIELD_MANAGER, KubeError, WorkloadRef, client_for, denials, ev
 use crate::plan::WaitFor;
 
 /// The Kyverno webhook that must deny the canary (facts.md §3).
-pub const KYVERNO_FAIL_WEBHOOK: &str = "validate.kyverno.svc-fail";
+pub use crate::names::kyverno::POLICY_WEBHOOK as KYVERNO_FAIL_WEBHOOK;
 /// The name of the traffic-manager Deployment or StatefulSet (facts.md §4).
-pub const TRAFFIC_MANAGER: &str = "traffic-manager";
+pub use crate::names::telepresence::TRAFFIC_MANAGER;
 /// The pod-template annotation `kubectl rollout restart` sets to the current time.
 // upstream: kubernetes/kubectl pkg/polymorphichelpers/objectrestarter.go@v0.36.3 (appsv1.Deployment case)
 pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
@@ -122,9 +122,9 @@ impl KubeApi {
 
     /// Runs one call under [`Self::call_timeout`].
     async fn bounded<T>(&self, what: &str, call: impl Future<Output = ApiResult<T>>) -> ApiResult<T> {
-        tokio::time::timeout(self.call_timeout, call).await.unwrap_or_else(|_| {
-            Err(ApiFailure::unreachable(format!("{what}: no answer within {:?}", self.call_timeout)))
-        })
+        tokio::time::timeout(self.call_timeout, call)
+            .await
+            .unwrap_or_else(|_| Err(ApiFailure::new(format!("{what}: no answer within {:?}", self.call_timeout))))
     }
 
     /// Resolves delete refs to resources with discovery. A kind the server no longer serves (its CRD is
@@ -371,8 +371,8 @@ impl ClusterApi for KubeApi {
             }
             WaitFor::TrafficManagerReady { namespace, workload_kind } => {
                 let workload = match workload_kind.as_str() {
-                    "Deployment" => WorkloadRef::deployment(namespace, TRAFFIC_MANAGER),
-                    "StatefulSet" => WorkloadRef::statefulset(namespace, TRAFFIC_MANAGER),
+                    crate::names::kind::DEPLOYMENT => WorkloadRef::deployment(namespace, TRAFFIC_MANAGER),
+                    crate::names::kind::STATEFUL_SET => WorkloadRef::statefulset(namespace, TRAFFIC_MANAGER),
                     other => {
                         return Err(ApiFailure::new(format!(
                             "unknown traffic-manager workload kind `{other}` (expected Deployment or StatefulSet)"
@@ -661,7 +661,7 @@ impl ClusterApi for KubeApi {
             }
             if start.elapsed() >= timeout {
                 let denials = self.denial_messages_any(namespace).await;
-                return Err(ApiFailure::new(format!(
+                return Err(ApiFailure::timed_out(format!(
                     "no pod with container `{container}` in {namespace} within {}; last observed: {last}{denials}",
                     crate::duration::format(timeout)
                 )));

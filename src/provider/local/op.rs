@@ -7,6 +7,7 @@ use serde_json::Value;
 use super::process::{self, Table};
 use super::snapshot;
 use crate::kube::api::ClusterApi;
+use crate::names::local::ETCD;
 use crate::plan::action::Phase;
 use crate::plan::providers::local::components::{self, Spawn};
 use crate::plan::providers::local::op::{LocalOp, Ready, StackStart, ready_text};
@@ -49,7 +50,7 @@ pub async fn run<A: ClusterApi>(op: &LocalOp, api: &A, table: &Table, setup: &[P
         }
         LocalOp::SaveSnapshot { store, stack, binaries } => {
             let key = snapshot::key(setup, stack, binaries)?;
-            let pid = table.pid("etcd").ok_or("etcd is not running: nothing to snapshot")?;
+            let pid = table.pid(ETCD).ok_or("etcd is not running: nothing to snapshot")?;
             // The stack is fine either way: a snapshot that cannot be saved costs the next run a cold start.
             let (store, stack, k) = (store.clone(), stack.clone(), key.clone());
             let saved = tokio::task::spawn_blocking(move || snapshot::save(&store, &stack, &k, pid))
@@ -81,7 +82,7 @@ pub async fn run<A: ClusterApi>(op: &LocalOp, api: &A, table: &Table, setup: &[P
             super::pki::write_private(kubeconfig, &components::kubeconfig(server, &ca, token.trim()))
         }
         LocalOp::Start { spawn, ready, timeout } => {
-            if spawn.name == "etcd"
+            if spawn.name == ETCD
                 && let Some(d) = spawn.args.iter().find_map(|a| a.strip_prefix("--data-dir="))
             {
                 super::pki::create_private_dir(std::path::Path::new(d))?;
