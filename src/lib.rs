@@ -30,6 +30,7 @@ pub mod provider;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod text;
 pub mod tools;
 pub mod yaml;
 

@@ -111,30 +111,26 @@ fn outside_entries() -> BTreeSet<PathBuf> {
         .collect()
 }
 
-/// The plan's budget for the run of `scenario`: its cell's setup and its member, every phase.
-fn budget(scenario: &str) -> Duration {
+/// The plans of `scenario`'s run on the local provider: its cell's shared setup and its member.
+fn plans(scenario: &str) -> Vec<kyvtel::plan::Plan> {
     let loaded = kyvtel::scenario::load(&common::root().join(scenario)).unwrap();
     let runs = kyvtel::run::session::local::variants_of(&[loaded], &kyvtel::scenario::pins::Pins::builtin()).unwrap();
     let opts = kyvtel::plan::Options { provider: kyvtel::plan::Provider::Local, ..Default::default() };
-    kyvtel::plan::group(&runs, &opts)
-        .iter()
-        .flat_map(|c| std::iter::once(&c.setup).chain(c.scenarios.iter()))
-        .map(|p| kyvtel::plan::budget::Budget::of(p).total())
-        .sum()
+    kyvtel::plan::group(&runs, &opts).into_iter().flat_map(|c| std::iter::once(c.setup).chain(c.scenarios)).collect()
+}
+
+/// The plans' budget for the run of `scenario`, every phase.
+fn budget(plans: &[kyvtel::plan::Plan]) -> Duration {
+    plans.iter().map(|p| kyvtel::plan::budget::Budget::of(p).total()).sum()
 }
 
 /// What a plan registers for its teardown: (label, registering phase), in registration order.
 type Registered = Vec<(String, &'static str)>;
 
-/// The teardown each plan of `scenario`'s run registers (its cell's shared setup and its member), by
-/// the name its `result.json` gives.
-fn planned_teardown(scenario: &str) -> BTreeMap<String, Registered> {
-    let loaded = kyvtel::scenario::load(&common::root().join(scenario)).unwrap();
-    let runs = kyvtel::run::session::local::variants_of(&[loaded], &kyvtel::scenario::pins::Pins::builtin()).unwrap();
-    let opts = kyvtel::plan::Options { provider: kyvtel::plan::Provider::Local, ..Default::default() };
-    kyvtel::plan::group(&runs, &opts)
+/// The teardown each plan registers, by the name its `result.json` gives.
+fn planned_teardown(plans: &[kyvtel::plan::Plan]) -> BTreeMap<String, Registered> {
+    plans
         .iter()
-        .flat_map(|c| std::iter::once(&c.setup).chain(c.scenarios.iter()))
         .map(|p| (p.scenario.clone(), p.teardown.iter().map(|t| (t.label.clone(), t.registered_by.name())).collect()))
         .collect()
 }
@@ -476,7 +472,8 @@ fn the_fault_matrix_leaves_a_clean_machine_and_evidence() {
         let dir = common::root().join("target/tmp").join(format!("fault-{}", case.id().replace([' ', '@'], "-")));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let budget = budget(&case.scenario());
+        let plans = plans(&case.scenario());
+        let budget = budget(&plans);
         if case.fault == "disk-full"
             && let Err(why) = mount_small_disk(&dir.join("work"))
         {
@@ -490,7 +487,7 @@ fn the_fault_matrix_leaves_a_clean_machine_and_evidence() {
         let before = outside_entries();
         let ports = listening();
         let o = run(case, &dir);
-        let verdict = check(case, &dir, &planned_teardown(&case.scenario()), &o, &before, &ports, budget);
+        let verdict = check(case, &dir, &planned_teardown(&plans), &o, &before, &ports, budget);
         if case.fault == "disk-full" {
             unmount(&dir.join("work"));
         }

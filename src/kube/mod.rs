@@ -197,6 +197,15 @@ pub fn api_status(err: &::kube::Error) -> Option<&::kube::core::Status> {
     }
 }
 
+/// Whether an API server message says it could not call an admission webhook (refused, or no
+/// answer within the webhook's `timeoutSeconds`): an infrastructure failure, never a denial.
+// upstream: kubernetes/kubernetes staging/src/k8s.io/apiserver/pkg/util/webhook/error.go
+// (ErrCallingWebhook: `failed calling webhook "<name>": <cause>`)
+#[must_use]
+pub fn webhook_call_failed(message: &str) -> bool {
+    message.contains("failed calling webhook")
+}
+
 /// Whether an error means "the admission webhook could not be called" (it is not serving yet).
 ///
 /// The API server turns a transport failure towards a webhook whose failurePolicy is Fail into an
@@ -211,7 +220,7 @@ pub fn is_webhook_unavailable(err: &::kube::Error) -> bool {
     // infrastructure failure). Go's net/http says `context deadline exceeded` or `Client.Timeout`.
     api_status(err).is_some_and(|s| {
         s.code == 500
-            && s.message.contains("failed calling webhook")
+            && webhook_call_failed(&s.message)
             && !s.message.contains("context deadline exceeded")
             && !s.message.contains("Client.Timeout")
     })
@@ -224,7 +233,7 @@ impl KubeError {
     pub fn is_unreachable(&self) -> bool {
         match self {
             KubeError::Api { source, .. } => match source.as_ref() {
-                ::kube::Error::Api(s) => s.code == 500 && s.message.contains("failed calling webhook"),
+                ::kube::Error::Api(s) => s.code == 500 && webhook_call_failed(&s.message),
                 ::kube::Error::HyperError(_) | ::kube::Error::Service(_) | ::kube::Error::RustlsTls(_) => true,
                 _ => false,
             },

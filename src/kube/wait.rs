@@ -26,7 +26,7 @@ use tokio::time::{Instant, sleep};
 use super::ownership::cluster_policy_resource;
 use super::{KubeError, WorkloadKind, WorkloadRef};
 
-pub use crate::names::telepresence::TRAFFIC_AGENT;
+use crate::names::telepresence::TRAFFIC_AGENT;
 
 /// Container waiting reasons after which a wait for that container gives up: the kubelet keeps
 /// retrying, but the pod spec must change first (e.g. `runAsNonRoot` without a numeric user,

@@ -5,8 +5,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::denial::Denial;
-use super::pod::{AGENT_INIT, TRAFFIC_AGENT};
 use crate::names::telepresence::TRAFFIC_MANAGER;
+use crate::names::telepresence::{AGENT_INIT, TRAFFIC_AGENT};
 
 /// Scenario names of the catalog that hints point to.
 pub mod scenario {

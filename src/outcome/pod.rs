@@ -8,7 +8,7 @@ use super::expect::{PodExpectation, Presence};
 use super::security_context;
 use crate::scenario::resolve::Versions;
 
-pub use crate::names::telepresence::{AGENT_INIT, TRAFFIC_AGENT};
+use crate::names::telepresence::TRAFFIC_AGENT;
 
 /// Judges `pod` (a Pod object as `kubectl get pod -o json` prints it) against every expectation
 /// group whose `when` holds for `versions`; other groups are skipped.

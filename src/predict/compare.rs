@@ -8,6 +8,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::names::telepresence::{AGENT_INIT, TRAFFIC_AGENT};
+
 /// A field ignored in every comparison, and why.
 #[derive(Debug, Clone, Copy)]
 pub struct Ignored {
@@ -108,7 +110,7 @@ pub fn normalise(pod: &Value) -> Value {
         normalise_token_volume(spec);
         for list in ["containers", "initContainers"] {
             for c in spec[list].as_array_mut().into_iter().flatten() {
-                if c["name"] != super::inject::AGENT_CONTAINER && c["name"] != super::inject::INIT_CONTAINER {
+                if c["name"] != TRAFFIC_AGENT && c["name"] != AGENT_INIT {
                     continue;
                 }
                 if let Some(mounts) = c["volumeMounts"].as_array_mut() {

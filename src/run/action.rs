@@ -13,6 +13,7 @@ use crate::kube::api::ClusterApi;
 use crate::outcome::check::Check;
 use crate::outcome::denial::{self, Parsed};
 use crate::plan::{Action, DenialSource, PhaseKind, Plan, WaitFor};
+use crate::text::last_lines as tail;
 use crate::tools::{CommandLine, Output, RunError, Tool};
 
 /// How long a workload's pod (or refusal) must stay unchanged to count as the injector's result:
@@ -54,26 +55,14 @@ pub(super) async fn run_command(s: &Settings, cmd: &CommandLine, timeout: Durati
     }
 }
 
-pub(super) fn tail(s: &str, lines: usize) -> String {
-    let v: Vec<&str> = s.lines().collect();
-    v[v.len().saturating_sub(lines)..].join("\n")
-}
-
-/// A command that exited non-zero. The tool's own words name an infrastructure cause: the API
-/// server's "failed calling webhook" (a webhook that could not be called or timed out) and ENOSPC.
+/// A command that exited non-zero; its whole output, not only the tail the message keeps, may name
+/// an infrastructure cause ([`super::failure::cause_named_in`]).
 fn command_failed(command: &CommandLine, o: &Output) -> StepError {
-    let e = StepError::CommandFailed {
-        command: command.to_string(),
-        status: o.ended(),
-        tail: tail(&format!("{}\n{}", o.stdout, o.stderr), 8),
-    };
     let all = format!("{}\n{}", o.stdout, o.stderr);
-    if super::failure::is_enospc(&all) {
-        e.because(InfraCause::DiskFull)
-    } else if super::failure::is_webhook_unreachable(&all) {
-        e.because(InfraCause::WebhookUnreachable)
-    } else {
-        e
+    let e = StepError::CommandFailed { command: command.to_string(), status: o.ended(), tail: tail(&all, 8) };
+    match super::failure::cause_named_in(&all) {
+        Some(cause) => e.because(cause),
+        None => e,
     }
 }
 

@@ -188,13 +188,9 @@ fn infra_cause(s: &Settings, e: StepError) -> StepError {
             other => other.because(InfraCause::Component(broken)),
         };
     }
-    let text = e.to_string();
-    if super::failure::is_enospc(&text) {
-        e.because(InfraCause::DiskFull)
-    } else if super::failure::is_webhook_unreachable(&text) {
-        e.because(InfraCause::WebhookUnreachable)
-    } else {
-        e
+    match super::failure::cause_named_in(&e.to_string()) {
+        Some(cause) => e.because(cause),
+        None => e,
     }
 }
 
@@ -302,7 +298,7 @@ pub async fn execute<A: ClusterApi>(plan: &Plan, api: &A, s: &Settings) -> Scena
         Vec::new()
     } else {
         let shown = s.progress.as_ref().map(|p| p.phase(&plan.scenario, "evidence"));
-        use crate::plan::providers::local::components::{ETCD, KUBE_APISERVER};
+        use crate::names::local::{ETCD, KUBE_APISERVER};
         let control_plane_down: Vec<String> =
             s.processes.broken().into_iter().filter(|n| n == ETCD || n == KUBE_APISERVER).collect();
         let mut e = if control_plane_down.is_empty() {

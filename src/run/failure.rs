@@ -123,7 +123,7 @@ impl StepError {
     pub fn api(context: impl Into<String>, failure: ApiFailure) -> Self {
         let context = context.into();
         match failure.kind {
-            ApiFailureKind::Unreachable if is_webhook_unreachable(&failure.message) => {
+            ApiFailureKind::Unreachable if crate::kube::webhook_call_failed(&failure.message) => {
                 let detail = if context.is_empty() { failure.message } else { format!("{context}: {failure}") };
                 StepError::Infra { cause: InfraCause::WebhookUnreachable, detail }
             }
@@ -180,13 +180,17 @@ impl StepError {
     }
 }
 
-/// Whether the API server said it could not call an admission webhook (refused, or no answer within
-/// the webhook's `timeoutSeconds`): the evidence of an infrastructure failure, never a denial.
-// upstream: kubernetes/kubernetes staging/src/k8s.io/apiserver/pkg/util/webhook/error.go
-// (ErrCallingWebhook: `failed calling webhook "<name>": <cause>`)
+/// The infrastructure cause a tool's or the API server's own words name, if any: ENOSPC (a full
+/// disk) or "failed calling webhook" (a webhook the API server could not call).
 #[must_use]
-pub fn is_webhook_unreachable(text: &str) -> bool {
-    text.contains("failed calling webhook")
+pub fn cause_named_in(text: &str) -> Option<InfraCause> {
+    if is_enospc(text) {
+        Some(InfraCause::DiskFull)
+    } else if crate::kube::webhook_call_failed(text) {
+        Some(InfraCause::WebhookUnreachable)
+    } else {
+        None
+    }
 }
 
 /// ENOSPC as Rust and Go print it (strerror(28)): the machine's fault, whichever process wrote.

@@ -25,12 +25,10 @@ use crate::kube::apply::{self, AppliedRef, ApplyOptions, ApplyReport};
 use crate::kube::dry_run::{self, Denial};
 use crate::kube::ownership::Owner;
 use crate::kube::{FIELD_MANAGER, KubeError, WorkloadRef, client_for, denials, evidence, rfc3339, wait};
+use crate::names::kyverno::POLICY_WEBHOOK;
+use crate::names::telepresence::TRAFFIC_MANAGER;
 use crate::plan::WaitFor;
 
-/// The Kyverno webhook that must deny the canary (facts.md §3).
-pub use crate::names::kyverno::POLICY_WEBHOOK as KYVERNO_FAIL_WEBHOOK;
-/// The name of the traffic-manager Deployment or StatefulSet (facts.md §4).
-pub use crate::names::telepresence::TRAFFIC_MANAGER;
 /// The pod-template annotation `kubectl rollout restart` sets to the current time.
 // upstream: kubernetes/kubectl pkg/polymorphichelpers/objectrestarter.go@v0.36.3 (appsv1.Deployment case)
 pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
@@ -403,7 +401,7 @@ impl ClusterApi for KubeApi {
             .pointer("/metadata/namespace")
             .and_then(Value::as_str)
             .ok_or_else(|| ApiFailure::new("the canary Pod has no metadata.namespace"))?;
-        dry_run::await_denial(client, namespace, pod, KYVERNO_FAIL_WEBHOOK, timeout, self.poll_interval)
+        dry_run::await_denial(client, namespace, pod, POLICY_WEBHOOK, timeout, self.poll_interval)
             .await
             .map(|denial| denial.message)
             .map_err(failure)

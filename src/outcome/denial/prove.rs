@@ -4,11 +4,7 @@
 use super::{Parsed, PodSecurityCheck, Source, parse};
 use crate::outcome::expect::DeniedBy;
 use crate::scenario::expect::{ExpectedDenial, PodSecurityDenial};
-
-fn tail(s: &str, lines: usize) -> String {
-    let v: Vec<&str> = s.lines().collect();
-    v[v.len().saturating_sub(lines)..].join("\n")
-}
+use crate::text::last_lines as tail;
 
 /// `why`, then the other denials seen and the end of the last evidence text.
 fn not_found(mut why: String, others: &[String], texts: &[String]) -> String {

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use super::config::{AgentConfig, Container};
-use super::{AGENT_CONTAINER, AGENT_GROUP, INIT_CONTAINER, PREFIX, Telepresence};
+use super::{AGENT_GROUP, AGENT_INIT, PREFIX, TRAFFIC_AGENT, Telepresence};
 
 /// The agent's env and mount prefix for an app container's names (`_TEL_APP_` + `A_`, ...).
 const APP_PREFIX: &str = "_TEL_APP_";
@@ -54,7 +54,7 @@ fn distinct_gid(pod: &Value) -> u64 {
     let mut used: Vec<u64> = spec["securityContext"]["runAsGroup"].as_u64().into_iter().collect();
     for list in ["containers", "initContainers"] {
         for c in spec[list].as_array().into_iter().flatten() {
-            if c["name"] != AGENT_CONTAINER && c["name"] != INIT_CONTAINER {
+            if c["name"] != TRAFFIC_AGENT && c["name"] != AGENT_INIT {
                 used.extend(c["securityContext"]["runAsGroup"].as_u64());
             }
         }
@@ -192,7 +192,7 @@ pub fn container(tp: &Telepresence<'_>, config: &AgentConfig, pod: &Value) -> Va
         mounts
             .push(json!({"name": "traffic-manager-token", "readOnly": true, "mountPath": "/var/run/telepresence.io"}));
     }
-    let mut c = json!({"name": AGENT_CONTAINER, "image": config.agent_image, "args": ["agent"]});
+    let mut c = json!({"name": TRAFFIC_AGENT, "image": config.agent_image, "args": ["agent"]});
     if !ports.is_empty() {
         c["ports"] = Value::Array(ports);
     }
@@ -222,7 +222,7 @@ pub fn container(tp: &Telepresence<'_>, config: &AgentConfig, pod: &Value) -> Va
 pub fn init_container(tp: &Telepresence<'_>, agent_context: Option<&Value>) -> Value {
     if !tp.at_least("2.22") {
         return json!({
-            "name": INIT_CONTAINER,
+            "name": AGENT_INIT,
             "image": tp.agent_image(),
             "args": ["agent-init"],
             "env": [
@@ -249,7 +249,7 @@ pub fn init_container(tp: &Telepresence<'_>, agent_context: Option<&Value>) -> V
         }
     }
     let mut c = json!({
-        "name": INIT_CONTAINER,
+        "name": AGENT_INIT,
         "image": tp.agent_image(),
         "args": ["agent-init"],
         "env": env,

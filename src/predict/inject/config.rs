@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{AGENT_CONTAINER, Cluster, Telepresence, Workload, annotation, selects};
+use super::{Cluster, TRAFFIC_AGENT, Telepresence, Workload, annotation, selects};
 
 /// The first agent port (chart `agent.port`; upstream GeneratorConfig.AgentPort).
 pub const AGENT_PORT: u64 = 9900;
@@ -302,7 +302,7 @@ pub fn generate(tp: &Telepresence<'_>, workload: &Workload<'_>, cluster: &Cluste
     let template = workload.template;
     let meta = &template["metadata"];
     let containers: Vec<Value> = template["spec"]["containers"].as_array().cloned().unwrap_or_default();
-    for c in containers.iter().filter(|c| c["name"] != AGENT_CONTAINER) {
+    for c in containers.iter().filter(|c| c["name"] != TRAFFIC_AGENT) {
         if c["ports"].as_array().is_some_and(|ps| ps.iter().any(|p| p["containerPort"].as_u64() == Some(AGENT_PORT))) {
             return Err(Failure::User(format!("container {} exposes the agent's port {AGENT_PORT}", c["name"])));
         }
@@ -363,7 +363,7 @@ pub fn generate(tp: &Telepresence<'_>, workload: &Workload<'_>, cluster: &Cluste
         };
         for port in ports {
             let Some((ci, pi)) = resolve(port, &containers) else { continue };
-            if containers[ci]["name"] == AGENT_CONTAINER {
+            if containers[ci]["name"] == TRAFFIC_AGENT {
                 continue;
             }
             let (cp_name, cp_number) = match pi {
@@ -408,7 +408,7 @@ pub fn generate(tp: &Telepresence<'_>, workload: &Workload<'_>, cluster: &Cluste
     };
     for (proto, name, num) in &container_ports {
         // upstream: findContainerPort: a name or a number, with the same protocol.
-        let found = containers.iter().enumerate().filter(|(_, c)| c["name"] != AGENT_CONTAINER).find_map(|(ci, c)| {
+        let found = containers.iter().enumerate().filter(|(_, c)| c["name"] != TRAFFIC_AGENT).find_map(|(ci, c)| {
             c["ports"].as_array()?.iter().find_map(|p| {
                 let hit = name.as_deref().is_some_and(|n| p["name"].as_str() == Some(n))
                     || p["containerPort"].as_u64() == Some(*num);
@@ -458,7 +458,7 @@ pub fn generate(tp: &Telepresence<'_>, workload: &Workload<'_>, cluster: &Cluste
         }
         return Ok(config_of(tp, workload, cluster, ccs));
     }
-    for c in containers.iter().filter(|c| c["name"] != AGENT_CONTAINER) {
+    for c in containers.iter().filter(|c| c["name"] != TRAFFIC_AGENT) {
         if !ccs.iter().any(|cc| c["name"] == cc.name.as_str()) {
             let n = ccs.len();
             ccs.push(new_container(c, n, Vec::new()));

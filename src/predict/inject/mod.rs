@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 pub use self::config::{AgentConfig, Failure, generate};
 use crate::scenario::version::Version;
 
-pub use crate::names::telepresence::{AGENT_INIT as INIT_CONTAINER, TRAFFIC_AGENT as AGENT_CONTAINER};
+use crate::names::telepresence::{AGENT_INIT, TRAFFIC_AGENT};
 /// The group the agent runs as from 2.29 unless taken or set (facts.md §4).
 pub const AGENT_GROUP: u64 = 7439;
 /// The annotation prefix from 2.22; the legacy one is still read (facts.md §4).
@@ -238,7 +238,7 @@ pub fn inject(pod: &Value, tp: &Telepresence<'_>, workload: &Workload<'_>, clust
         return Injection::Untouched(format!("not a valid pod: {why}"));
     }
     let meta = &pod["metadata"];
-    if pod["spec"]["containers"].as_array().is_some_and(|cs| cs.iter().any(|c| c["name"] == AGENT_CONTAINER)) {
+    if pod["spec"]["containers"].as_array().is_some_and(|cs| cs.iter().any(|c| c["name"] == TRAFFIC_AGENT)) {
         return Injection::Untouched("the pod already has a traffic-agent".into());
     }
     match annotation(tp, meta, "inject-traffic-agent") {
@@ -344,7 +344,7 @@ mod tests {
     }
 
     fn agent(p: &Value) -> &Value {
-        p["spec"]["containers"].as_array().unwrap().iter().find(|c| c["name"] == AGENT_CONTAINER).unwrap()
+        p["spec"]["containers"].as_array().unwrap().iter().find(|c| c["name"] == TRAFFIC_AGENT).unwrap()
     }
 
     fn named() -> Vec<Value> {
@@ -429,7 +429,7 @@ mod tests {
                 .flatten()
                 .filter_map(|c| c["name"].as_str())
                 .collect();
-            assert_eq!(names == [INIT_CONTAINER], init, "{version}: {ports}");
+            assert_eq!(names == [AGENT_INIT], init, "{version}: {ports}");
             if init {
                 assert_eq!(
                     out["spec"]["initContainers"][0]["securityContext"],

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::config::AgentConfig;
-use super::{INIT_CONTAINER, PREFIX, Telepresence, agent};
+use super::{AGENT_INIT, PREFIX, Telepresence, agent};
 
 /// `tm-<name>`, cut to 15 characters (upstream `hiddenPortName`, ordinal 0).
 #[must_use]
@@ -61,7 +61,7 @@ pub fn apply(pod: &Value, tp: &Telepresence<'_>, config: &AgentConfig) -> Value 
     if config.needs_init() && tp.init_container_enabled() {
         let init = agent::init_container(tp, agent_container.get("securityContext"));
         let list = &mut out["spec"]["initContainers"];
-        match list.as_array_mut().and_then(|l| l.iter_mut().find(|c| c["name"] == INIT_CONTAINER)) {
+        match list.as_array_mut().and_then(|l| l.iter_mut().find(|c| c["name"] == AGENT_INIT)) {
             Some(existing) => *existing = init,
             None => push(list, init),
         }

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-pub use crate::names::local::{ETCD, KUBE_APISERVER, KUBE_CONTROLLER_MANAGER};
+use crate::names::local::{ETCD, KUBE_APISERVER, KUBE_CONTROLLER_MANAGER};
 
 /// A component to start.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
